@@ -1,0 +1,133 @@
+//! Settings for monGARS, loaded once at start-up and passed down.
+//!
+//! Precedence, lowest first:
+//! 1. `config/default.toml`, embedded in the binary: every key, its type and default;
+//! 2. an optional TOML file (`--config PATH` or `MONGARS_CONFIG`);
+//! 3. `MONGARS_*` environment variables, nested with `__`
+//!    (`MONGARS_SERVER__PORT=9000` sets `server.port`).
+//!
+//! Loading reports every problem at once, each with its dotted key and where the
+//! bad value came from. This crate is the only place in monGARS that reads the
+//! process environment (`clippy.toml` forbids `std::env::var` elsewhere).
+
+mod error;
+mod layers;
+mod secret;
+mod settings;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, Origin};
+pub use layers::{CONFIG_PATH_VAR, ENV_PREFIX};
+pub use secret::{REDACTED, Secret};
+pub use settings::*;
+pub use validate::MIN_JWT_SECRET_BYTES;
+
+use std::path::{Path, PathBuf};
+use toml::Table;
+
+/// The embedded defaults, as shipped.
+pub const DEFAULTS_TOML: &str = include_str!("../../../config/default.toml");
+
+/// What to load settings from. Tests build this by hand; the binary uses
+/// [`LoadOptions::from_process`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A settings file; `None` means defaults and environment only.
+    pub file: Option<PathBuf>,
+    /// Environment variables as (name, value); only `MONGARS_*` are used.
+    pub env: Vec<(String, String)>,
+}
+
+impl LoadOptions {
+    /// Read the process environment. `cli_file` (from `--config`) wins over
+    /// `MONGARS_CONFIG`. Variables whose value is not UTF-8 are reported.
+    pub fn from_process(cli_file: Option<PathBuf>) -> Result<Self, ConfigErrors> {
+        let mut env = Vec::new();
+        let mut errors = Vec::new();
+        #[allow(clippy::disallowed_methods)]
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !name.starts_with(ENV_PREFIX) {
+                continue;
+            }
+            match value.into_string() {
+                Ok(v) => env.push((name, v)),
+                Err(_) => errors.push(ConfigError::new(
+                    name.trim_start_matches(ENV_PREFIX).to_ascii_lowercase(),
+                    "value is not valid UTF-8",
+                    Origin::Env(name.clone()),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let file = cli_file.or_else(|| {
+            env.iter()
+                .find(|(n, v)| n == CONFIG_PATH_VAR && !v.is_empty())
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        Ok(Self { file, env })
+    }
+}
+
+/// Load, merge, type-check and validate settings.
+pub fn load(options: &LoadOptions) -> Result<Settings, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut table = defaults_table()?;
+    if let Some(path) = &options.file {
+        match read_file(path) {
+            Ok(file) => {
+                layers::merge_file(&mut table, file, &path.display().to_string(), &mut errors)
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    layers::apply_env(&mut table, options.env.iter().cloned(), &mut errors);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let settings: Settings =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigErrors::single(ConfigError::new(
+                e.path().to_string(),
+                e.inner().to_string(),
+                Origin::Validation,
+            ))
+        })?;
+    let problems = validate::validate(&settings);
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigErrors(problems))
+    }
+}
+
+/// Settings from the embedded defaults alone (plus nothing else): for tests
+/// and tools that then adjust fields directly.
+pub fn defaults() -> Result<Settings, ConfigErrors> {
+    load(&LoadOptions::default())
+}
+
+fn defaults_table() -> Result<Table, ConfigErrors> {
+    toml::from_str(DEFAULTS_TOML).map_err(|e| {
+        ConfigErrors::single(ConfigError::new(
+            "(defaults)",
+            format!("embedded defaults do not parse: {e}"),
+            Origin::Defaults,
+        ))
+    })
+}
+
+fn read_file(path: &Path) -> Result<Table, ConfigError> {
+    let origin = Origin::File(path.display().to_string());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("(file)", format!("cannot read: {e}"), origin.clone()))?;
+    toml::from_str(&text)
+        .map_err(|e| ConfigError::new("(file)", format!("not valid TOML: {e}"), origin))
+}
+
+#[cfg(test)]
+mod tests;

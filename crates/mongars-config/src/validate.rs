@@ -1,0 +1,189 @@
+//! Checks that need more than a type: ranges, lengths, combinations.
+//! Every rule pushes its own error so the operator sees all of them at once.
+
+use crate::error::{ConfigError, Origin};
+use crate::settings::Settings;
+
+/// Shortest accepted HS256 key, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+pub fn validate(s: &Settings) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut check = |ok: bool, key: &str, message: String| {
+        if !ok {
+            errors.push(ConfigError::new(key, message, Origin::Validation));
+        }
+    };
+
+    check(
+        !s.data_dir.as_os_str().is_empty(),
+        "data_dir",
+        "must not be empty".into(),
+    );
+    check(
+        is_host(&s.server.host),
+        "server.host",
+        format!("{:?} is not an IP address or host name", s.server.host),
+    );
+    check(
+        s.server.body_limit_bytes >= 1024,
+        "server.body_limit_bytes",
+        "must be at least 1024".into(),
+    );
+    check(
+        s.server.request_timeout_secs >= 1,
+        "server.request_timeout_secs",
+        "must be at least 1".into(),
+    );
+
+    let url = s.database.url.expose();
+    check(
+        url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"),
+        "database.url",
+        "must be empty (SQLite in data_dir), sqlite://PATH or postgres://...".into(),
+    );
+    check(
+        s.database.max_connections >= 1,
+        "database.max_connections",
+        "must be at least 1".into(),
+    );
+    check(
+        s.database.connect_timeout_secs >= 1,
+        "database.connect_timeout_secs",
+        "must be at least 1".into(),
+    );
+
+    let key_len = s.auth.jwt_secret.expose().len();
+    check(
+        key_len == 0 || key_len >= MIN_JWT_SECRET_BYTES,
+        "auth.jwt_secret",
+        format!(
+            "must be at least {MIN_JWT_SECRET_BYTES} bytes (got {key_len}); \
+             leave it empty to have one generated"
+        ),
+    );
+    check(
+        (1..=60 * 24 * 30).contains(&s.auth.token_ttl_minutes),
+        "auth.token_ttl_minutes",
+        "must be between 1 and 43200 (30 days)".into(),
+    );
+    let a = &s.auth;
+    check(
+        (1..=16).contains(&a.argon2_parallelism),
+        "auth.argon2_parallelism",
+        "must be between 1 and 16".into(),
+    );
+    check(
+        a.argon2_memory_kib >= 8 * a.argon2_parallelism.max(1) && a.argon2_memory_kib <= 4 << 20,
+        "auth.argon2_memory_kib",
+        "must be at least 8 x argon2_parallelism and at most 4194304 (4 GiB)".into(),
+    );
+    check(
+        (1..=64).contains(&a.argon2_iterations),
+        "auth.argon2_iterations",
+        "must be between 1 and 64".into(),
+    );
+    check(
+        a.throttle.window_secs >= 1,
+        "auth.throttle.window_secs",
+        "must be at least 1".into(),
+    );
+    check(
+        a.throttle.max_failures_per_user >= 1,
+        "auth.throttle.max_failures_per_user",
+        "must be at least 1".into(),
+    );
+    check(
+        a.throttle.max_failures_per_address >= 1,
+        "auth.throttle.max_failures_per_address",
+        "must be at least 1".into(),
+    );
+
+    let b = &s.bootstrap;
+    check(
+        b.admin_username.is_empty() == !b.admin_password.is_set(),
+        "bootstrap.admin_password",
+        "bootstrap.admin_username and bootstrap.admin_password must be set together".into(),
+    );
+    check(
+        !b.admin_password.is_set() || b.admin_password.expose().chars().count() >= 8,
+        "bootstrap.admin_password",
+        "must be at least 8 characters".into(),
+    );
+
+    check(
+        level_ok(&s.logging.level),
+        "logging.level",
+        format!(
+            "{:?} is not a log filter: use a level ({}) or target=level pairs separated by commas",
+            s.logging.level,
+            LEVELS.join(", ")
+        ),
+    );
+    errors
+}
+
+fn is_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+        })
+}
+
+fn level_ok(filter: &str) -> bool {
+    !filter.trim().is_empty()
+        && filter.split(',').map(str::trim).all(|directive| {
+            let level = directive.rsplit('=').next().unwrap_or(directive);
+            let target_ok = match directive.split_once('=') {
+                Some((target, _)) => {
+                    !target.is_empty()
+                        && target
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c))
+                }
+                None => true,
+            };
+            target_ok && LEVELS.contains(&level.to_ascii_lowercase().as_str())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for ok in ["127.0.0.1", "0.0.0.0", "::1", "localhost", "my-host.lan"] {
+            assert!(is_host(ok), "{ok}");
+        }
+        for bad in ["", "a b", "-x", "x..y", "http://x"] {
+            assert!(!is_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn levels() {
+        for ok in [
+            "info",
+            "WARN",
+            "mongars=debug,tower_http=info",
+            "sqlx::query=warn",
+        ] {
+            assert!(level_ok(ok), "{ok}");
+        }
+        for bad in ["", "loud", "mongars=", "=info", "a b=info"] {
+            assert!(!level_ok(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Accounts and access tokens: login with throttling, token checks with
+//! revocation, registration, password changes and first-admin bootstrap.
+
+mod password;
+mod service;
+mod throttle;
+mod token;
+
+pub use password::{HashParams, PasswordHasher, Verification};
+pub use service::{AuthOptions, AuthService, LoginOutcome, Principal};
+pub use throttle::{AttemptKeys, LoginThrottle, ThrottlePolicy};
+pub use token::{Claims, IssuedToken, TokenCodec};

@@ -1,0 +1,85 @@
+//! The one error type of the core layer. Each variant has a stable machine
+//! code that clients may rely on; the HTTP layer maps variants to statuses in
+//! one place. Internal details (`Internal`, `Unavailable`) are for logs only.
+
+use crate::ports::RepoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Input that parses but breaks a rule.
+    #[error("{message}")]
+    Validation {
+        field: &'static str,
+        message: String,
+    },
+    /// Unknown user, wrong password or disabled account: deliberately alike.
+    #[error("Invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins for this username or client address.
+    #[error("Too many failed login attempts; try again later")]
+    Throttled { retry_after_secs: u64 },
+    /// No bearer token was sent.
+    #[error("Not authenticated")]
+    MissingToken,
+    /// A token that is malformed, badly signed, expired or revoked.
+    #[error("Invalid or expired token")]
+    InvalidToken,
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The current password given for a password change is wrong.
+    #[error("Current password is incorrect")]
+    WrongPassword,
+    #[error("Bootstrap of the first admin is disabled")]
+    BootstrapDisabled,
+    #[error("An admin account already exists")]
+    AdminExists,
+    #[error("Username already exists")]
+    UserExists,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A dependency (database...) cannot be reached. The text is logged, not sent.
+    #[error("Service temporarily unavailable")]
+    Unavailable(String),
+    /// A bug or an unexpected failure. The text is logged, not sent.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// Stable machine-readable code, sent to clients as `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::Validation { .. } => "request.validation",
+            CoreError::InvalidCredentials => "auth.invalid_credentials",
+            CoreError::Throttled { .. } => "auth.throttled",
+            CoreError::MissingToken => "auth.token_missing",
+            CoreError::InvalidToken => "auth.token_invalid",
+            CoreError::Forbidden(_) => "auth.forbidden",
+            CoreError::WrongPassword => "auth.wrong_password",
+            CoreError::BootstrapDisabled => "bootstrap.disabled",
+            CoreError::AdminExists => "bootstrap.admin_exists",
+            CoreError::UserExists => "user.exists",
+            CoreError::NotFound(_) => "resource.not_found",
+            CoreError::Unavailable(_) => "service.unavailable",
+            CoreError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        CoreError::Validation {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RepoError> for CoreError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Duplicate => CoreError::Internal("unexpected duplicate key".into()),
+            RepoError::Unavailable(m) => CoreError::Unavailable(m),
+            RepoError::Other(m) => CoreError::Internal(m),
+        }
+    }
+}

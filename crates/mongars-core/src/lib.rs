@@ -1,0 +1,12 @@
+//! The core of monGARS: domain types, services and the port traits they need.
+//!
+//! Nothing here opens a socket or a file: storage, HTTP and inference are
+//! adapters in other crates that implement the traits in [`ports`]. Services
+//! are plain structs built once at start-up and shared behind `Arc`s.
+
+pub mod auth;
+pub mod domain;
+pub mod error;
+pub mod ports;
+
+pub use error::CoreError;

@@ -1,0 +1,90 @@
+//! Port traits: what the core needs from the outside world. Adapters live in
+//! other crates (`mongars-store` for the database); tests may supply their own.
+
+use crate::domain::{NewUser, StoredUser, User};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Failures of a repository, reduced to what the core can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    /// A unique constraint refused the write.
+    #[error("duplicate key")]
+    Duplicate,
+    /// The store cannot be reached or timed out.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Insert an account. `Duplicate` when the username (case-insensitive) exists.
+    async fn insert(&self, user: NewUser) -> Result<User, RepoError>;
+    /// Insert an admin only if no admin exists, atomically. `Ok(None)` when one does.
+    async fn insert_first_admin(&self, user: NewUser) -> Result<Option<User>, RepoError>;
+    /// Look up by the case-folded username.
+    async fn find_by_key(&self, username_key: &str) -> Result<Option<StoredUser>, RepoError>;
+    /// All accounts, sorted by username.
+    async fn list(&self) -> Result<Vec<User>, RepoError>;
+    async fn count_admins(&self) -> Result<u64, RepoError>;
+    /// Replace the hash. With `revoke`, bump the token version so that every
+    /// token issued before stops working.
+    async fn update_password(&self, id: i64, hash: &str, revoke: bool) -> Result<(), RepoError>;
+    /// Disable or enable; always revokes outstanding tokens.
+    async fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), RepoError>;
+    async fn record_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), RepoError>;
+}
+
+/// A counter of failed logins in a fixed window, one per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureWindow {
+    pub failures: u32,
+    /// Unix milliseconds at which the window opened.
+    pub started_at_ms: i64,
+}
+
+/// Storage of failed-login counters, shared by every replica that shares the store.
+#[async_trait]
+pub trait LoginThrottleStore: Send + Sync {
+    /// The open window of `key` at `now_ms`, if any.
+    async fn window(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<FailureWindow>, RepoError>;
+    /// Count one failure, opening a new window when the last one has closed.
+    async fn record_failure(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<FailureWindow, RepoError>;
+    async fn clear(&self, key: &str) -> Result<(), RepoError>;
+    /// Forget closed windows; returns how many were removed.
+    async fn purge_expired(&self, now_ms: i64, window_ms: i64) -> Result<u64, RepoError>;
+}
+
+/// One dependency that `/ready` checks.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// `Err` carries a short reason safe to show an operator.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Source of the current time, swappable in tests.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

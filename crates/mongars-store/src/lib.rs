@@ -1,0 +1,20 @@
+//! Storage for monGARS on SQLite (the embedded default) or PostgreSQL.
+//!
+//! [`Database`] owns the connection pool and the embedded migrations; the
+//! repositories implement the core's port traits. SQL is written once, with
+//! `$N` placeholders that both engines accept, and run on either pool by the
+//! `on_pool!` macro; only the migrations differ per engine.
+
+mod db;
+mod error;
+mod health;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod throttle;
+mod users;
+
+pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
+pub use error::StoreError;
+pub use health::{DatabaseCheck, MigrationsCheck};
+pub use throttle::SqlThrottleStore;
+pub use users::SqlUserRepository;

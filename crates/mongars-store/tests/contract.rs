@@ -1,0 +1,206 @@
+//! Repository contract: the same checks against SQLite and PostgreSQL.
+//!
+//! PostgreSQL tests need `MONGARS_TEST_POSTGRES_URL` (set by `make test`,
+//! which starts a server on loopback). Without it they are skipped with a
+//! message, except under CI=true where a missing server is a failure.
+
+use chrono::Utc;
+use mongars_core::domain::{NewUser, Role, Username};
+use mongars_core::ports::{LoginThrottleStore, RepoError, UserRepository};
+use mongars_store::{Database, SqlThrottleStore, SqlUserRepository, testing};
+use std::sync::Arc;
+
+async fn sqlite() -> (Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (testing::fresh_sqlite(dir.path()).await, dir)
+}
+
+async fn postgres() -> Option<Database> {
+    match std::env::var("MONGARS_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(testing::fresh_postgres(&url).await),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but MONGARS_TEST_POSTGRES_URL is not set: run `make test`")
+        }
+        _ => {
+            eprintln!(
+                "skipped: PostgreSQL contract test (set MONGARS_TEST_POSTGRES_URL or run `make test`)"
+            );
+            None
+        }
+    }
+}
+
+/// Generate one test per engine for each contract check.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test] async fn $name() { let (db, _dir) = super::sqlite().await; super::$name(db).await; })*
+        }
+        mod on_postgres {
+            $(#[tokio::test] async fn $name() { if let Some(db) = super::postgres().await { super::$name(db).await; } })*
+        }
+    };
+}
+
+contract!(
+    users_are_unique_case_insensitively,
+    list_is_sorted_and_hides_nothing,
+    password_update_and_revocation,
+    disable_revokes,
+    first_admin_is_created_once_under_concurrency,
+    throttle_counts_and_windows,
+    throttle_counts_concurrent_failures,
+    migrations_are_current_and_idempotent,
+);
+
+fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser {
+        username: Username::parse(name).unwrap(),
+        password_hash: format!("$argon2id$fake${name}"),
+        role,
+    }
+}
+
+async fn users_are_unique_case_insensitively(db: Database) {
+    let repo = SqlUserRepository::new(db);
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    let alice = repo.insert(new_user("Alice", Role::User)).await.unwrap();
+    assert_eq!(alice.username, "Alice");
+    assert_eq!(alice.role, Role::User);
+    assert!(!alice.disabled);
+    assert_eq!(alice.token_version, 0);
+    assert!(alice.created_at >= before && alice.created_at <= Utc::now());
+    assert_eq!(
+        repo.insert(new_user("aLICE", Role::User))
+            .await
+            .unwrap_err(),
+        RepoError::Duplicate
+    );
+    let found = repo.find_by_key("alice").await.unwrap().unwrap();
+    assert_eq!(found.user, alice);
+    assert_eq!(found.password_hash, "$argon2id$fake$Alice");
+    assert!(repo.find_by_key("bob").await.unwrap().is_none());
+}
+
+async fn list_is_sorted_and_hides_nothing(db: Database) {
+    let repo = SqlUserRepository::new(db);
+    for name in ["carol", "Bob", "alice"] {
+        repo.insert(new_user(name, Role::User)).await.unwrap();
+    }
+    repo.insert(new_user("root", Role::Admin)).await.unwrap();
+    let names: Vec<String> = repo
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["alice", "Bob", "carol", "root"]);
+    assert_eq!(repo.count_admins().await.unwrap(), 1);
+}
+
+async fn password_update_and_revocation(db: Database) {
+    let repo = SqlUserRepository::new(db);
+    let u = repo.insert(new_user("dave", Role::User)).await.unwrap();
+    repo.update_password(u.id, "h2", false).await.unwrap();
+    let s = repo.find_by_key("dave").await.unwrap().unwrap();
+    assert_eq!((s.password_hash.as_str(), s.user.token_version), ("h2", 0));
+    repo.update_password(u.id, "h3", true).await.unwrap();
+    let s = repo.find_by_key("dave").await.unwrap().unwrap();
+    assert_eq!((s.password_hash.as_str(), s.user.token_version), ("h3", 1));
+    assert!(s.user.updated_at >= u.updated_at);
+    let at = Utc::now();
+    repo.record_login(u.id, at).await.unwrap();
+    let s = repo.find_by_key("dave").await.unwrap().unwrap();
+    let seen = s.user.last_login_at.unwrap();
+    assert!((seen - at).num_milliseconds().abs() < 5, "{seen} vs {at}");
+    assert!(repo.update_password(9999, "x", true).await.is_err());
+}
+
+async fn disable_revokes(db: Database) {
+    let repo = SqlUserRepository::new(db);
+    let u = repo.insert(new_user("erin", Role::User)).await.unwrap();
+    repo.set_disabled(u.id, true).await.unwrap();
+    let s = repo.find_by_key("erin").await.unwrap().unwrap();
+    assert!(s.user.disabled);
+    assert_eq!(s.user.token_version, 1);
+    repo.set_disabled(u.id, false).await.unwrap();
+    let s = repo.find_by_key("erin").await.unwrap().unwrap();
+    assert!(!s.user.disabled);
+    assert_eq!(s.user.token_version, 2);
+}
+
+async fn first_admin_is_created_once_under_concurrency(db: Database) {
+    let repo = Arc::new(SqlUserRepository::new(db));
+    let attempts = (0..6).map(|i| {
+        let repo = repo.clone();
+        tokio::spawn(async move {
+            repo.insert_first_admin(new_user(&format!("admin{i}"), Role::Admin))
+                .await
+        })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let created = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter(|r| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(repo.count_admins().await.unwrap(), 1);
+    assert!(
+        repo.insert_first_admin(new_user("late", Role::Admin))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn throttle_counts_and_windows(db: Database) {
+    let t = SqlThrottleStore::new(db);
+    let (w, now) = (1_000i64, 1_700_000_000_000i64);
+    assert!(t.window("user:a", now, w).await.unwrap().is_none());
+    for i in 1..=3 {
+        let win = t.record_failure("user:a", now + i, w).await.unwrap();
+        assert_eq!((win.failures, win.started_at_ms), (i as u32, now + 1));
+    }
+    let open = t.window("user:a", now + 500, w).await.unwrap().unwrap();
+    assert_eq!(open.failures, 3);
+    // The window closes; the next failure opens a new one.
+    assert!(t.window("user:a", now + 1 + w, w).await.unwrap().is_none());
+    let fresh = t.record_failure("user:a", now + 2 * w, w).await.unwrap();
+    assert_eq!((fresh.failures, fresh.started_at_ms), (1, now + 2 * w));
+    t.clear("user:a").await.unwrap();
+    assert!(t.window("user:a", now + 2 * w, w).await.unwrap().is_none());
+    t.record_failure("addr:1", now, w).await.unwrap();
+    t.record_failure("addr:2", now + 5 * w, w).await.unwrap();
+    assert_eq!(t.purge_expired(now + 5 * w, w).await.unwrap(), 1);
+    assert!(t.window("addr:2", now + 5 * w, w).await.unwrap().is_some());
+}
+
+async fn throttle_counts_concurrent_failures(db: Database) {
+    let t = Arc::new(SqlThrottleStore::new(db));
+    let now = 1_700_000_000_000i64;
+    let tasks = (0..20).map(|_| {
+        let t = t.clone();
+        tokio::spawn(async move { t.record_failure("user:z", now, 60_000).await })
+    });
+    for r in futures_util::future::join_all(tasks).await {
+        r.unwrap().unwrap();
+    }
+    assert_eq!(
+        t.window("user:z", now, 60_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        20
+    );
+}
+
+async fn migrations_are_current_and_idempotent(db: Database) {
+    let status = db.migration_status().await.unwrap();
+    assert!(status.is_current(), "{status:?}");
+    assert!(status.applied.contains(&1));
+    assert!(db.migrate().await.unwrap().is_empty());
+    db.ping().await.unwrap();
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Start or stop a throw-away PostgreSQL server on loopback for the test suite.
+#   scripts/test-postgres.sh start   prints the admin URL on stdout
+#   scripts/test-postgres.sh stop
+# Uses Debian's postgresql package (installed by scripts/deps.sh). As root the
+# server runs as the `postgres` system user, since PostgreSQL refuses root.
+set -euo pipefail
+
+PORT="${MONGARS_PG_PORT:-55432}"
+BASE="${MONGARS_PG_DIR:-${TMPDIR:-/tmp}/mongars-test-pg-$PORT}"
+DATA="$BASE/data"
+
+bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] || { echo "PostgreSQL server binaries not found: apt-get install postgresql" >&2; exit 1; }
+  echo "$d"
+}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+url() { echo "postgres://postgres@127.0.0.1:$PORT/postgres"; }
+
+start() {
+  local bin; bin=$(bindir)
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
+    url; return 0
+  fi
+  rm -rf "$BASE"
+  mkdir -p "$BASE"
+  [ "$(id -u)" = 0 ] && chown postgres: "$BASE"
+  as_owner "$bin/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >"$BASE/initdb.log" 2>&1 \
+    || { cat "$BASE/initdb.log" >&2; exit 1; }
+  # Throw-away data: durability off for speed.
+  as_owner "$bin/pg_ctl" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    >/dev/null || { cat "$BASE/server.log" >&2; exit 1; }
+  url
+}
+
+stop() {
+  local bin; bin=$(bindir)
+  if [ -d "$DATA" ]; then
+    as_owner "$bin/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$BASE"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -86,23 +86,22 @@ pub fn load(options: &LoadOptions) -> Result<Settings, ConfigErrors> {
         }
     }
     layers::apply_env(&mut table, options.env.iter().cloned(), &mut errors);
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
+    // A value refused above kept its default, so the tree still has the right
+    // types: go on and report the remaining problems in the same run.
+    match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
+        Ok(settings) => {
+            errors.extend(validate::validate(&settings));
+            if errors.is_empty() {
+                return Ok(settings);
+            }
+        }
+        Err(e) => errors.push(ConfigError::new(
+            e.path().to_string(),
+            e.inner().to_string(),
+            Origin::Validation,
+        )),
     }
-    let settings: Settings =
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            ConfigErrors::single(ConfigError::new(
-                e.path().to_string(),
-                e.inner().to_string(),
-                Origin::Validation,
-            ))
-        })?;
-    let problems = validate::validate(&settings);
-    if problems.is_empty() {
-        Ok(settings)
-    } else {
-        Err(ConfigErrors(problems))
-    }
+    Err(ConfigErrors(errors))
 }
 
 /// Settings from the embedded defaults alone (plus nothing else): for tests

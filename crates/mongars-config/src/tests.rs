@@ -43,10 +43,15 @@ fn every_problem_is_reported_at_once() {
             ("MONGARS_SERVER__PORT", "abc"),
             ("MONGARS_AUTH__TOKEN_TTL_MINUTES", "soon"),
             ("MONGARS_SERVER__NOPE", "1"),
+            ("MONGARS_AUTH__JWT_SECRET", "too-short"),
         ]),
     })
     .unwrap_err();
-    assert_eq!(err.0.len(), 3, "{err}");
+    assert_eq!(err.0.len(), 4, "{err}");
+    assert!(
+        err.mentions("auth.jwt_secret"),
+        "type and rule errors together: {err}"
+    );
     assert!(err.mentions("server.port"));
     assert!(err.mentions("auth.token_ttl_minutes"));
     assert!(err.mentions("server.nope"));

@@ -1,1 +1,16 @@
-//! placeholder
+//! The HTTP surface of monGARS, on axum.
+//!
+//! [`router`] lists every route; handlers live in `routes/`, one file per
+//! resource; [`error::ApiError`] is the only place errors become statuses and
+//! bodies. Handlers call core services through [`AppState`] and never touch
+//! storage directly.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use router::router;
+pub use state::{AppState, HttpOptions};

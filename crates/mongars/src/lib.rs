@@ -1,1 +1,9 @@
+//! The `mongars` binary as a library: the CLI, the app assembly that the
+//! tests share with `mongars serve`, and start-up helpers.
 
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod hardware;
+pub mod jwt_key;
+pub mod telemetry;

@@ -1,1 +1,42 @@
-fn main() {}
+//! Entry point: parse the command line, load settings once, run the command.
+
+use clap::Parser;
+use mongars::cli::{Cli, Command, ConfigCommand};
+use mongars_config::{LoadOptions, load};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match LoadOptions::from_process(cli.config.clone()).and_then(|o| load(&o)) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    // `config show` prints only the settings; everything else logs.
+    if !matches!(cli.command, Command::Config(ConfigCommand::Show)) {
+        if let Err(e) = mongars::telemetry::init(&settings.logging) {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mongars::commands::run(cli.command, settings)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

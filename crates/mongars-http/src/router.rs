@@ -1,0 +1,52 @@
+//! Every route of the server, in one place, and the middleware around them.
+
+use crate::middleware::{self as mw, REQUEST_ID};
+use crate::routes::{auth, health, users};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.http.request_timeout;
+    let body_limit = state.http.body_limit_bytes;
+
+    let api = Router::new()
+        // operations
+        .route("/healthz", get(health::healthz))
+        .route("/ready", get(health::ready))
+        // tokens
+        .route("/token", post(auth::token))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/bootstrap-admin", post(auth::bootstrap_admin))
+        // accounts
+        .route("/api/v1/user/register", post(users::register))
+        .route("/api/v1/user/list", get(users::list))
+        .route("/api/v1/user/change-password", post(users::change_password))
+        .route_layer(axum::middleware::from_fn(mw::record_route))
+        .fallback(mw::not_found)
+        .method_not_allowed_fallback(mw::method_not_allowed)
+        .with_state(state);
+
+    api.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(mw::request_span)
+                    .on_request(())
+                    .on_response(mw::log_response)
+                    .on_failure(()),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+            .layer(CatchPanicLayer::custom(mw::panic_response))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                mw::timeout(timeout, req, next)
+            }))
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
+}

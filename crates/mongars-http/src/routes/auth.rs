@@ -1,0 +1,115 @@
+//! Tokens: OAuth2 password flow, JSON login, first-admin bootstrap.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiForm, ApiJson, ClientAddr, check_len};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use mongars_core::domain::{Password, Username};
+use serde::{Deserialize, Serialize};
+
+/// `POST /token` form fields (OAuth2 password grant).
+#[derive(Deserialize)]
+pub struct TokenForm {
+    username: String,
+    password: String,
+    grant_type: Option<String>,
+    #[allow(dead_code)]
+    scope: Option<String>,
+    #[allow(dead_code)]
+    client_id: Option<String>,
+    #[allow(dead_code)]
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiForm(form): ApiForm<TokenForm>,
+) -> ApiResult<Json<TokenResponse>> {
+    if let Some(grant) = form.grant_type.as_deref().filter(|g| !g.is_empty()) {
+        if grant != "password" {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "auth.unsupported_grant_type",
+                "Only grant_type=password is supported",
+            ));
+        }
+    }
+    check_len("username", &form.username, 1, 128)?;
+    let password = Password::for_login(&form.password)?;
+    let out = state
+        .auth
+        .login(&form.username, &password, client.0)
+        .await?;
+    Ok(Json(TokenResponse {
+        access_token: out.token,
+        token_type: "bearer",
+        expires_in: out.expires_in_secs,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    access_token: String,
+    token_type: &'static str,
+    admin: bool,
+    expires_in: u64,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    check_len("username", &req.username, 1, 128)?;
+    let password = Password::for_login(&req.password)?;
+    let out = state.auth.login(&req.username, &password, client.0).await?;
+    Ok(Json(LoginResponse {
+        access_token: out.token,
+        token_type: "bearer",
+        admin: out.user.is_admin(),
+        expires_in: out.expires_in_secs,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct BootstrapRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct BootstrapResponse {
+    created: bool,
+    username: String,
+    admin: bool,
+}
+
+pub async fn bootstrap_admin(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<BootstrapRequest>,
+) -> ApiResult<Json<BootstrapResponse>> {
+    let username = Username::parse(&req.username)?;
+    let password = Password::new_secret(&req.password, "password")?;
+    let user = state.auth.bootstrap_admin(username, &password).await?;
+    Ok(Json(BootstrapResponse {
+        created: true,
+        username: user.username,
+        admin: true,
+    }))
+}

@@ -1,0 +1,6 @@
+//! Handlers, one file per resource. Handlers parse input, call one core
+//! service and shape the answer; no SQL and no business rules here.
+
+pub mod auth;
+pub mod health;
+pub mod users;

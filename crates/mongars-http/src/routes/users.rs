@@ -1,0 +1,70 @@
+//! Accounts: registration, listing, password change.
+
+use crate::error::ApiResult;
+use crate::extract::{AdminUser, ApiJson, AuthUser};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use mongars_core::domain::{Password, Username};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+pub struct RegisterRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct RegisterResponse {
+    status: &'static str,
+    is_admin: bool,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Option<AuthUser>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Json<RegisterResponse>> {
+    let username = Username::parse(&req.username)?;
+    let password = Password::new_secret(&req.password, "password")?;
+    let actor = caller.as_ref().map(|AuthUser(p)| p);
+    let user = state.auth.register(actor, username, &password).await?;
+    Ok(Json(RegisterResponse {
+        status: "registered",
+        is_admin: user.is_admin(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct UserList {
+    users: Vec<String>,
+}
+
+pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<UserList>> {
+    let users = state.auth.list_users().await?;
+    Ok(Json(UserList {
+        users: users.into_iter().map(|u| u.username).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordRequest {
+    old_password: String,
+    new_password: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusResponse {
+    status: &'static str,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> ApiResult<Json<StatusResponse>> {
+    let old = Password::for_login(&req.old_password)?;
+    let new = Password::new_secret(&req.new_password, "new_password")?;
+    state.auth.change_password(&principal, &old, &new).await?;
+    Ok(Json(StatusResponse { status: "changed" }))
+}

@@ -1,0 +1,22 @@
+//! Shared state of the HTTP layer: one `Clone` struct of `Arc`s.
+
+use mongars_core::auth::AuthService;
+use mongars_core::ports::HealthCheck;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// HTTP behaviour taken from settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    /// Checked by `/ready`, in order.
+    pub readiness: Arc<[Arc<dyn HealthCheck>]>,
+    pub http: HttpOptions,
+}

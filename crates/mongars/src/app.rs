@@ -1,0 +1,204 @@
+//! Assembly of the application from settings. `mongars serve` and the tests
+//! call the same [`build`], then [`serve`] on a listener of their choice.
+
+use crate::jwt_key;
+use anyhow::Context;
+use axum::Router;
+use mongars_config::{DatabaseTarget, Settings};
+use mongars_core::CoreError;
+use mongars_core::auth::{
+    AuthOptions, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy, TokenCodec,
+};
+use mongars_core::domain::{Password, Username};
+use mongars_core::ports::{HealthCheck, SystemClock};
+use mongars_http::{AppState, HttpOptions};
+use mongars_store::{
+    Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlThrottleStore,
+    SqlUserRepository,
+};
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A built application: the router and what background work and commands need.
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub auth: Arc<AuthService>,
+    pub router: Router,
+}
+
+/// Open the database (migrating when configured), load the signing key,
+/// build the services and the router, and create the first admin named in
+/// settings if there is no admin yet.
+pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    let db = open_database(&settings).await?;
+    if settings.database.migrate_on_start {
+        let applied = db.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+    }
+    let (key, source) = jwt_key::resolve(&settings)?;
+    tracing::info!(source = ?source, "JWT signing key loaded");
+    let auth = Arc::new(auth_service(&settings, &db, &key).await?);
+    bootstrap_from_settings(&settings, &auth).await?;
+
+    let readiness: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(DatabaseCheck(db.clone())),
+        Arc::new(MigrationsCheck(db.clone())),
+    ];
+    let state = AppState {
+        auth: auth.clone(),
+        readiness: readiness.into(),
+        http: HttpOptions {
+            body_limit_bytes: settings.server.body_limit_bytes,
+            request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
+            trust_forwarded_for: settings.server.trust_forwarded_for,
+        },
+    };
+    Ok(App {
+        settings: Arc::new(settings),
+        db,
+        auth,
+        router: mongars_http::router(state),
+    })
+}
+
+/// Serve until `shutdown` resolves, then finish requests in flight for at
+/// most `server.shutdown_grace_secs`.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
+    let purge = tokio::spawn(purge_throttle_windows(app.auth.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = app
+        .router
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let mut server = tokio::spawn(
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(());
+            })
+            .into_future(),
+    );
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = stop_rx => {
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing requests in flight");
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("grace period over; closing remaining connections");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    purge.abort();
+    app.db.close().await;
+    result
+        .context("server task failed")?
+        .context("server error")
+}
+
+/// Open the configured database without migrating.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    let target = match settings.database_target() {
+        DatabaseTarget::Sqlite(path) => DbTarget::Sqlite(path),
+        DatabaseTarget::Postgres(url) => DbTarget::Postgres(url.expose().to_string()),
+    };
+    let cfg = DbConfig {
+        target,
+        max_connections: settings.database.max_connections,
+        connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
+    };
+    Ok(Database::connect(&cfg).await?)
+}
+
+/// The auth service on `db`, signing with `key`.
+pub async fn auth_service(
+    settings: &Settings,
+    db: &Database,
+    key: &[u8],
+) -> anyhow::Result<AuthService> {
+    let a = &settings.auth;
+    let hasher = PasswordHasher::new(
+        HashParams {
+            memory_kib: a.argon2_memory_kib,
+            iterations: a.argon2_iterations,
+            parallelism: a.argon2_parallelism,
+        },
+        a.max_concurrent_hashes as usize,
+    )
+    .await?;
+    let throttle = LoginThrottle::new(
+        Arc::new(SqlThrottleStore::new(db.clone())),
+        ThrottlePolicy {
+            window_secs: a.throttle.window_secs,
+            max_failures_per_user: a.throttle.max_failures_per_user,
+            max_failures_per_address: a.throttle.max_failures_per_address,
+        },
+    );
+    Ok(AuthService::new(
+        Arc::new(SqlUserRepository::new(db.clone())),
+        throttle,
+        hasher,
+        TokenCodec::new(key, u64::from(a.token_ttl_minutes) * 60),
+        Arc::new(SystemClock),
+        AuthOptions {
+            open_registration: a.open_registration,
+            bootstrap_enabled: settings.bootstrap.endpoint_enabled,
+        },
+    ))
+}
+
+async fn bootstrap_from_settings(settings: &Settings, auth: &AuthService) -> anyhow::Result<()> {
+    let b = &settings.bootstrap;
+    if b.admin_username.is_empty() {
+        if auth.count_admins().await? == 0 {
+            tracing::warn!(
+                "no admin account yet: run `mongars user add NAME --admin`, set \
+                 bootstrap.admin_username/admin_password, or POST /api/v1/auth/bootstrap-admin"
+            );
+        }
+        return Ok(());
+    }
+    let username = Username::parse(&b.admin_username).context("bootstrap.admin_username")?;
+    let password = Password::new_secret(b.admin_password.expose(), "bootstrap.admin_password")
+        .context("bootstrap.admin_password")?;
+    match auth.create_first_admin(username, &password).await {
+        Ok(user) => tracing::info!(username = %user.username, "first admin created from settings"),
+        Err(CoreError::AdminExists) => {
+            tracing::debug!("an admin exists; bootstrap settings ignored")
+        }
+        Err(CoreError::UserExists) => tracing::warn!(
+            username = %b.admin_username,
+            "bootstrap.admin_username names an existing non-admin account; no admin created"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Forget closed failed-login windows now and then.
+async fn purge_throttle_windows(auth: Arc<AuthService>) {
+    let every = Duration::from_secs(auth.throttle().policy().window_secs.clamp(10, 3600));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        match auth.throttle().purge(now).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "closed login windows purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging login windows failed"),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `mongars doctor`: a readable check of the installation.
+
+use crate::app;
+use crate::hardware::{HardwareProfile, MachineKind};
+use crate::jwt_key;
+use mongars_config::{DatabaseTarget, Settings};
+
+pub async fn run(settings: Settings) -> anyhow::Result<i32> {
+    let mut problems = 0;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        if !ok {
+            problems += 1;
+        }
+        println!("[{}] {what:<14} {detail}", if ok { " ok " } else { "FAIL" });
+    };
+
+    println!("monGARS {}", env!("CARGO_PKG_VERSION"));
+    line(true, "settings", "valid".into());
+    let data = &settings.data_dir;
+    let writable = std::fs::create_dir_all(data).is_ok() && probe_write(data);
+    line(
+        writable,
+        "data folder",
+        format!(
+            "{} {}",
+            data.display(),
+            if writable {
+                "(writable)"
+            } else {
+                "is not writable"
+            }
+        ),
+    );
+
+    let target = match settings.database_target() {
+        DatabaseTarget::Sqlite(p) => format!("SQLite at {}", p.display()),
+        DatabaseTarget::Postgres(_) => "PostgreSQL (URL redacted)".to_string(),
+    };
+    match app::open_database(&settings).await {
+        Ok(db) => {
+            line(db.ping().await.is_ok(), "database", target);
+            match db.migration_status().await {
+                Ok(s) if s.is_current() => line(
+                    true,
+                    "migrations",
+                    format!("{} applied, none pending", s.applied.len()),
+                ),
+                Ok(s) => line(
+                    settings.database.migrate_on_start,
+                    "migrations",
+                    format!(
+                        "{} pending ({})",
+                        s.pending.len(),
+                        if settings.database.migrate_on_start {
+                            "applied on serve"
+                        } else {
+                            "run `mongars migrate`"
+                        }
+                    ),
+                ),
+                Err(e) => line(false, "migrations", e.to_string()),
+            }
+            let admins: i64 = admin_count(&settings, &db).await;
+            line(
+                admins != 0,
+                "admin accounts",
+                match admins {
+                    -1 => "unknown (schema not created yet)".into(),
+                    0 => "none: run `mongars user add NAME --admin`".into(),
+                    n => n.to_string(),
+                },
+            );
+            db.close().await;
+        }
+        Err(e) => line(false, "database", format!("{target}: {e}")),
+    }
+    let key = jwt_key::describe(&settings);
+    line(!key.starts_with("PROBLEM"), "signing key", key);
+
+    let hw = HardwareProfile::detect();
+    let kind = match hw.kind {
+        MachineKind::RaspberryPi => "Raspberry Pi",
+        MachineKind::Jetson => "NVIDIA Jetson",
+        MachineKind::Generic => "generic",
+    };
+    let board = hw.board.clone().unwrap_or_else(|| "-".into());
+    println!("[info] {:<14} {kind} ({board})", "machine");
+    let quota = hw
+        .cgroup_cpus
+        .map_or("no cgroup quota".into(), |c| format!("cgroup quota {c:.2}"));
+    println!(
+        "[info] {:<14} {} usable ({} online, {quota})",
+        "cpus",
+        hw.usable_cpus(),
+        hw.cpus
+    );
+    let mib = |b: u64| b / (1024 * 1024);
+    let mem = match (hw.memory_bytes, hw.cgroup_memory_bytes) {
+        (Some(m), Some(c)) => format!("{} MiB RAM, cgroup limit {} MiB", mib(m), mib(c)),
+        (Some(m), None) => format!("{} MiB RAM, no cgroup limit", mib(m)),
+        (None, Some(c)) => format!("cgroup limit {} MiB", mib(c)),
+        (None, None) => "unknown".into(),
+    };
+    println!("[info] {:<14} {mem}", "memory");
+    let hashes = match settings.auth.max_concurrent_hashes {
+        0 => hw.usable_cpus(),
+        n => n as usize,
+    };
+    println!(
+        "[info] {:<14} {hashes} password hashes at once, argon2id m={} KiB t={} p={}",
+        "auth",
+        settings.auth.argon2_memory_kib,
+        settings.auth.argon2_iterations,
+        settings.auth.argon2_parallelism
+    );
+
+    if problems > 0 {
+        println!("{problems} problem(s) found");
+        Ok(1)
+    } else {
+        println!("all checks passed");
+        Ok(0)
+    }
+}
+
+fn probe_write(dir: &std::path::Path) -> bool {
+    let probe = dir.join(".doctor-probe");
+    let ok = std::fs::write(&probe, b"ok").is_ok();
+    let _ = std::fs::remove_file(probe);
+    ok
+}
+
+/// Admins in the database, or -1 when the schema does not exist yet.
+async fn admin_count(settings: &Settings, db: &mongars_store::Database) -> i64 {
+    if !db.migration_status().await.is_ok_and(|s| s.is_current()) {
+        return -1;
+    }
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() {
+        return -1;
+    }
+    match app::auth_service(settings, db, &key).await {
+        Ok(auth) => auth.count_admins().await.map_or(-1, |n| n as i64),
+        Err(_) => -1,
+    }
+}

@@ -1,0 +1,47 @@
+//! One module per subcommand.
+
+mod doctor;
+mod serve;
+mod user;
+
+use crate::app;
+use crate::cli::{Command, ConfigCommand};
+use mongars_config::Settings;
+
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
+    match command {
+        Command::Serve => serve::run(settings).await.map(|_| 0),
+        Command::Migrate { check } => migrate(settings, check).await,
+        Command::User(cmd) => user::run(cmd, settings).await.map(|_| 0),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", settings.to_redacted_toml());
+            Ok(0)
+        }
+        Command::Doctor => doctor::run(settings).await,
+    }
+}
+
+async fn migrate(settings: Settings, check: bool) -> anyhow::Result<i32> {
+    let db = app::open_database(&settings).await?;
+    let status = db.migration_status().await?;
+    if check {
+        for (version, name) in &status.pending {
+            println!("pending: {version} {name}");
+        }
+        println!(
+            "{} applied, {} pending ({})",
+            status.applied.len(),
+            status.pending.len(),
+            db.engine()
+        );
+        return Ok(if status.is_current() { 0 } else { 1 });
+    }
+    let applied = db.migrate().await?;
+    if applied.is_empty() {
+        println!("database is up to date ({})", db.engine());
+    } else {
+        println!("applied migrations {applied:?} ({})", db.engine());
+    }
+    db.close().await;
+    Ok(0)
+}

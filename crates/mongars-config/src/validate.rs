@@ -105,7 +105,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
 
     let b = &s.bootstrap;
     check(
-        b.admin_username.is_empty() == !b.admin_password.is_set(),
+        b.admin_username.is_empty() != b.admin_password.is_set(),
         "bootstrap.admin_password",
         "bootstrap.admin_username and bootstrap.admin_password must be set together".into(),
     );

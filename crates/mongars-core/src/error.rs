@@ -38,11 +38,13 @@ pub enum CoreError {
     UserExists,
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A dependency (database...) cannot be reached. The text is logged, not sent.
-    #[error("Service temporarily unavailable")]
+    /// A dependency (database...) cannot be reached. The text is for
+    /// operators and logs; clients get a fixed message.
+    #[error("service unavailable: {0}")]
     Unavailable(String),
-    /// A bug or an unexpected failure. The text is logged, not sent.
-    #[error("Internal server error")]
+    /// A bug or an unexpected failure. The text is for operators and logs;
+    /// clients get a fixed message.
+    #[error("internal error: {0}")]
     Internal(String),
 }
 

@@ -95,11 +95,15 @@ impl From<CoreError> for ApiError {
             CoreError::NotFound(_) => ApiError::new(S::NOT_FOUND, code, detail),
             CoreError::Unavailable(internal) => {
                 tracing::warn!(error = %internal, "dependency unavailable");
-                ApiError::new(S::SERVICE_UNAVAILABLE, code, detail)
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    code,
+                    "Service temporarily unavailable",
+                )
             }
             CoreError::Internal(internal) => {
                 tracing::error!(error = %internal, "internal error");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, code, detail)
+                ApiError::new(S::INTERNAL_SERVER_ERROR, code, "Internal server error")
             }
         };
         if api.status == S::SERVICE_UNAVAILABLE {

@@ -4,6 +4,8 @@
 //! which starts a server on loopback). Without it they are skipped with a
 //! message, except under CI=true where a missing server is a failure.
 
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
+
 use chrono::Utc;
 use mongars_core::domain::{NewUser, Role, Username};
 use mongars_core::ports::{LoginThrottleStore, RepoError, UserRepository};

@@ -44,7 +44,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     let (key, source) = jwt_key::resolve(&settings)?;
     tracing::info!(source = ?source, "JWT signing key loaded");
     let auth = Arc::new(auth_service(&settings, &db, &key).await?);
-    bootstrap_from_settings(&settings, &auth).await?;
+    if db.migration_status().await?.is_current() {
+        bootstrap_from_settings(&settings, &auth).await?;
+    } else {
+        tracing::warn!(
+            "the database schema is not current and database.migrate_on_start is off: \
+             run `mongars migrate`; /ready answers 503 until then"
+        );
+    }
 
     let readiness: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(db.clone())),

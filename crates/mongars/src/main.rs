@@ -15,11 +15,11 @@ fn main() -> ExitCode {
         }
     };
     // `config show` prints only the settings; everything else logs.
-    if !matches!(cli.command, Command::Config(ConfigCommand::Show)) {
-        if let Err(e) = mongars::telemetry::init(&settings.logging) {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
+    if !matches!(cli.command, Command::Config(ConfigCommand::Show))
+        && let Err(e) = mongars::telemetry::init(&settings.logging)
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

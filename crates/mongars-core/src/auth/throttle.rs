@@ -59,10 +59,10 @@ impl LoginThrottle {
             limits.push((addr, self.policy.max_failures_per_address));
         }
         for (key, max) in limits {
-            if let Some(w) = self.store.window(key, now_ms, self.window_ms()).await? {
-                if w.failures >= max {
-                    wait_ms = wait_ms.max(w.started_at_ms + self.window_ms() - now_ms);
-                }
+            if let Some(w) = self.store.window(key, now_ms, self.window_ms()).await?
+                && w.failures >= max
+            {
+                wait_ms = wait_ms.max(w.started_at_ms + self.window_ms() - now_ms);
             }
         }
         if wait_ms > 0 {

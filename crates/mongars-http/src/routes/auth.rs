@@ -35,14 +35,14 @@ pub async fn token(
     client: ClientAddr,
     ApiForm(form): ApiForm<TokenForm>,
 ) -> ApiResult<Json<TokenResponse>> {
-    if let Some(grant) = form.grant_type.as_deref().filter(|g| !g.is_empty()) {
-        if grant != "password" {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "auth.unsupported_grant_type",
-                "Only grant_type=password is supported",
-            ));
-        }
+    if let Some(grant) = form.grant_type.as_deref().filter(|g| !g.is_empty())
+        && grant != "password"
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "auth.unsupported_grant_type",
+            "Only grant_type=password is supported",
+        ));
     }
     check_len("username", &form.username, 1, 128)?;
     let password = Password::for_login(&form.password)?;

@@ -1,0 +1,145 @@
+//! A running server for tests: the real router and services from
+//! `mongars::app::build`, on a fresh database, on 127.0.0.1 port 0.
+#![allow(dead_code)]
+
+use mongars_config::{Secret, Settings};
+use mongars_core::domain::{Password, Role, Username};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+
+/// The signing key the tests' servers use, so tests can forge tokens.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub app_auth: std::sync::Arc<mongars_core::auth::AuthService>,
+    pub settings: Settings,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Settings for a test server: temp data folder, cheap argon2, fixed key.
+pub fn settings(dir: &std::path::Path) -> Settings {
+    let mut s = mongars_config::defaults().expect("defaults");
+    s.data_dir = dir.to_path_buf();
+    s.server.port = 0;
+    s.server.shutdown_grace_secs = 2;
+    s.auth.jwt_secret = Secret::new(TEST_JWT_SECRET);
+    s.auth.argon2_memory_kib = 1024;
+    s.auth.argon2_iterations = 1;
+    s
+}
+
+/// `MONGARS_TEST_POSTGRES_URL` when set (a fresh database is created on it).
+pub async fn postgres_url() -> Option<String> {
+    let admin = std::env::var("MONGARS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    Some(mongars_store::testing::create_postgres_database(&admin).await)
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings(dir.path());
+        adjust(&mut s);
+        let app = mongars::app::build(s.clone()).await.expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app_auth = app.auth.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(mongars::app::serve(app, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            app_auth,
+            settings: s,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stop the server and wait for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("serve");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn add_user(&self, name: &str, password: &str, role: Role) {
+        self.app_auth
+            .create_user(
+                Username::parse(name).unwrap(),
+                &Password::new_secret(password, "password").unwrap(),
+                role,
+            )
+            .await
+            .expect("create user");
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value, token: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("POST")
+    }
+
+    pub async fn post_token(&self, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/token"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("POST /token")
+    }
+
+    /// Log in through `/api/v1/auth/login` and return the token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let resp = self
+            .post_json(
+                "/api/v1/auth/login",
+                json!({"username": username, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username}");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}

@@ -1,0 +1,9 @@
+//! HTTP API tests through the real router, one module per area.
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
+
+mod common;
+
+mod accounts;
+mod operations;
+mod throttle;
+mod tokens;

@@ -1,0 +1,347 @@
+//! The `mongars` binary as a new user runs it: a clean environment, a fresh
+//! working folder, the default SQLite database in `./data`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongars"));
+    cmd.current_dir(dir).env_clear();
+    // Cheap hashing keeps the tests quick; the defaults are measured in the bench.
+    cmd.env("MONGARS_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("MONGARS_AUTH__ARGON2_ITERATIONS", "1")
+        .env("MONGARS_LOGGING__FORMAT", "json");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut child = mongars(dir, env)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mongars");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn invalid_settings_exit_non_zero_naming_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("MONGARS_SERVER__PORT", "abc"),
+            ("MONGARS_AUTH__JWT_SECRET", "short"),
+        ],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server.port") && err.contains("MONGARS_SERVER__PORT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("auth.jwt_secret") && err.contains("32 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nport = \"eighty\"\n[nope]\nx = 1\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["--config", file.to_str().unwrap(), "doctor"],
+        &[],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("server.port") && err.contains("nope") && err.contains("bad.toml"),
+        "{err}"
+    );
+}
+
+/// Start `mongars serve` and return it with the address it printed.
+fn start_server(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = mongars(dir, env)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server printed its address");
+    let addr = line.rsplit("http://").next().unwrap().to_string();
+    (child, addr, rx)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_user_flow_add_admin_then_token_then_user_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["user", "add", "alice", "--admin"],
+        &[],
+        Some("correct-horse-1\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created alice (admin)"));
+    assert!(
+        dir.path().join("data/mongars.db").exists(),
+        "SQLite in ./data"
+    );
+
+    // The documented default address when it is free, else any port.
+    let port_free = std::net::TcpListener::bind("127.0.0.1:8000").is_ok();
+    let env: &[(&str, &str)] = if port_free {
+        &[]
+    } else {
+        &[("MONGARS_SERVER__PORT", "0")]
+    };
+    let (mut child, addr, _lines) = start_server(dir.path(), env);
+    if port_free {
+        assert_eq!(addr, "127.0.0.1:8000");
+    }
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("http://{addr}/token"))
+        .form(&[("username", "alice"), ("password", "correct-horse-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let list: serde_json::Value = client
+        .get(format!("http://{addr}/api/v1/user/list"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, serde_json::json!({"users": ["alice"]}));
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let key = dir.path().join("data/jwt.key");
+    assert!(key.exists(), "generated key kept in the data folder");
+
+    // Tokens survive a restart because the key is kept.
+    let (mut child, addr, _lines) = start_server(dir.path(), &[("MONGARS_SERVER__PORT", "0")]);
+    let resp = client
+        .get(format!("http://{addr}/api/v1/user/list"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    terminate(&mut child);
+}
+
+#[test]
+fn user_commands_manage_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(
+        run(d, &["user", "add", "bob"], &[], Some("bob-password\n"))
+            .status
+            .success()
+    );
+    let dup = run(d, &["user", "add", "BOB"], &[], Some("bob-password\n"));
+    assert!(!dup.status.success());
+    assert!(
+        text(&dup.stderr).contains("already exists"),
+        "{}",
+        text(&dup.stderr)
+    );
+    let short = run(d, &["user", "add", "carol"], &[], Some("short\n"));
+    assert!(!short.status.success());
+    assert!(
+        text(&short.stderr).contains("8 to 256"),
+        "{}",
+        text(&short.stderr)
+    );
+    let bad = run(d, &["user", "add", "no spaces"], &[], Some("long-enough\n"));
+    assert!(!bad.status.success());
+
+    assert!(
+        run(d, &["user", "disable", "bob"], &[], None)
+            .status
+            .success()
+    );
+    let list = text(&run(d, &["user", "list"], &[], None).stdout);
+    assert!(list.contains("bob") && list.contains("disabled"), "{list}");
+    assert!(
+        run(d, &["user", "enable", "bob"], &[], None)
+            .status
+            .success()
+    );
+    assert!(
+        run(
+            d,
+            &["user", "passwd", "bob"],
+            &[],
+            Some("new-bob-password\n")
+        )
+        .status
+        .success()
+    );
+    let missing = run(
+        d,
+        &["user", "passwd", "nobody"],
+        &[],
+        Some("whatever-pass\n"),
+    );
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn migrate_check_and_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let check = run(d, &["migrate", "--check"], &[], None);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check.stdout).contains("pending: 1 accounts"),
+        "{}",
+        text(&check.stdout)
+    );
+    let apply = run(d, &["migrate"], &[], None);
+    assert!(apply.status.success());
+    assert!(text(&apply.stdout).contains("applied migrations [1]"));
+    let again = run(d, &["migrate", "--check"], &[], None);
+    assert_eq!(again.status.code(), Some(0));
+}
+
+#[test]
+fn config_show_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["config", "show"],
+        &[
+            (
+                "MONGARS_AUTH__JWT_SECRET",
+                "super-secret-signing-key-0123456789abcdef",
+            ),
+            (
+                "MONGARS_DATABASE__URL",
+                "postgres://app:db-password@db/mongars",
+            ),
+            ("MONGARS_BOOTSTRAP_ADMIN_USERNAME", "root"),
+            ("MONGARS_BOOTSTRAP_ADMIN_PASSWORD", "root-password-123"),
+        ],
+        None,
+    );
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for secret in ["super-secret", "db-password", "root-password-123"] {
+        assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
+    }
+    assert!(shown.contains("[REDACTED]"));
+    assert!(
+        shown.contains("port = 8000") && shown.contains("host = \"127.0.0.1\""),
+        "{shown}"
+    );
+    assert!(shown.contains("admin_username = \"root\""));
+}
+
+#[test]
+fn doctor_reports_problems_then_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = run(
+        d,
+        &["doctor"],
+        &[("MONGARS_DATABASE__MIGRATE_ON_START", "false")],
+        None,
+    );
+    let out = text(&first.stdout);
+    assert_eq!(first.status.code(), Some(1), "{out}");
+    assert!(out.contains("run `mongars migrate`"), "{out}");
+    assert!(
+        run(
+            d,
+            &["user", "add", "root", "--admin"],
+            &[],
+            Some("root-password\n")
+        )
+        .status
+        .success()
+    );
+    let second = run(d, &["doctor"], &[], None);
+    let out = text(&second.stdout);
+    assert_eq!(second.status.code(), Some(0), "{out}");
+    for part in [
+        "database",
+        "migrations",
+        "admin accounts",
+        "signing key",
+        "cpus",
+        "memory",
+    ] {
+        assert!(out.contains(part), "{part} missing:\n{out}");
+    }
+}
+
+#[test]
+fn help_explains_each_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = text(&run(dir.path(), &["--help"], &[], None).stdout);
+    for cmd in ["serve", "migrate", "user", "config", "doctor"] {
+        assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
+    }
+    let user = text(&run(dir.path(), &["user", "--help"], &[], None).stdout);
+    for cmd in ["add", "list", "passwd", "disable", "enable"] {
+        assert!(user.contains(cmd), "{cmd} missing:\n{user}");
+    }
+}

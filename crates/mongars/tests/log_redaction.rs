@@ -1,0 +1,98 @@
+//! Logs captured across the whole auth flow, at TRACE level, contain no
+//! password and no token.
+
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
+
+mod common_logs {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+}
+
+#[path = "api/common/mod.rs"]
+mod common;
+
+use common::TestApp;
+use common_logs::Capture;
+use mongars_core::domain::Role;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_flow_logs_no_secrets() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_writer(capture.clone())
+        .json()
+        .init();
+
+    let app = TestApp::spawn().await;
+    let admin_pw = "Adm1n-Pa55word-xyzzy";
+    let user_pw = "Us3r-Pa55word-plugh";
+    let new_pw = "N3w-Pa55word-frobozz";
+    let wrong_pw = "Wr0ng-Pa55word-grue";
+    app.add_user("root", admin_pw, Role::Admin).await;
+
+    let admin = app.login("root", admin_pw).await;
+    let reg = json!({"username": "bob", "password": user_pw});
+    app.post_json("/api/v1/user/register", reg, Some(&admin))
+        .await;
+    let form = app.post_token("bob", user_pw).await;
+    let form_token = form.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post_token("bob", wrong_pw).await;
+    app.post_token("nobody", wrong_pw).await;
+    let change = json!({"old_password": user_pw, "new_password": new_pw});
+    app.post_json("/api/v1/user/change-password", change, Some(&form_token))
+        .await;
+    app.get("/api/v1/user/list", Some(&form_token)).await;
+    app.get("/api/v1/user/list", Some(&admin)).await;
+    let boot = json!({"username": "x", "password": "Bo0tstrap-Pa55"});
+    app.post_json("/api/v1/auth/bootstrap-admin", boot, None)
+        .await;
+    app.shutdown().await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("login succeeded"), "logging was captured");
+    assert!(logs.contains("request done"));
+    let token_parts: Vec<&str> = admin.split('.').chain(form_token.split('.')).collect();
+    for secret in [
+        admin_pw,
+        user_pw,
+        new_pw,
+        wrong_pw,
+        "Bo0tstrap-Pa55",
+        common::TEST_JWT_SECRET,
+    ]
+    .into_iter()
+    .chain(token_parts.iter().skip(1).copied())
+    {
+        assert!(!logs.contains(secret), "secret found in logs: {secret}");
+    }
+    assert!(
+        !logs.to_ascii_lowercase().contains("authorization"),
+        "headers logged"
+    );
+    assert!(!logs.contains("$argon2id$"), "password hash logged");
+}

@@ -40,6 +40,28 @@ pub enum Command {
     /// Check the installation: settings, data folder, database, signing key,
     /// admin accounts and the hardware profile. Exits 1 when something is wrong.
     Doctor,
+    /// Measure this build: start-up time, memory and login throughput (for
+    /// operators sizing a machine, and for developers).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Start `mongars serve` on a temporary SQLite database and report time to
+    /// /ready, idle and peak RSS, POST /token throughput next to raw argon2
+    /// verification on the same cores, and /healthz latency under login load.
+    Auth(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent clients (default: twice the CPU cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]

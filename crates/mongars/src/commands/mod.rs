@@ -1,11 +1,12 @@
 //! One module per subcommand.
 
+mod bench;
 mod doctor;
 mod serve;
 mod user;
 
 use crate::app;
-use crate::cli::{Command, ConfigCommand};
+use crate::cli::{BenchCommand, Command, ConfigCommand};
 use mongars_config::Settings;
 
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
@@ -18,6 +19,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Doctor => doctor::run(settings).await,
+        Command::Bench(BenchCommand::Auth(args)) => bench::run(settings, args).await,
     }
 }
 

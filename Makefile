@@ -1,0 +1,33 @@
+# The two commands of the README, and their helpers.
+#   make run    set up and start the server on the embedded defaults
+#   make test   set up and run the whole test suite
+
+CARGO ?= cargo
+
+.PHONY: run test build deps fmt lint bench clean help
+
+run: ## Install what is missing, build, and start the server (SQLite in ./data)
+	@scripts/deps.sh run
+	$(CARGO) run --release --locked -p mongars -- serve
+
+test: ## Install what is missing, then fmt, clippy and every test (SQLite and PostgreSQL)
+	@scripts/test.sh
+
+build: ## Release binary in target/release/mongars
+	@scripts/deps.sh run
+	$(CARGO) build --release --locked -p mongars
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## Lints as CI runs them
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: build ## Start-up, memory and login throughput figures
+	./target/release/mongars bench auth
+
+clean: ## Remove build output (not ./data)
+	$(CARGO) clean
+
+help: ## This list
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, then every test on SQLite and on a
+# throw-away PostgreSQL server started on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh test
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== starting PostgreSQL on loopback"
+url=$(scripts/test-postgres.sh start)
+trap 'scripts/test-postgres.sh stop' EXIT
+
+echo "== cargo test"
+MONGARS_TEST_POSTGRES_URL="$url" cargo test --workspace --locked

@@ -16,4 +16,13 @@ url=$(scripts/test-postgres.sh start)
 trap 'scripts/test-postgres.sh stop' EXIT
 
 echo "== cargo test"
-MONGARS_TEST_POSTGRES_URL="$url" cargo test --workspace --locked
+log=$(mktemp)
+set +e
+MONGARS_TEST_POSTGRES_URL="$url" cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) == "passed;") p += $i; if ($(i+1) == "failed;") f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use mongars_core::auth::LoginOutcome;
 use mongars_core::domain::{Password, Username};
 use serde::{Deserialize, Serialize};
 
@@ -76,15 +77,25 @@ pub async fn login(
     client: ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    check_len("username", &req.username, 1, 128)?;
-    let password = Password::for_login(&req.password)?;
-    let out = state.auth.login(&req.username, &password, client.0).await?;
+    let out = login_with(&state, client, &req.username, &req.password).await?;
     Ok(Json(LoginResponse {
         access_token: out.token,
         token_type: "bearer",
         admin: out.user.is_admin(),
         expires_in: out.expires_in_secs,
     }))
+}
+
+/// The checks both login forms share: bounds at the edge, then the service.
+async fn login_with(
+    state: &AppState,
+    client: ClientAddr,
+    username: &str,
+    password: &str,
+) -> ApiResult<LoginOutcome> {
+    check_len("username", username, 1, 128)?;
+    let password = Password::for_login(password)?;
+    Ok(state.auth.login(username, &password, client.0).await?)
 }
 
 #[derive(Deserialize)]

@@ -116,8 +116,11 @@ pub async fn serve(
         .context("server error")
 }
 
-/// Open the configured database without migrating.
+/// Open the configured database without migrating. The data folder is
+/// created private to this user (0700) when missing: it holds the database
+/// and the signing key.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    create_private_dir(&settings.data_dir)?;
     let target = match settings.database_target() {
         DatabaseTarget::Sqlite(path) => DbTarget::Sqlite(path),
         DatabaseTarget::Postgres(url) => DbTarget::Postgres(url.expose().to_string()),
@@ -128,6 +131,19 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
         connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
     };
     Ok(Database::connect(&cfg).await?)
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data folder {} (data_dir)", dir.display()))
 }
 
 /// The auth service on `db`, signing with `key`.

@@ -293,6 +293,24 @@ fn config_show_redacts_secrets() {
         "{shown}"
     );
     assert!(shown.contains("admin_username = \"root\""));
+
+    // MONGARS_CONFIG names a file; environment variables still win over it.
+    let file = dir.path().join("site.toml");
+    std::fs::write(&file, "[server]\nport = 9123\nhost = \"0.0.0.0\"\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["config", "show"],
+        &[
+            ("MONGARS_CONFIG", file.to_str().unwrap()),
+            ("MONGARS_SERVER__HOST", "::1"),
+        ],
+        None,
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("port = 9123") && shown.contains("host = \"::1\""),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! code that clients may rely on; the HTTP layer maps variants to statuses in
 //! one place. Internal details (`Internal`, `Unavailable`) are for logs only.
 
-use crate::ports::RepoError;
+use crate::ports::{LlmError, RepoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -38,6 +38,18 @@ pub enum CoreError {
     UserExists,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Too many requests from this user; try again later.
+    #[error("Rate limit exceeded; try again later")]
+    RateLimited { retry_after_secs: u64 },
+    /// Even the bare message does not fit the model's context window.
+    #[error("Message is too long for the model's context window")]
+    PromptTooLarge,
+    /// Every generation worker is busy and the queue is full.
+    #[error("The assistant is busy; try again shortly")]
+    Overloaded { retry_after_secs: u64 },
+    /// The generation backend failed; the user's message was kept.
+    #[error("The language model backend failed to answer")]
+    BackendFailed(String),
     /// A dependency (database...) cannot be reached. The text is for
     /// operators and logs; clients get a fixed message.
     #[error("service unavailable: {0}")]
@@ -63,6 +75,10 @@ impl CoreError {
             CoreError::AdminExists => "bootstrap.admin_exists",
             CoreError::UserExists => "user.exists",
             CoreError::NotFound(_) => "resource.not_found",
+            CoreError::RateLimited { .. } => "rate_limited",
+            CoreError::PromptTooLarge => "conversation.prompt_too_large",
+            CoreError::Overloaded { .. } => "llm.overloaded",
+            CoreError::BackendFailed(_) => "llm.backend_failed",
             CoreError::Unavailable(_) => "service.unavailable",
             CoreError::Internal(_) => "internal",
         }
@@ -82,6 +98,16 @@ impl From<RepoError> for CoreError {
             RepoError::Duplicate => CoreError::Internal("unexpected duplicate key".into()),
             RepoError::Unavailable(m) => CoreError::Unavailable(m),
             RepoError::Other(m) => CoreError::Internal(m),
+        }
+    }
+}
+
+impl From<LlmError> for CoreError {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::Overloaded { retry_after_secs } => CoreError::Overloaded { retry_after_secs },
+            LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
+            LlmError::Unavailable(m) | LlmError::Failed(m) => CoreError::BackendFailed(m),
         }
     }
 }

@@ -5,8 +5,10 @@
 //! are plain structs built once at start-up and shared behind `Arc`s.
 
 pub mod auth;
+pub mod conversation;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod ratelimit;
 
 pub use error::CoreError;

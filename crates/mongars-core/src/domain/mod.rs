@@ -1,6 +1,16 @@
 //! Domain types. Values from outside are parsed into these at the edge, so
 //! code past the edge never sees an invalid username or an empty password.
 
+mod chat;
+mod turn;
 mod user;
 
+pub use chat::{
+    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
+    SamplingParams,
+};
+pub use turn::{
+    MESSAGE_MAX_CHARS, NewTurn, SpeechSegment, SpeechTurn, Turn, TurnCompletion, TurnStatus,
+    UserMessage, parse_session_id,
+};
 pub use user::{NewUser, Password, Role, StoredUser, User, Username};

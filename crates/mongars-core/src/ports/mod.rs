@@ -88,3 +88,9 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+mod llm;
+mod turns;
+
+pub use llm::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+pub use turns::TurnRepository;

@@ -1,0 +1,370 @@
+//! The chat pipeline: validate, rate-limit, load history, fit the prompt in
+//! the token budget, keep the user's message, generate, plan speech, store.
+
+use super::prompt::fit_history;
+use super::speech;
+use crate::auth::Principal;
+use crate::domain::{
+    FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, NewTurn, SamplingParams,
+    SpeechTurn, Turn, TurnCompletion, UserMessage,
+};
+use crate::error::CoreError;
+use crate::ports::{Clock, GenerationStream, LlmBackend, TurnRepository};
+use crate::ratelimit::RateLimiter;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct ConversationOptions {
+    pub system_prompt: String,
+    /// Past turns of the session offered to the prompt (fewer if they do not fit).
+    pub history_turns: u32,
+    pub max_message_chars: usize,
+    pub sampling: SamplingParams,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub message: String,
+    pub session_id: Option<String>,
+}
+
+/// A finished reply, as the chat endpoints return it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatReply {
+    #[serde(skip)]
+    pub turn_id: String,
+    pub response: String,
+    /// exp(mean token log-probability): the model's average probability for
+    /// the tokens it chose, 0..1. 0.5 when the backend cannot tell.
+    pub confidence: f64,
+    /// Seconds from the request to the end of the reply.
+    pub processing_time: f64,
+    pub speech_turn: SpeechTurn,
+    #[serde(skip)]
+    pub usage: GenerationUsage,
+}
+
+/// What a streamed chat yields: text as it comes, then the reply or an error.
+#[derive(Debug)]
+pub enum ChatEvent {
+    Delta(String),
+    Done(Box<ChatReply>),
+    Error(CoreError),
+}
+
+pub type ChatStream = mpsc::Receiver<ChatEvent>;
+
+/// Map a mean log-probability to a 0..1 confidence.
+pub fn confidence_from_logprob(mean_logprob: Option<f64>) -> f64 {
+    mean_logprob
+        .filter(|l| l.is_finite())
+        .map_or(0.5, |l| (l.exp() * 1000.0).round() / 1000.0)
+        .clamp(0.0, 1.0)
+}
+
+pub struct ConversationService {
+    llm: Arc<dyn LlmBackend>,
+    turns: Arc<dyn TurnRepository>,
+    limiter: RateLimiter,
+    clock: Arc<dyn Clock>,
+    options: ConversationOptions,
+}
+
+impl ConversationService {
+    pub fn new(
+        llm: Arc<dyn LlmBackend>,
+        turns: Arc<dyn TurnRepository>,
+        limiter: RateLimiter,
+        clock: Arc<dyn Clock>,
+        options: ConversationOptions,
+    ) -> Self {
+        Self {
+            llm,
+            turns,
+            limiter,
+            clock,
+            options,
+        }
+    }
+
+    pub fn llm(&self) -> &Arc<dyn LlmBackend> {
+        &self.llm
+    }
+
+    pub fn options(&self) -> &ConversationOptions {
+        &self.options
+    }
+
+    /// Take one request from the caller's bucket (429 when empty).
+    pub fn check_rate(&self, who: &Principal) -> Result<(), CoreError> {
+        self.limiter
+            .try_acquire(who.id, Instant::now())
+            .map_err(|retry_after_secs| CoreError::RateLimited { retry_after_secs })
+    }
+
+    /// One turn with memory of the session, streamed. Input problems and a
+    /// full queue are returned before anything is stored; from then on the
+    /// user's message is kept even when generation fails.
+    #[tracing::instrument(skip_all, fields(user_id = who.id))]
+    pub async fn chat_stream(
+        &self,
+        who: &Principal,
+        req: ChatRequest,
+    ) -> Result<ChatStream, CoreError> {
+        let started = Instant::now();
+        let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
+        let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
+        self.check_rate(who)?;
+        let recent = self
+            .turns
+            .recent(who.id, session.as_deref(), self.options.history_turns)
+            .await?;
+        let budget = self.prompt_budget();
+        let (messages, prompt_tokens) = fit_history(
+            self.llm.as_ref(),
+            &self.options.system_prompt,
+            &recent,
+            message.as_str(),
+            budget,
+        )
+        .await?;
+        let turn_id = uuid::Uuid::new_v4().to_string();
+        self.turns
+            .start(NewTurn {
+                id: turn_id.clone(),
+                user_id: who.id,
+                session_id: session,
+                query: message.as_str().to_string(),
+                created_at: self.clock.now(),
+            })
+            .await?;
+        tracing::debug!(
+            turn_id,
+            prompt_tokens,
+            history = (messages.len() - 1) / 2,
+            prepared_us = started.elapsed().as_micros() as u64,
+            "prompt assembled"
+        );
+        let tempo = speech::next_tempo(last_tempo(&recent), speech::words(message.as_str()));
+        let request = GenerationRequest {
+            messages,
+            sampling: self.options.sampling.clone(),
+        };
+        let stream = match self.llm.generate(request).await {
+            Ok(s) => s,
+            Err(e) => {
+                let err = CoreError::from(e);
+                record_failure(self.turns.as_ref(), &turn_id, err.code()).await;
+                return Err(err);
+            }
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let finish = Finish {
+            turns: Some(self.turns.clone()),
+            clock: self.clock.clone(),
+            turn_id,
+            tempo,
+            started,
+        };
+        tokio::spawn(finish.drive(stream, tx));
+        Ok(rx)
+    }
+
+    /// One turn, waited for. Same pipeline as [`Self::chat_stream`].
+    pub async fn chat(&self, who: &Principal, req: ChatRequest) -> Result<ChatReply, CoreError> {
+        collect(self.chat_stream(who, req).await?).await
+    }
+
+    /// The message straight to the model: no history, no system prompt,
+    /// nothing stored. Same validation, rate limit and reply shape.
+    pub async fn direct(&self, who: &Principal, req: ChatRequest) -> Result<ChatReply, CoreError> {
+        let started = Instant::now();
+        let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
+        self.check_rate(who)?;
+        let (messages, _) = fit_history(
+            self.llm.as_ref(),
+            "",
+            &[],
+            message.as_str(),
+            self.prompt_budget(),
+        )
+        .await?;
+        let stream = self
+            .llm
+            .generate(GenerationRequest {
+                messages,
+                sampling: self.options.sampling.clone(),
+            })
+            .await?;
+        let (tx, rx) = mpsc::channel(64);
+        let finish = Finish {
+            turns: None,
+            clock: self.clock.clone(),
+            turn_id: uuid::Uuid::new_v4().to_string(),
+            tempo: speech::next_tempo(None, speech::words(message.as_str())),
+            started,
+        };
+        tokio::spawn(finish.drive(stream, tx));
+        collect(rx).await
+    }
+
+    /// Raw completion for the OpenAI-compatible API: caller-supplied messages
+    /// and sampling, rate limited, checked against the context window.
+    pub async fn complete(
+        &self,
+        who: &Principal,
+        request: GenerationRequest,
+    ) -> Result<(GenerationStream, usize), CoreError> {
+        self.check_rate(who)?;
+        let tokens = self.llm.count_prompt_tokens(&request.messages).await?;
+        if tokens >= self.llm.context_window() {
+            return Err(CoreError::PromptTooLarge);
+        }
+        Ok((self.llm.generate(request).await?, tokens))
+    }
+
+    /// Complete turns of a user, newest first.
+    pub async fn history(&self, user_id: i64, limit: u32) -> Result<Vec<Turn>, CoreError> {
+        Ok(self.turns.recent(user_id, None, limit).await?)
+    }
+
+    fn prompt_budget(&self) -> usize {
+        self.llm
+            .context_window()
+            .saturating_sub(self.options.sampling.max_tokens as usize)
+    }
+}
+
+fn last_tempo(recent: &[Turn]) -> Option<f64> {
+    recent
+        .iter()
+        .find_map(|t| t.speech_turn.as_ref().map(|s| s.tempo))
+}
+
+async fn collect(mut rx: ChatStream) -> Result<ChatReply, CoreError> {
+    while let Some(event) = rx.recv().await {
+        match event {
+            ChatEvent::Delta(_) => {}
+            ChatEvent::Done(reply) => return Ok(*reply),
+            ChatEvent::Error(e) => return Err(e),
+        }
+    }
+    Err(CoreError::Internal(
+        "reply stream ended without an answer".into(),
+    ))
+}
+
+async fn record_failure(turns: &dyn TurnRepository, turn_id: &str, code: &str) {
+    if let Err(e) = turns.fail(turn_id, code).await {
+        tracing::error!(error = %e, turn_id, "could not mark the turn failed");
+    }
+}
+
+/// The tail of a turn, run as its own task: relays deltas, then stores and
+/// announces the reply. If the consumer goes away the backend stream is
+/// dropped, which stops generation.
+struct Finish {
+    /// `None` for replies that are not stored.
+    turns: Option<Arc<dyn TurnRepository>>,
+    clock: Arc<dyn Clock>,
+    turn_id: String,
+    tempo: f64,
+    started: Instant,
+}
+
+impl Finish {
+    async fn drive(self, mut stream: GenerationStream, tx: mpsc::Sender<ChatEvent>) {
+        let mut text = String::new();
+        loop {
+            let item = tokio::select! {
+                _ = tx.closed() => None,
+                item = stream.recv() => Some(item),
+            };
+            let Some(item) = item else {
+                drop(stream);
+                tracing::info!(
+                    turn_id = self.turn_id,
+                    "client went away; generation stopped"
+                );
+                self.fail("conversation.cancelled").await;
+                return;
+            };
+            match item {
+                Some(Ok(GenerationEvent::Delta(delta))) => {
+                    text.push_str(&delta);
+                    if tx.send(ChatEvent::Delta(delta)).await.is_err() {
+                        continue; // noticed as closed on the next loop
+                    }
+                }
+                Some(Ok(GenerationEvent::Done(usage)))
+                    if usage.finish_reason != FinishReason::Cancelled =>
+                {
+                    let event = match self.complete(text, usage).await {
+                        Ok(reply) => ChatEvent::Done(Box::new(reply)),
+                        Err(e) => ChatEvent::Error(e),
+                    };
+                    let _ = tx.send(event).await;
+                    return;
+                }
+                other => {
+                    let err = match other {
+                        Some(Err(e)) => CoreError::from(e),
+                        _ => CoreError::BackendFailed("generation ended before its summary".into()),
+                    };
+                    tracing::warn!(error = %err, turn_id = self.turn_id, "generation failed");
+                    self.fail(err.code()).await;
+                    let _ = tx.send(ChatEvent::Error(err)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn complete(&self, text: String, usage: GenerationUsage) -> Result<ChatReply, CoreError> {
+        let response = text.trim().to_string();
+        let now = self.clock.now();
+        let speech_turn = speech::plan(&self.turn_id, &response, now, self.tempo);
+        let confidence = confidence_from_logprob(usage.mean_logprob);
+        let processing_time = self.started.elapsed().as_secs_f64();
+        if let Some(turns) = &self.turns {
+            let completion = TurnCompletion {
+                response: response.clone(),
+                model: usage.model.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                confidence,
+                ttft_ms: usage.time_to_first_token.as_millis() as u64,
+                generation_ms: usage.total.as_millis() as u64,
+                total_ms: (processing_time * 1000.0) as u64,
+                speech_turn: speech_turn.clone(),
+                completed_at: now,
+            };
+            turns.complete(&self.turn_id, &completion).await?;
+        }
+        tracing::info!(
+            turn_id = self.turn_id,
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            ttft_ms = usage.time_to_first_token.as_millis() as u64,
+            total_ms = (processing_time * 1000.0) as u64,
+            "reply complete"
+        );
+        Ok(ChatReply {
+            turn_id: self.turn_id.clone(),
+            response,
+            confidence,
+            processing_time: (processing_time * 1000.0).round() / 1000.0,
+            speech_turn,
+            usage,
+        })
+    }
+
+    async fn fail(&self, code: &str) {
+        if let Some(turns) = &self.turns {
+            record_failure(turns.as_ref(), &self.turn_id, code).await;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Chat messages, generation requests and the events a backend streams back.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+impl ChatRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatRole::System => "system",
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// How to pick tokens. Temperature 0 means greedy (deterministic).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Most tokens to generate for the reply.
+    pub max_tokens: u32,
+    /// Generation stops before any of these strings; they are not returned.
+    pub stop: Vec<String>,
+    pub seed: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    pub messages: Vec<ChatMessage>,
+    pub sampling: SamplingParams,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// End of sequence or a stop string.
+    Stop,
+    /// `max_tokens` or the context window was reached.
+    Length,
+    /// The consumer went away.
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What a finished generation cost and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationUsage {
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub finish_reason: FinishReason,
+    /// Mean natural-log probability of the generated tokens under the model's
+    /// unmodified distribution; `None` when the backend cannot tell.
+    pub mean_logprob: Option<f64>,
+    /// From the start of the request to the first generated token.
+    pub time_to_first_token: Duration,
+    /// Time spent waiting in the backend's queue before work began.
+    pub queued: Duration,
+    pub total: Duration,
+}
+
+/// One item of a generation stream: text as it comes, then a summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    Delta(String),
+    Done(GenerationUsage),
+}

@@ -1,0 +1,163 @@
+//! The embedded engine: a GGUF model run in-process by llama.cpp.
+//!
+//! One model is loaded and shared by `parallel` worker threads, each with its
+//! own llama.cpp context (KV cache) and `threads` compute threads. Requests
+//! wait in a bounded FIFO queue; when it is full, `generate` answers
+//! `Overloaded` at once instead of piling up work. Workers never run on the
+//! async runtime. A request whose consumer has gone away is skipped if still
+//! queued and stopped between tokens if running.
+
+mod load;
+mod worker;
+
+pub use load::load_backend;
+
+use async_trait::async_trait;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+use mongars_core::domain::{ChatMessage, GenerationRequest};
+use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+/// Settings of the embedded engine.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    pub model_path: PathBuf,
+    /// Compute threads per worker.
+    pub threads: usize,
+    /// Context window per worker, in tokens (capped by the model's own).
+    pub context_tokens: u32,
+    /// Requests generated at the same time.
+    pub parallel: usize,
+    /// Requests that may wait for a worker.
+    pub queue_capacity: usize,
+}
+
+/// State shared by the backend handle and its workers.
+pub(crate) struct Shared {
+    pub model: LlamaModel,
+    pub template: LlamaChatTemplate,
+    pub model_name: String,
+    pub n_ctx: usize,
+    pub threads: usize,
+    pub active: AtomicUsize,
+    pub queued: AtomicUsize,
+}
+
+pub(crate) struct Job {
+    pub prompt: Vec<LlamaToken>,
+    pub request: GenerationRequest,
+    pub received: Instant,
+    pub tx: tokio::sync::mpsc::Sender<Result<mongars_core::domain::GenerationEvent, LlmError>>,
+}
+
+pub struct EmbeddedBackend {
+    shared: Arc<Shared>,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+impl EmbeddedBackend {
+    /// Format `messages` with the model's chat template and tokenize them.
+    fn tokenize(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
+        let chat: Vec<LlamaChatMessage> = messages
+            .iter()
+            .map(|m| {
+                LlamaChatMessage::new(m.role.as_str().to_string(), m.content.replace('\0', ""))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| LlmError::Failed(format!("message: {e}")))?;
+        let prompt = self
+            .shared
+            .model
+            .apply_chat_template(&self.shared.template, &chat, true)
+            .map_err(|e| LlmError::Failed(format!("chat template: {e}")))?;
+        Ok(self
+            .shared
+            .model
+            .vocab()
+            .tokenize(prompt.as_bytes(), true, true))
+    }
+
+    /// The model's configured thread count (for benches comparing engines).
+    pub fn threads(&self) -> usize {
+        self.shared.threads
+    }
+
+    /// The loaded model, for code that drives llama.cpp directly (benches).
+    pub fn model(&self) -> &LlamaModel {
+        &self.shared.model
+    }
+
+    /// Prompt tokens for `messages`, as the engine would feed them.
+    pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
+        self.tokenize(messages)
+    }
+}
+
+#[async_trait]
+impl LlmBackend for EmbeddedBackend {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    fn model(&self) -> &str {
+        &self.shared.model_name
+    }
+
+    fn context_window(&self) -> usize {
+        self.shared.n_ctx
+    }
+
+    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
+        self.tokenize(messages).map(|t| t.len())
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let received = Instant::now();
+        let prompt = self.tokenize(&request.messages)?;
+        // Leave room for at least one generated token.
+        if prompt.len() >= self.shared.n_ctx {
+            return Err(LlmError::PromptTooLong {
+                tokens: prompt.len(),
+                limit: self.shared.n_ctx - 1,
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        let job = Job {
+            prompt,
+            request,
+            received,
+            tx,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    mpsc::TrySendError::Full(_) => Err(LlmError::Overloaded {
+                        retry_after_secs: 2,
+                    }),
+                    mpsc::TrySendError::Disconnected(_) => {
+                        Err(LlmError::Unavailable("embedded engine stopped".into()))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn health(&self) -> BackendHealth {
+        BackendHealth {
+            healthy: true,
+            detail: format!(
+                "{} loaded, {} token context",
+                self.shared.model_name, self.shared.n_ctx
+            ),
+            active: self.shared.active.load(Ordering::SeqCst),
+            queued: self.shared.queued.load(Ordering::SeqCst),
+        }
+    }
+}

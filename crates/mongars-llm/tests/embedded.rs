@@ -1,0 +1,176 @@
+//! The embedded engine on the real default model (fetched by `make models`).
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
+
+use mongars_core::domain::{
+    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, SamplingParams,
+};
+use mongars_core::ports::{LlmBackend, LlmError};
+use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn model_path() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but the model is missing: `make test` fetches it"
+    );
+    eprintln!(
+        "skipped: embedded model tests ({} missing; run `make models`)",
+        path.display()
+    );
+    None
+}
+
+fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
+    EmbeddedConfig {
+        model_path: path,
+        threads: 2,
+        context_tokens: 2048,
+        parallel,
+        queue_capacity: queue,
+    }
+}
+
+fn greedy(max_tokens: u32) -> SamplingParams {
+    SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        max_tokens,
+        stop: vec![],
+        seed: None,
+    }
+}
+
+fn ask(text: &str, max_tokens: u32) -> GenerationRequest {
+    GenerationRequest {
+        messages: vec![ChatMessage::new(ChatRole::User, text)],
+        sampling: greedy(max_tokens),
+    }
+}
+
+async fn collect(
+    backend: &EmbeddedBackend,
+    req: GenerationRequest,
+) -> (String, mongars_core::domain::GenerationUsage) {
+    let mut rx = backend.generate(req).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev.unwrap() {
+            GenerationEvent::Delta(d) => text.push_str(&d),
+            GenerationEvent::Done(u) => return (text, u),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
+#[tokio::test]
+async fn answers_the_capital_of_france() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 1, 4)).unwrap();
+    let (text, usage) = collect(&backend, ask("What is the capital of France?", 48)).await;
+    assert!(text.contains("Paris"), "{text}");
+    assert_eq!(usage.finish_reason, FinishReason::Stop, "{text}");
+    assert!(usage.completion_tokens > 0 && usage.prompt_tokens > 5);
+    let lp = usage.mean_logprob.unwrap();
+    assert!(lp < 0.0 && lp > -5.0, "mean logprob {lp}");
+    assert!(!text.contains("<|im_end|>"));
+    let counted = backend
+        .count_prompt_tokens(&[ChatMessage::new(
+            ChatRole::User,
+            "What is the capital of France?",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(counted as u32, usage.prompt_tokens);
+}
+
+#[tokio::test]
+async fn max_tokens_and_stop_strings_end_generation() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 1, 4)).unwrap();
+    let (_, usage) = collect(&backend, ask("Write a long story about a dragon.", 5)).await;
+    assert_eq!(
+        (usage.finish_reason, usage.completion_tokens),
+        (FinishReason::Length, 5)
+    );
+
+    let mut req = ask("What is the capital of France?", 48);
+    req.sampling.stop = vec!["Paris".into()];
+    let (text, usage) = collect(&backend, req).await;
+    assert_eq!(usage.finish_reason, FinishReason::Stop);
+    assert!(!text.contains("Paris"), "{text}");
+}
+
+#[tokio::test]
+async fn dropping_the_stream_stops_the_engine() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 1, 4)).unwrap();
+    let mut rx = backend
+        .generate(ask("Write a very long story about the sea.", 2000))
+        .await
+        .unwrap();
+    let first = rx.recv().await.unwrap().unwrap();
+    assert!(matches!(first, GenerationEvent::Delta(_)));
+    drop(rx);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while backend.health().await.active > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "engine still busy a second after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 1, 1)).unwrap();
+    let long = || ask("Write a very long story about mountains.", 400);
+    let _running = backend.generate(long()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // picked up by the worker
+    let _waiting = backend.generate(long()).await.unwrap();
+    let refused = backend.generate(long()).await;
+    assert!(
+        matches!(refused, Err(LlmError::Overloaded { .. })),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_or_corrupt_model_files_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("mongars-llm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("nope.gguf");
+    let err = load_backend(&config(missing.clone(), 1, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("make models"),
+        "{err}"
+    );
+    let corrupt = dir.join("corrupt.gguf");
+    std::fs::write(&corrupt, b"not a model at all").unwrap();
+    let err = load_backend(&config(corrupt, 1, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("not a GGUF") && err.contains("make models"),
+        "{err}"
+    );
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    let err = load_backend(&config(truncated, 1, 1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("damaged"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -13,7 +13,52 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub bootstrap: BootstrapSettings,
+    pub llm: LlmSettings,
+    pub conversation: ConversationSettings,
     pub logging: LoggingSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    pub backend: LlmBackendKind,
+    pub embedded: EmbeddedLlmSettings,
+    pub sampling: SamplingSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmBackendKind {
+    Embedded,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedLlmSettings {
+    pub model_path: PathBuf,
+    pub threads: u32,
+    pub context_tokens: u32,
+    pub parallel: u32,
+    pub queue_capacity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSettings {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationSettings {
+    pub system_prompt: String,
+    pub history_turns: u32,
+    pub max_message_chars: u32,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

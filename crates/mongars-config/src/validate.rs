@@ -115,6 +115,70 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "must be at least 8 characters".into(),
     );
 
+    let e = &s.llm.embedded;
+    check(
+        !e.model_path.as_os_str().is_empty(),
+        "llm.embedded.model_path",
+        "must name a GGUF file".into(),
+    );
+    check(
+        (256..=1 << 20).contains(&e.context_tokens),
+        "llm.embedded.context_tokens",
+        "must be between 256 and 1048576".into(),
+    );
+    check(
+        (1..=64).contains(&e.parallel),
+        "llm.embedded.parallel",
+        "must be between 1 and 64".into(),
+    );
+    check(
+        (1..=100_000).contains(&e.queue_capacity),
+        "llm.embedded.queue_capacity",
+        "must be between 1 and 100000".into(),
+    );
+    check(
+        e.threads <= 1024,
+        "llm.embedded.threads",
+        "must be at most 1024".into(),
+    );
+    let sp = &s.llm.sampling;
+    check(
+        (0.0..=2.0).contains(&sp.temperature),
+        "llm.sampling.temperature",
+        "must be between 0 and 2".into(),
+    );
+    check(
+        sp.top_p > 0.0 && sp.top_p <= 1.0,
+        "llm.sampling.top_p",
+        "must be greater than 0 and at most 1".into(),
+    );
+    check(
+        sp.max_tokens >= 1 && sp.max_tokens < e.context_tokens,
+        "llm.sampling.max_tokens",
+        "must be at least 1 and less than llm.embedded.context_tokens".into(),
+    );
+    check(
+        sp.stop.len() <= 4 && sp.stop.iter().all(|s| !s.is_empty()),
+        "llm.sampling.stop",
+        "at most 4 strings, none empty".into(),
+    );
+    let c = &s.conversation;
+    check(
+        c.history_turns <= 100,
+        "conversation.history_turns",
+        "must be at most 100".into(),
+    );
+    check(
+        (1..=100_000).contains(&c.max_message_chars),
+        "conversation.max_message_chars",
+        "must be between 1 and 100000".into(),
+    );
+    check(
+        c.rate_limit_per_minute >= 1 && c.rate_limit_burst >= 1,
+        "conversation.rate_limit_per_minute",
+        "rate_limit_per_minute and rate_limit_burst must be at least 1".into(),
+    );
+
     check(
         level_ok(&s.logging.level),
         "logging.level",

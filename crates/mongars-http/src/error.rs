@@ -81,7 +81,8 @@ impl From<CoreError> for ApiError {
                 a.challenge = Some("Bearer error=\"invalid_token\"");
                 a
             }
-            CoreError::Throttled { retry_after_secs } => {
+            CoreError::Throttled { retry_after_secs }
+            | CoreError::RateLimited { retry_after_secs } => {
                 let mut a = ApiError::new(S::TOO_MANY_REQUESTS, code, detail);
                 a.retry_after_secs = Some(*retry_after_secs);
                 a
@@ -93,6 +94,16 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::CONFLICT, code, detail)
             }
             CoreError::NotFound(_) => ApiError::new(S::NOT_FOUND, code, detail),
+            CoreError::PromptTooLarge => ApiError::new(S::PAYLOAD_TOO_LARGE, code, detail),
+            CoreError::Overloaded { retry_after_secs } => {
+                let mut a = ApiError::new(S::SERVICE_UNAVAILABLE, code, detail);
+                a.retry_after_secs = Some(*retry_after_secs);
+                return a;
+            }
+            CoreError::BackendFailed(internal) => {
+                tracing::warn!(error = %internal, "generation backend failed");
+                ApiError::new(S::BAD_GATEWAY, code, detail)
+            }
             CoreError::Unavailable(internal) => {
                 tracing::warn!(error = %internal, "dependency unavailable");
                 ApiError::new(

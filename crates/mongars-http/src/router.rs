@@ -1,7 +1,7 @@
 //! Every route of the server, in one place, and the middleware around them.
 
 use crate::middleware::{self as mw, REQUEST_ID};
-use crate::routes::{auth, health, users};
+use crate::routes::{auth, conversation, health, llm, openai, users};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +27,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/user/register", post(users::register))
         .route("/api/v1/user/list", get(users::list))
         .route("/api/v1/user/change-password", post(users::change_password))
+        // conversation
+        .route("/api/v1/conversation/chat", post(conversation::chat))
+        .route(
+            "/api/v1/conversation/chat/stream",
+            post(conversation::chat_stream),
+        )
+        .route("/api/v1/conversation/history", get(conversation::history))
+        .route("/llm/chat", post(llm::chat))
+        .route("/llm/health", get(llm::health))
+        // OpenAI-compatible
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
         .route_layer(axum::middleware::from_fn(mw::record_route))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)

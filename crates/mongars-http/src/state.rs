@@ -1,6 +1,7 @@
 //! Shared state of the HTTP layer: one `Clone` struct of `Arc`s.
 
 use mongars_core::auth::AuthService;
+use mongars_core::conversation::ConversationService;
 use mongars_core::ports::HealthCheck;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub struct HttpOptions {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    pub conversation: Arc<ConversationService>,
     /// Checked by `/ready`, in order.
     pub readiness: Arc<[Arc<dyn HealthCheck>]>,
     pub http: HttpOptions,

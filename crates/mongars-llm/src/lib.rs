@@ -7,3 +7,22 @@
 pub mod embedded;
 pub mod scripted;
 pub mod text;
+
+use async_trait::async_trait;
+use mongars_core::ports::{HealthCheck, LlmBackend};
+use std::sync::Arc;
+
+/// `/ready` check: the generation backend can serve.
+pub struct LlmReadiness(pub Arc<dyn LlmBackend>);
+
+#[async_trait]
+impl HealthCheck for LlmReadiness {
+    fn name(&self) -> &'static str {
+        "llm"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let h = self.0.health().await;
+        if h.healthy { Ok(()) } else { Err(h.detail) }
+    }
+}

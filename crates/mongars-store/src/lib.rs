@@ -11,10 +11,12 @@ mod health;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;
+mod turns;
 mod users;
 
 pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
 pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
 pub use throttle::SqlThrottleStore;
+pub use turns::{SqlTurnRepository, all_turns};
 pub use users::SqlUserRepository;

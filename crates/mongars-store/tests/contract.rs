@@ -7,9 +7,13 @@
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
 use chrono::Utc;
+use mongars_core::domain::{NewTurn, SpeechTurn, TurnCompletion, TurnStatus};
 use mongars_core::domain::{NewUser, Role, Username};
+use mongars_core::ports::TurnRepository;
 use mongars_core::ports::{LoginThrottleStore, RepoError, UserRepository};
-use mongars_store::{Database, SqlThrottleStore, SqlUserRepository, testing};
+use mongars_store::{
+    Database, SqlThrottleStore, SqlTurnRepository, SqlUserRepository, all_turns, testing,
+};
 use std::sync::Arc;
 
 async fn sqlite() -> (Database, tempfile::TempDir) {
@@ -53,6 +57,8 @@ contract!(
     throttle_counts_and_windows,
     throttle_counts_concurrent_failures,
     migrations_are_current_and_idempotent,
+    turns_keep_the_message_then_the_reply,
+    recent_turns_filter_by_session_and_skip_unfinished,
 );
 
 fn new_user(name: &str, role: Role) -> NewUser {
@@ -205,4 +211,129 @@ async fn migrations_are_current_and_idempotent(db: Database) {
     assert!(status.applied.contains(&1));
     assert!(db.migrate().await.unwrap().is_empty());
     db.ping().await.unwrap();
+}
+
+async fn owner(db: &Database, name: &str) -> i64 {
+    SqlUserRepository::new(db.clone())
+        .insert(new_user(name, Role::User))
+        .await
+        .unwrap()
+        .id
+}
+
+fn turn(id: &str, user_id: i64, session: Option<&str>, query: &str, secs: i64) -> NewTurn {
+    NewTurn {
+        id: id.into(),
+        user_id,
+        session_id: session.map(String::from),
+        query: query.into(),
+        created_at: Utc::now() + chrono::Duration::seconds(secs),
+    }
+}
+
+fn completion(text: &str) -> TurnCompletion {
+    TurnCompletion {
+        response: text.into(),
+        model: "m".into(),
+        prompt_tokens: 12,
+        completion_tokens: 3,
+        confidence: 0.75,
+        ttft_ms: 20,
+        generation_ms: 40,
+        total_ms: 45,
+        speech_turn: SpeechTurn {
+            turn_id: "x".into(),
+            text: text.into(),
+            created_at: Utc::now(),
+            segments: vec![],
+            average_words_per_second: 2.6,
+            tempo: 1.05,
+        },
+        completed_at: Utc::now(),
+    }
+}
+
+async fn turns_keep_the_message_then_the_reply(db: Database) {
+    let uid = owner(&db, "talker").await;
+    let repo = SqlTurnRepository::new(db.clone());
+    repo.start(turn("t1", uid, Some("s"), "hello", 0))
+        .await
+        .unwrap();
+    let stored = all_turns(&db, uid).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].status, stored[0].response.as_deref()),
+        (TurnStatus::Pending, None)
+    );
+    repo.complete("t1", &completion("hi there")).await.unwrap();
+    let t = &all_turns(&db, uid).await.unwrap()[0];
+    assert_eq!(t.status, TurnStatus::Complete);
+    assert_eq!(t.response.as_deref(), Some("hi there"));
+    assert_eq!(
+        (t.prompt_tokens, t.completion_tokens, t.confidence),
+        (Some(12), Some(3), Some(0.75))
+    );
+    assert_eq!(t.speech_turn.as_ref().unwrap().tempo, 1.05);
+    // A finished turn cannot be finished again.
+    assert!(repo.complete("t1", &completion("again")).await.is_err());
+
+    repo.start(turn("t2", uid, None, "will fail", 1))
+        .await
+        .unwrap();
+    repo.fail("t2", "llm.backend_failed").await.unwrap();
+    let t2 = &all_turns(&db, uid).await.unwrap()[1];
+    assert_eq!(
+        (t2.status, t2.query.as_str()),
+        (TurnStatus::Failed, "will fail")
+    );
+    assert_eq!(t2.error_code.as_deref(), Some("llm.backend_failed"));
+    assert!(t2.completed_at.is_some());
+    // Unknown users are refused by the foreign key.
+    assert!(
+        repo.start(turn("t3", uid + 999, None, "x", 2))
+            .await
+            .is_err()
+    );
+}
+
+async fn recent_turns_filter_by_session_and_skip_unfinished(db: Database) {
+    let uid = owner(&db, "ana").await;
+    let other = owner(&db, "ben").await;
+    let repo = SqlTurnRepository::new(db.clone());
+    for (i, session) in [Some("a"), Some("b"), Some("a"), None]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("t{i}");
+        repo.start(turn(&id, uid, session, &format!("q{i}"), i as i64))
+            .await
+            .unwrap();
+        repo.complete(&id, &completion(&format!("r{i}")))
+            .await
+            .unwrap();
+    }
+    repo.start(turn("pending", uid, Some("a"), "unanswered", 10))
+        .await
+        .unwrap();
+    repo.start(turn("theirs", other, Some("a"), "not yours", 11))
+        .await
+        .unwrap();
+    repo.complete("theirs", &completion("x")).await.unwrap();
+
+    let queries = |turns: Vec<mongars_core::domain::Turn>| {
+        turns.into_iter().map(|t| t.query).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        queries(repo.recent(uid, None, 10).await.unwrap()),
+        ["q3", "q2", "q1", "q0"]
+    );
+    assert_eq!(
+        queries(repo.recent(uid, Some("a"), 10).await.unwrap()),
+        ["q2", "q0"]
+    );
+    assert_eq!(
+        queries(repo.recent(uid, None, 2).await.unwrap()),
+        ["q3", "q2"]
+    );
+    assert!(repo.recent(uid, Some("zzz"), 10).await.unwrap().is_empty());
 }

@@ -10,7 +10,7 @@ use mongars_core::auth::{
     AuthOptions, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy, TokenCodec,
 };
 use mongars_core::domain::{Password, Username};
-use mongars_core::ports::{HealthCheck, SystemClock};
+use mongars_core::ports::{HealthCheck, LlmBackend, SystemClock};
 use mongars_http::{AppState, HttpOptions};
 use mongars_store::{
     Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlThrottleStore,
@@ -30,10 +30,19 @@ pub struct App {
     pub router: Router,
 }
 
-/// Open the database (migrating when configured), load the signing key,
-/// build the services and the router, and create the first admin named in
-/// settings if there is no admin yet.
+/// Open the database (migrating when configured), load the signing key and
+/// the model, build the services and the router, and create the first admin
+/// named in settings if there is no admin yet.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    build_with(settings, None).await
+}
+
+/// [`build`], with a generation backend chosen by the caller instead of the
+/// one in settings (tests use a scripted backend this way).
+pub async fn build_with(
+    settings: Settings,
+    llm: Option<Arc<dyn LlmBackend>>,
+) -> anyhow::Result<App> {
     let db = open_database(&settings).await?;
     if settings.database.migrate_on_start {
         let applied = db.migrate().await?;
@@ -53,12 +62,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         );
     }
 
+    let llm = match llm {
+        Some(llm) => llm,
+        None => crate::llm::backend_from_settings(&settings).await?,
+    };
+    let conversation = Arc::new(crate::llm::conversation_service(
+        &settings,
+        &db,
+        llm.clone(),
+    ));
+
     let readiness: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(db.clone())),
         Arc::new(MigrationsCheck(db.clone())),
+        Arc::new(mongars_llm::LlmReadiness(llm)),
     ];
     let state = AppState {
         auth: auth.clone(),
+        conversation,
         readiness: readiness.into(),
         http: HttpOptions {
             body_limit_bytes: settings.server.body_limit_bytes,

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod commands;
 pub mod hardware;
 pub mod jwt_key;
+pub mod llm;
 pub mod telemetry;

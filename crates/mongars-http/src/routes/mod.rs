@@ -2,5 +2,8 @@
 //! service and shape the answer; no SQL and no business rules here.
 
 pub mod auth;
+pub mod conversation;
 pub mod health;
+pub mod llm;
+pub mod openai;
 pub mod users;

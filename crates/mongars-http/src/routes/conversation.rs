@@ -1,0 +1,149 @@
+//! Chat turns: JSON, Server-Sent Events, and history.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, AuthUser};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use mongars_core::CoreError;
+use mongars_core::conversation::{ChatEvent, ChatReply, ChatRequest, ChatStream};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+
+#[derive(Deserialize)]
+pub struct ChatBody {
+    message: String,
+    session_id: Option<String>,
+}
+
+impl From<ChatBody> for ChatRequest {
+    fn from(b: ChatBody) -> Self {
+        ChatRequest {
+            message: b.message,
+            session_id: b.session_id,
+        }
+    }
+}
+
+/// `POST /api/v1/conversation/chat`
+pub async fn chat(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiJson(body): ApiJson<ChatBody>,
+) -> ApiResult<Json<ChatReply>> {
+    Ok(Json(state.conversation.chat(&who, body.into()).await?))
+}
+
+/// `POST /api/v1/conversation/chat/stream`: `token` events with
+/// `{"delta": text}`, then `done` with the reply object, or `error` with
+/// `{"detail", "code"}`. Problems found before generation starts are plain
+/// JSON errors with their status, like the non-streaming endpoint.
+pub async fn chat_stream(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiJson(body): ApiJson<ChatBody>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let rx = state.conversation.chat_stream(&who, body.into()).await?;
+    Ok(Sse::new(sse_events(rx)).keep_alive(KeepAlive::default()))
+}
+
+fn sse_events(rx: ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let event = match rx.recv().await? {
+            ChatEvent::Delta(delta) => json_event("token", &serde_json::json!({ "delta": delta })),
+            ChatEvent::Done(reply) => {
+                let ev = json_event("done", &*reply);
+                return Some((Ok(ev), None));
+            }
+            ChatEvent::Error(e) => {
+                let ev = error_event(e);
+                return Some((Ok(ev), None));
+            }
+        };
+        Some((Ok(event), Some(rx)))
+    })
+}
+
+pub(crate) fn json_event(name: &str, data: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event(name).data("{}"))
+}
+
+pub(crate) fn error_event(e: CoreError) -> Event {
+    let api = ApiError::from(e);
+    json_event(
+        "error",
+        &serde_json::json!({ "detail": api.detail, "code": api.code }),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    user_id: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct HistoryItem {
+    user_id: String,
+    query: String,
+    response: String,
+    timestamp: String,
+    expires_at: Option<String>,
+}
+
+/// `GET /api/v1/conversation/history?user_id=&limit=`: the caller's complete
+/// turns, newest first. Admins may read anyone's.
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<HistoryItem>>> {
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 10,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "limit",
+                    "limit must be 1 to 100",
+                )
+            })?,
+    };
+    let (user_id, username) = match q.user_id.as_deref().filter(|u| !u.is_empty()) {
+        None => (who.id, who.username.clone()),
+        Some(name) if name.eq_ignore_ascii_case(&who.username) => (who.id, who.username.clone()),
+        Some(_) if !who.is_admin() => {
+            return Err(CoreError::Forbidden("You may only read your own history").into());
+        }
+        Some(name) => {
+            let name = mongars_core::domain::Username::parse(name)?;
+            let user = state.auth.find(&name).await?;
+            (user.id, user.username)
+        }
+    };
+    let turns = state.conversation.history(user_id, limit).await?;
+    Ok(Json(
+        turns
+            .into_iter()
+            .map(|t| HistoryItem {
+                user_id: username.clone(),
+                query: t.query,
+                response: t.response.unwrap_or_default(),
+                timestamp: t
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                expires_at: None,
+            })
+            .collect(),
+    ))
+}

@@ -31,6 +31,8 @@ pub struct ScriptedBackend {
     active: Arc<AtomicUsize>,
     /// Every request seen, for assertions on prompts.
     pub seen: std::sync::Mutex<Vec<GenerationRequest>>,
+    /// `Some(reason)` makes `health` report the backend down.
+    down: Option<String>,
 }
 
 impl ScriptedBackend {
@@ -41,7 +43,14 @@ impl ScriptedBackend {
             context_window: 2048,
             active: Arc::new(AtomicUsize::new(0)),
             seen: std::sync::Mutex::new(Vec::new()),
+            down: None,
         }
+    }
+
+    /// Report unhealthy with this reason.
+    pub fn unhealthy(mut self, reason: &str) -> Self {
+        self.down = Some(reason.to_string());
+        self
     }
 
     /// Wait this long before each token.
@@ -145,8 +154,8 @@ impl LlmBackend for ScriptedBackend {
 
     async fn health(&self) -> BackendHealth {
         BackendHealth {
-            healthy: true,
-            detail: "scripted".into(),
+            healthy: self.down.is_none(),
+            detail: self.down.clone().unwrap_or_else(|| "scripted".into()),
             active: self.active(),
             queued: 0,
         }

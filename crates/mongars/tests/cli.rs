@@ -12,7 +12,14 @@ fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
     // Cheap hashing keeps the tests quick; the defaults are measured in the bench.
     cmd.env("MONGARS_AUTH__ARGON2_MEMORY_KIB", "1024")
         .env("MONGARS_AUTH__ARGON2_ITERATIONS", "1")
-        .env("MONGARS_LOGGING__FORMAT", "json");
+        .env("MONGARS_LOGGING__FORMAT", "json")
+        .env(
+            "MONGARS_LLM__EMBEDDED__MODEL_PATH",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+            ),
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -212,9 +212,11 @@ impl IntoResponse for OpenAiError {
 /// `POST /v1/chat/completions`
 pub async fn chat_completions(
     State(state): State<AppState>,
-    AuthUser(who): AuthUser,
-    ApiJson(body): ApiJson<CompletionBody>,
+    who: Result<AuthUser, ApiError>,
+    body: Result<ApiJson<CompletionBody>, ApiError>,
 ) -> Result<Response, OpenAiError> {
+    let AuthUser(who) = who?;
+    let ApiJson(body) = body?;
     let defaults = &state.conversation.options().sampling;
     let (request, stream, include_usage) = to_request(body, defaults)?;
     let (rx, _) = state.conversation.complete(&who, request).await?;

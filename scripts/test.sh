@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh test
+scripts/models.sh
+
+echo "== openai client for the compatibility test"
+pydeps="$PWD/target/pydeps"
+if ! PYTHONPATH="$pydeps" python3 -c "import openai" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+    --target "$pydeps" "openai>=1.50,<4"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -18,7 +26,8 @@ trap 'scripts/test-postgres.sh stop' EXIT
 echo "== cargo test"
 log=$(mktemp)
 set +e
-MONGARS_TEST_POSTGRES_URL="$url" cargo test --workspace --locked 2>&1 | tee "$log"
+MONGARS_TEST_POSTGRES_URL="$url" MONGARS_TEST_PYDEPS="$pydeps" \
+  cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).

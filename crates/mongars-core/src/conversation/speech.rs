@@ -165,7 +165,7 @@ mod tests {
         let brisk = next_tempo(Some(1.0), 2);
         assert!(brisk > 1.0 && brisk < MAX_TEMPO);
         let calm = next_tempo(Some(1.0), 60);
-        assert!(calm < 1.0 && calm >= MIN_TEMPO);
+        assert!((MIN_TEMPO..1.0).contains(&calm));
         let fast = plan("t", "One two three four.", Utc::now(), 1.15);
         let slow = plan("t", "One two three four.", Utc::now(), 0.85);
         assert!(fast.segments[0].estimated_duration < slow.segments[0].estimated_duration);

@@ -7,5 +7,6 @@ mod accounts;
 mod conversation;
 mod openai;
 mod operations;
+mod real_model;
 mod throttle;
 mod tokens;

@@ -27,8 +27,10 @@ fmt: ## Format the code
 lint: ## Lints as CI runs them
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: build ## Start-up, memory and login throughput figures
-	./target/release/mongars bench auth
+bench: build ## Start-up, memory, login throughput and generation figures
+	@scripts/models.sh
+	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench auth
+	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench generate
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

@@ -27,7 +27,7 @@ echo "== cargo test"
 log=$(mktemp)
 set +e
 MONGARS_TEST_POSTGRES_URL="$url" MONGARS_TEST_PYDEPS="$pydeps" \
-  cargo test --workspace --locked 2>&1 | tee "$log"
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).

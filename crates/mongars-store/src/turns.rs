@@ -131,6 +131,35 @@ impl TurnRepository for SqlTurnRepository {
         .map_err(repo_err)
     }
 
+    async fn count_complete(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<u64, RepoError> {
+        let n: i64 = match session_id {
+            Some(session) => on_pool!(self.db.pool(), |p| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM conversation_turns \
+                     WHERE user_id = $1 AND session_id = $2 AND status = 'complete'",
+                )
+                .bind(user_id)
+                .bind(session)
+                .fetch_one(p)
+                .await
+            }),
+            None => on_pool!(self.db.pool(), |p| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 AND status = 'complete'",
+                )
+                .bind(user_id)
+                .fetch_one(p)
+                .await
+            }),
+        }
+        .map_err(repo_err)?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn recent(
         &self,
         user_id: i64,

@@ -336,4 +336,7 @@ async fn recent_turns_filter_by_session_and_skip_unfinished(db: Database) {
         ["q3", "q2"]
     );
     assert!(repo.recent(uid, Some("zzz"), 10).await.unwrap().is_empty());
+    assert_eq!(repo.count_complete(uid, None).await.unwrap(), 4);
+    assert_eq!(repo.count_complete(uid, Some("a")).await.unwrap(), 2);
+    assert_eq!(repo.count_complete(other, None).await.unwrap(), 1);
 }

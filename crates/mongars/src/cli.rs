@@ -52,6 +52,24 @@ pub enum BenchCommand {
     /// /ready, idle and peak RSS, POST /token throughput next to raw argon2
     /// verification on the same cores, and /healthz latency under login load.
     Auth(BenchArgs),
+    /// Compare the embedded engine with the plain llama-cpp-2 decode loop on
+    /// the same model, prompt and threads (tokens/s, time to first token),
+    /// then measure the chat pipeline's cost outside generation with stored
+    /// history on SQLite.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Tokens generated per run.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: u32,
+    /// Runs of each engine (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Stored turns of the user for the pipeline measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub turns: u32,
 }
 
 #[derive(Debug, clap::Args)]

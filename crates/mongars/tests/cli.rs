@@ -264,7 +264,11 @@ fn migrate_check_and_apply() {
     );
     let apply = run(d, &["migrate"], &[], None);
     assert!(apply.status.success());
-    assert!(text(&apply.stdout).contains("applied migrations [1]"));
+    assert!(
+        text(&apply.stdout).contains("applied migrations [1, 2]"),
+        "{}",
+        text(&apply.stdout)
+    );
     let again = run(d, &["migrate", "--check"], &[], None);
     assert_eq!(again.status.code(), Some(0));
 }
@@ -356,6 +360,38 @@ fn doctor_reports_problems_then_passes() {
     ] {
         assert!(out.contains(part), "{part} missing:\n{out}");
     }
+}
+
+#[test]
+fn a_missing_model_stops_serve_with_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("MONGARS_LLM__EMBEDDED__MODEL_PATH", "models/absent.gguf"),
+            ("MONGARS_SERVER__PORT", "0"),
+        ],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("models/absent.gguf") && err.contains("make models"),
+        "{err}"
+    );
+    let doctor = run(
+        dir.path(),
+        &["doctor"],
+        &[("MONGARS_LLM__EMBEDDED__MODEL_PATH", "models/absent.gguf")],
+        None,
+    );
+    let out = text(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1));
+    assert!(
+        out.contains("[FAIL] model") && out.contains("make models"),
+        "{out}"
+    );
 }
 
 #[test]

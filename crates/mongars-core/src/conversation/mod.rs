@@ -8,5 +8,5 @@ pub mod speech;
 pub use prompt::fit_history;
 pub use service::{
     ChatEvent, ChatReply, ChatRequest, ChatStream, ConversationOptions, ConversationService,
-    confidence_from_logprob,
+    confidence_from_logprob, history_window,
 };

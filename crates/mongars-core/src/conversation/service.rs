@@ -118,9 +118,14 @@ impl ConversationService {
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
         self.check_rate(who)?;
+        let complete = self
+            .turns
+            .count_complete(who.id, session.as_deref())
+            .await?;
+        let window = history_window(complete, self.options.history_turns);
         let recent = self
             .turns
-            .recent(who.id, session.as_deref(), self.options.history_turns)
+            .recent(who.id, session.as_deref(), window)
             .await?;
         let budget = self.prompt_budget();
         let (messages, prompt_tokens) = fit_history(
@@ -236,6 +241,22 @@ impl ConversationService {
             .context_window()
             .saturating_sub(self.options.sampling.max_tokens as usize)
     }
+}
+
+/// How many of the `complete` past turns to offer the model, at most `max`.
+///
+/// The window's first turn moves in steps of half its size rather than one
+/// turn at a time, so that between steps each prompt begins with the previous
+/// one and the engine's prompt cache reads only what is new. The window holds
+/// between `max / 2 + 1` and `max` turns.
+pub fn history_window(complete: u64, max: u32) -> u32 {
+    let max = u64::from(max);
+    if complete <= max {
+        return complete as u32;
+    }
+    let step = (max / 2).max(1);
+    let start = (complete - max).div_ceil(step) * step;
+    (complete - start) as u32
 }
 
 fn last_tempo(recent: &[Turn]) -> Option<f64> {
@@ -366,5 +387,34 @@ impl Finish {
         if let Some(turns) = &self.turns {
             record_failure(turns.as_ref(), &self.turn_id, code).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_window_moves_in_half_steps() {
+        assert_eq!(history_window(0, 10), 0);
+        assert_eq!(history_window(7, 10), 7);
+        assert_eq!(history_window(10, 10), 10);
+        let sizes: Vec<u32> = (11..=21).map(|n| history_window(n, 10)).collect();
+        assert_eq!(sizes, [6, 7, 8, 9, 10, 6, 7, 8, 9, 10, 6]);
+        // The window's first turn (n - size) only changes every 5 turns.
+        let starts: Vec<u64> = (11..=21)
+            .map(|n| n - u64::from(history_window(n, 10)))
+            .collect();
+        assert_eq!(starts, [5, 5, 5, 5, 5, 10, 10, 10, 10, 10, 15]);
+        assert_eq!(history_window(5, 0), 0);
+        assert_eq!(history_window(3, 1), 1);
+    }
+
+    #[test]
+    fn confidence_is_the_mean_token_probability() {
+        assert_eq!(confidence_from_logprob(Some(0.0)), 1.0);
+        assert_eq!(confidence_from_logprob(Some(-std::f64::consts::LN_2)), 0.5);
+        assert_eq!(confidence_from_logprob(None), 0.5);
+        assert_eq!(confidence_from_logprob(Some(f64::NEG_INFINITY)), 0.5);
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 /// llama.cpp's backend is process-wide and may be initialised only once.
-fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
+pub(crate) fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {

@@ -8,9 +8,12 @@
 //! queued and stopped between tokens if running.
 
 mod load;
+mod logprob;
+mod raw;
 mod worker;
 
 pub use load::load_backend;
+pub use raw::{RawRun, raw_greedy_decode};
 
 use async_trait::async_trait;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -84,11 +87,6 @@ impl EmbeddedBackend {
     /// The model's configured thread count (for benches comparing engines).
     pub fn threads(&self) -> usize {
         self.shared.threads
-    }
-
-    /// The loaded model, for code that drives llama.cpp directly (benches).
-    pub fn model(&self) -> &LlamaModel {
-        &self.shared.model
     }
 
     /// Prompt tokens for `messages`, as the engine would feed them.

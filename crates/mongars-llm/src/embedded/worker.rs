@@ -1,5 +1,6 @@
 //! One engine thread: owns a llama.cpp context and runs queued jobs.
 
+use super::logprob::logprob;
 use super::{Job, Shared};
 use crate::text::TextAssembler;
 use llama_cpp_2::context::LlamaContext;
@@ -7,6 +8,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
 use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage, SamplingParams};
 use mongars_core::ports::LlmError;
 use std::num::NonZeroU32;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 const PREFILL_BATCH: usize = 512;
 
 /// Creating contexts from one model concurrently is unsound in llama.cpp.
-static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
 
 pub(crate) fn run_worker(
     backend: &'static LlamaBackend,
@@ -49,6 +51,8 @@ pub(crate) fn run_worker(
         }
     };
     drop(ready);
+    // Tokens whose keys and values are in the context, at positions 0.. .
+    let mut cached: Vec<LlamaToken> = Vec::new();
     loop {
         let job = match queue.lock() {
             Ok(rx) => rx.recv(),
@@ -62,7 +66,11 @@ pub(crate) fn run_worker(
             continue; // the client left while the job waited
         }
         shared.active.fetch_add(1, Ordering::SeqCst);
-        let result = generate(&mut ctx, shared, &job);
+        let result = generate(&mut ctx, shared, &job, &mut cached);
+        if result.is_err() {
+            ctx.clear_kv_cache();
+            cached.clear();
+        }
         shared.active.fetch_sub(1, Ordering::SeqCst);
         let last = match result {
             Ok(usage) => Ok(GenerationEvent::Done(usage)),
@@ -94,37 +102,52 @@ fn rand_seed() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-/// Natural-log probability of `token` under the raw logits.
-fn logprob(logits: &[f32], token: usize) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
-    logits
-        .get(token)
-        .map_or(f64::NEG_INFINITY, |&l| f64::from(l - max) - sum.ln())
+/// How much of `cached` can stay in the context for `prompt`: the common
+/// prefix, leaving at least the last prompt token to read again (its logits
+/// start the reply).
+fn reusable(cached: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+    let common = cached
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    common.min(prompt.len().saturating_sub(1))
 }
 
+/// Read the prompt and generate. The context keeps what it already holds of
+/// the prompt's beginning (a conversation's next prompt starts with the
+/// previous one), so only the new part is read.
 fn generate(
     ctx: &mut LlamaContext<'_>,
     shared: &Shared,
     job: &Job,
+    cached: &mut Vec<LlamaToken>,
 ) -> Result<GenerationUsage, LlmError> {
     let started = Instant::now();
     let queued = started.duration_since(job.received);
     let fail = |what: &str, e: &dyn std::fmt::Display| LlmError::Failed(format!("{what}: {e}"));
     let sampling = &job.request.sampling;
-    ctx.clear_kv_cache();
-
     let prompt = &job.prompt;
+
+    let mut keep = reusable(cached, prompt);
+    if ctx.kv_cache_seq_rm(0, Some(keep as u32), None).is_err() {
+        ctx.clear_kv_cache();
+        keep = 0;
+    }
+    cached.truncate(keep);
+    tracing::debug!(reused = keep, read = prompt.len() - keep, "prompt cache");
+
     let mut batch = LlamaBatch::new(PREFILL_BATCH, 1);
-    for (c, chunk) in prompt.chunks(PREFILL_BATCH).enumerate() {
+    for (c, chunk) in prompt[keep..].chunks(PREFILL_BATCH).enumerate() {
         batch.clear();
         for (j, &token) in chunk.iter().enumerate() {
-            let pos = c * PREFILL_BATCH + j;
+            let pos = keep + c * PREFILL_BATCH + j;
             batch
                 .add(token, pos as i32, &[0], pos + 1 == prompt.len())
                 .map_err(|e| fail("batch", &e))?;
         }
         ctx.decode(&mut batch).map_err(|e| fail("prefill", &e))?;
+        cached.extend_from_slice(chunk);
         if job.tx.is_closed() {
             return Ok(Progress::default().usage(shared, job, queued, FinishReason::Cancelled));
         }
@@ -167,6 +190,7 @@ fn generate(
             .add(token, position as i32, &[0], true)
             .map_err(|e| fail("batch", &e))?;
         ctx.decode(&mut batch).map_err(|e| fail("decode", &e))?;
+        cached.push(token);
         position += 1;
         logit_index = 0;
     };
@@ -207,5 +231,27 @@ impl Progress {
             queued,
             total: job.received.elapsed(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ids: &[i32]) -> Vec<LlamaToken> {
+        ids.iter().map(|&i| LlamaToken(i)).collect()
+    }
+
+    #[test]
+    fn reuse_is_the_common_prefix_minus_the_last_prompt_token() {
+        assert_eq!(reusable(&t(&[]), &t(&[1, 2, 3])), 0);
+        assert_eq!(reusable(&t(&[1, 2, 9, 9]), &t(&[1, 2, 3, 4])), 2);
+        assert_eq!(
+            reusable(&t(&[1, 2, 3, 4, 5]), &t(&[1, 2, 3])),
+            2,
+            "same prompt: read the last again"
+        );
+        assert_eq!(reusable(&t(&[1, 2]), &t(&[1, 2, 3, 4])), 2);
+        assert_eq!(reusable(&t(&[7]), &t(&[1])), 0);
     }
 }

@@ -74,6 +74,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         }
         Err(e) => line(false, "database", format!("{target}: {e}")),
     }
+    let model = &settings.llm.embedded.model_path;
+    match model_status(model) {
+        Ok(size) => line(
+            true,
+            "model",
+            format!("{} ({:.0} MB, GGUF)", model.display(), size as f64 / 1e6),
+        ),
+        Err(why) => line(
+            false,
+            "model",
+            format!(
+                "{}: {why}; run `make models` or set llm.embedded.model_path",
+                model.display()
+            ),
+        ),
+    }
     let key = jwt_key::describe(&settings);
     line(!key.starts_with("PROBLEM"), "signing key", key);
 
@@ -121,6 +137,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         println!("all checks passed");
         Ok(0)
     }
+}
+
+/// Size of a readable GGUF file, or why it is not one (without loading it).
+fn model_status(path: &std::path::Path) -> Result<u64, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).map_err(|e| e.to_string())?;
+    if &magic != b"GGUF" {
+        return Err("not a GGUF file".into());
+    }
+    file.metadata().map(|m| m.len()).map_err(|e| e.to_string())
 }
 
 fn probe_write(dir: &std::path::Path) -> bool {

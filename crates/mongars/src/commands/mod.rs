@@ -19,7 +19,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Doctor => doctor::run(settings).await,
-        Command::Bench(BenchCommand::Auth(args)) => bench::run(settings, args).await,
+        Command::Bench(BenchCommand::Auth(args)) => bench::auth(settings, args).await,
+        Command::Bench(BenchCommand::Generate(args)) => bench::generate(settings, args).await,
     }
 }
 

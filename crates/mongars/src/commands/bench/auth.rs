@@ -6,6 +6,7 @@
 //! the same cores (the baseline), `/healthz` latency while logins saturate the
 //! CPU, and the unknown-user / wrong-password timing ratio.
 
+use super::pct;
 use crate::cli::BenchArgs;
 use anyhow::{Context, bail};
 use mongars_config::Settings;
@@ -278,15 +279,6 @@ async fn failure_timing(client: &reqwest::Client, base: &str) -> (f64, f64) {
         }
     }
     (pct(&unknown, 50.0), pct(&wrong, 50.0))
-}
-
-fn pct(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((p / 100.0) * (v.len() - 1) as f64).round() as usize]
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {

@@ -1,0 +1,263 @@
+//! `mongars bench generate`: the embedded engine against the plain
+//! llama-cpp-2 decode loop on the same model, prompt and threads, then the
+//! pipeline's own cost around generation with 1,000 stored turns.
+
+use super::pct;
+use crate::cli::GenerateArgs;
+use anyhow::Context;
+use mongars_config::Settings;
+use mongars_core::auth::Principal;
+use mongars_core::conversation::{ChatRequest, ConversationOptions, ConversationService};
+use mongars_core::domain::{
+    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, NewTurn, Role, SamplingParams,
+    TurnCompletion,
+};
+use mongars_core::ports::{LlmBackend, SystemClock, TurnRepository};
+use mongars_core::ratelimit::RateLimiter;
+use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode};
+use mongars_store::{Database, DbConfig, DbTarget, SqlTurnRepository, SqlUserRepository};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PROMPT: &str =
+    "Write a short story about a lighthouse keeper who finds a message in a bottle.";
+
+fn greedy(max_tokens: u32) -> SamplingParams {
+    SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        max_tokens,
+        stop: vec![],
+        seed: None,
+    }
+}
+
+pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> {
+    let mut cfg = crate::llm::embedded_config(&settings);
+    cfg.parallel = 1;
+    let threads = cfg.threads;
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || load_backend(&cfg))
+            .await?
+            .context("llm.embedded.model_path")?,
+    );
+    // Each run gets its own opening, so the engine's prompt cache cannot help
+    // it: both sides read the whole prompt.
+    let run_messages = |run: u32| {
+        vec![
+            ChatMessage::new(
+                ChatRole::System,
+                format!("Session {run}. You tell short stories."),
+            ),
+            ChatMessage::new(ChatRole::User, PROMPT),
+        ]
+    };
+    let prompt_len = engine.prompt_tokens(&run_messages(0))?.len();
+    println!(
+        "model {}; {threads} threads; prompt {} tokens; {} tokens per run; {} runs each, alternating order",
+        engine.model(),
+        prompt_len,
+        args.tokens,
+        args.runs
+    );
+
+    let (mut raw_ttft, mut raw_rate, mut eng_ttft, mut eng_rate) = (vec![], vec![], vec![], vec![]);
+    for run in 0..args.runs.max(1) {
+        let messages = run_messages(run);
+        let prompt = engine.prompt_tokens(&messages)?;
+        // Alternate which goes first, with a pause between, so neither pays
+        // for the other's idle OpenMP threads still spinning.
+        for raw_turn in if run % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        } {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if raw_turn {
+                let (e, p, n) = (engine.clone(), prompt.clone(), args.tokens);
+                let raw =
+                    tokio::task::spawn_blocking(move || raw_greedy_decode(&e, &p, n)).await??;
+                raw_ttft.push(ms(raw.time_to_first_token));
+                raw_rate.push(f64::from(raw.tokens - 1) / raw.decode.as_secs_f64());
+            } else {
+                let (ttft, rate) = engine_run(&engine, &messages, args.tokens).await?;
+                eng_ttft.push(ttft);
+                eng_rate.push(rate);
+            }
+        }
+    }
+    let (rt, rr, et, er) = (
+        pct(&raw_ttft, 50.0),
+        pct(&raw_rate, 50.0),
+        pct(&eng_ttft, 50.0),
+        pct(&eng_rate, 50.0),
+    );
+    println!();
+    println!(
+        "{:<36} {:>14} {:>14} {:>8}",
+        "", "raw llama-cpp-2", "monGARS engine", "ratio"
+    );
+    println!(
+        "{:<36} {:>14.1} {:>14.1} {:>8.3}",
+        "decode tokens/s (median)",
+        rr,
+        er,
+        er / rr
+    );
+    println!(
+        "{:<36} {:>14.1} {:>14.1} {:>8.3}",
+        "time to first token, ms (median)",
+        rt,
+        et,
+        et / rt
+    );
+
+    let figures = pipeline_overhead(engine.clone(), &settings, args.turns).await?;
+    let overhead = &figures.overhead_ms;
+    println!();
+    println!(
+        "pipeline outside generation, {} stored turns: p50 {:.2} ms, p95 {:.2} ms ({} chats)",
+        args.turns,
+        pct(overhead, 50.0),
+        pct(overhead, 95.0),
+        overhead.len()
+    );
+    println!(
+        "time to first token with {} history turns in the prompt: first chat (cold) {:.0} ms, \
+         following chats (prompt cache) p50 {:.0} ms",
+        settings.conversation.history_turns,
+        figures.ttft_ms[0],
+        pct(&figures.ttft_ms[1..], 50.0)
+    );
+    Ok(0)
+}
+
+/// Time to first token (ms) and decode rate (tokens/s) of one engine run.
+async fn engine_run(
+    engine: &EmbeddedBackend,
+    messages: &[ChatMessage],
+    tokens: u32,
+) -> anyhow::Result<(f64, f64)> {
+    let request = GenerationRequest {
+        messages: messages.to_vec(),
+        sampling: greedy(tokens),
+    };
+    let mut rx = engine.generate(request).await?;
+    while let Some(event) = rx.recv().await {
+        if let GenerationEvent::Done(u) = event? {
+            let decode = u.total.saturating_sub(u.time_to_first_token);
+            let rate = f64::from(u.completion_tokens.saturating_sub(1)) / decode.as_secs_f64();
+            return Ok((ms(u.time_to_first_token), rate));
+        }
+    }
+    anyhow::bail!("engine stream ended without a summary")
+}
+
+struct PipelineFigures {
+    /// Per chat: time outside the backend (validation, history, prompt
+    /// assembly with the real tokenizer, persistence), in ms.
+    overhead_ms: Vec<f64>,
+    /// Per chat: time to first token, in ms.
+    ttft_ms: Vec<f64>,
+}
+
+async fn pipeline_overhead(
+    engine: Arc<EmbeddedBackend>,
+    settings: &Settings,
+    turns: u32,
+) -> anyhow::Result<PipelineFigures> {
+    let dir = std::env::temp_dir().join(format!("mongars-bench-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = Database::connect(&DbConfig {
+        target: DbTarget::Sqlite(dir.join("bench.db")),
+        max_connections: 5,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await?;
+    db.migrate().await?;
+    let user = mongars_core::ports::UserRepository::insert(
+        &SqlUserRepository::new(db.clone()),
+        mongars_core::domain::NewUser {
+            username: mongars_core::domain::Username::parse("bench")?,
+            password_hash: "unused".into(),
+            role: Role::User,
+        },
+    )
+    .await?;
+    let repo = Arc::new(SqlTurnRepository::new(db.clone()));
+    seed_turns(repo.as_ref(), user.id, turns).await?;
+
+    let mut options_sampling = crate::llm::sampling_defaults(settings);
+    options_sampling.max_tokens = 8;
+    let service = ConversationService::new(
+        engine,
+        repo,
+        RateLimiter::new(1_000_000, 1_000_000),
+        Arc::new(SystemClock),
+        ConversationOptions {
+            system_prompt: settings.conversation.system_prompt.clone(),
+            history_turns: settings.conversation.history_turns,
+            max_message_chars: settings.conversation.max_message_chars as usize,
+            sampling: options_sampling,
+        },
+    );
+    let who = Principal {
+        id: user.id,
+        username: "bench".into(),
+        role: Role::User,
+    };
+    let (mut overhead, mut ttft) = (Vec::new(), Vec::new());
+    for i in 0..30 {
+        let req = ChatRequest {
+            message: format!("Question number {i}: what should I read next?"),
+            session_id: Some("bench".into()),
+        };
+        let reply = service.chat(&who, req).await?;
+        overhead.push(reply.processing_time * 1000.0 - ms(reply.usage.total));
+        ttft.push(ms(reply.usage.time_to_first_token));
+    }
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(PipelineFigures {
+        overhead_ms: overhead,
+        ttft_ms: ttft,
+    })
+}
+
+async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::Result<()> {
+    let start = chrono::Utc::now() - chrono::Duration::days(30);
+    for i in 0..n {
+        let id = format!("seed-{i}");
+        let at = start + chrono::Duration::seconds(i64::from(i) * 60);
+        repo.start(NewTurn {
+            id: id.clone(),
+            user_id,
+            session_id: Some("bench".into()),
+            query: format!("Earlier question {i} about books and authors I might like"),
+            created_at: at,
+        })
+        .await?;
+        let text = format!("An earlier answer number {i}, recommending a classic novel.");
+        repo.complete(
+            &id,
+            &TurnCompletion {
+                response: text.clone(),
+                model: "seed".into(),
+                prompt_tokens: 40,
+                completion_tokens: 12,
+                confidence: 0.6,
+                ttft_ms: 10,
+                generation_ms: 100,
+                total_ms: 110,
+                speech_turn: mongars_core::conversation::speech::plan(&id, &text, at, 1.0),
+                completed_at: at,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

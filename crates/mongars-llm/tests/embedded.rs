@@ -36,20 +36,10 @@ fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
     }
 }
 
-fn greedy(max_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        top_p: 1.0,
-        max_tokens,
-        stop: vec![],
-        seed: None,
-    }
-}
-
 fn ask(text: &str, max_tokens: u32) -> GenerationRequest {
     GenerationRequest {
         messages: vec![ChatMessage::new(ChatRole::User, text)],
-        sampling: greedy(max_tokens),
+        sampling: SamplingParams::greedy(max_tokens),
     }
 }
 

@@ -48,6 +48,19 @@ pub struct SamplingParams {
     pub seed: Option<u32>,
 }
 
+impl SamplingParams {
+    /// Always the most likely token, no stop strings: deterministic output.
+    pub fn greedy(max_tokens: u32) -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: 1.0,
+            max_tokens,
+            stop: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GenerationRequest {
     pub messages: Vec<ChatMessage>,

@@ -22,16 +22,6 @@ use std::time::Duration;
 const PROMPT: &str =
     "Write a short story about a lighthouse keeper who finds a message in a bottle.";
 
-fn greedy(max_tokens: u32) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        top_p: 1.0,
-        max_tokens,
-        stop: vec![],
-        seed: None,
-    }
-}
-
 pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> {
     let mut cfg = crate::llm::embedded_config(&settings);
     cfg.parallel = 1;
@@ -140,7 +130,7 @@ async fn engine_run(
 ) -> anyhow::Result<(f64, f64)> {
     let request = GenerationRequest {
         messages: messages.to_vec(),
-        sampling: greedy(tokens),
+        sampling: SamplingParams::greedy(tokens),
     };
     let mut rx = engine.generate(request).await?;
     while let Some(event) = rx.recv().await {

@@ -8,5 +8,6 @@ mod conversation;
 mod openai;
 mod operations;
 mod real_model;
+mod streaming;
 mod throttle;
 mod tokens;

@@ -84,11 +84,6 @@ impl EmbeddedBackend {
             .tokenize(prompt.as_bytes(), true, true))
     }
 
-    /// The model's configured thread count (for benches comparing engines).
-    pub fn threads(&self) -> usize {
-        self.shared.threads
-    }
-
     /// Prompt tokens for `messages`, as the engine would feed them.
     pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
         self.tokenize(messages)

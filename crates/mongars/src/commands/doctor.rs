@@ -60,7 +60,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
                 ),
                 Err(e) => line(false, "migrations", e.to_string()),
             }
-            let admins: i64 = admin_count(&settings, &db).await;
+            let admins: i64 = admin_count(&db).await;
             line(
                 admins != 0,
                 "admin accounts",
@@ -159,16 +159,12 @@ fn probe_write(dir: &std::path::Path) -> bool {
 }
 
 /// Admins in the database, or -1 when the schema does not exist yet.
-async fn admin_count(settings: &Settings, db: &mongars_store::Database) -> i64 {
+async fn admin_count(db: &mongars_store::Database) -> i64 {
     if !db.migration_status().await.is_ok_and(|s| s.is_current()) {
         return -1;
     }
-    let mut key = [0u8; 32];
-    if getrandom::fill(&mut key).is_err() {
-        return -1;
-    }
-    match app::auth_service(settings, db, &key).await {
-        Ok(auth) => auth.count_admins().await.map_or(-1, |n| n as i64),
-        Err(_) => -1,
-    }
+    let users = mongars_store::SqlUserRepository::new(db.clone());
+    mongars_core::ports::UserRepository::count_admins(&users)
+        .await
+        .map_or(-1, |n| n as i64)
 }

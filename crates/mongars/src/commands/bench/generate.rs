@@ -7,13 +7,12 @@ use crate::cli::GenerateArgs;
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::auth::Principal;
-use mongars_core::conversation::{ChatRequest, ConversationOptions, ConversationService};
+use mongars_core::conversation::ChatRequest;
 use mongars_core::domain::{
     ChatMessage, ChatRole, GenerationEvent, GenerationRequest, NewTurn, Role, SamplingParams,
     TurnCompletion,
 };
-use mongars_core::ports::{LlmBackend, SystemClock, TurnRepository};
-use mongars_core::ratelimit::RateLimiter;
+use mongars_core::ports::{LlmBackend, TurnRepository};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode};
 use mongars_store::{Database, DbConfig, DbTarget, SqlTurnRepository, SqlUserRepository};
 use std::sync::Arc;
@@ -174,23 +173,14 @@ async fn pipeline_overhead(
         },
     )
     .await?;
-    let repo = Arc::new(SqlTurnRepository::new(db.clone()));
-    seed_turns(repo.as_ref(), user.id, turns).await?;
+    seed_turns(&SqlTurnRepository::new(db.clone()), user.id, turns).await?;
 
-    let mut options_sampling = crate::llm::sampling_defaults(settings);
-    options_sampling.max_tokens = 8;
-    let service = ConversationService::new(
-        engine,
-        repo,
-        RateLimiter::new(1_000_000, 1_000_000),
-        Arc::new(SystemClock),
-        ConversationOptions {
-            system_prompt: settings.conversation.system_prompt.clone(),
-            history_turns: settings.conversation.history_turns,
-            max_message_chars: settings.conversation.max_message_chars as usize,
-            sampling: options_sampling,
-        },
-    );
+    // The configured pipeline, with short replies and no rate limit.
+    let mut settings = settings.clone();
+    settings.llm.sampling.max_tokens = 8;
+    settings.conversation.rate_limit_per_minute = 1_000_000;
+    settings.conversation.rate_limit_burst = 1_000_000;
+    let service = crate::llm::conversation_service(&settings, &db, engine);
     let who = Principal {
         id: user.id,
         username: "bench".into(),

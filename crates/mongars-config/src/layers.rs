@@ -27,8 +27,22 @@ fn merge_table(
 ) {
     for (key, value) in over {
         let full = join(prefix, &key);
+        if !base.contains_key(&key) {
+            match open_map_template(base, prefix, &value) {
+                Ok(Some(template)) => {
+                    base.insert(key.clone(), template);
+                }
+                Ok(None) => {
+                    errors.push(ConfigError::new(full, "unknown setting", origin.clone()));
+                    continue;
+                }
+                Err(msg) => {
+                    errors.push(ConfigError::new(full, msg, origin.clone()));
+                    continue;
+                }
+            }
+        }
         let Some(current) = base.get_mut(&key) else {
-            errors.push(ConfigError::new(full, "unknown setting", origin.clone()));
             continue;
         };
         match (current, value) {
@@ -38,6 +52,46 @@ fn merge_table(
                 Err(msg) => errors.push(ConfigError::new(full, msg, origin.clone())),
             },
         }
+    }
+}
+
+/// Tables whose entries are named by the operator. A new entry starts as a
+/// copy of a template entry, so it is type-checked like any other setting:
+/// backends copy the entry named like their `kind`, profiles copy `default`.
+const OPEN_MAPS: [(&str, Template); 2] = [
+    ("llm.backends", Template::ByKind),
+    ("llm.profiles", Template::Named("default")),
+];
+
+#[derive(Clone, Copy)]
+enum Template {
+    ByKind,
+    Named(&'static str),
+}
+
+fn open_map_template(base: &Table, prefix: &str, value: &Value) -> Result<Option<Value>, String> {
+    let Some((_, template)) = OPEN_MAPS.iter().find(|(path, _)| *path == prefix) else {
+        return Ok(None);
+    };
+    let Value::Table(new) = value else {
+        return Err("expected a table of settings".into());
+    };
+    let name = match template {
+        Template::Named(name) => *name,
+        Template::ByKind => match new.get("kind") {
+            Some(Value::String(kind)) => kind.as_str(),
+            _ => {
+                return Err("a new entry needs `kind` (one of the existing entries' kinds)".into());
+            }
+        },
+    };
+    let template = base.values().find(|v| match template {
+        Template::Named(_) => false,
+        Template::ByKind => v.get("kind").and_then(Value::as_str) == Some(name),
+    });
+    match template.or_else(|| base.get(name)) {
+        Some(t) => Ok(Some(t.clone())),
+        None => Err(format!("no entry to start from for {name:?}")),
     }
 }
 
@@ -276,6 +330,47 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("server.prot: unknown setting"))
         );
+    }
+
+    #[test]
+    fn open_maps_take_new_entries_from_templates() {
+        let mut t: Table = toml::from_str(
+            r#"
+            [llm.backends.ollama]
+            kind = "ollama"
+            url = ""
+            retries = 1
+            [llm.profiles.default.general]
+            backends = ["embedded"]
+            max_tokens = 256
+            "#,
+        )
+        .unwrap();
+        let file: Table = toml::from_str(
+            r#"
+            [llm.backends.gpu2]
+            kind = "ollama"
+            url = "http://gpu2:11434"
+            [llm.backends.nokind]
+            url = "x"
+            [llm.backends.typo]
+            kind = "ollama"
+            retriez = 3
+            [llm.profiles.fast.general]
+            max_tokens = 64
+            "#,
+        )
+        .unwrap();
+        let mut errors = vec![];
+        merge_file(&mut t, file, "f.toml", &mut errors);
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["llm.backends.nokind", "llm.backends.typo.retriez"]);
+        let gpu2 = &t["llm"]["backends"]["gpu2"];
+        assert_eq!(gpu2["url"].as_str(), Some("http://gpu2:11434"));
+        assert_eq!(gpu2["retries"].as_integer(), Some(1));
+        let fast = &t["llm"]["profiles"]["fast"]["general"];
+        assert_eq!(fast["max_tokens"].as_integer(), Some(64));
+        assert_eq!(fast["backends"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod layers;
 mod secret;
 mod settings;
 mod validate;
+mod validate_llm;
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use layers::{CONFIG_PATH_VAR, ENV_PREFIX};

@@ -3,6 +3,7 @@
 
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -15,21 +16,132 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub llm: LlmSettings,
     pub conversation: ConversationSettings,
+    pub metrics: MetricsSettings,
+    pub telemetry: TelemetrySettings,
     pub logging: LoggingSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSettings {
-    pub backend: LlmBackendKind,
+    pub profile: String,
+    pub profiles: BTreeMap<String, ProfileSettings>,
+    pub backends: BTreeMap<String, RemoteBackendSettings>,
+    pub resilience: ResilienceSettings,
+    pub cache: CacheSettings,
     pub embedded: EmbeddedLlmSettings,
-    pub sampling: SamplingSettings,
+}
+
+impl LlmSettings {
+    /// The profile named by `profile` (validation guarantees it exists).
+    pub fn active_profile(&self) -> Option<&ProfileSettings> {
+        self.profiles.get(&self.profile)
+    }
+
+    /// The active profile's settings for one role, for tests and tools that
+    /// adjust settings in code. Panics only if validation was skipped.
+    pub fn role_mut(&mut self, coding: bool) -> &mut RoleSettings {
+        let p = self
+            .profiles
+            .get_mut(&self.profile)
+            .expect("validated settings name an existing profile");
+        if coding {
+            &mut p.coding
+        } else {
+            &mut p.general
+        }
+    }
+}
+
+/// The backend name that means the in-process engine of `[llm.embedded]`.
+pub const EMBEDDED_BACKEND: &str = "embedded";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSettings {
+    pub general: RoleSettings,
+    pub coding: RoleSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSettings {
+    pub backends: Vec<String>,
+    pub model: String,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LlmBackendKind {
-    Embedded,
+pub enum RemoteKind {
+    Ollama,
+    Openai,
+    Ray,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteBackendSettings {
+    pub kind: RemoteKind,
+    /// Base URL; for Ray Serve a comma-separated list.
+    pub url: String,
+    pub model: String,
+    pub api_key: Secret,
+    pub context_tokens: u32,
+    pub retries: u32,
+    pub stream: bool,
+    pub scale_cycles: u32,
+}
+
+impl RemoteBackendSettings {
+    /// The endpoints of `url`, split on commas and trimmed.
+    pub fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResilienceSettings {
+    pub connect_timeout_ms: u64,
+    pub first_token_timeout_ms: u64,
+    pub total_timeout_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_window_ms: u64,
+    pub breaker_cooldown_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    pub ttl_secs: u64,
+    pub max_entries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub scrape_token: Secret,
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub otlp_endpoint: String,
+    pub otlp_interval_secs: u64,
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,15 +152,6 @@ pub struct EmbeddedLlmSettings {
     pub context_tokens: u32,
     pub parallel: u32,
     pub queue_capacity: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SamplingSettings {
-    pub temperature: f64,
-    pub top_p: f64,
-    pub max_tokens: u32,
-    pub stop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -141,27 +141,6 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "llm.embedded.threads",
         "must be at most 1024".into(),
     );
-    let sp = &s.llm.sampling;
-    check(
-        (0.0..=2.0).contains(&sp.temperature),
-        "llm.sampling.temperature",
-        "must be between 0 and 2".into(),
-    );
-    check(
-        sp.top_p > 0.0 && sp.top_p <= 1.0,
-        "llm.sampling.top_p",
-        "must be greater than 0 and at most 1".into(),
-    );
-    check(
-        sp.max_tokens >= 1 && sp.max_tokens < e.context_tokens,
-        "llm.sampling.max_tokens",
-        "must be at least 1 and less than llm.embedded.context_tokens".into(),
-    );
-    check(
-        sp.stop.len() <= 4 && sp.stop.iter().all(|s| !s.is_empty()),
-        "llm.sampling.stop",
-        "at most 4 strings, none empty".into(),
-    );
     let c = &s.conversation;
     check(
         c.history_turns <= 100,
@@ -179,6 +158,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "rate_limit_per_minute and rate_limit_burst must be at least 1".into(),
     );
 
+    crate::validate_llm::validate(s, &mut check);
     check(
         level_ok(&s.logging.level),
         "logging.level",

@@ -50,6 +50,10 @@ pub enum CoreError {
     /// The generation backend failed; the user's message was kept.
     #[error("The language model backend failed to answer")]
     BackendFailed(String),
+    /// Every backend configured for the request's role failed (or had its
+    /// circuit open); the user's message was kept.
+    #[error("No language model backend could answer")]
+    BackendsExhausted(String),
     /// A dependency (database...) cannot be reached. The text is for
     /// operators and logs; clients get a fixed message.
     #[error("service unavailable: {0}")]
@@ -79,6 +83,7 @@ impl CoreError {
             CoreError::PromptTooLarge => "conversation.prompt_too_large",
             CoreError::Overloaded { .. } => "llm.overloaded",
             CoreError::BackendFailed(_) => "llm.backend_failed",
+            CoreError::BackendsExhausted(_) => "llm.all_backends_failed",
             CoreError::Unavailable(_) => "service.unavailable",
             CoreError::Internal(_) => "internal",
         }
@@ -107,7 +112,8 @@ impl From<LlmError> for CoreError {
         match e {
             LlmError::Overloaded { retry_after_secs } => CoreError::Overloaded { retry_after_secs },
             LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
-            LlmError::Unavailable(m) | LlmError::Failed(m) => CoreError::BackendFailed(m),
+            e @ LlmError::Exhausted { .. } => CoreError::BackendsExhausted(e.to_string()),
+            e => CoreError::BackendFailed(e.to_string()),
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   (failures before or after the first token, slow streams).
 
 pub mod embedded;
+pub mod remote;
+pub mod resilience;
 pub mod scripted;
 pub mod text;
 

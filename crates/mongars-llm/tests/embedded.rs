@@ -37,10 +37,10 @@ fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
 }
 
 fn ask(text: &str, max_tokens: u32) -> GenerationRequest {
-    GenerationRequest {
-        messages: vec![ChatMessage::new(ChatRole::User, text)],
-        sampling: SamplingParams::greedy(max_tokens),
-    }
+    GenerationRequest::classified(
+        vec![ChatMessage::new(ChatRole::User, text)],
+        SamplingParams::greedy(max_tokens),
+    )
 }
 
 async fn collect(

@@ -5,8 +5,8 @@ use super::prompt::fit_history;
 use super::speech;
 use crate::auth::Principal;
 use crate::domain::{
-    FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, NewTurn, SamplingParams,
-    SpeechTurn, Turn, TurnCompletion, UserMessage,
+    FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, ModelRole, NewTurn, PerRole,
+    SamplingParams, SpeechTurn, Turn, TurnCompletion, UserMessage, classify_task,
 };
 use crate::error::CoreError;
 use crate::ports::{Clock, GenerationStream, LlmBackend, TurnRepository};
@@ -22,7 +22,8 @@ pub struct ConversationOptions {
     /// Past turns of the session offered to the prompt (fewer if they do not fit).
     pub history_turns: u32,
     pub max_message_chars: usize,
-    pub sampling: SamplingParams,
+    /// Sampling defaults of each model role.
+    pub sampling: PerRole<SamplingParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +128,8 @@ impl ConversationService {
             .turns
             .recent(who.id, session.as_deref(), window)
             .await?;
-        let budget = self.prompt_budget();
+        let role = classify_task(message.as_str());
+        let budget = self.prompt_budget(role);
         let (messages, prompt_tokens) = fit_history(
             self.llm.as_ref(),
             &self.options.system_prompt,
@@ -156,7 +158,8 @@ impl ConversationService {
         let tempo = speech::next_tempo(last_tempo(&recent), speech::words(message.as_str()));
         let request = GenerationRequest {
             messages,
-            sampling: self.options.sampling.clone(),
+            sampling: self.options.sampling.get(role).clone(),
+            role,
         };
         let stream = match self.llm.generate(request).await {
             Ok(s) => s,
@@ -189,19 +192,21 @@ impl ConversationService {
         let started = Instant::now();
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         self.check_rate(who)?;
+        let role = classify_task(message.as_str());
         let (messages, _) = fit_history(
             self.llm.as_ref(),
             "",
             &[],
             message.as_str(),
-            self.prompt_budget(),
+            self.prompt_budget(role),
         )
         .await?;
         let stream = self
             .llm
             .generate(GenerationRequest {
                 messages,
-                sampling: self.options.sampling.clone(),
+                sampling: self.options.sampling.get(role).clone(),
+                role,
             })
             .await?;
         let (tx, rx) = mpsc::channel(64);
@@ -236,10 +241,10 @@ impl ConversationService {
         Ok(self.turns.recent(user_id, None, limit).await?)
     }
 
-    fn prompt_budget(&self) -> usize {
+    fn prompt_budget(&self, role: ModelRole) -> usize {
         self.llm
             .context_window()
-            .saturating_sub(self.options.sampling.max_tokens as usize)
+            .saturating_sub(self.options.sampling.get(role).max_tokens as usize)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Chat messages, generation requests and the events a backend streams back.
 
+use super::role::{ModelRole, classify_task};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -65,6 +66,29 @@ impl SamplingParams {
 pub struct GenerationRequest {
     pub messages: Vec<ChatMessage>,
     pub sampling: SamplingParams,
+    /// Which model profile answers: the router picks its backends by role.
+    pub role: ModelRole,
+}
+
+impl GenerationRequest {
+    /// A request whose role is classified from its last user message.
+    pub fn classified(messages: Vec<ChatMessage>, sampling: SamplingParams) -> Self {
+        let role = last_user_text(&messages).map_or(ModelRole::General, classify_task);
+        Self {
+            messages,
+            sampling,
+            role,
+        }
+    }
+}
+
+/// The text of the last user message, if any.
+pub fn last_user_text(messages: &[ChatMessage]) -> Option<&str> {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role == ChatRole::User)
+        .map(|m| m.content.as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,13 +2,15 @@
 //! code past the edge never sees an invalid username or an empty password.
 
 mod chat;
+mod role;
 mod turn;
 mod user;
 
 pub use chat::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
-    SamplingParams,
+    SamplingParams, last_user_text,
 };
+pub use role::{ModelRole, PerRole, classify_task};
 pub use turn::{
     MESSAGE_MAX_CHARS, NewTurn, SpeechSegment, SpeechTurn, Turn, TurnCompletion, TurnStatus,
     UserMessage, parse_session_id,

@@ -1,6 +1,6 @@
 //! The generation port. The conversation pipeline talks only to this trait;
-//! the embedded llama.cpp engine implements it, and remote backends, routers
-//! and decorators (breakers, retries, metrics) wrap it.
+//! the embedded llama.cpp engine and the HTTP backends implement it, and the
+//! router and its decorators (timeouts, retries, breakers, metrics) wrap it.
 
 use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest};
 use async_trait::async_trait;
@@ -18,12 +18,67 @@ pub enum LlmError {
     /// The prompt alone does not fit the context window.
     #[error("prompt of {tokens} tokens exceeds the limit of {limit}")]
     PromptTooLong { tokens: usize, limit: usize },
-    /// The backend cannot serve now (model missing, engine stopped).
+    /// The backend cannot serve now (model missing, engine stopped, 5xx).
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// The backend could not be reached or dropped the connection.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// No answer within the allowed time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The backend answered with something that is not its protocol: bad
+    /// JSON, a wrong content type, a stream cut short.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// The backend refused the request (4xx other than scaling).
+    #[error("rejected with status {status}: {message}")]
+    Rejected { status: u16, message: String },
+    /// The backend's circuit breaker is open: not even tried.
+    #[error("circuit open")]
+    CircuitOpen,
+    /// Every backend of the role failed; `attempts` lists `name: kind`.
+    #[error("every backend failed ({})", attempts.join(", "))]
+    Exhausted { attempts: Vec<String> },
     /// The backend failed while generating.
     #[error("generation failed: {0}")]
     Failed(String),
+}
+
+impl LlmError {
+    /// A short, bounded label for metrics and health reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::Overloaded { .. } => "overloaded",
+            LlmError::PromptTooLong { .. } => "prompt_too_long",
+            LlmError::Unavailable(_) => "unavailable",
+            LlmError::Transport(_) => "transport",
+            LlmError::Timeout(_) => "timeout",
+            LlmError::Malformed(_) => "malformed",
+            LlmError::Rejected { .. } => "rejected",
+            LlmError::CircuitOpen => "circuit_open",
+            LlmError::Exhausted { .. } => "exhausted",
+            LlmError::Failed(_) => "failed",
+        }
+    }
+
+    /// Whether this failure says something about the backend's health (and
+    /// so counts towards its circuit breaker). A full queue or a prompt that
+    /// is too long does not.
+    pub fn is_backend_fault(&self) -> bool {
+        !matches!(
+            self,
+            LlmError::Overloaded { .. } | LlmError::PromptTooLong { .. } | LlmError::CircuitOpen
+        )
+    }
+
+    /// Whether trying the same backend again may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            LlmError::Unavailable(_) | LlmError::Transport(_) | LlmError::Overloaded { .. }
+        )
+    }
 }
 
 /// A backend's own view of its health.
@@ -37,19 +92,67 @@ pub struct BackendHealth {
     pub queued: usize,
 }
 
+/// Progress of a model download, as reported by the backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PullProgress {
+    pub status: String,
+    pub completed: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// What [`LlmBackend::provision`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionOutcome {
+    /// The model was there already.
+    Present,
+    /// The model was downloaded now.
+    Pulled,
+}
+
+/// Receives download progress; called from the provisioning task.
+pub type ProgressSink = std::sync::Arc<dyn Fn(PullProgress) + Send + Sync>;
+
 #[async_trait]
 pub trait LlmBackend: Send + Sync {
-    /// Short backend name, e.g. `embedded`.
+    /// Short backend name, e.g. `embedded` or `ollama`.
     fn name(&self) -> &str;
     /// Model identifier shown to clients.
     fn model(&self) -> &str;
     /// Tokens the model can attend to (prompt plus reply).
     fn context_window(&self) -> usize;
-    /// Tokens `messages` take once formatted with the model's chat template,
-    /// counted with its real tokenizer.
+    /// Tokens `messages` take once formatted with the model's chat template:
+    /// exact for the embedded engine, a conservative estimate for remote ones.
     async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError>;
     /// Start generating. Errors that happen before any token (queue full,
-    /// prompt too long) are returned here; later ones arrive on the stream.
+    /// prompt too long, backend down) are returned here; later ones arrive
+    /// on the stream.
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError>;
     async fn health(&self) -> BackendHealth;
+    /// Make sure the model is available (download it when the backend can),
+    /// reporting progress to `progress`. `force` downloads again.
+    async fn provision(
+        &self,
+        _force: bool,
+        _progress: ProgressSink,
+    ) -> Result<ProvisionOutcome, LlmError> {
+        let h = self.health().await;
+        if h.healthy {
+            Ok(ProvisionOutcome::Present)
+        } else {
+            Err(LlmError::Unavailable(h.detail))
+        }
+    }
+}
+
+/// A conservative token count for backends whose tokenizer is remote: about
+/// three bytes per token (English averages four) plus a few tokens of chat
+/// template per message. Overestimating only drops an old turn early;
+/// underestimating would overflow the remote context window.
+pub fn estimate_prompt_tokens(messages: &[ChatMessage]) -> usize {
+    messages
+        .iter()
+        .map(|m| m.content.len().div_ceil(3) + 4)
+        .sum::<usize>()
+        + 2
 }

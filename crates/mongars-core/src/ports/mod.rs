@@ -92,5 +92,8 @@ impl Clock for SystemClock {
 mod llm;
 mod turns;
 
-pub use llm::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+pub use llm::{
+    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
+    PullProgress, estimate_prompt_tokens,
+};
 pub use turns::TurnRepository;

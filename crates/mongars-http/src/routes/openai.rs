@@ -1,8 +1,9 @@
 //! OpenAI-compatible API: `/v1/chat/completions` (streaming and not) and
 //! `/v1/models`, so existing clients and SDKs work unchanged. Authenticated
 //! with the same bearer tokens (give a monGARS token as the API key).
-//! Any `model` name is accepted: requests are served by the configured model,
-//! whose id the responses carry.
+//! Any `model` name is accepted. `general` or `coding` pick that model role;
+//! any other name lets the task classifier choose from the last user message.
+//! Responses carry the id of the model that answered.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser};
@@ -16,7 +17,7 @@ use futures_util::Stream;
 use mongars_core::CoreError;
 use mongars_core::domain::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
-    SamplingParams,
+    ModelRole, PerRole, SamplingParams, classify_task, last_user_text,
 };
 use mongars_core::ports::{GenerationStream, LlmError};
 use serde::Deserialize;
@@ -28,7 +29,6 @@ const MAX_MESSAGES: usize = 256;
 #[derive(Deserialize)]
 pub struct CompletionBody {
     #[serde(default)]
-    #[allow(dead_code)]
     model: Option<String>,
     messages: Vec<OaMessage>,
     temperature: Option<f64>,
@@ -83,7 +83,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 /// Parse the body into a generation request, with defaults from settings.
 fn to_request(
     body: CompletionBody,
-    defaults: &SamplingParams,
+    defaults: &PerRole<SamplingParams>,
 ) -> Result<(GenerationRequest, bool, bool), ApiError> {
     if body.messages.is_empty() || body.messages.len() > MAX_MESSAGES {
         return Err(invalid(
@@ -126,6 +126,15 @@ fn to_request(
         };
         messages.push(ChatMessage::new(role, content.replace('\0', "")));
     }
+    // A model named like a role ("coding") picks that role; any other name
+    // lets the task classifier choose from the last user message.
+    let role = body
+        .model
+        .as_deref()
+        .and_then(ModelRole::parse)
+        .or_else(|| last_user_text(&messages).map(classify_task))
+        .unwrap_or(ModelRole::General);
+    let defaults = defaults.get(role);
     let temperature = body.temperature.unwrap_or(f64::from(defaults.temperature));
     if !(0.0..=2.0).contains(&temperature) {
         return Err(invalid(
@@ -165,6 +174,7 @@ fn to_request(
             stop,
             seed: body.seed.map(|s| s as u32),
         },
+        role,
     };
     Ok((request, body.stream, include_usage))
 }

@@ -1,0 +1,353 @@
+//! Backends reached over HTTP: Ollama, OpenAI-compatible servers and Ray
+//! Serve. They share the plumbing here: one client per backend with a connect
+//! timeout, status mapping, content-type checks and a bounded line reader for
+//! streamed bodies (NDJSON and server-sent events).
+//!
+//! Every failure becomes an [`LlmError`] with a short, bounded message. Keys
+//! are sent only in the `Authorization` header and never appear in errors.
+
+pub mod ollama;
+pub mod openai;
+pub mod ray;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage};
+use mongars_core::ports::LlmError;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// Longest line accepted in a streamed body; longer means malformed.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest error body read for its message.
+const MAX_ERROR_BODY: usize = 4096;
+
+/// Where and how to reach a remote backend.
+#[derive(Clone)]
+pub struct RemoteConfig {
+    /// Name in settings, used in metrics and health.
+    pub name: String,
+    pub urls: Vec<String>,
+    pub model: String,
+    /// Bearer token, when the server wants one.
+    pub api_key: Option<String>,
+    pub context_tokens: usize,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("name", &self.name)
+            .field("urls", &self.urls)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+pub(crate) fn client(cfg: &RemoteConfig) -> Result<reqwest::Client, LlmError> {
+    reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| LlmError::Unavailable(format!("HTTP client: {e}")))
+}
+
+pub(crate) fn with_auth(
+    req: reqwest::RequestBuilder,
+    cfg: &RemoteConfig,
+) -> reqwest::RequestBuilder {
+    match &cfg.api_key {
+        Some(key) => req.bearer_auth(key),
+        None => req,
+    }
+}
+
+/// A transport failure, without the URL (it may carry credentials).
+pub(crate) fn transport(e: reqwest::Error) -> LlmError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        LlmError::Timeout(format!("{e}"))
+    } else if e.is_decode() || e.is_body() {
+        LlmError::Transport(format!("body: {e}"))
+    } else {
+        LlmError::Transport(format!("{e}"))
+    }
+}
+
+/// `Retry-After` in seconds, when given as a number (dates are ignored).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(300.0)))
+}
+
+/// Turn a non-success answer into an error, with the server's own message
+/// when it sent one as JSON (`{"error": ...}`).
+pub(crate) async fn status_error(resp: reqwest::Response) -> LlmError {
+    let status = resp.status().as_u16();
+    let retry = retry_after(resp.headers());
+    let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+    let message = error_message(&body);
+    let wait = retry
+        .map(|d| format!(", retry after {}s", d.as_secs()))
+        .unwrap_or_default();
+    match status {
+        408 | 429 => LlmError::Unavailable(format!("status {status}: {message}{wait}")),
+        400..=499 => LlmError::Rejected { status, message },
+        _ => LlmError::Unavailable(format!("status {status}: {message}{wait}")),
+    }
+}
+
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let from_json = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            e.as_str()
+                .map(str::to_string)
+                .or_else(|| e.get("message")?.as_str().map(str::to_string))
+        });
+    let mut m = from_json.unwrap_or_else(|| text.trim().to_string());
+    if m.is_empty() {
+        m = "no message".into();
+    }
+    truncate(&mut m, 200);
+    m
+}
+
+pub(crate) fn truncate(s: &mut String, max_chars: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(i);
+        s.push('…');
+    }
+}
+
+async fn read_limited(resp: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        let room = limit.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= limit {
+            break;
+        }
+    }
+    Some(body)
+}
+
+/// Read a whole (non-streamed) JSON body of at most `limit` bytes.
+pub(crate) async fn read_json(
+    resp: reqwest::Response,
+    limit: usize,
+) -> Result<serde_json::Value, LlmError> {
+    expect_content_type(&resp, &["json"])?;
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport)?;
+        if body.len() + chunk.len() > limit {
+            return Err(LlmError::Malformed(format!(
+                "body larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| LlmError::Malformed(format!("bad JSON: {e}")))
+}
+
+/// Refuse a body whose content type is none of `accepted` (substrings).
+pub(crate) fn expect_content_type(
+    resp: &reqwest::Response,
+    accepted: &[&str],
+) -> Result<(), LlmError> {
+    let ct = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if accepted.iter().any(|a| ct.contains(a)) {
+        Ok(())
+    } else {
+        Err(LlmError::Malformed(format!(
+            "unexpected content type {:?} (expected {})",
+            ct,
+            accepted.join(" or ")
+        )))
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Splits a streamed body into lines (without `\r\n`), refusing lines over
+/// [`MAX_LINE_BYTES`] and invalid UTF-8. A last line without a newline is
+/// still returned.
+pub(crate) struct Lines {
+    body: ByteStream,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl Lines {
+    pub fn new(resp: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(resp.bytes_stream()),
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next line; `Ok(None)` at the end of the body.
+    pub async fn next_line(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return to_text(line).map(Some);
+            }
+            if self.buf.len() > MAX_LINE_BYTES {
+                return Err(LlmError::Malformed(format!(
+                    "line longer than {MAX_LINE_BYTES} bytes"
+                )));
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let line = std::mem::take(&mut self.buf);
+                return to_text(line).map(Some);
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(transport(e)),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+fn to_text(line: Vec<u8>) -> Result<String, LlmError> {
+    String::from_utf8(line).map_err(|_| LlmError::Malformed("invalid UTF-8 in stream".into()))
+}
+
+/// What a streaming reader knows so far, to fill in the usage at the end.
+pub(crate) struct Progress {
+    pub started: Instant,
+    pub first_token: Option<Duration>,
+    pub deltas: u32,
+}
+
+impl Progress {
+    pub fn new(started: Instant) -> Self {
+        Self {
+            started,
+            first_token: None,
+            deltas: 0,
+        }
+    }
+
+    /// Send one piece of text; `false` when the consumer went away.
+    pub async fn send(&mut self, tx: &Sender, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        self.first_token
+            .get_or_insert_with(|| self.started.elapsed());
+        self.deltas += 1;
+        tx.send(Ok(GenerationEvent::Delta(text))).await.is_ok()
+    }
+
+    pub fn usage(
+        &self,
+        model: &str,
+        prompt_tokens: u32,
+        completion_tokens: Option<u32>,
+        finish_reason: FinishReason,
+    ) -> GenerationUsage {
+        let total = self.started.elapsed();
+        GenerationUsage {
+            model: model.to_string(),
+            prompt_tokens,
+            completion_tokens: completion_tokens.unwrap_or(self.deltas),
+            finish_reason,
+            mean_logprob: None,
+            time_to_first_token: self.first_token.unwrap_or(total),
+            queued: Duration::ZERO,
+            total,
+        }
+    }
+}
+
+pub(crate) type Sender = tokio::sync::mpsc::Sender<Result<GenerationEvent, LlmError>>;
+
+/// Map a server's finish reason onto ours.
+pub(crate) fn finish_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("length") | Some("max_tokens") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// Join a base URL and a path, without doubling `/v1`.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if path.starts_with("/v1/") && base.ends_with("/v1") {
+        format!("{base}{}", &path[3..])
+    } else {
+        format!("{base}{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_without_doubling_v1() {
+        assert_eq!(join("http://h:1/", "/v1/models"), "http://h:1/v1/models");
+        assert_eq!(join("http://h:1/v1", "/v1/models"), "http://h:1/v1/models");
+        assert_eq!(join("http://h:1", "/api/chat"), "http://h:1/api/chat");
+    }
+
+    #[test]
+    fn error_messages_come_from_json_or_text() {
+        assert_eq!(
+            error_message(br#"{"error":"model not found"}"#),
+            "model not found"
+        );
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key"}}"#),
+            "bad key"
+        );
+        assert_eq!(error_message(b"  oops "), "oops");
+        assert_eq!(error_message(b""), "no message");
+        assert!(error_message(&[b'x'; 1000]).chars().count() <= 201);
+    }
+
+    #[test]
+    fn config_debug_hides_the_key() {
+        let cfg = RemoteConfig {
+            name: "o".into(),
+            urls: vec!["http://h".into()],
+            model: "m".into(),
+            api_key: Some("sk-very-secret".into()),
+            context_tokens: 4096,
+            connect_timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{cfg:?}").contains("sk-very"));
+    }
+}

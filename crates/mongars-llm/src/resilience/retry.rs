@@ -1,0 +1,124 @@
+//! Retries of transient failures before the first token, with capped
+//! exponential backoff and jitter, honouring a server's `Retry-After` when
+//! the error carries one (`Overloaded`).
+
+use async_trait::async_trait;
+use mongars_core::domain::{ChatMessage, GenerationRequest};
+use mongars_core::ports::{
+    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
+};
+use mongars_metrics::IntCounter;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// Wait before retry number `n` (0-based): base x 2^n, capped, with the
+    /// upper half jittered.
+    pub fn delay(&self, n: u32) -> Duration {
+        let base = self.base.as_millis() as u64;
+        let exp = base
+            .saturating_mul(1u64 << n.min(16))
+            .min(self.max.as_millis() as u64);
+        let jitter = getrandom::u64().unwrap_or(0) % (exp / 2 + 1);
+        Duration::from_millis(exp / 2 + jitter)
+    }
+}
+
+pub struct RetryBackend {
+    inner: Arc<dyn LlmBackend>,
+    retries: u32,
+    backoff: Backoff,
+    counter: IntCounter,
+}
+
+impl RetryBackend {
+    pub fn new(
+        inner: Arc<dyn LlmBackend>,
+        retries: u32,
+        backoff: Backoff,
+        counter: IntCounter,
+    ) -> Self {
+        Self {
+            inner,
+            retries,
+            backoff,
+            counter,
+        }
+    }
+}
+
+#[async_trait]
+impl LlmBackend for RetryBackend {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+    fn context_window(&self) -> usize {
+        self.inner.context_window()
+    }
+    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
+        self.inner.count_prompt_tokens(messages).await
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let mut attempt = 0;
+        loop {
+            match self.inner.generate(request.clone()).await {
+                Err(e) if e.is_transient() && attempt < self.retries => {
+                    let wait = match &e {
+                        LlmError::Overloaded { retry_after_secs } => {
+                            Duration::from_secs(*retry_after_secs).min(self.backoff.max)
+                        }
+                        _ => self.backoff.delay(attempt),
+                    };
+                    tracing::debug!(backend = self.inner.name(), error = %e, wait_ms = wait.as_millis() as u64, "retrying");
+                    self.counter.inc();
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn health(&self) -> BackendHealth {
+        self.inner.health().await
+    }
+
+    async fn provision(
+        &self,
+        force: bool,
+        progress: ProgressSink,
+    ) -> Result<ProvisionOutcome, LlmError> {
+        self.inner.provision(force, progress).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
+        for _ in 0..50 {
+            let d0 = b.delay(0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d2 = b.delay(2).as_millis();
+            assert!((200..=400).contains(&d2), "{d2}");
+            let d9 = b.delay(9).as_millis();
+            assert!((500..=1000).contains(&d9), "{d9}");
+        }
+    }
+}

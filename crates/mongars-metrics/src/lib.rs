@@ -1,0 +1,294 @@
+//! Every metric monGARS records, in one registry per application.
+//!
+//! Names carry the `mongars_` prefix and only bounded labels: matched route
+//! templates (never raw paths), backend names from the settings, error kinds
+//! from a fixed list. [`Metrics::render`] gives the Prometheus text format for
+//! `GET /metrics`; [`otlp`] pushes the same values to an OpenTelemetry
+//! collector under dotted names (`llm.ray.requests`, ...).
+//!
+//! One registry per [`Metrics`] value (not a process-wide global), so that
+//! several applications in one test process do not mix their counts.
+
+pub mod otlp;
+
+use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+pub use prometheus::{IntCounter, IntCounterVec};
+use std::time::Duration;
+
+/// Latency buckets in seconds, from 1 ms to 2 minutes.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Numeric value of a breaker state in `mongars_llm_breaker_state`.
+pub const BREAKER_CLOSED: i64 = 0;
+pub const BREAKER_HALF_OPEN: i64 = 1;
+pub const BREAKER_OPEN: i64 = 2;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http: HttpMetrics,
+    pub llm: LlmMetrics,
+    pub ray: RayMetrics,
+    pub cache: CacheMetrics,
+}
+
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// route, method, status
+    pub requests: IntCounterVec,
+    /// route, method
+    pub duration: HistogramVec,
+}
+
+#[derive(Clone)]
+pub struct LlmMetrics {
+    /// backend, role, outcome (`ok` or an error kind)
+    pub requests: IntCounterVec,
+    /// backend, kind (`prompt` or `completion`)
+    pub tokens: IntCounterVec,
+    /// backend
+    pub time_to_first_token: HistogramVec,
+    /// backend
+    pub duration: HistogramVec,
+    /// backend, kind
+    pub errors: IntCounterVec,
+    /// backend
+    pub retries: IntCounterVec,
+    /// role, from (the backend that was left)
+    pub failovers: IntCounterVec,
+    /// backend: 0 closed, 1 half-open, 2 open
+    pub breaker_state: IntGaugeVec,
+    /// backend, to (`closed`, `half_open`, `open`)
+    pub breaker_transitions: IntCounterVec,
+}
+
+#[derive(Clone)]
+pub struct RayMetrics {
+    pub requests: IntCounter,
+    /// reason: `scaling`, `server_error`, `transport`, `rejected`, `timeout`, `malformed`
+    pub failures: IntCounterVec,
+    pub scaling_events: IntCounter,
+    pub latency: HistogramVec,
+}
+
+#[derive(Clone)]
+pub struct CacheMetrics {
+    /// result: `hit` or `miss`
+    pub requests: IntCounterVec,
+    pub entries: IntGauge,
+}
+
+/// Registration cannot fail for these fixed, distinct names; a failure is a
+/// bug caught by the first test that builds metrics.
+fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique and valid");
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
+    )
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    reg(r, HistogramVec::new(opts, labels).expect("valid histogram"))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let http = HttpMetrics {
+            requests: counter(
+                &r,
+                "mongars_http_requests_total",
+                "HTTP requests by matched route, method and status.",
+                &["route", "method", "status"],
+            ),
+            duration: histogram(
+                &r,
+                "mongars_http_request_duration_seconds",
+                "HTTP request duration by matched route and method.",
+                &["route", "method"],
+            ),
+        };
+        let llm = LlmMetrics {
+            requests: counter(
+                &r,
+                "mongars_llm_requests_total",
+                "Generation requests per backend and role, by outcome.",
+                &["backend", "role", "outcome"],
+            ),
+            tokens: counter(
+                &r,
+                "mongars_llm_tokens_total",
+                "Tokens processed per backend: prompt or completion.",
+                &["backend", "kind"],
+            ),
+            time_to_first_token: histogram(
+                &r,
+                "mongars_llm_time_to_first_token_seconds",
+                "Time from request to the first generated token.",
+                &["backend"],
+            ),
+            duration: histogram(
+                &r,
+                "mongars_llm_request_duration_seconds",
+                "Time from request to the end of the reply.",
+                &["backend"],
+            ),
+            errors: counter(
+                &r,
+                "mongars_llm_errors_total",
+                "Generation failures per backend, by kind.",
+                &["backend", "kind"],
+            ),
+            retries: counter(
+                &r,
+                "mongars_llm_retries_total",
+                "Retries of a request on the same backend.",
+                &["backend"],
+            ),
+            failovers: counter(
+                &r,
+                "mongars_llm_failovers_total",
+                "Requests moved on to the next backend of their role.",
+                &["role", "from"],
+            ),
+            breaker_state: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "mongars_llm_breaker_state",
+                        "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
+                    ),
+                    &["backend"],
+                )
+                .expect("valid gauge"),
+            ),
+            breaker_transitions: counter(
+                &r,
+                "mongars_llm_breaker_transitions_total",
+                "Circuit breaker state changes per backend, by new state.",
+                &["backend", "to"],
+            ),
+        };
+        let ray = RayMetrics {
+            requests: reg(
+                &r,
+                IntCounter::new(
+                    "mongars_llm_ray_requests_total",
+                    "HTTP requests sent to Ray Serve endpoints.",
+                )
+                .expect("valid counter"),
+            ),
+            failures: counter(
+                &r,
+                "mongars_llm_ray_failures_total",
+                "Failed Ray Serve requests, by reason.",
+                &["reason"],
+            ),
+            scaling_events: reg(
+                &r,
+                IntCounter::new(
+                    "mongars_llm_ray_scaling_events_total",
+                    "Ray Serve answers meaning the deployment is scaling (503, 409).",
+                )
+                .expect("valid counter"),
+            ),
+            latency: histogram(
+                &r,
+                "mongars_llm_ray_latency_seconds",
+                "Latency of Ray Serve requests until the answer's headers.",
+                &["endpoint"],
+            ),
+        };
+        let cache = CacheMetrics {
+            requests: counter(
+                &r,
+                "mongars_llm_cache_requests_total",
+                "Response cache lookups, by result.",
+                &["result"],
+            ),
+            entries: reg(
+                &r,
+                IntGauge::new("mongars_llm_cache_entries", "Responses held in the cache.")
+                    .expect("valid gauge"),
+            ),
+        };
+        Self {
+            registry: r,
+            http,
+            llm,
+            ray,
+            cache,
+        }
+    }
+
+    /// Everything in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
+    }
+
+    pub(crate) fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// Record one finished HTTP request.
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.http
+            .requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http
+            .duration
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_bounded_labels() {
+        let m = Metrics::new();
+        m.observe_http("/api/v1/users/{id}", "GET", 200, Duration::from_millis(3));
+        m.ray.requests.inc();
+        m.ray.scaling_events.inc();
+        m.llm
+            .breaker_state
+            .with_label_values(&["ollama"])
+            .set(BREAKER_OPEN);
+        let text = m.render();
+        assert!(text.contains(
+            "mongars_http_requests_total{method=\"GET\",route=\"/api/v1/users/{id}\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("mongars_llm_ray_requests_total 1"));
+        assert!(text.contains("mongars_llm_ray_scaling_events_total 1"));
+        assert!(text.contains("mongars_llm_breaker_state{backend=\"ollama\"} 2"));
+        assert!(text.contains("# TYPE mongars_http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn registries_are_independent() {
+        let a = Metrics::new();
+        let b = Metrics::new();
+        a.ray.requests.inc();
+        assert!(b.render().contains("mongars_llm_ray_requests_total 0"));
+    }
+}

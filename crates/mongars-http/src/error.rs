@@ -100,6 +100,10 @@ impl From<CoreError> for ApiError {
                 a.retry_after_secs = Some(*retry_after_secs);
                 return a;
             }
+            CoreError::BackendsExhausted(internal) => {
+                tracing::warn!(error = %internal, "every generation backend failed");
+                ApiError::new(S::BAD_GATEWAY, code, detail)
+            }
             CoreError::BackendFailed(internal) => {
                 tracing::warn!(error = %internal, "generation backend failed");
                 ApiError::new(S::BAD_GATEWAY, code, detail)

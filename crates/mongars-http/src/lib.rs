@@ -13,4 +13,5 @@ pub mod routes;
 pub mod state;
 
 pub use router::router;
+pub use routes::metrics::listener_router as metrics_listener_router;
 pub use state::{AppState, HttpOptions};

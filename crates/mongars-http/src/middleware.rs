@@ -7,12 +7,13 @@
 //! reach the logs.
 
 use crate::error::ApiError;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mongars_metrics::Metrics;
 use std::any::Any;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::Span;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,12 +35,28 @@ pub fn request_span(req: &Request) -> Span {
 }
 
 /// Record the matched route template (`/api/v1/user/{id}`, bounded) in the
-/// request span; runs after routing, as a route layer.
-pub async fn record_route(req: Request, next: Next) -> Response {
-    if let Some(route) = req.extensions().get::<MatchedPath>() {
+/// request span, and the request in the HTTP metrics; runs after routing, as
+/// a route layer. Streamed bodies count until their headers are sent.
+pub async fn record_route(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|r| r.as_str().to_string());
+    if let Some(route) = &route {
         Span::current().record("route", route.as_str());
     }
-    next.run(req).await
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if let Some(route) = route {
+        metrics.observe_http(
+            &route,
+            method.as_str(),
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    resp
 }
 
 /// Log one line per response, at a level that follows the status.

@@ -1,7 +1,7 @@
 //! Every route of the server, in one place, and the middleware around them.
 
 use crate::middleware::{self as mw, REQUEST_ID};
-use crate::routes::{auth, conversation, health, llm, openai, users};
+use crate::routes::{auth, conversation, health, llm, metrics, models, openai, users};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,7 +39,14 @@ pub fn router(state: AppState) -> Router {
         // OpenAI-compatible
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
-        .route_layer(axum::middleware::from_fn(mw::record_route))
+        // models and metrics
+        .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/provision", post(models::provision))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            mw::record_route,
+        ))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
         .with_state(state);

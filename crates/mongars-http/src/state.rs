@@ -2,7 +2,8 @@
 
 use mongars_core::auth::AuthService;
 use mongars_core::conversation::ConversationService;
-use mongars_core::ports::HealthCheck;
+use mongars_core::ports::{HealthCheck, ModelFleet};
+use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ pub struct HttpOptions {
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     pub trust_forwarded_for: bool,
+    /// Serve `GET /metrics` on this port (to admins and the scrape token).
+    pub metrics_enabled: bool,
+    /// Bearer token accepted on `/metrics` besides admin tokens.
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -20,5 +25,8 @@ pub struct AppState {
     pub conversation: Arc<ConversationService>,
     /// Checked by `/ready`, in order.
     pub readiness: Arc<[Arc<dyn HealthCheck>]>,
+    /// The generation backends as operators see them.
+    pub fleet: Arc<dyn ModelFleet>,
+    pub metrics: Metrics,
     pub http: HttpOptions,
 }

@@ -1,12 +1,17 @@
 //! Inference backends behind the core's `LlmBackend` port.
 //!
 //! - [`embedded`]: GGUF models run in-process by llama.cpp (the default).
+//! - [`remote`]: Ollama, OpenAI-compatible servers and Ray Serve over HTTP.
+//! - [`resilience`]: timeout, retry, circuit breaker and metrics decorators.
+//! - [`router`]: failover across the backends of each model role, and the
+//!   response cache.
 //! - [`scripted`]: a backend that plays a script, for tests of the pipeline
 //!   (failures before or after the first token, slow streams).
 
 pub mod embedded;
 pub mod remote;
 pub mod resilience;
+pub mod router;
 pub mod scripted;
 pub mod text;
 

@@ -12,6 +12,7 @@ use mongars_core::auth::{
 use mongars_core::domain::{Password, Username};
 use mongars_core::ports::{HealthCheck, LlmBackend, SystemClock};
 use mongars_http::{AppState, HttpOptions};
+use mongars_metrics::Metrics;
 use mongars_store::{
     Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlThrottleStore,
     SqlUserRepository,
@@ -28,6 +29,9 @@ pub struct App {
     pub db: Database,
     pub auth: Arc<AuthService>,
     pub router: Router,
+    pub metrics: Metrics,
+    /// The generation backends of the active profile.
+    pub llm: Arc<mongars_llm::router::Router>,
 }
 
 /// Open the database (migrating when configured), load the signing key and
@@ -37,8 +41,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     build_with(settings, None).await
 }
 
-/// [`build`], with a generation backend chosen by the caller instead of the
-/// one in settings (tests use a scripted backend this way).
+/// [`build`], with the engine behind the `embedded` backend name chosen by
+/// the caller instead of loaded from settings (tests use a scripted backend
+/// this way). Remote backends still come from settings.
 pub async fn build_with(
     settings: Settings,
     llm: Option<Arc<dyn LlmBackend>>,
@@ -62,10 +67,9 @@ pub async fn build_with(
         );
     }
 
-    let llm = match llm {
-        Some(llm) => llm,
-        None => crate::llm::backend_from_settings(&settings).await?,
-    };
+    let metrics = Metrics::new();
+    let router = crate::llm::router_from_settings(&settings, llm, &metrics).await?;
+    let llm: Arc<dyn LlmBackend> = router.clone();
     let conversation = Arc::new(crate::llm::conversation_service(
         &settings,
         &db,
@@ -81,10 +85,14 @@ pub async fn build_with(
         auth: auth.clone(),
         conversation,
         readiness: readiness.into(),
+        fleet: router.clone(),
+        metrics: metrics.clone(),
         http: HttpOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
             trust_forwarded_for: settings.server.trust_forwarded_for,
+            metrics_enabled: settings.metrics.enabled,
+            metrics_token: scrape_token(&settings),
         },
     };
     Ok(App {
@@ -92,6 +100,8 @@ pub async fn build_with(
         db,
         auth,
         router: mongars_http::router(state),
+        metrics,
+        llm: router,
     })
 }
 
@@ -104,6 +114,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
     let purge = tokio::spawn(purge_throttle_windows(app.auth.clone()));
+    let side = crate::observe::start(&app.settings, &app.metrics).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let service = app
         .router
@@ -131,10 +142,18 @@ pub async fn serve(
         }
     };
     purge.abort();
+    for task in side {
+        task.abort();
+    }
     app.db.close().await;
     result
         .context("server task failed")?
         .context("server error")
+}
+
+fn scrape_token(settings: &Settings) -> Option<String> {
+    let t = &settings.metrics.scrape_token;
+    t.is_set().then(|| t.expose().to_string())
 }
 
 /// Open the configured database without migrating. The data folder is

@@ -7,4 +7,5 @@ pub mod commands;
 pub mod hardware;
 pub mod jwt_key;
 pub mod llm;
+pub mod observe;
 pub mod telemetry;

@@ -1,15 +1,29 @@
-//! Building the generation backend and the conversation service from settings.
+//! Building the generation router and the conversation service from settings.
+//!
+//! The active profile names, per role, an ordered list of backends:
+//! `embedded` (the in-process engine, loaded once and only when used) or a
+//! name from `[llm.backends]`. Each distinct (backend, model) pair becomes one
+//! guarded backend with its own breaker and metrics label: the backend's name,
+//! or `name@model` when a role overrides the model.
 
 use crate::hardware::HardwareProfile;
 use anyhow::Context;
-use mongars_config::{LlmBackendKind, Settings};
+use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
 use mongars_core::conversation::{ConversationOptions, ConversationService};
-use mongars_core::domain::SamplingParams;
+use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{LlmBackend, SystemClock};
 use mongars_core::ratelimit::RateLimiter;
 use mongars_llm::embedded::{EmbeddedConfig, load_backend};
+use mongars_llm::remote::RemoteConfig;
+use mongars_llm::remote::ollama::OllamaBackend;
+use mongars_llm::remote::openai::OpenAiBackend;
+use mongars_llm::remote::ray::{RayBackend, RayOptions};
+use mongars_llm::resilience::{Backoff, BreakerPolicy, Timeouts};
+use mongars_llm::router::{CachePolicy, GuardedBackend, Guards, RoleChain, Router};
+use mongars_metrics::Metrics;
 use mongars_store::{Database, SqlTurnRepository};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Engine settings with `threads = 0` resolved to the CPUs this process may use.
 pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
@@ -27,29 +41,173 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
     }
 }
 
-/// The backend named by `llm.backend`. Loading a model is blocking work, so
-/// it runs off the async runtime.
-pub async fn backend_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn LlmBackend>> {
-    match settings.llm.backend {
-        LlmBackendKind::Embedded => {
-            let cfg = embedded_config(settings);
-            let backend = tokio::task::spawn_blocking(move || load_backend(&cfg))
-                .await
-                .context("model loading task failed")?
-                .context("llm.embedded.model_path")?;
-            Ok(Arc::new(backend))
+/// Load the embedded engine. Loading a model is blocking work, so it runs
+/// off the async runtime.
+pub async fn load_embedded(settings: &Settings) -> anyhow::Result<Arc<dyn LlmBackend>> {
+    let cfg = embedded_config(settings);
+    let backend = tokio::task::spawn_blocking(move || load_backend(&cfg))
+        .await
+        .context("model loading task failed")?
+        .context("llm.embedded.model_path")?;
+    Ok(Arc::new(backend))
+}
+
+/// Whether the active profile uses the embedded engine.
+pub fn uses_embedded(settings: &Settings) -> bool {
+    settings.llm.active_profile().is_some_and(|p| {
+        [&p.general, &p.coding]
+            .iter()
+            .any(|r| r.backends.iter().any(|b| b == EMBEDDED_BACKEND))
+    })
+}
+
+/// The router of the active profile. `embedded` is the engine to use for the
+/// `embedded` backend (loaded from settings when `None` and needed).
+pub async fn router_from_settings(
+    settings: &Settings,
+    embedded: Option<Arc<dyn LlmBackend>>,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Router>> {
+    let llm = &settings.llm;
+    let profile = llm
+        .active_profile()
+        .with_context(|| format!("llm.profile: no profile {:?}", llm.profile))?;
+    let embedded = match embedded {
+        Some(e) => Some(e),
+        None if uses_embedded(settings) => Some(load_embedded(settings).await?),
+        None => None,
+    };
+    let r = &llm.resilience;
+    let backoff = Backoff {
+        base: Duration::from_millis(r.retry_base_ms),
+        max: Duration::from_millis(r.retry_max_ms),
+    };
+    let breaker = BreakerPolicy {
+        failures: r.breaker_failures,
+        window: Duration::from_millis(r.breaker_window_ms),
+        cooldown: Duration::from_millis(r.breaker_cooldown_ms),
+    };
+    let remote_timeouts = Timeouts {
+        first_token: Duration::from_millis(r.first_token_timeout_ms),
+        total: Duration::from_millis(r.total_timeout_ms),
+    };
+    let mut built: Vec<(String, Arc<GuardedBackend>)> = Vec::new();
+    let mut chain = |role: &RoleSettings| -> anyhow::Result<RoleChain> {
+        let mut backends = Vec::new();
+        for name in &role.backends {
+            let (label, raw, kind, guards) = if name == EMBEDDED_BACKEND {
+                let raw = embedded
+                    .clone()
+                    .context("the embedded engine is not loaded")?;
+                let guards = Guards {
+                    timeouts: Timeouts::unlimited(),
+                    retries: 0,
+                    backoff,
+                    breaker,
+                };
+                (name.clone(), raw, "embedded", guards)
+            } else {
+                let b = llm
+                    .backends
+                    .get(name)
+                    .with_context(|| format!("no backend {name:?} in [llm.backends]"))?;
+                let model = if role.model.is_empty() {
+                    &b.model
+                } else {
+                    &role.model
+                };
+                let label = if *model == b.model {
+                    name.clone()
+                } else {
+                    format!("{name}@{model}")
+                };
+                if let Some((_, g)) = built.iter().find(|(l, _)| *l == label) {
+                    backends.push(g.clone());
+                    continue;
+                }
+                let cfg = RemoteConfig {
+                    name: label.clone(),
+                    urls: b.urls(),
+                    model: model.clone(),
+                    api_key: b.api_key.is_set().then(|| b.api_key.expose().to_string()),
+                    context_tokens: b.context_tokens as usize,
+                    connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                };
+                let guards = Guards {
+                    timeouts: remote_timeouts,
+                    retries: b.retries,
+                    backoff,
+                    breaker,
+                };
+                let raw: Arc<dyn LlmBackend> = match b.kind {
+                    RemoteKind::Ollama => Arc::new(OllamaBackend::new(cfg)?),
+                    RemoteKind::Openai => Arc::new(OpenAiBackend::new(cfg)?),
+                    RemoteKind::Ray => Arc::new(RayBackend::new(
+                        cfg,
+                        RayOptions {
+                            stream: b.stream,
+                            scale_cycles: b.scale_cycles,
+                            backoff,
+                        },
+                        metrics.ray.clone(),
+                    )?),
+                };
+                let kind = match b.kind {
+                    RemoteKind::Ollama => "ollama",
+                    RemoteKind::Openai => "openai",
+                    RemoteKind::Ray => "ray",
+                };
+                (label, raw, kind, guards)
+            };
+            if let Some((_, g)) = built.iter().find(|(l, _)| *l == label) {
+                backends.push(g.clone());
+                continue;
+            }
+            let g = GuardedBackend::new(raw, kind, guards, metrics);
+            built.push((label, g.clone()));
+            backends.push(g);
         }
+        Ok(RoleChain {
+            backends,
+            sampling: sampling(role),
+        })
+    };
+    let chains = PerRole {
+        general: chain(&profile.general).context("llm.profiles.*.general")?,
+        coding: chain(&profile.coding).context("llm.profiles.*.coding")?,
+    };
+    let cache = llm.cache.enabled.then(|| CachePolicy {
+        ttl: Duration::from_secs(llm.cache.ttl_secs),
+        max_entries: llm.cache.max_entries as usize,
+    });
+    let router = Router::new(
+        llm.profile.clone(),
+        llm.profiles.keys().cloned().collect(),
+        chains,
+        cache,
+        metrics.clone(),
+    )?;
+    Ok(Arc::new(router))
+}
+
+fn sampling(role: &RoleSettings) -> SamplingParams {
+    SamplingParams {
+        temperature: role.temperature as f32,
+        top_p: role.top_p as f32,
+        max_tokens: role.max_tokens,
+        stop: role.stop.clone(),
+        seed: None,
     }
 }
 
-pub fn sampling_defaults(settings: &Settings) -> SamplingParams {
-    let s = &settings.llm.sampling;
-    SamplingParams {
-        temperature: s.temperature as f32,
-        top_p: s.top_p as f32,
-        max_tokens: s.max_tokens,
-        stop: s.stop.clone(),
-        seed: None,
+/// Sampling defaults of each role of the active profile.
+pub fn sampling_defaults(settings: &Settings) -> PerRole<SamplingParams> {
+    match settings.llm.active_profile() {
+        Some(p) => PerRole {
+            general: sampling(&p.general),
+            coding: sampling(&p.coding),
+        },
+        None => PerRole::both(SamplingParams::greedy(256)),
     }
 }
 

@@ -89,9 +89,13 @@ impl Clock for SystemClock {
     }
 }
 
+mod fleet;
 mod llm;
 mod turns;
 
+pub use fleet::{
+    BackendReport, ChainEntry, ModelFleet, ModelsView, ProvisionResult, RoleProvision, RoleView,
+};
 pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
     PullProgress, estimate_prompt_tokens,

@@ -9,8 +9,9 @@ use axum::extract::State;
 use mongars_core::conversation::ChatReply;
 use serde_json::{Value, json};
 
-/// `POST /llm/chat`: the message straight to the backend, without history,
-/// memory or system prompt, and not stored. Same shape as the chat endpoint.
+/// `POST /llm/chat`: the message straight to the backend router, without
+/// history, memory or system prompt, and not stored. Same shape as the chat
+/// endpoint.
 pub async fn chat(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -19,25 +20,35 @@ pub async fn chat(
     Ok(Json(state.conversation.direct(&who, body.into()).await?))
 }
 
-/// `GET /llm/health`: the generation backends and their state.
+/// `GET /llm/health`: every backend of the active profile with its health,
+/// breaker state, last error kind and latency. `healthy` when every backend
+/// is up with a closed breaker, `degraded` when some can serve, `unhealthy`
+/// when none can. `backend` and `model` name the first that can serve.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    let llm = state.conversation.llm();
-    let h = llm.health().await;
-    let status = if h.healthy { "healthy" } else { "unhealthy" };
+    let backends = state.fleet.backends().await;
+    let usable: Vec<_> = backends
+        .iter()
+        .filter(|b| b.healthy && b.breaker != "open")
+        .collect();
+    let status = if usable.is_empty() {
+        "unhealthy"
+    } else if usable.len() == backends.len() && backends.iter().all(|b| b.breaker == "closed") {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let first = usable.first().copied().or(backends.first());
+    let detail = backends
+        .iter()
+        .map(|b| format!("{}: {}", b.name, b.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
     Json(json!({
         "status": status,
-        "backend": llm.name(),
-        "model": llm.model(),
+        "backend": first.map(|b| b.name.as_str()),
+        "model": first.map(|b| b.model.as_str()),
         "last_check": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "detail": h.detail,
-        "backends": [{
-            "name": llm.name(),
-            "model": llm.model(),
-            "healthy": h.healthy,
-            "detail": h.detail,
-            "active": h.active,
-            "queued": h.queued,
-            "context_window": llm.context_window(),
-        }],
+        "detail": detail,
+        "backends": backends,
     }))
 }

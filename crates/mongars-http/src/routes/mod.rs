@@ -5,5 +5,7 @@ pub mod auth;
 pub mod conversation;
 pub mod health;
 pub mod llm;
+pub mod metrics;
+pub mod models;
 pub mod openai;
 pub mod users;

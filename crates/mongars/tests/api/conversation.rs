@@ -225,7 +225,7 @@ async fn a_failing_backend_is_502_and_the_message_is_kept() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert_eq!(err["code"], "llm.backend_failed");
+    assert_eq!(err["code"], "llm.all_backends_failed");
     assert!(
         !err.to_string().contains("exploded"),
         "internal text leaked: {err}"
@@ -236,7 +236,7 @@ async fn a_failing_backend_is_502_and_the_message_is_kept() {
         (turns[0].query.as_str(), turns[0].status),
         ("hello?", TurnStatus::Failed)
     );
-    assert_eq!(turns[0].error_code.as_deref(), Some("llm.backend_failed"));
+    assert_eq!(turns[0].error_code.as_deref(), Some("llm.all_backends_failed"));
     // Failed turns are not offered as history.
     let (_, history) =
         status_json(app.get("/api/v1/conversation/history", Some(&token)).await).await;
@@ -319,7 +319,7 @@ async fn old_turns_give_way_to_the_budget_and_a_message_too_large_is_413() {
     );
     let app = TestApp::spawn_scripted(
         |s| {
-            s.llm.sampling.max_tokens = 20;
+            s.llm.role_mut(false).max_tokens = 20;
             s.conversation.system_prompt = "Be brief.".into();
         },
         backend.clone(),

@@ -40,7 +40,7 @@ async fn the_capital_of_france_is_paris() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_users_at_once_all_get_answers_and_health_stays_fast() {
-    let Some(app) = TestApp::spawn_real(|s| s.llm.sampling.max_tokens = 48).await else {
+    let Some(app) = TestApp::spawn_real(|s| s.llm.role_mut(false).max_tokens = 48).await else {
         return;
     };
     let mut tokens = Vec::new();
@@ -103,7 +103,7 @@ async fn eight_users_at_once_all_get_answers_and_health_stays_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_leaving_mid_stream_stops_the_engine() {
-    let Some(app) = TestApp::spawn_real(|s| s.llm.sampling.max_tokens = 1500).await else {
+    let Some(app) = TestApp::spawn_real(|s| s.llm.role_mut(false).max_tokens = 1500).await else {
         return;
     };
     app.add_user("ana", "secret-password", Role::User).await;

@@ -127,10 +127,7 @@ async fn engine_run(
     messages: &[ChatMessage],
     tokens: u32,
 ) -> anyhow::Result<(f64, f64)> {
-    let request = GenerationRequest {
-        messages: messages.to_vec(),
-        sampling: SamplingParams::greedy(tokens),
-    };
+    let request = GenerationRequest::classified(messages.to_vec(), SamplingParams::greedy(tokens));
     let mut rx = engine.generate(request).await?;
     while let Some(event) = rx.recv().await {
         if let GenerationEvent::Done(u) = event? {
@@ -177,7 +174,7 @@ async fn pipeline_overhead(
 
     // The configured pipeline, with short replies and no rate limit.
     let mut settings = settings.clone();
-    settings.llm.sampling.max_tokens = 8;
+    settings.llm.role_mut(false).max_tokens = 8;
     settings.conversation.rate_limit_per_minute = 1_000_000;
     settings.conversation.rate_limit_burst = 1_000_000;
     let service = crate::llm::conversation_service(&settings, &db, engine);

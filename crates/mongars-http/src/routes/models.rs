@@ -1,0 +1,71 @@
+//! Model profiles and provisioning, for admins.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::AdminUser;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use mongars_core::domain::ModelRole;
+use mongars_core::ports::{ModelsView, PullProgress, RoleProvision};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// `GET /api/v1/models`: the active profile, each role's backends and
+/// models in failover order, and the profiles available.
+pub async fn list(State(state): State<AppState>, AdminUser(_): AdminUser) -> Json<ModelsView> {
+    Json(state.fleet.models())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionBody {
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /api/v1/models/provision`: make sure each role's models are present
+/// (Ollama pull, file check for GGUF). One result per role and backend;
+/// `ok` is false when any failed.
+pub async fn provision(
+    State(state): State<AppState>,
+    AdminUser(who): AdminUser,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // An empty body means every role, without forcing.
+    let ProvisionBody { roles, force } = if body.iter().all(u8::is_ascii_whitespace) {
+        ProvisionBody {
+            roles: Vec::new(),
+            force: false,
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "request.malformed",
+                format!("Invalid JSON body: {e}"),
+            )
+        })?
+    };
+    let mut parsed = Vec::new();
+    for r in &roles {
+        let role = ModelRole::parse(r).ok_or_else(|| {
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "roles",
+                format!("unknown role {r:?}: use general or coding"),
+            )
+        })?;
+        parsed.push(role);
+    }
+    tracing::info!(admin = %who.username, ?parsed, force, "model provisioning");
+    let progress = Arc::new(|p: PullProgress| {
+        tracing::debug!(status = %p.status, completed = ?p.completed, total = ?p.total, "model download");
+    });
+    let results: Vec<RoleProvision> = state.fleet.provision(&parsed, force, progress).await;
+    let ok = results.iter().all(|r| r.ok);
+    Ok(Json(json!({ "ok": ok, "roles": results })))
+}

@@ -1,0 +1,225 @@
+//! The router: an ordered failover list of guarded backends per model role.
+//!
+//! A request goes to the role's backends in order, skipping those whose
+//! circuit is open. A failure before the first token (every guarded backend
+//! fails that way: see [`crate::resilience`]) moves on to the next; a failure
+//! after it reaches the client as an error event on the stream. When no
+//! backend answers, the error is `Exhausted` with each attempt's kind. An
+//! optional cache replays answers to identical deterministic requests.
+
+mod cache;
+mod fleet;
+mod guarded;
+
+pub use cache::{CachePolicy, ResponseCache};
+pub use guarded::{GuardedBackend, Guards};
+
+use async_trait::async_trait;
+use mongars_core::domain::{
+    ChatMessage, FinishReason, GenerationEvent, GenerationRequest, ModelRole, PerRole,
+    SamplingParams, classify_task, last_user_text,
+};
+use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+use mongars_metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A role's backends in failover order, and its sampling defaults.
+pub struct RoleChain {
+    pub backends: Vec<Arc<GuardedBackend>>,
+    pub sampling: SamplingParams,
+}
+
+pub struct Router {
+    profile: String,
+    profiles: Vec<String>,
+    chains: PerRole<RoleChain>,
+    /// Every distinct backend, in first-use order.
+    all: Vec<Arc<GuardedBackend>>,
+    cache: Option<Arc<ResponseCache>>,
+    metrics: Metrics,
+    context_window: usize,
+    model: String,
+}
+
+impl Router {
+    /// `profile` and `profiles` are names, for the models view.
+    pub fn new(
+        profile: String,
+        profiles: Vec<String>,
+        chains: PerRole<RoleChain>,
+        cache: Option<CachePolicy>,
+        metrics: Metrics,
+    ) -> Result<Self, LlmError> {
+        let mut all: Vec<Arc<GuardedBackend>> = Vec::new();
+        for role in ModelRole::ALL {
+            let chain = chains.get(role);
+            if chain.backends.is_empty() {
+                return Err(LlmError::Unavailable(format!("role {role} has no backend")));
+            }
+            for b in &chain.backends {
+                if !all.iter().any(|a| Arc::ptr_eq(a, b)) {
+                    all.push(b.clone());
+                }
+            }
+        }
+        let context_window = all
+            .iter()
+            .map(|b| b.backend.context_window())
+            .min()
+            .unwrap_or(0);
+        let model = chains.general.backends[0].backend.model().to_string();
+        Ok(Self {
+            profile,
+            profiles,
+            cache: cache.map(|p| Arc::new(ResponseCache::new(p, metrics.cache.clone()))),
+            chains,
+            all,
+            metrics,
+            context_window,
+            model,
+        })
+    }
+
+    pub fn backends_in_order(&self) -> &[Arc<GuardedBackend>] {
+        &self.all
+    }
+
+    fn role_of(messages: &[ChatMessage]) -> ModelRole {
+        last_user_text(messages).map_or(ModelRole::General, classify_task)
+    }
+
+    async fn route(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let chain = &self.chains.get(request.role).backends;
+        let mut attempts = Vec::new();
+        let mut all_overloaded = true;
+        let mut retry_after = 0;
+        for (i, b) in chain.iter().enumerate() {
+            match b.backend.generate(request.clone()).await {
+                Ok(stream) => {
+                    if i > 0 {
+                        tracing::info!(role = %request.role, backend = %b.name, "served by a fallback backend");
+                    }
+                    return Ok(stream);
+                }
+                Err(e @ LlmError::PromptTooLong { .. }) => return Err(e),
+                Err(e) => {
+                    match e {
+                        LlmError::Overloaded { retry_after_secs } => {
+                            retry_after = retry_after.max(retry_after_secs)
+                        }
+                        _ => all_overloaded = false,
+                    }
+                    if !matches!(e, LlmError::CircuitOpen) {
+                        tracing::warn!(role = %request.role, backend = %b.name, error = %e, "backend failed before the first token");
+                    }
+                    attempts.push(format!("{}: {}", b.name, e.kind()));
+                    if i + 1 < chain.len() {
+                        self.metrics
+                            .llm
+                            .failovers
+                            .with_label_values(&[request.role.as_str(), &b.name])
+                            .inc();
+                    }
+                }
+            }
+        }
+        if all_overloaded {
+            // Busy, not broken: the client should come back shortly.
+            return Err(LlmError::Overloaded {
+                retry_after_secs: retry_after.max(1),
+            });
+        }
+        Err(LlmError::Exhausted { attempts })
+    }
+}
+
+#[async_trait]
+impl LlmBackend for Router {
+    fn name(&self) -> &str {
+        "router"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn context_window(&self) -> usize {
+        self.context_window
+    }
+
+    /// The largest count among the role's backends, so the prompt fits
+    /// whichever of them ends up answering.
+    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
+        let chain = &self.chains.get(Self::role_of(messages)).backends;
+        let mut most = 0;
+        for b in chain {
+            most = most.max(b.backend.count_prompt_tokens(messages).await?);
+        }
+        Ok(most)
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let key = self.cache.as_ref().and(ResponseCache::key(&request));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some((text, mut usage)) = cache.get(key)
+        {
+            usage.time_to_first_token = Duration::ZERO;
+            usage.total = Duration::ZERO;
+            usage.queued = Duration::ZERO;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            let _ = tx.send(Ok(GenerationEvent::Delta(text))).await;
+            let _ = tx.send(Ok(GenerationEvent::Done(usage))).await;
+            return Ok(rx);
+        }
+        let mut stream = self.route(request).await?;
+        let Some(key) = key else {
+            return Ok(stream);
+        };
+        let Some(cache) = self.cache.clone() else {
+            return Ok(stream);
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut text = String::new();
+            while let Some(event) = stream.recv().await {
+                match &event {
+                    Ok(GenerationEvent::Delta(d)) => text.push_str(d),
+                    Ok(GenerationEvent::Done(u)) if u.finish_reason != FinishReason::Cancelled => {
+                        cache.put(key.clone(), text.clone(), u.clone());
+                    }
+                    Ok(GenerationEvent::Done(_)) => {}
+                    Err(_) => {}
+                }
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn health(&self) -> BackendHealth {
+        let mut details = Vec::new();
+        let mut healthy = false;
+        for b in &self.all {
+            let h = b.health().await;
+            let usable = h.healthy && b.breaker.admits();
+            healthy |= usable;
+            let state = if !h.healthy {
+                h.detail
+            } else if usable {
+                "up".to_string()
+            } else {
+                "circuit open".to_string()
+            };
+            details.push(format!("{}: {state}", b.name));
+        }
+        BackendHealth {
+            healthy,
+            detail: details.join(", "),
+            active: 0,
+            queued: 0,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Side tasks of `serve` for observability: the separate metrics listener
+//! (`metrics.listen`) and the OTLP exporter (`telemetry.otlp_endpoint`).
+
+use anyhow::Context;
+use mongars_config::Settings;
+use mongars_metrics::Metrics;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Start what the settings ask for; the caller aborts the tasks on shutdown.
+pub async fn start(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let m = &settings.metrics;
+    if m.enabled && !m.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&m.listen)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {}", m.listen))?;
+        tracing::info!(address = %m.listen, "metrics listener started");
+        let token = m
+            .scrape_token
+            .is_set()
+            .then(|| m.scrape_token.expose().to_string());
+        let router = mongars_http::metrics_listener_router(metrics.clone(), token);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::warn!(error = %e, "metrics listener stopped");
+            }
+        }));
+    }
+    let t = &settings.telemetry;
+    if !t.otlp_endpoint.is_empty() {
+        tracing::info!(endpoint = %t.otlp_endpoint, "OTLP metrics export started");
+        tasks.push(tokio::spawn(mongars_metrics::otlp::run(
+            metrics.clone(),
+            t.otlp_endpoint.clone(),
+            Duration::from_secs(t.otlp_interval_secs),
+            t.service_name.clone(),
+        )));
+    }
+    Ok(tasks)
+}

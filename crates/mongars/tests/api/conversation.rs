@@ -236,7 +236,10 @@ async fn a_failing_backend_is_502_and_the_message_is_kept() {
         (turns[0].query.as_str(), turns[0].status),
         ("hello?", TurnStatus::Failed)
     );
-    assert_eq!(turns[0].error_code.as_deref(), Some("llm.all_backends_failed"));
+    assert_eq!(
+        turns[0].error_code.as_deref(),
+        Some("llm.all_backends_failed")
+    );
     // Failed turns are not offered as history.
     let (_, history) =
         status_json(app.get("/api/v1/conversation/history", Some(&token)).await).await;

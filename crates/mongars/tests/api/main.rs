@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod backends;
 mod conversation;
 mod openai;
 mod operations;

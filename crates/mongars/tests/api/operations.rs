@@ -25,7 +25,7 @@ async fn ready_is_503_while_the_generation_backend_is_down() {
     let app = TestApp::spawn_scripted(|_| {}, std::sync::Arc::new(down)).await;
     let (status, body) = status_json(app.get("/ready", None).await).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["checks"]["llm"], "error: embedded: engine stopped");
+    assert_eq!(body["checks"]["llm"], "error: scripted: engine stopped");
     assert_eq!(body["checks"]["database"], "ok");
 }
 

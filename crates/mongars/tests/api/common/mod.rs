@@ -2,6 +2,8 @@
 //! `mongars::app::build`, on a fresh database, on 127.0.0.1 port 0.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use mongars_config::{Secret, Settings};
 use mongars_core::domain::{Password, Role, Username};
 use mongars_core::ports::LlmBackend;

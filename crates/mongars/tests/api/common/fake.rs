@@ -1,0 +1,297 @@
+//! Real HTTP servers on 127.0.0.1 port 0 that speak Ollama, OpenAI and Ray
+//! Serve, and can be told to stall, answer 503 with Retry-After, drop the
+//! connection mid-stream or send malformed data.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// A normal answer: `text` in two pieces.
+    Ok(String),
+    /// Accept and never answer.
+    Stall,
+    /// This status, with `Retry-After` seconds when given.
+    Status(u16, Option<u64>),
+    /// 200 with a body that is not the protocol's JSON.
+    BadJson,
+    /// A streamed answer cut before its end marker.
+    Truncated,
+    /// 200 with `text/html`.
+    WrongContentType,
+    /// The first piece, then the connection is dropped.
+    DropMidStream,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub at: Instant,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub url: String,
+    pub hits: Arc<Mutex<Vec<Hit>>>,
+    queue: Arc<Mutex<VecDeque<Mode>>>,
+    default: Arc<Mutex<Mode>>,
+    /// `/api/pull` fails with this message when set.
+    pub pull_error: Arc<Mutex<Option<String>>>,
+    pulled: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fake {
+    pub async fn start(default: Mode) -> Self {
+        let fake = Fake {
+            url: String::new(),
+            hits: Arc::default(),
+            queue: Arc::default(),
+            default: Arc::new(Mutex::new(default)),
+            pull_error: Arc::default(),
+            pulled: Arc::new(Mutex::new(vec!["llama3.2:1b".into()])),
+        };
+        let f = fake.clone();
+        let chat = move |path: &'static str| {
+            let f = f.clone();
+            move |headers: HeaderMap, body: Bytes| {
+                let f = f.clone();
+                async move { f.answer(path, headers, body).await }
+            }
+        };
+        let f2 = fake.clone();
+        let f3 = fake.clone();
+        let app = Router::new()
+            .route("/api/chat", post(chat("/api/chat")))
+            .route("/v1/chat/completions", post(chat("/v1/chat/completions")))
+            .route("/generate", post(chat("/generate")))
+            .route(
+                "/api/tags",
+                get(move || {
+                    let f = f2.clone();
+                    async move {
+                        let models: Vec<Value> = f
+                            .pulled
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|m| json!({"name": m}))
+                            .collect();
+                        axum::Json(json!({ "models": models }))
+                    }
+                }),
+            )
+            .route(
+                "/api/pull",
+                post(move |body: Bytes| {
+                    let f = f3.clone();
+                    async move { f.pull(body) }
+                }),
+            )
+            .route(
+                "/v1/models",
+                get(|| async {
+                    axum::Json(json!({"object": "list", "data": [{"id": "fake-model"}]}))
+                }),
+            )
+            .route("/-/healthz", get(|| async { "success" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Fake { url, ..fake }
+    }
+
+    /// Modes for the next chat requests, in order; then the default.
+    pub fn then(&self, modes: &[Mode]) {
+        self.queue.lock().unwrap().extend(modes.iter().cloned());
+    }
+
+    pub fn set_default(&self, mode: Mode) {
+        *self.default.lock().unwrap() = mode;
+    }
+
+    /// Chat requests received so far.
+    pub fn chat_hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    fn pull(&self, body: Bytes) -> Response<Body> {
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let model = req["model"].as_str().unwrap_or("").to_string();
+        let mut lines = vec![
+            json!({"status": "pulling manifest"}),
+            json!({"status": "downloading", "digest": "sha256:1", "total": 1000, "completed": 400}),
+            json!({"status": "downloading", "digest": "sha256:1", "total": 1000, "completed": 1000}),
+        ];
+        match self.pull_error.lock().unwrap().clone() {
+            Some(e) => lines.push(json!({ "error": e })),
+            None => {
+                lines.push(json!({"status": "success"}));
+                self.pulled.lock().unwrap().push(model);
+            }
+        }
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        ndjson(text)
+    }
+
+    async fn answer(&self, path: &str, headers: HeaderMap, body: Bytes) -> Response<Body> {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        self.hits.lock().unwrap().push(Hit {
+            path: path.to_string(),
+            at: Instant::now(),
+            authorization: headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: body.clone(),
+        });
+        let mode = self
+            .queue
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| self.default.lock().unwrap().clone());
+        let stream = body["stream"].as_bool().unwrap_or(false);
+        match mode {
+            Mode::Stall => {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                status(StatusCode::GATEWAY_TIMEOUT, None)
+            }
+            Mode::Status(code, retry) => status(StatusCode::from_u16(code).unwrap(), retry),
+            Mode::WrongContentType => Response::builder()
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::from("<html>proxy error page</html>"))
+                .unwrap(),
+            Mode::BadJson => match path {
+                "/v1/chat/completions" => sse("data: {not json\n\n".into()),
+                "/api/chat" => ndjson("{\"message\": oops\n".into()),
+                _ => json_text("{\"text\": \"unterminated".into()),
+            },
+            Mode::Ok(text) => full(path, &text, stream),
+            Mode::Truncated => {
+                let whole = body_text(path, "cut short", stream);
+                let cut = whole.lines().next().unwrap_or("").to_string() + "\n";
+                typed(path, stream, Body::from(cut))
+            }
+            Mode::DropMidStream => {
+                let first = body_text(path, "partial answer", stream)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+                    + "\n\n";
+                let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                    Ok(Bytes::from(first)),
+                    Err(std::io::Error::other("connection dropped")),
+                ];
+                // A pause after the first piece, so it is on the wire before the drop.
+                let s = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async {
+                    if p.is_err() {
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                    p
+                });
+                typed(path, stream, Body::from_stream(s))
+            }
+        }
+    }
+}
+
+fn status(code: StatusCode, retry: Option<u64>) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(s) = retry {
+        b = b.header(header::RETRY_AFTER, s.to_string());
+    }
+    b.body(Body::from(json!({"error": "fake failure"}).to_string()))
+        .unwrap()
+}
+
+fn ndjson(text: String) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(text))
+        .unwrap()
+}
+
+fn sse(text: String) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .unwrap()
+}
+
+fn json_text(text: String) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(text))
+        .unwrap()
+}
+
+fn typed(path: &str, stream: bool, body: Body) -> Response<Body> {
+    let ct = match path {
+        "/v1/chat/completions" => "text/event-stream",
+        "/api/chat" => "application/x-ndjson",
+        _ if stream => "application/x-ndjson",
+        _ => "application/json",
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, ct)
+        .body(body)
+        .unwrap()
+}
+
+fn full(path: &str, text: &str, stream: bool) -> Response<Body> {
+    typed(path, stream, Body::from(body_text(path, text, stream)))
+}
+
+/// The whole protocol body for a reply of `text`, in two pieces.
+fn body_text(path: &str, text: &str, stream: bool) -> String {
+    let mid = text.find(' ').unwrap_or(text.len());
+    let (a, b) = text.split_at(mid);
+    match path {
+        "/api/chat" => [
+            json!({"message": {"role": "assistant", "content": a}, "done": false}),
+            json!({"message": {"role": "assistant", "content": b}, "done": false}),
+            json!({"message": {"role": "assistant", "content": ""}, "done": true,
+                   "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 2}),
+        ]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect(),
+        "/v1/chat/completions" => {
+            let chunk = |c: &str| {
+                json!({"id": "x", "object": "chat.completion.chunk", "model": "fake-model",
+                       "choices": [{"index": 0, "delta": {"content": c}, "finish_reason": null}]})
+            };
+            let end = json!({"id": "x", "object": "chat.completion.chunk", "model": "fake-model",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 2}});
+            format!(
+                "data: {}\n\ndata: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+                chunk(a),
+                chunk(b),
+                end
+            )
+        }
+        _ if stream => [
+            json!({"delta": a}),
+            json!({"delta": b}),
+            json!({"done": true, "usage": {"prompt_tokens": 7, "completion_tokens": 2}}),
+        ]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect(),
+        _ => {
+            json!({"text": text, "usage": {"prompt_tokens": 7, "completion_tokens": 2}}).to_string()
+        }
+    }
+}

@@ -44,6 +44,29 @@ pub enum Command {
     /// operators sizing a machine, and for developers).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The models of the active profile: list them, check they are present,
+    /// or download them (Ollama pull, with progress).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Each role's backends and models in failover order, with their health.
+    List,
+    /// Download missing models (Ollama pull; GGUF files are checked).
+    /// Exits 1 when any role could not be provisioned.
+    Pull {
+        /// Only this role (general or coding); all roles by default.
+        #[arg(long)]
+        role: Option<String>,
+        /// Download again even when present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check that every model is present, downloading nothing. Exits 1 when
+    /// one is missing or its backend cannot be reached.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

@@ -192,12 +192,13 @@ impl Fake {
                     Err(std::io::Error::other("connection dropped")),
                 ];
                 // A pause after the first piece, so it is on the wire before the drop.
-                let s = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async {
-                    if p.is_err() {
-                        tokio::time::sleep(Duration::from_millis(150)).await;
-                    }
-                    p
-                });
+                let s =
+                    futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async {
+                        if p.is_err() {
+                            tokio::time::sleep(Duration::from_millis(150)).await;
+                        }
+                        p
+                    });
                 typed(path, stream, Body::from_stream(s))
             }
         }

@@ -80,6 +80,17 @@ pub enum BenchCommand {
     /// then measure the chat pipeline's cost outside generation with stored
     /// history on SQLite.
     Generate(GenerateArgs),
+    /// Router overhead per request against a fake backend that answers at
+    /// once (next to the raw backend), and failover time from a dead primary
+    /// with its breaker closed and open.
+    Router(RouterArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RouterArgs {
+    /// Requests per measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: u32,
 }
 
 #[derive(Debug, clap::Args)]

@@ -81,7 +81,7 @@ impl OpenAiBackend {
     }
 
     fn serves(&self, models: &[String]) -> bool {
-        self.cfg.model.is_empty() || models.iter().any(|m| *m == self.cfg.model)
+        self.cfg.model.is_empty() || models.contains(&self.cfg.model)
     }
 }
 

@@ -22,6 +22,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
         Command::Doctor => doctor::run(settings).await,
         Command::Bench(BenchCommand::Auth(args)) => bench::auth(settings, args).await,
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(settings, args).await,
+        Command::Bench(BenchCommand::Router(args)) => bench::router(settings, args).await,
         Command::Models(cmd) => models::run(cmd, settings).await,
     }
 }

@@ -3,9 +3,11 @@
 
 mod auth;
 mod generate;
+mod router;
 
 pub use auth::run as auth;
 pub use generate::run as generate;
+pub use router::run as router;
 
 /// The `p`-th percentile of `values` (nearest rank).
 pub(crate) fn pct(values: &[f64], p: f64) -> f64 {

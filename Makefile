@@ -27,10 +27,11 @@ fmt: ## Format the code
 lint: ## Lints as CI runs them
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: build ## Start-up, memory, login throughput and generation figures
+bench: build ## Start-up, memory, login throughput, generation and router figures
 	@scripts/models.sh
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench auth
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench generate
+	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench router
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

@@ -154,7 +154,7 @@ async fn dead_primary_fails_over_opens_its_breaker_and_one_probe_closes_it() {
         assert_eq!(body["response"], "from the fallback");
         let took = t.elapsed();
         assert!(
-            took < Duration::from_millis(400 + 600),
+            took < Duration::from_millis(400 + 1600),
             "chat {i} took {took:?}"
         );
         if took >= Duration::from_millis(350) {
@@ -222,7 +222,7 @@ async fn a_stalled_backend_costs_at_most_the_first_token_timeout() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["code"], "llm.all_backends_failed");
     assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_millis(900),
+        took >= Duration::from_millis(400) && took < Duration::from_millis(1500),
         "{took:?}"
     );
     let turns = crate::conversation::stored_turns(&app, "ana").await;

@@ -166,6 +166,36 @@ pub(crate) async fn read_json(
     serde_json::from_slice(&body).map_err(|e| LlmError::Malformed(format!("bad JSON: {e}")))
 }
 
+/// `GET url` and the names under `list_key` of the JSON answer, each taken
+/// from the first of `name_keys` it has (model listings of Ollama and
+/// OpenAI-compatible servers).
+pub(crate) async fn list_names(
+    http: &reqwest::Client,
+    cfg: &RemoteConfig,
+    url: &str,
+    list_key: &str,
+    name_keys: &[&str],
+) -> Result<Vec<String>, LlmError> {
+    let resp = with_auth(http.get(url), cfg)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(status_error(resp).await);
+    }
+    let body = read_json(resp, 4 << 20).await?;
+    let items = body
+        .get(list_key)
+        .and_then(|m| m.as_array())
+        .ok_or_else(|| LlmError::Malformed(format!("model listing without {list_key:?}")))?;
+    Ok(items
+        .iter()
+        .filter_map(|m| name_keys.iter().find_map(|k| m.get(*k)?.as_str()))
+        .map(str::to_string)
+        .collect())
+}
+
 /// Refuse a body whose content type is none of `accepted` (substrings).
 pub(crate) fn expect_content_type(
     resp: &reqwest::Response,

@@ -1,8 +1,10 @@
 //! Ollama: `POST /api/chat` streamed as NDJSON, `GET /api/tags` for health
 //! and presence of the model, `POST /api/pull` (NDJSON progress) to download.
 
-use super::{Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, status_error};
-use super::{expect_content_type, read_json, transport, with_auth};
+use super::{
+    Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
+};
+use super::{expect_content_type, transport, with_auth};
 use async_trait::async_trait;
 use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
 use mongars_core::ports::{
@@ -11,7 +13,7 @@ use mongars_core::ports::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct OllamaBackend {
     cfg: RemoteConfig,
@@ -61,24 +63,14 @@ impl OllamaBackend {
 
     /// Names of the models the server has.
     pub async fn models(&self) -> Result<Vec<String>, LlmError> {
-        let resp = with_auth(self.http.get(self.url("/api/tags")), &self.cfg)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
-        let body = read_json(resp, 4 << 20).await?;
-        let models = body
-            .get("models")
-            .and_then(|m| m.as_array())
-            .ok_or_else(|| LlmError::Malformed("/api/tags without a models list".into()))?;
-        Ok(models
-            .iter()
-            .filter_map(|m| m.get("name").or_else(|| m.get("model"))?.as_str())
-            .map(str::to_string)
-            .collect())
+        list_names(
+            &self.http,
+            &self.cfg,
+            &self.url("/api/tags"),
+            "models",
+            &["name", "model"],
+        )
+        .await
     }
 
     async fn pull(&self, progress: ProgressSink) -> Result<(), LlmError> {

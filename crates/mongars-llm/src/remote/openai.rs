@@ -2,8 +2,10 @@
 //! `POST /v1/chat/completions` streamed as server-sent events, ending with
 //! `data: [DONE]`, and `GET /v1/models` for health and presence of the model.
 
-use super::{Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, status_error};
-use super::{expect_content_type, read_json, transport, with_auth};
+use super::{
+    Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
+};
+use super::{expect_content_type, transport, with_auth};
 use async_trait::async_trait;
 use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
 use mongars_core::ports::{
@@ -12,7 +14,7 @@ use mongars_core::ports::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub struct OpenAiBackend {
     cfg: RemoteConfig,
@@ -61,23 +63,14 @@ impl OpenAiBackend {
 
     /// Ids of the models the server lists.
     pub async fn models(&self) -> Result<Vec<String>, LlmError> {
-        let resp = with_auth(self.http.get(self.url("/v1/models")), &self.cfg)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp).await);
-        }
-        let body = read_json(resp, 4 << 20).await?;
-        let data = body
-            .get("data")
-            .and_then(|d| d.as_array())
-            .ok_or_else(|| LlmError::Malformed("/v1/models without data".into()))?;
-        Ok(data
-            .iter()
-            .filter_map(|m| m.get("id")?.as_str().map(str::to_string))
-            .collect())
+        list_names(
+            &self.http,
+            &self.cfg,
+            &self.url("/v1/models"),
+            "data",
+            &["id"],
+        )
+        .await
     }
 
     fn serves(&self, models: &[String]) -> bool {

@@ -8,11 +8,10 @@
 //! says nothing about the backend's health. A reply counts as a success at
 //! its first token; a failure later in the stream still counts as a failure.
 
+use super::Decorator;
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-};
+use mongars_core::domain::GenerationRequest;
+use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::{BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, LlmMetrics};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -256,18 +255,9 @@ impl BreakerBackend {
 }
 
 #[async_trait]
-impl LlmBackend for BreakerBackend {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn model(&self) -> &str {
-        self.inner.model()
-    }
-    fn context_window(&self) -> usize {
-        self.inner.context_window()
-    }
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.inner.count_prompt_tokens(messages).await
+impl Decorator for BreakerBackend {
+    fn inner(&self) -> &Arc<dyn LlmBackend> {
+        &self.inner
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -298,18 +288,6 @@ impl LlmBackend for BreakerBackend {
                 Ok(rx)
             }
         }
-    }
-
-    async fn health(&self) -> BackendHealth {
-        self.inner.health().await
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        self.inner.provision(force, progress).await
     }
 }
 

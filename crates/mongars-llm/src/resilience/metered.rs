@@ -2,11 +2,10 @@
 //! duration, errors by kind) and the last latency and error kind, which
 //! `/llm/health` reports.
 
+use super::Decorator;
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-};
+use mongars_core::domain::{GenerationEvent, GenerationRequest};
+use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::LlmMetrics;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -71,18 +70,9 @@ impl MeteredBackend {
 }
 
 #[async_trait]
-impl LlmBackend for MeteredBackend {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn model(&self) -> &str {
-        self.inner.model()
-    }
-    fn context_window(&self) -> usize {
-        self.inner.context_window()
-    }
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.inner.count_prompt_tokens(messages).await
+impl Decorator for MeteredBackend {
+    fn inner(&self) -> &Arc<dyn LlmBackend> {
+        &self.inner
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -145,17 +135,5 @@ impl LlmBackend for MeteredBackend {
             }
         });
         Ok(rx)
-    }
-
-    async fn health(&self) -> BackendHealth {
-        self.inner.health().await
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        self.inner.provision(force, progress).await
     }
 }

@@ -13,6 +13,13 @@
 //!
 //! The router then tries the guarded backends of a role in order.
 
+use async_trait::async_trait;
+use mongars_core::domain::{ChatMessage, GenerationRequest};
+use mongars_core::ports::{
+    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
+};
+use std::sync::Arc;
+
 mod breaker;
 mod metered;
 mod retry;
@@ -21,4 +28,45 @@ mod timeout;
 pub use breaker::{Breaker, BreakerBackend, BreakerPolicy, BreakerSnapshot, BreakerState};
 pub use metered::{BackendStats, MeteredBackend, StatsSnapshot};
 pub use retry::{Backoff, RetryBackend};
+
 pub use timeout::{TimeoutBackend, Timeouts};
+
+/// A layer that changes only `generate`; [`Decorated`] passes every other
+/// call of [`LlmBackend`] through to [`Decorator::inner`].
+#[async_trait]
+pub trait Decorator: Send + Sync {
+    fn inner(&self) -> &Arc<dyn LlmBackend>;
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError>;
+}
+
+/// A [`Decorator`] as a backend.
+pub struct Decorated<D>(pub D);
+
+#[async_trait]
+impl<D: Decorator> LlmBackend for Decorated<D> {
+    fn name(&self) -> &str {
+        self.0.inner().name()
+    }
+    fn model(&self) -> &str {
+        self.0.inner().model()
+    }
+    fn context_window(&self) -> usize {
+        self.0.inner().context_window()
+    }
+    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
+        self.0.inner().count_prompt_tokens(messages).await
+    }
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        self.0.generate(request).await
+    }
+    async fn health(&self) -> BackendHealth {
+        self.0.inner().health().await
+    }
+    async fn provision(
+        &self,
+        force: bool,
+        progress: ProgressSink,
+    ) -> Result<ProvisionOutcome, LlmError> {
+        self.0.inner().provision(force, progress).await
+    }
+}

@@ -2,11 +2,10 @@
 //! exponential backoff and jitter, honouring a server's `Retry-After` when
 //! the error carries one (`Overloaded`).
 
+use super::Decorator;
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-};
+use mongars_core::domain::GenerationRequest;
+use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::IntCounter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,18 +53,9 @@ impl RetryBackend {
 }
 
 #[async_trait]
-impl LlmBackend for RetryBackend {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn model(&self) -> &str {
-        self.inner.model()
-    }
-    fn context_window(&self) -> usize {
-        self.inner.context_window()
-    }
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.inner.count_prompt_tokens(messages).await
+impl Decorator for RetryBackend {
+    fn inner(&self) -> &Arc<dyn LlmBackend> {
+        &self.inner
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -87,18 +77,6 @@ impl LlmBackend for RetryBackend {
                 other => return other,
             }
         }
-    }
-
-    async fn health(&self) -> BackendHealth {
-        self.inner.health().await
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        self.inner.provision(force, progress).await
     }
 }
 

@@ -1,11 +1,10 @@
 //! First-token and total time limits, and the "primed stream" guarantee:
 //! `generate` succeeds only once a first event has arrived.
 
+use super::Decorator;
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-};
+use mongars_core::domain::{GenerationEvent, GenerationRequest};
+use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -42,18 +41,9 @@ impl TimeoutBackend {
 }
 
 #[async_trait]
-impl LlmBackend for TimeoutBackend {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn model(&self) -> &str {
-        self.inner.model()
-    }
-    fn context_window(&self) -> usize {
-        self.inner.context_window()
-    }
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.inner.count_prompt_tokens(messages).await
+impl Decorator for TimeoutBackend {
+    fn inner(&self) -> &Arc<dyn LlmBackend> {
+        &self.inner
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -107,17 +97,5 @@ impl LlmBackend for TimeoutBackend {
             }
         });
         Ok(rx)
-    }
-
-    async fn health(&self) -> BackendHealth {
-        self.inner.health().await
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        self.inner.provision(force, progress).await
     }
 }

@@ -2,8 +2,8 @@
 //! `/llm/health` need to see of it.
 
 use crate::resilience::{
-    BackendStats, Backoff, Breaker, BreakerBackend, BreakerPolicy, MeteredBackend, RetryBackend,
-    TimeoutBackend, Timeouts,
+    BackendStats, Backoff, Breaker, BreakerBackend, BreakerPolicy, Decorated, MeteredBackend,
+    RetryBackend, TimeoutBackend, Timeouts,
 };
 use mongars_core::ports::{BackendHealth, LlmBackend};
 use mongars_metrics::Metrics;
@@ -47,19 +47,20 @@ impl GuardedBackend {
         let breaker = Breaker::new(&name, guards.breaker, metrics.llm.clone());
         let stats = Arc::new(BackendStats::default());
         let timed: Arc<dyn LlmBackend> =
-            Arc::new(TimeoutBackend::new(raw.clone(), guards.timeouts));
-        let retried: Arc<dyn LlmBackend> = Arc::new(RetryBackend::new(
+            Arc::new(Decorated(TimeoutBackend::new(raw.clone(), guards.timeouts)));
+        let retried: Arc<dyn LlmBackend> = Arc::new(Decorated(RetryBackend::new(
             timed,
             guards.retries,
             guards.backoff,
             metrics.llm.retries.with_label_values(&[&name]),
-        ));
-        let guarded: Arc<dyn LlmBackend> = Arc::new(BreakerBackend::new(retried, breaker.clone()));
-        let metered: Arc<dyn LlmBackend> = Arc::new(MeteredBackend::new(
+        )));
+        let guarded: Arc<dyn LlmBackend> =
+            Arc::new(Decorated(BreakerBackend::new(retried, breaker.clone())));
+        let metered: Arc<dyn LlmBackend> = Arc::new(Decorated(MeteredBackend::new(
             guarded,
             metrics.llm.clone(),
             stats.clone(),
-        ));
+        )));
         Arc::new(Self {
             name,
             kind: kind.to_string(),

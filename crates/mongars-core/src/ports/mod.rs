@@ -89,10 +89,12 @@ impl Clock for SystemClock {
     }
 }
 
+mod embed;
 mod fleet;
 mod llm;
 mod turns;
 
+pub use embed::{EmbedError, Embedder, Embeddings, MAX_EMBED_BATCH, dot, embed_one, normalize};
 pub use fleet::{
     BackendReport, ChainEntry, ModelFleet, ModelsView, ProvisionResult, RoleProvision, RoleView,
 };

@@ -55,7 +55,7 @@ impl Bert {
         if cfg.hidden_act != "gelu" {
             candle_core::bail!("unsupported activation {}", cfg.hidden_act);
         }
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             candle_core::bail!("hidden size is not a multiple of the head count");
         }
         let h = cfg.hidden_size;

@@ -6,8 +6,11 @@
 
 pub mod auth;
 pub mod conversation;
+pub mod curiosity;
 pub mod domain;
 pub mod error;
+pub mod memory;
+pub mod personality;
 pub mod ports;
 pub mod ratelimit;
 

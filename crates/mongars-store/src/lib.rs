@@ -8,6 +8,7 @@
 mod db;
 mod error;
 mod health;
+mod memories;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;
@@ -17,6 +18,7 @@ mod users;
 pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
 pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
+pub use memories::SqlMemoryRepository;
 pub use throttle::SqlThrottleStore;
 pub use turns::{SqlTurnRepository, all_turns};
 pub use users::SqlUserRepository;

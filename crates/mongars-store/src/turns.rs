@@ -23,6 +23,7 @@ struct TurnRow {
     speech_turn: Option<String>,
     created_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    wm_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<TurnRow> for Turn {
@@ -44,12 +45,13 @@ impl From<TurnRow> for Turn {
                 .and_then(|s| serde_json::from_str::<SpeechTurn>(&s).ok()),
             created_at: r.created_at,
             completed_at: r.completed_at,
+            expires_at: r.wm_expires_at,
         }
     }
 }
 
 const SELECT: &str = "SELECT id, user_id, session_id, query, response, status, error_code, model, \
-    prompt_tokens, completion_tokens, confidence, speech_turn, created_at, completed_at \
+    prompt_tokens, completion_tokens, confidence, speech_turn, created_at, completed_at, wm_expires_at \
     FROM conversation_turns";
 
 #[derive(Clone)]
@@ -90,8 +92,8 @@ impl TurnRepository for SqlTurnRepository {
             sqlx::query(
                 "UPDATE conversation_turns SET response = $1, status = 'complete', model = $2, \
                  prompt_tokens = $3, completion_tokens = $4, confidence = $5, ttft_ms = $6, \
-                 generation_ms = $7, total_ms = $8, speech_turn = $9, completed_at = $10 \
-                 WHERE id = $11 AND status = 'pending'",
+                 generation_ms = $7, total_ms = $8, speech_turn = $9, completed_at = $10, \
+                 wm_expires_at = $11 WHERE id = $12 AND status = 'pending'",
             )
             .bind(&c.response)
             .bind(&c.model)
@@ -103,6 +105,7 @@ impl TurnRepository for SqlTurnRepository {
             .bind(c.total_ms as i64)
             .bind(speech)
             .bind(c.completed_at)
+            .bind(c.working_until)
             .bind(id)
             .execute(p)
             .await
@@ -135,23 +138,28 @@ impl TurnRepository for SqlTurnRepository {
         &self,
         user_id: i64,
         session_id: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         let n: i64 = match session_id {
             Some(session) => on_pool!(self.db.pool(), |p| {
                 sqlx::query_scalar(
                     "SELECT COUNT(*) FROM conversation_turns \
-                     WHERE user_id = $1 AND session_id = $2 AND status = 'complete'",
+                     WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
+                     AND wm_expires_at > $3",
                 )
                 .bind(user_id)
                 .bind(session)
+                .bind(now)
                 .fetch_one(p)
                 .await
             }),
             None => on_pool!(self.db.pool(), |p| {
                 sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 AND status = 'complete'",
+                    "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 \
+                     AND status = 'complete' AND wm_expires_at > $2",
                 )
                 .bind(user_id)
+                .bind(now)
                 .fetch_one(p)
                 .await
             }),
@@ -165,33 +173,93 @@ impl TurnRepository for SqlTurnRepository {
         user_id: i64,
         session_id: Option<&str>,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Turn>, RepoError> {
         let limit = i64::from(limit);
         let rows: Vec<TurnRow> = match session_id {
             Some(session) => on_pool!(self.db.pool(), |p| {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{SELECT} WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
-                     ORDER BY created_at DESC, id DESC LIMIT $3"
+                     AND wm_expires_at > $4 ORDER BY created_at DESC, id DESC LIMIT $3"
                 )))
                 .bind(user_id)
                 .bind(session)
                 .bind(limit)
+                .bind(now)
                 .fetch_all(p)
                 .await
             }),
             None => on_pool!(self.db.pool(), |p| {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "{SELECT} WHERE user_id = $1 AND status = 'complete' \
-                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                     AND wm_expires_at > $3 ORDER BY created_at DESC, id DESC LIMIT $2"
                 )))
                 .bind(user_id)
                 .bind(limit)
+                .bind(now)
                 .fetch_all(p)
                 .await
             }),
         }
         .map_err(repo_err)?;
         Ok(rows.into_iter().map(Turn::from).collect())
+    }
+
+    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "UPDATE conversation_turns SET wm_expires_at = NULL \
+                 WHERE user_id = $1 AND wm_expires_at IS NOT NULL AND id NOT IN ( \
+                   SELECT id FROM conversation_turns \
+                   WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
+                   ORDER BY created_at DESC, id DESC LIMIT $2)",
+            )
+            .bind(user_id)
+            .bind(i64::from(keep))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(repo_err)
+    }
+
+    async fn purge_working(&self, now: DateTime<Utc>) -> Result<u64, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "UPDATE conversation_turns SET wm_expires_at = NULL WHERE wm_expires_at <= $1",
+            )
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(repo_err)
+    }
+
+    async fn set_trace(&self, id: &str, trace: &str) -> Result<(), RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query("UPDATE conversation_turns SET context_trace = $1 WHERE id = $2")
+                .bind(trace)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(repo_err)
+    }
+
+    async fn trace(&self, user_id: i64, id: &str) -> Result<Option<Option<String>>, RepoError> {
+        let row: Option<(Option<String>,)> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(
+                "SELECT context_trace FROM conversation_turns WHERE id = $1 AND user_id = $2",
+            )
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(repo_err)?;
+        Ok(row.map(|r| r.0))
     }
 }
 

@@ -1,10 +1,12 @@
 //! The conversation pipeline: one chat turn from a person's message to a
 //! stored, paced reply. See docs/ARCHITECTURE.md for the walkthrough.
 
+mod context;
 mod prompt;
 mod service;
 pub mod speech;
 
+pub use context::{ContextTrace, Mind, TracedMemory, TracedSource};
 pub use prompt::fit_history;
 pub use service::{
     ChatEvent, ChatReply, ChatRequest, ChatStream, ConversationOptions, ConversationService,

@@ -1,6 +1,7 @@
 //! The chat pipeline: validate, rate-limit, load history, fit the prompt in
 //! the token budget, keep the user's message, generate, plan speech, store.
 
+use super::context::{ContextTrace, Mind};
 use super::prompt::fit_history;
 use super::speech;
 use crate::auth::Principal;
@@ -9,6 +10,7 @@ use crate::domain::{
     SamplingParams, SpeechTurn, Turn, TurnCompletion, UserMessage, classify_task,
 };
 use crate::error::CoreError;
+use crate::memory::{WorkingMemory, WorkingMemoryOptions};
 use crate::ports::{Clock, GenerationStream, LlmBackend, TurnRepository};
 use crate::ratelimit::RateLimiter;
 use serde::Serialize;
@@ -72,6 +74,7 @@ pub struct ConversationService {
     limiter: RateLimiter,
     clock: Arc<dyn Clock>,
     options: ConversationOptions,
+    mind: Mind,
 }
 
 impl ConversationService {
@@ -82,13 +85,37 @@ impl ConversationService {
         clock: Arc<dyn Clock>,
         options: ConversationOptions,
     ) -> Self {
+        let working = WorkingMemory::new(
+            turns.clone(),
+            clock.clone(),
+            WorkingMemoryOptions {
+                max_turns: 100,
+                ttl: std::time::Duration::from_secs(24 * 3600),
+            },
+        );
         Self {
             llm,
             turns,
             limiter,
             clock,
             options,
+            mind: Mind {
+                working,
+                memory: None,
+                personality: None,
+                research: None,
+            },
         }
+    }
+
+    /// Use these memory, personality and research services.
+    pub fn with_mind(mut self, mind: Mind) -> Self {
+        self.mind = mind;
+        self
+    }
+
+    pub fn mind(&self) -> &Mind {
+        &self.mind
     }
 
     pub fn llm(&self) -> &Arc<dyn LlmBackend> {
@@ -119,20 +146,25 @@ impl ConversationService {
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
         self.check_rate(who)?;
-        let complete = self
-            .turns
-            .count_complete(who.id, session.as_deref())
-            .await?;
+        let working = &self.mind.working;
+        let complete = working.count(who.id, session.as_deref()).await?;
         let window = history_window(complete, self.options.history_turns);
-        let recent = self
-            .turns
-            .recent(who.id, session.as_deref(), window)
-            .await?;
+        let recent = working.recent(who.id, session.as_deref(), window).await?;
+        let (system, trace) = self
+            .mind
+            .system_prompt(
+                self.llm.as_ref(),
+                &self.options.system_prompt,
+                who.id,
+                message.as_str(),
+                &recent,
+            )
+            .await;
         let role = classify_task(message.as_str());
         let budget = self.prompt_budget(role);
         let (messages, prompt_tokens) = fit_history(
             self.llm.as_ref(),
-            &self.options.system_prompt,
+            &system,
             &recent,
             message.as_str(),
             budget,
@@ -148,6 +180,7 @@ impl ConversationService {
                 created_at: self.clock.now(),
             })
             .await?;
+        self.keep_trace(&turn_id, &trace).await;
         tracing::debug!(
             turn_id,
             prompt_tokens,
@@ -176,6 +209,11 @@ impl ConversationService {
             turn_id,
             tempo,
             started,
+            learn: Some(Learn {
+                user_id: who.id,
+                query: message.as_str().to_string(),
+                mind: self.mind.clone(),
+            }),
         };
         tokio::spawn(finish.drive(stream, tx));
         Ok(rx)
@@ -216,6 +254,7 @@ impl ConversationService {
             turn_id: uuid::Uuid::new_v4().to_string(),
             tempo: speech::next_tempo(None, speech::words(message.as_str())),
             started,
+            learn: None,
         };
         tokio::spawn(finish.drive(stream, tx));
         collect(rx).await
@@ -236,9 +275,34 @@ impl ConversationService {
         Ok((self.llm.generate(request).await?, tokens))
     }
 
-    /// Complete turns of a user, newest first.
+    /// The user's turns in working memory, newest first.
     pub async fn history(&self, user_id: i64, limit: u32) -> Result<Vec<Turn>, CoreError> {
-        Ok(self.turns.recent(user_id, None, limit).await?)
+        Ok(self.mind.working.recent(user_id, None, limit).await?)
+    }
+
+    /// What recall, style and research put into a turn's prompt.
+    pub async fn trace(&self, user_id: i64, turn_id: &str) -> Result<ContextTrace, CoreError> {
+        let stored = self
+            .turns
+            .trace(user_id, turn_id)
+            .await?
+            .ok_or(CoreError::NotFound("turn"))?;
+        Ok(stored
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default())
+    }
+
+    async fn keep_trace(&self, turn_id: &str, trace: &ContextTrace) {
+        if *trace == ContextTrace::default() {
+            return;
+        }
+        let stored = match serde_json::to_string(trace) {
+            Ok(json) => self.turns.set_trace(turn_id, &json).await,
+            Err(e) => Err(crate::ports::RepoError::Other(e.to_string())),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, turn_id, "could not keep the context trace");
+        }
     }
 
     fn prompt_budget(&self, role: ModelRole) -> usize {
@@ -299,10 +363,37 @@ struct Finish {
     turn_id: String,
     tempo: f64,
     started: Instant,
+    /// What to learn from the turn once it is stored.
+    learn: Option<Learn>,
+}
+
+struct Learn {
+    user_id: i64,
+    query: String,
+    mind: Mind,
+}
+
+impl Learn {
+    /// Everything that follows a stored reply, off the reply's path.
+    fn after_reply(self, turn_id: String, response: String) {
+        if let Some(memory) = &self.mind.memory {
+            memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response);
+        }
+        tokio::spawn(async move {
+            if let Err(e) = self.mind.working.trim(self.user_id).await {
+                tracing::warn!(error = %e, "could not trim working memory");
+            }
+            if let Some(p) = &self.mind.personality {
+                if let Err(e) = p.learn(self.user_id, &self.query).await {
+                    tracing::warn!(error = %e, "could not update the style profile");
+                }
+            }
+        });
+    }
 }
 
 impl Finish {
-    async fn drive(self, mut stream: GenerationStream, tx: mpsc::Sender<ChatEvent>) {
+    async fn drive(mut self, mut stream: GenerationStream, tx: mpsc::Sender<ChatEvent>) {
         let mut text = String::new();
         loop {
             let item = tokio::select! {
@@ -349,7 +440,11 @@ impl Finish {
         }
     }
 
-    async fn complete(&self, text: String, usage: GenerationUsage) -> Result<ChatReply, CoreError> {
+    async fn complete(
+        &mut self,
+        text: String,
+        usage: GenerationUsage,
+    ) -> Result<ChatReply, CoreError> {
         let response = text.trim().to_string();
         let now = self.clock.now();
         let speech_turn = speech::plan(&self.turn_id, &response, now, self.tempo);
@@ -367,6 +462,10 @@ impl Finish {
                 total_ms: (processing_time * 1000.0) as u64,
                 speech_turn: speech_turn.clone(),
                 completed_at: now,
+                working_until: self
+                    .learn
+                    .as_ref()
+                    .map_or(now, |l| l.mind.working.expiry(now)),
             };
             turns.complete(&self.turn_id, &completion).await?;
         }
@@ -378,6 +477,9 @@ impl Finish {
             total_ms = (processing_time * 1000.0) as u64,
             "reply complete"
         );
+        if let Some(learn) = self.learn.take() {
+            learn.after_reply(self.turn_id.clone(), response.clone());
+        }
         Ok(ChatReply {
             turn_id: self.turn_id.clone(),
             response,

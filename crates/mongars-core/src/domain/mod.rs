@@ -2,6 +2,7 @@
 //! code past the edge never sees an invalid username or an empty password.
 
 mod chat;
+mod memory;
 mod role;
 mod turn;
 mod user;
@@ -9,6 +10,10 @@ mod user;
 pub use chat::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
     SamplingParams, last_user_text,
+};
+pub use memory::{
+    MEMORY_MAX_CHARS, Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory,
+    SOURCE_USER, parse_memory_text, vector_from_bytes, vector_to_bytes,
 };
 pub use role::{ModelRole, PerRole, classify_task};
 pub use turn::{

@@ -127,6 +127,8 @@ pub struct Turn {
     pub speech_turn: Option<SpeechTurn>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// When the turn leaves working memory (`None` once it has).
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What is written before generation starts: the user's message is kept
@@ -153,6 +155,8 @@ pub struct TurnCompletion {
     pub total_ms: u64,
     pub speech_turn: SpeechTurn,
     pub completed_at: DateTime<Utc>,
+    /// When the turn leaves working memory.
+    pub working_until: DateTime<Utc>,
 }
 
 /// A reply cut into spoken segments with pacing.

@@ -92,6 +92,8 @@ impl Clock for SystemClock {
 mod embed;
 mod fleet;
 mod llm;
+mod memory;
+mod research;
 mod turns;
 
 pub use embed::{EmbedError, Embedder, Embeddings, MAX_EMBED_BATCH, dot, embed_one, normalize};
@@ -102,4 +104,6 @@ pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
     PullProgress, estimate_prompt_tokens,
 };
+pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
+pub use research::{Reference, ResearchProvider, ResearchQuery};
 pub use turns::TurnRepository;

@@ -3,6 +3,7 @@
 use super::RepoError;
 use crate::domain::{NewTurn, Turn, TurnCompletion};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 #[async_trait]
 pub trait TurnRepository: Send + Sync {
@@ -12,18 +13,30 @@ pub trait TurnRepository: Send + Sync {
     async fn complete(&self, id: &str, completion: &TurnCompletion) -> Result<(), RepoError>;
     /// Mark the turn failed with a stable error code; the message stays.
     async fn fail(&self, id: &str, error_code: &str) -> Result<(), RepoError>;
-    /// How many complete turns the user has (in `session_id` when given).
+    /// How many complete turns of the user (in `session_id` when given) are
+    /// in working memory at `now`.
     async fn count_complete(
         &self,
         user_id: i64,
         session_id: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<u64, RepoError>;
-    /// Complete turns of a user, newest first; only those of `session_id`
-    /// when given.
+    /// Complete turns of a user in working memory at `now`, newest first;
+    /// only those of `session_id` when given.
     async fn recent(
         &self,
         user_id: i64,
         session_id: Option<&str>,
         limit: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Turn>, RepoError>;
+    /// Take all but the user's newest `keep` turns out of working memory.
+    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError>;
+    /// Take every turn whose working-memory time has passed out of it; how many.
+    async fn purge_working(&self, now: DateTime<Utc>) -> Result<u64, RepoError>;
+    /// Keep what recall and research put into the turn's prompt (JSON).
+    async fn set_trace(&self, id: &str, trace: &str) -> Result<(), RepoError>;
+    /// The trace of a turn of the user: `None` when there is no such turn,
+    /// `Some(None)` when it has no trace.
+    async fn trace(&self, user_id: i64, id: &str) -> Result<Option<Option<String>>, RepoError>;
 }

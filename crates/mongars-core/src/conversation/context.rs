@@ -1,0 +1,171 @@
+//! What a turn's prompt knows beyond the conversation: memories recalled by
+//! meaning, the user's style, and research for knowledge gaps. The result is
+//! the system prompt and a trace of what went into it, stored with the turn.
+
+use crate::curiosity::{Researcher, detect_gap, research_section};
+use crate::domain::{ChatMessage, ChatRole, Turn};
+use crate::memory::{MemoryService, Recalled, WorkingMemory};
+use crate::personality::PersonalityService;
+use crate::ports::{LlmBackend, Reference};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The services a turn may draw on; each is optional.
+#[derive(Clone)]
+pub struct Mind {
+    pub working: WorkingMemory,
+    pub memory: Option<Arc<MemoryService>>,
+    pub personality: Option<Arc<PersonalityService>>,
+    pub research: Option<Arc<Researcher>>,
+}
+
+/// What went into a turn's prompt, kept with the turn.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct ContextTrace {
+    /// The memory section as the model saw it.
+    pub memory_section: String,
+    pub memories: Vec<TracedMemory>,
+    pub style: String,
+    pub research: Vec<TracedSource>,
+    /// A knowledge gap was found in the question.
+    pub gap: bool,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct TracedMemory {
+    pub id: String,
+    pub kind: String,
+    pub text: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct TracedSource {
+    pub title: String,
+    pub url: String,
+    pub provider: String,
+}
+
+impl Mind {
+    /// The system prompt for `message`, and its trace. Failures of memory,
+    /// profile or research are logged and leave their part out: a reply
+    /// never fails for want of context.
+    pub async fn system_prompt(
+        &self,
+        llm: &dyn LlmBackend,
+        base: &str,
+        user_id: i64,
+        message: &str,
+        history: &[Turn],
+    ) -> (String, ContextTrace) {
+        let mut trace = ContextTrace::default();
+        let mut parts = vec![base.to_string()];
+        if let Some(p) = &self.personality {
+            match p.profile(user_id).await {
+                Ok(profile) => trace.style = profile.instruction(),
+                Err(e) => tracing::warn!(error = %e, "style profile unavailable"),
+            }
+            if !trace.style.is_empty() {
+                parts.push(trace.style.clone());
+            }
+        }
+        let mut best = None;
+        if let Some(memory) = &self.memory {
+            let exclude: Vec<String> = history.iter().map(|t| t.id.clone()).collect();
+            let recalled = match memory.embed_query(message).await {
+                Ok(v) => memory.recall(user_id, &v, &exclude).await,
+                Err(e) => Err(e),
+            };
+            match recalled {
+                Ok(recalled) => {
+                    best = recalled.first().map(|r| r.score);
+                    let budget = memory.options().recall_max_tokens;
+                    let (section, used) = fit_section(llm, &recalled, budget).await;
+                    trace.memories = used
+                        .iter()
+                        .map(|r| TracedMemory {
+                            id: r.id.clone(),
+                            kind: r.kind.as_str().into(),
+                            text: r.text.clone(),
+                            score: (r.score * 1000.0).round() / 1000.0,
+                        })
+                        .collect();
+                    trace.memory_section = section;
+                }
+                Err(e) => tracing::warn!(error = %e, "memory recall failed"),
+            }
+            if !trace.memory_section.is_empty() {
+                parts.push(trace.memory_section.clone());
+            }
+        }
+        if let Some(research) = &self.research {
+            if let Some(gap) = detect_gap(message, best, research.options().gap_similarity) {
+                trace.gap = true;
+                let found: Vec<Reference> = research.research(&gap.query).await;
+                trace.research = found
+                    .iter()
+                    .map(|r| TracedSource {
+                        title: r.title.clone(),
+                        url: r.url.clone(),
+                        provider: r.provider.clone(),
+                    })
+                    .collect();
+                let section = research_section(&found);
+                if !section.is_empty() {
+                    parts.push(section);
+                }
+            }
+        }
+        parts.retain(|p| !p.trim().is_empty());
+        (parts.join("\n\n"), trace)
+    }
+}
+
+/// The memory section, as many of the recalled memories (best first) as
+/// fit in `budget` tokens.
+async fn fit_section(
+    llm: &dyn LlmBackend,
+    recalled: &[Recalled],
+    budget: usize,
+) -> (String, Vec<Recalled>) {
+    let render = |items: &[Recalled]| {
+        let facts: Vec<&Recalled> = items
+            .iter()
+            .filter(|r| r.kind == crate::domain::MemoryKind::Fact)
+            .collect();
+        let turns: Vec<&Recalled> = items
+            .iter()
+            .filter(|r| r.kind == crate::domain::MemoryKind::Turn)
+            .collect();
+        let mut s = String::new();
+        if !facts.is_empty() {
+            s.push_str("What you remember about the user:");
+            for f in facts {
+                s.push_str(&format!("\n- {}", f.text));
+            }
+        }
+        if !turns.is_empty() {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str("Earlier exchanges with the user that may help:");
+            for t in turns {
+                s.push_str(&format!("\n- {}", t.text.replace('\n', " / ")));
+            }
+        }
+        s
+    };
+    let mut keep = recalled.len();
+    while keep > 0 {
+        let section = render(&recalled[..keep]);
+        let tokens = llm
+            .count_prompt_tokens(&[ChatMessage::new(ChatRole::System, section.clone())])
+            .await
+            .unwrap_or(usize::MAX);
+        if tokens <= budget {
+            return (section, recalled[..keep].to_vec());
+        }
+        keep -= 1;
+    }
+    (String::new(), Vec::new())
+}

@@ -1,0 +1,13 @@
+//! Memory: working memory (recent turns, bounded, with a TTL) and long-term
+//! memory (facts about the user and past turns, recalled by meaning).
+
+mod cache;
+mod extract;
+mod index;
+mod service;
+mod working;
+
+pub use extract::{Fact, extract_facts};
+pub use index::{Hit, VectorIndex, dot_i8, quantize};
+pub use service::{Found, MemoryOptions, MemoryService, Recalled};
+pub use working::{WorkingMemory, WorkingMemoryOptions};

@@ -1,0 +1,536 @@
+//! Long-term memory: what the pipeline recalls before a reply and learns
+//! after it, and what the memories API reads and edits.
+
+use super::cache::IndexCache;
+use super::extract::{Fact, extract_facts};
+use super::index::Hit;
+use crate::domain::{
+    Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, SOURCE_USER,
+    parse_memory_text,
+};
+use crate::error::CoreError;
+use crate::ports::{Clock, EmbedError, Embedder, ForgetReport, MemoryRepository, embed_one};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct MemoryOptions {
+    /// Recall and learning on; off, the pipeline never touches memory.
+    pub enabled: bool,
+    /// Memories recalled into a prompt, at most.
+    pub recall_k: usize,
+    /// Least cosine similarity for a memory to be recalled.
+    pub min_similarity: f32,
+    /// A new fact this similar to an old one restates it.
+    pub dedup_similarity: f32,
+    /// Most prompt tokens the recalled memories may take.
+    pub recall_max_tokens: usize,
+    /// How long a fact lives; `None`: until deleted.
+    pub fact_ttl: Option<Duration>,
+    /// How long a past turn stays recallable; `None`: until deleted.
+    pub turn_ttl: Option<Duration>,
+    /// Users whose vector index is kept in memory.
+    pub index_cache_users: usize,
+}
+
+/// A memory recalled for a prompt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Recalled {
+    pub id: String,
+    pub kind: MemoryKind,
+    pub text: String,
+    pub score: f32,
+}
+
+/// A memory and, for searches, how close it is to the query.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub memory: Memory,
+    pub score: Option<f32>,
+}
+
+pub struct MemoryService {
+    embedder: Arc<dyn Embedder>,
+    repo: Arc<dyn MemoryRepository>,
+    clock: Arc<dyn Clock>,
+    options: MemoryOptions,
+    cache: IndexCache,
+    pending: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl MemoryService {
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        repo: Arc<dyn MemoryRepository>,
+        clock: Arc<dyn Clock>,
+        options: MemoryOptions,
+    ) -> Self {
+        let cache = IndexCache::new(embedder.dimensions(), options.index_cache_users);
+        Self {
+            embedder,
+            repo,
+            clock,
+            options,
+            cache,
+            pending: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn options(&self) -> &MemoryOptions {
+        &self.options
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, CoreError> {
+        embed_one(self.embedder.as_ref(), text)
+            .await
+            .map_err(embed_err)
+    }
+
+    async fn search(
+        &self,
+        user_id: i64,
+        query: &[f32],
+        k: usize,
+        min: f32,
+        kinds: &[MemoryKind],
+    ) -> Result<Vec<Hit>, CoreError> {
+        let guard = self
+            .cache
+            .current(self.repo.as_ref(), user_id, self.clock.now())
+            .await?;
+        Ok(guard
+            .as_ref()
+            .map(|c| c.index.search(query, k, min, kinds))
+            .unwrap_or_default())
+    }
+
+    /// Memories of the user closest to `query_vector`, best first, without
+    /// the turns in `exclude` (already in the prompt as history).
+    pub async fn recall(
+        &self,
+        user_id: i64,
+        query_vector: &[f32],
+        exclude: &[String],
+    ) -> Result<Vec<Recalled>, CoreError> {
+        let k = self.options.recall_k;
+        let hits = self
+            .search(
+                user_id,
+                query_vector,
+                k + exclude.len(),
+                self.options.min_similarity,
+                &[MemoryKind::Fact, MemoryKind::Turn],
+            )
+            .await?;
+        let hits: Vec<Hit> = hits
+            .into_iter()
+            .filter(|h| !exclude.contains(&h.id))
+            .take(k)
+            .collect();
+        let memories = self.by_ids(user_id, &hits).await?;
+        Ok(memories
+            .into_iter()
+            .map(|(m, score)| Recalled {
+                id: m.id,
+                kind: m.kind,
+                text: m.text,
+                score,
+            })
+            .collect())
+    }
+
+    /// Embed text for recall; errors are the caller's to tolerate.
+    pub async fn embed_query(&self, text: &str) -> Result<Vec<f32>, CoreError> {
+        self.embed(text).await
+    }
+
+    /// Stored memories for hits, in hit order.
+    async fn by_ids(&self, user_id: i64, hits: &[Hit]) -> Result<Vec<(Memory, f32)>, CoreError> {
+        let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+        let mut found = self.repo.get_many(user_id, &ids, self.clock.now()).await?;
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            if let Some(at) = found.iter().position(|m| m.id == h.id) {
+                out.push((found.swap_remove(at), h.score));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Learn from a finished turn, in the background: keep the turn for
+    /// recall and the facts the user stated. Never delays the reply.
+    pub fn learn_in_background(
+        self: &Arc<Self>,
+        user_id: i64,
+        turn_id: String,
+        query: String,
+        response: String,
+    ) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.learn(user_id, &turn_id, &query, &response).await {
+                tracing::warn!(error = %e, turn_id, "could not learn from the turn");
+            }
+            if this.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                this.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Wait until no background learning is running.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Store the turn and the user's facts from it.
+    pub async fn learn(
+        &self,
+        user_id: i64,
+        turn_id: &str,
+        query: &str,
+        response: &str,
+    ) -> Result<usize, CoreError> {
+        let facts = extract_facts(query);
+        let mut texts = vec![query.to_string()];
+        texts.extend(facts.iter().map(|f| f.text.clone()));
+        let vectors = self
+            .embedder
+            .embed(&texts)
+            .await
+            .map_err(embed_err)?
+            .vectors;
+        let now = self.clock.now();
+        let reply: String = response.chars().take(300).collect();
+        let turn = NewMemory {
+            id: turn_id.to_string(),
+            user_id,
+            kind: MemoryKind::Turn,
+            text: format!("User: {query}\nAssistant: {reply}"),
+            slot: None,
+            source: turn_id.to_string(),
+            embedding: vectors[0].clone(),
+            at: now,
+            expires_at: expiry(now, self.options.turn_ttl),
+        };
+        self.insert(turn).await?;
+        for (fact, vector) in facts.iter().zip(vectors.into_iter().skip(1)) {
+            self.remember(user_id, fact, turn_id, vector).await?;
+        }
+        Ok(facts.len())
+    }
+
+    /// Store a fact, or refresh the one it restates, or replace the one it
+    /// contradicts (the old one is kept as superseded, with its source).
+    async fn remember(
+        &self,
+        user_id: i64,
+        fact: &Fact,
+        source: &str,
+        vector: Vec<f32>,
+    ) -> Result<Memory, CoreError> {
+        let now = self.clock.now();
+        let same_slot = self.repo.with_slot(user_id, &fact.slot, now).await?;
+        let mut same = None;
+        if !same_slot.is_empty() {
+            let ids: Vec<String> = same_slot.iter().map(|m| m.id.clone()).collect();
+            let scores = self.scores_of(user_id, &vector, &ids).await?;
+            same = same_slot.iter().zip(scores).find(|(m, s)| {
+                m.text.eq_ignore_ascii_case(&fact.text)
+                    || *s >= self.options.dedup_similarity && !fact.single
+            });
+        }
+        if let Some((old, _)) = same {
+            return self
+                .restate(
+                    user_id,
+                    &old.id,
+                    &fact.text,
+                    Some(fact.slot.clone()),
+                    source,
+                    vector,
+                    true,
+                )
+                .await;
+        }
+        if same_slot.is_empty() || !fact.single {
+            // A restatement in other words of a fact about another slot.
+            let near = self
+                .search(
+                    user_id,
+                    &vector,
+                    1,
+                    self.options.dedup_similarity,
+                    &[MemoryKind::Fact],
+                )
+                .await?;
+            if let Some(h) = near.first() {
+                return self
+                    .restate(
+                        user_id,
+                        &h.id,
+                        &fact.text,
+                        Some(fact.slot.clone()),
+                        source,
+                        vector,
+                        true,
+                    )
+                    .await;
+            }
+        }
+        let created = self
+            .create_fact(user_id, &fact.text, Some(fact.slot.clone()), source, vector)
+            .await?;
+        if fact.single {
+            for old in same_slot {
+                if let Some(rev) = self
+                    .repo
+                    .supersede(user_id, &old.id, &created.id, now)
+                    .await?
+                {
+                    self.cache
+                        .apply(user_id, rev, MemoryChange::Remove(old.id.clone()))
+                        .await;
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// Similarity of `vector` to each memory of `ids` (0 when not indexed).
+    async fn scores_of(
+        &self,
+        user_id: i64,
+        vector: &[f32],
+        ids: &[String],
+    ) -> Result<Vec<f32>, CoreError> {
+        let hits = self
+            .search(user_id, vector, 64, -1.0, &[MemoryKind::Fact])
+            .await?;
+        Ok(ids
+            .iter()
+            .map(|id| hits.iter().find(|h| &h.id == id).map_or(0.0, |h| h.score))
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn restate(
+        &self,
+        user_id: i64,
+        id: &str,
+        text: &str,
+        slot: Option<String>,
+        source: &str,
+        embedding: Vec<f32>,
+        mentioned: bool,
+    ) -> Result<Memory, CoreError> {
+        let update = MemoryUpdate {
+            text: text.to_string(),
+            slot,
+            source: source.to_string(),
+            embedding: embedding.clone(),
+            at: self.clock.now(),
+            mentioned,
+        };
+        let rev = self
+            .repo
+            .update(user_id, id, update)
+            .await?
+            .ok_or(CoreError::NotFound("memory"))?;
+        let vector = MemoryVector {
+            id: id.to_string(),
+            kind: MemoryKind::Fact,
+            embedding,
+        };
+        self.cache
+            .apply(user_id, rev, MemoryChange::Upsert(vector))
+            .await;
+        self.repo
+            .get(user_id, id, self.clock.now())
+            .await?
+            .ok_or(CoreError::NotFound("memory"))
+    }
+
+    async fn create_fact(
+        &self,
+        user_id: i64,
+        text: &str,
+        slot: Option<String>,
+        source: &str,
+        embedding: Vec<f32>,
+    ) -> Result<Memory, CoreError> {
+        let now = self.clock.now();
+        let id = uuid::Uuid::new_v4().to_string();
+        self.insert(NewMemory {
+            id: id.clone(),
+            user_id,
+            kind: MemoryKind::Fact,
+            text: text.to_string(),
+            slot,
+            source: source.to_string(),
+            embedding,
+            at: now,
+            expires_at: expiry(now, self.options.fact_ttl),
+        })
+        .await?;
+        self.repo
+            .get(user_id, &id, now)
+            .await?
+            .ok_or(CoreError::NotFound("memory"))
+    }
+
+    async fn insert(&self, m: NewMemory) -> Result<(), CoreError> {
+        let (user_id, vector) = (
+            m.user_id,
+            MemoryVector {
+                id: m.id.clone(),
+                kind: m.kind,
+                embedding: m.embedding.clone(),
+            },
+        );
+        let rev = self.repo.insert(m).await?;
+        self.cache
+            .apply(user_id, rev, MemoryChange::Upsert(vector))
+            .await;
+        Ok(())
+    }
+
+    /// The user's facts, most recently updated first; with `query`, the
+    /// closest to it first, with their similarity.
+    pub async fn list(
+        &self,
+        user_id: i64,
+        query: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Found>, CoreError> {
+        match query.map(str::trim).filter(|q| !q.is_empty()) {
+            None => Ok(self
+                .repo
+                .list(user_id, MemoryKind::Fact, limit, self.clock.now())
+                .await?
+                .into_iter()
+                .map(|memory| Found {
+                    memory,
+                    score: None,
+                })
+                .collect()),
+            Some(q) => {
+                let v = self.embed(q).await?;
+                let hits = self
+                    .search(user_id, &v, limit as usize, -1.0, &[MemoryKind::Fact])
+                    .await?;
+                Ok(self
+                    .by_ids(user_id, &hits)
+                    .await?
+                    .into_iter()
+                    .map(|(memory, s)| Found {
+                        memory,
+                        score: Some(s),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// A fact written by the user. One that restates an existing fact
+    /// updates it instead (`false` in the answer: nothing new was created).
+    pub async fn create(&self, user_id: i64, raw: &str) -> Result<(Memory, bool), CoreError> {
+        let text = parse_memory_text(raw)?;
+        let v = self.embed(&text).await?;
+        let near = self
+            .search(
+                user_id,
+                &v,
+                1,
+                self.options.dedup_similarity,
+                &[MemoryKind::Fact],
+            )
+            .await?;
+        if let Some(h) = near.first() {
+            let old = self.repo.get(user_id, &h.id, self.clock.now()).await?;
+            let slot = old.and_then(|m| m.slot);
+            return Ok((
+                self.restate(user_id, &h.id, &text, slot, SOURCE_USER, v, true)
+                    .await?,
+                false,
+            ));
+        }
+        Ok((
+            self.create_fact(user_id, &text, None, SOURCE_USER, v)
+                .await?,
+            true,
+        ))
+    }
+
+    /// Rewrite a fact of the user.
+    pub async fn edit(&self, user_id: i64, id: &str, raw: &str) -> Result<Memory, CoreError> {
+        let text = parse_memory_text(raw)?;
+        let old = self
+            .repo
+            .get(user_id, id, self.clock.now())
+            .await?
+            .filter(|m| m.kind == MemoryKind::Fact)
+            .ok_or(CoreError::NotFound("memory"))?;
+        let v = self.embed(&text).await?;
+        self.restate(user_id, id, &text, old.slot, SOURCE_USER, v, false)
+            .await
+    }
+
+    /// Delete a fact of the user.
+    pub async fn delete(&self, user_id: i64, id: &str) -> Result<(), CoreError> {
+        let known = self.repo.get(user_id, id, self.clock.now()).await?;
+        if known.is_none_or(|m| m.kind != MemoryKind::Fact) {
+            return Err(CoreError::NotFound("memory"));
+        }
+        let rev = self
+            .repo
+            .delete(user_id, id)
+            .await?
+            .ok_or(CoreError::NotFound("memory"))?;
+        self.cache
+            .apply(user_id, rev, MemoryChange::Remove(id.to_string()))
+            .await;
+        Ok(())
+    }
+
+    /// Delete every turn, memory, vector and the profile of the user.
+    pub async fn forget(&self, user_id: i64) -> Result<ForgetReport, CoreError> {
+        self.settled().await;
+        let report = self.repo.forget_user(user_id).await?;
+        self.cache.drop_user(user_id);
+        Ok(report)
+    }
+
+    /// Delete memories past their expiry; how many.
+    pub async fn purge_expired(&self) -> Result<u64, CoreError> {
+        Ok(self.repo.purge_expired(self.clock.now()).await?)
+    }
+}
+
+fn expiry(now: DateTime<Utc>, ttl: Option<Duration>) -> Option<DateTime<Utc>> {
+    ttl.and_then(|t| chrono::Duration::from_std(t).ok())
+        .map(|t| now + t)
+}
+
+pub(crate) fn embed_err(e: EmbedError) -> CoreError {
+    match e {
+        EmbedError::Invalid(m) => CoreError::validation("input", m),
+        EmbedError::Unavailable(m) | EmbedError::Failed(m) => {
+            CoreError::Unavailable(format!("embedder: {m}"))
+        }
+    }
+}

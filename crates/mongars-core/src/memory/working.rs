@@ -1,0 +1,82 @@
+//! Working memory (the "hippocampus"): each user's recent complete turns,
+//! at most `max_turns` of them and none older than `ttl`. The chat pipeline,
+//! the history endpoint and the realtime snapshot all read it here, from the
+//! database, so every replica sees the same turns. A background task takes
+//! expired turns out ([`WorkingMemory::purge`]); the turns themselves stay
+//! as the conversation record and in long-term memory.
+
+use crate::domain::Turn;
+use crate::ports::{Clock, RepoError, TurnRepository};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkingMemoryOptions {
+    pub max_turns: u32,
+    pub ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct WorkingMemory {
+    turns: Arc<dyn TurnRepository>,
+    clock: Arc<dyn Clock>,
+    options: WorkingMemoryOptions,
+}
+
+impl WorkingMemory {
+    pub fn new(
+        turns: Arc<dyn TurnRepository>,
+        clock: Arc<dyn Clock>,
+        options: WorkingMemoryOptions,
+    ) -> Self {
+        Self {
+            turns,
+            clock,
+            options,
+        }
+    }
+
+    pub fn options(&self) -> WorkingMemoryOptions {
+        self.options
+    }
+
+    /// When a turn completed at `at` leaves working memory.
+    pub fn expiry(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at + chrono::Duration::from_std(self.options.ttl).unwrap_or(chrono::Duration::days(1))
+    }
+
+    /// The user's turns, newest first, at most `limit` (and `max_turns`).
+    pub async fn recent(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Turn>, RepoError> {
+        let limit = limit.min(self.options.max_turns);
+        self.turns
+            .recent(user_id, session_id, limit, self.clock.now())
+            .await
+    }
+
+    /// How many turns of the user (or session) are held.
+    pub async fn count(&self, user_id: i64, session_id: Option<&str>) -> Result<u64, RepoError> {
+        let n = self
+            .turns
+            .count_complete(user_id, session_id, self.clock.now())
+            .await?;
+        Ok(n.min(u64::from(self.options.max_turns)))
+    }
+
+    /// Keep the bound after a turn completed.
+    pub async fn trim(&self, user_id: i64) -> Result<u64, RepoError> {
+        self.turns
+            .trim_working(user_id, self.options.max_turns)
+            .await
+    }
+
+    /// Take expired turns out; how many.
+    pub async fn purge(&self) -> Result<u64, RepoError> {
+        self.turns.purge_working(self.clock.now()).await
+    }
+}

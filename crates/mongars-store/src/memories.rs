@@ -1,0 +1,438 @@
+//! Long-term memories and style profiles, implementing the core's
+//! `MemoryRepository` and `ProfileRepository`. Vectors are stored as
+//! little-endian f32 blobs (BLOB on SQLite, BYTEA on PostgreSQL): search runs
+//! in the core's in-process index, so no vector extension is needed.
+
+use crate::db::{Database, on_pool};
+use crate::error::repo_err;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongars_core::domain::{
+    Memory, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, vector_from_bytes, vector_to_bytes,
+};
+use mongars_core::ports::{ForgetReport, MemoryRepository, ProfileRepository, RepoError};
+
+const COLUMNS: &str = "id, user_id, kind, text, slot, source, mentions, created_at, updated_at, \
+                       expires_at, superseded_by";
+/// Live: not replaced and not expired at `$N` (the caller binds `now`).
+fn live(now_param: u8) -> String {
+    format!("superseded_by IS NULL AND (expires_at IS NULL OR expires_at > ${now_param})")
+}
+const BUMP: &str = "INSERT INTO memory_revisions (user_id, revision) VALUES ($1, 1) \
+                    ON CONFLICT (user_id) DO UPDATE SET revision = memory_revisions.revision + 1 \
+                    RETURNING revision";
+
+#[derive(sqlx::FromRow)]
+struct MemoryRow {
+    id: String,
+    user_id: i64,
+    kind: String,
+    text: String,
+    slot: Option<String>,
+    source: String,
+    mentions: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    superseded_by: Option<String>,
+}
+
+impl From<MemoryRow> for Memory {
+    fn from(r: MemoryRow) -> Self {
+        Memory {
+            id: r.id,
+            user_id: r.user_id,
+            kind: MemoryKind::from_stored(&r.kind),
+            text: r.text,
+            slot: r.slot,
+            source: r.source,
+            mentions: r.mentions,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            superseded_by: r.superseded_by,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SqlMemoryRepository {
+    db: Database,
+}
+
+impl SqlMemoryRepository {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn rev(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+#[async_trait]
+impl MemoryRepository for SqlMemoryRepository {
+    async fn insert(&self, m: NewMemory) -> Result<u64, RepoError> {
+        let blob = vector_to_bytes(&m.embedding);
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO memories (id, user_id, kind, text, slot, source, embedding, \
+                 created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+            )
+            .bind(&m.id)
+            .bind(m.user_id)
+            .bind(m.kind.as_str())
+            .bind(&m.text)
+            .bind(&m.slot)
+            .bind(&m.source)
+            .bind(&blob)
+            .bind(m.at)
+            .bind(m.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            let r: i64 = sqlx::query_scalar(BUMP)
+                .bind(m.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(rev(r))
+        }
+        .await)
+        .map_err(repo_err)
+    }
+
+    async fn update(
+        &self,
+        user_id: i64,
+        id: &str,
+        u: MemoryUpdate,
+    ) -> Result<Option<u64>, RepoError> {
+        let blob = vector_to_bytes(&u.embedding);
+        let mention = i64::from(u.mentioned);
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE memories SET text = $1, slot = $2, source = $3, embedding = $4, \
+                 updated_at = $5, mentions = mentions + $6 \
+                 WHERE id = $7 AND user_id = $8 AND superseded_by IS NULL",
+            )
+            .bind(&u.text)
+            .bind(&u.slot)
+            .bind(&u.source)
+            .bind(&blob)
+            .bind(u.at)
+            .bind(mention)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok::<_, sqlx::Error>(None);
+            }
+            let r: i64 = sqlx::query_scalar(BUMP)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(rev(r)))
+        }
+        .await)
+        .map_err(repo_err)
+    }
+
+    async fn supersede(
+        &self,
+        user_id: i64,
+        old_id: &str,
+        new_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>, RepoError> {
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(
+                "UPDATE memories SET superseded_by = $1, superseded_at = $2 \
+                 WHERE id = $3 AND user_id = $4 AND superseded_by IS NULL",
+            )
+            .bind(new_id)
+            .bind(at)
+            .bind(old_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok::<_, sqlx::Error>(None);
+            }
+            let r: i64 = sqlx::query_scalar(BUMP)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(rev(r)))
+        }
+        .await)
+        .map_err(repo_err)
+    }
+
+    async fn delete(&self, user_id: i64, id: &str) -> Result<Option<u64>, RepoError> {
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query("DELETE FROM memories WHERE id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Ok::<_, sqlx::Error>(None);
+            }
+            // Facts it had replaced point nowhere now; they stay replaced.
+            let r: i64 = sqlx::query_scalar(BUMP)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(rev(r)))
+        }
+        .await)
+        .map_err(repo_err)
+    }
+
+    async fn get(
+        &self,
+        user_id: i64,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Memory>, RepoError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM memories WHERE id = $1 AND user_id = $2 AND {}",
+            live(3)
+        );
+        let row: Option<MemoryRow> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(user_id)
+                .bind(now)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok(row.map(Memory::from))
+    }
+
+    async fn get_many(
+        &self,
+        user_id: i64,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Memory>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND {} AND id IN ({})",
+            live(2),
+            marks.join(", ")
+        );
+        let rows: Vec<MemoryRow> = on_pool!(self.db.pool(), |p| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(user_id)
+                .bind(now);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(p).await
+        })
+        .map_err(repo_err)?;
+        Ok(rows.into_iter().map(Memory::from).collect())
+    }
+
+    async fn list(
+        &self,
+        user_id: i64,
+        kind: MemoryKind,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Memory>, RepoError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND kind = $2 AND {} \
+             ORDER BY updated_at DESC, id DESC LIMIT $4",
+            live(3)
+        );
+        let rows: Vec<MemoryRow> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(user_id)
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok(rows.into_iter().map(Memory::from).collect())
+    }
+
+    async fn with_slot(
+        &self,
+        user_id: i64,
+        slot: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Memory>, RepoError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND slot = $2 AND kind = 'fact' \
+             AND {} ORDER BY updated_at DESC",
+            live(3)
+        );
+        let rows: Vec<MemoryRow> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(user_id)
+                .bind(slot)
+                .bind(now)
+                .fetch_all(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok(rows.into_iter().map(Memory::from).collect())
+    }
+
+    async fn revision(&self, user_id: i64) -> Result<u64, RepoError> {
+        let r: Option<i64> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_scalar("SELECT revision FROM memory_revisions WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok(r.map_or(0, rev))
+    }
+
+    async fn vectors(
+        &self,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Vec<MemoryVector>), RepoError> {
+        let sql = format!(
+            "SELECT id, kind, embedding FROM memories WHERE user_id = $1 AND {}",
+            live(2)
+        );
+        // One transaction, so the revision matches the rows read.
+        let (r, rows): (Option<i64>, Vec<(String, String, Vec<u8>)>) =
+            on_pool!(self.db.pool(), |p| async {
+                let mut tx = p.begin().await?;
+                let r: Option<i64> =
+                    sqlx::query_scalar("SELECT revision FROM memory_revisions WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>((r, rows))
+            }
+            .await)
+            .map_err(repo_err)?;
+        let vectors = rows
+            .into_iter()
+            .filter_map(|(id, kind, blob)| {
+                vector_from_bytes(&blob).map(|embedding| MemoryVector {
+                    id,
+                    kind: MemoryKind::from_stored(&kind),
+                    embedding,
+                })
+            })
+            .collect();
+        Ok((r.map_or(0, rev), vectors))
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RepoError> {
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let users: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT user_id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= $1",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let n = sqlx::query(
+                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= $1",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            for u in users {
+                sqlx::query(BUMP).bind(u).fetch_one(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(n)
+        }
+        .await)
+        .map_err(repo_err)
+    }
+
+    async fn forget_user(&self, user_id: i64) -> Result<ForgetReport, RepoError> {
+        on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let memories = sqlx::query("DELETE FROM memories WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let turns = sqlx::query("DELETE FROM conversation_turns WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let profile = sqlx::query("DELETE FROM user_profiles WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            sqlx::query(BUMP).bind(user_id).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(ForgetReport {
+                turns,
+                memories,
+                profile,
+            })
+        }
+        .await)
+        .map_err(repo_err)
+    }
+}
+
+#[async_trait]
+impl ProfileRepository for SqlMemoryRepository {
+    async fn load(&self, user_id: i64) -> Result<Option<String>, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query_scalar("SELECT profile FROM user_profiles WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(repo_err)
+    }
+
+    async fn save(&self, user_id: i64, json: &str, at: DateTime<Utc>) -> Result<(), RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "INSERT INTO user_profiles (user_id, profile, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET profile = $2, updated_at = $3",
+            )
+            .bind(user_id)
+            .bind(json)
+            .bind(at)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })
+        .map_err(repo_err)
+    }
+}

@@ -11,42 +11,10 @@ use mongars_core::domain::{NewTurn, SpeechTurn, TurnCompletion, TurnStatus};
 use mongars_core::domain::{NewUser, Role, Username};
 use mongars_core::ports::TurnRepository;
 use mongars_core::ports::{LoginThrottleStore, RepoError, UserRepository};
-use mongars_store::{
-    Database, SqlThrottleStore, SqlTurnRepository, SqlUserRepository, all_turns, testing,
-};
+use mongars_store::{Database, SqlThrottleStore, SqlTurnRepository, SqlUserRepository, all_turns};
 use std::sync::Arc;
 
-async fn sqlite() -> (Database, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    (testing::fresh_sqlite(dir.path()).await, dir)
-}
-
-async fn postgres() -> Option<Database> {
-    match std::env::var("MONGARS_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(testing::fresh_postgres(&url).await),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but MONGARS_TEST_POSTGRES_URL is not set: run `make test`")
-        }
-        _ => {
-            eprintln!(
-                "skipped: PostgreSQL contract test (set MONGARS_TEST_POSTGRES_URL or run `make test`)"
-            );
-            None
-        }
-    }
-}
-
-/// Generate one test per engine for each contract check.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test] async fn $name() { let (db, _dir) = super::sqlite().await; super::$name(db).await; })*
-        }
-        mod on_postgres {
-            $(#[tokio::test] async fn $name() { if let Some(db) = super::postgres().await { super::$name(db).await; } })*
-        }
-    };
-}
+mod common;
 
 contract!(
     users_are_unique_case_insensitively,
@@ -250,6 +218,7 @@ fn completion(text: &str) -> TurnCompletion {
             tempo: 1.05,
         },
         completed_at: Utc::now(),
+        working_until: Utc::now() + chrono::Duration::days(1),
     }
 }
 
@@ -324,19 +293,32 @@ async fn recent_turns_filter_by_session_and_skip_unfinished(db: Database) {
         turns.into_iter().map(|t| t.query).collect::<Vec<_>>()
     };
     assert_eq!(
-        queries(repo.recent(uid, None, 10).await.unwrap()),
+        queries(repo.recent(uid, None, 10, Utc::now()).await.unwrap()),
         ["q3", "q2", "q1", "q0"]
     );
     assert_eq!(
-        queries(repo.recent(uid, Some("a"), 10).await.unwrap()),
+        queries(repo.recent(uid, Some("a"), 10, Utc::now()).await.unwrap()),
         ["q2", "q0"]
     );
     assert_eq!(
-        queries(repo.recent(uid, None, 2).await.unwrap()),
+        queries(repo.recent(uid, None, 2, Utc::now()).await.unwrap()),
         ["q3", "q2"]
     );
-    assert!(repo.recent(uid, Some("zzz"), 10).await.unwrap().is_empty());
-    assert_eq!(repo.count_complete(uid, None).await.unwrap(), 4);
-    assert_eq!(repo.count_complete(uid, Some("a")).await.unwrap(), 2);
-    assert_eq!(repo.count_complete(other, None).await.unwrap(), 1);
+    assert!(
+        repo.recent(uid, Some("zzz"), 10, Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(repo.count_complete(uid, None, Utc::now()).await.unwrap(), 4);
+    assert_eq!(
+        repo.count_complete(uid, Some("a"), Utc::now())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        repo.count_complete(other, None, Utc::now()).await.unwrap(),
+        1
+    );
 }

@@ -1,0 +1,312 @@
+//! Memory storage contract on SQLite and PostgreSQL: facts and turn vectors,
+//! revisions, supersession, working memory, traces and forgetting a user.
+
+use chrono::{Duration, Utc};
+use mongars_core::domain::{
+    MemoryKind, MemoryUpdate, NewMemory, NewTurn, NewUser, Role, SpeechTurn, TurnCompletion,
+    Username,
+};
+use mongars_core::ports::{MemoryRepository, ProfileRepository, TurnRepository, UserRepository};
+use mongars_store::{Database, SqlMemoryRepository, SqlTurnRepository, SqlUserRepository};
+
+mod common;
+
+contract!(
+    memories_round_trip_with_revisions,
+    superseded_and_expired_memories_are_not_live,
+    working_memory_is_bounded_and_purged,
+    forgetting_a_user_removes_everything_of_theirs,
+);
+
+async fn user(db: &Database, name: &str) -> i64 {
+    SqlUserRepository::new(db.clone())
+        .insert(NewUser {
+            username: Username::parse(name).unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn fact(id: &str, user_id: i64, text: &str, slot: Option<&str>, v: Vec<f32>) -> NewMemory {
+    NewMemory {
+        id: id.into(),
+        user_id,
+        kind: MemoryKind::Fact,
+        text: text.into(),
+        slot: slot.map(String::from),
+        source: "turn-1".into(),
+        embedding: v,
+        at: Utc::now(),
+        expires_at: None,
+    }
+}
+
+async fn memories_round_trip_with_revisions(db: Database) {
+    let ana = user(&db, "ana").await;
+    let ben = user(&db, "ben").await;
+    let repo = SqlMemoryRepository::new(db.clone());
+    assert_eq!(repo.revision(ana).await.unwrap(), 0);
+    let r1 = repo
+        .insert(fact(
+            "m1",
+            ana,
+            "The user's name is Ana.",
+            Some("name"),
+            vec![1.0, 0.0, 0.5],
+        ))
+        .await
+        .unwrap();
+    let r2 = repo
+        .insert(fact(
+            "m2",
+            ana,
+            "The user likes tea.",
+            Some("likes:tea"),
+            vec![0.0, 1.0, 0.0],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((r1, r2), (1, 2));
+    repo.insert(fact(
+        "b1",
+        ben,
+        "The user's name is Ben.",
+        Some("name"),
+        vec![1.0, 0.0, 0.0],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(repo.revision(ben).await.unwrap(), 1);
+    let (rev, vectors) = repo.vectors(ana, Utc::now()).await.unwrap();
+    assert_eq!(rev, 2);
+    let mut v: Vec<_> = vectors
+        .iter()
+        .map(|v| (v.id.as_str(), v.embedding.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        v,
+        [("m1", vec![1.0, 0.0, 0.5]), ("m2", vec![0.0, 1.0, 0.0])]
+    );
+
+    let upd = MemoryUpdate {
+        text: "The user's name is Ana Lima.".into(),
+        slot: Some("name".into()),
+        source: "turn-2".into(),
+        embedding: vec![0.9, 0.1, 0.4],
+        at: Utc::now(),
+        mentioned: true,
+    };
+    assert_eq!(repo.update(ana, "m1", upd.clone()).await.unwrap(), Some(3));
+    // Another user's memory cannot be changed, read or deleted.
+    assert_eq!(repo.update(ben, "m1", upd).await.unwrap(), None);
+    assert!(repo.get(ben, "m1", Utc::now()).await.unwrap().is_none());
+    assert_eq!(repo.delete(ben, "m1").await.unwrap(), None);
+    let m1 = repo.get(ana, "m1", Utc::now()).await.unwrap().unwrap();
+    assert_eq!(
+        (m1.text.as_str(), m1.source.as_str(), m1.mentions),
+        ("The user's name is Ana Lima.", "turn-2", 2)
+    );
+    let listed = repo
+        .list(ana, MemoryKind::Fact, 10, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    let many = repo
+        .get_many(ana, &["m2".into(), "b1".into(), "nope".into()], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(
+        repo.with_slot(ana, "name", Utc::now()).await.unwrap().len(),
+        1
+    );
+    assert_eq!(repo.delete(ana, "m2").await.unwrap(), Some(4));
+    assert_eq!(
+        repo.list(ana, MemoryKind::Fact, 10, Utc::now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let profiles: &dyn ProfileRepository = &repo;
+    assert_eq!(profiles.load(ana).await.unwrap(), None);
+    profiles
+        .save(ana, "{\"messages\":1}", Utc::now())
+        .await
+        .unwrap();
+    profiles
+        .save(ana, "{\"messages\":2}", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        profiles.load(ana).await.unwrap().as_deref(),
+        Some("{\"messages\":2}")
+    );
+}
+
+async fn superseded_and_expired_memories_are_not_live(db: Database) {
+    let ana = user(&db, "ana").await;
+    let repo = SqlMemoryRepository::new(db.clone());
+    repo.insert(fact(
+        "old",
+        ana,
+        "The user works on the Orion project.",
+        Some("project"),
+        vec![1.0],
+    ))
+    .await
+    .unwrap();
+    repo.insert(fact(
+        "new",
+        ana,
+        "The user works on the Apollo project.",
+        Some("project"),
+        vec![0.5],
+    ))
+    .await
+    .unwrap();
+    assert!(
+        repo.supersede(ana, "old", "new", Utc::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        repo.supersede(ana, "old", "new", Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let live = repo.with_slot(ana, "project", Utc::now()).await.unwrap();
+    assert_eq!(
+        live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["new"]
+    );
+    assert!(repo.get(ana, "old", Utc::now()).await.unwrap().is_none());
+    let (_, vectors) = repo.vectors(ana, Utc::now()).await.unwrap();
+    assert_eq!(vectors.len(), 1);
+
+    let mut short = fact("brief", ana, "The user is in a meeting.", None, vec![0.1]);
+    short.kind = MemoryKind::Turn;
+    short.expires_at = Some(Utc::now() + Duration::seconds(60));
+    repo.insert(short).await.unwrap();
+    let later = Utc::now() + Duration::seconds(120);
+    assert!(repo.get(ana, "brief", Utc::now()).await.unwrap().is_some());
+    assert!(repo.get(ana, "brief", later).await.unwrap().is_none());
+    let before = repo.revision(ana).await.unwrap();
+    assert_eq!(repo.purge_expired(later).await.unwrap(), 1);
+    assert_eq!(repo.revision(ana).await.unwrap(), before + 1);
+}
+
+fn turn(id: &str, user_id: i64, secs: i64) -> NewTurn {
+    NewTurn {
+        id: id.into(),
+        user_id,
+        session_id: None,
+        query: format!("q-{id}"),
+        created_at: Utc::now() + Duration::seconds(secs),
+    }
+}
+
+fn done(working_until: chrono::DateTime<Utc>) -> TurnCompletion {
+    TurnCompletion {
+        response: "r".into(),
+        model: "m".into(),
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        confidence: 0.5,
+        ttft_ms: 1,
+        generation_ms: 1,
+        total_ms: 1,
+        speech_turn: SpeechTurn {
+            turn_id: "x".into(),
+            text: "r".into(),
+            created_at: Utc::now(),
+            segments: vec![],
+            average_words_per_second: 2.0,
+            tempo: 1.0,
+        },
+        completed_at: Utc::now(),
+        working_until,
+    }
+}
+
+async fn working_memory_is_bounded_and_purged(db: Database) {
+    let ana = user(&db, "ana").await;
+    let turns = SqlTurnRepository::new(db.clone());
+    let now = Utc::now();
+    for i in 0..5 {
+        let id = format!("t{i}");
+        turns.start(turn(&id, ana, i)).await.unwrap();
+        // t0 expires in a minute, the others in a day.
+        let until = if i == 0 {
+            now + Duration::seconds(60)
+        } else {
+            now + Duration::days(1)
+        };
+        turns.complete(&id, &done(until)).await.unwrap();
+    }
+    let ids = |v: Vec<mongars_core::domain::Turn>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 5);
+    let later = now + Duration::seconds(120);
+    assert_eq!(
+        ids(turns.recent(ana, None, 10, later).await.unwrap()),
+        ["t4", "t3", "t2", "t1"]
+    );
+    assert_eq!(turns.trim_working(ana, 3).await.unwrap(), 2);
+    assert_eq!(
+        ids(turns.recent(ana, None, 10, now).await.unwrap()),
+        ["t4", "t3", "t2"]
+    );
+    let t = &turns.recent(ana, None, 1, now).await.unwrap()[0];
+    assert!(t.expires_at.is_some());
+    assert_eq!(
+        turns.purge_working(now + Duration::days(2)).await.unwrap(),
+        3
+    );
+    assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 0);
+
+    assert_eq!(turns.trace(ana, "t4").await.unwrap(), Some(None));
+    turns.set_trace("t4", "{\"memories\":[]}").await.unwrap();
+    assert_eq!(
+        turns.trace(ana, "t4").await.unwrap(),
+        Some(Some("{\"memories\":[]}".into()))
+    );
+    let ben = user(&db, "ben").await;
+    assert_eq!(turns.trace(ben, "t4").await.unwrap(), None);
+}
+
+async fn forgetting_a_user_removes_everything_of_theirs(db: Database) {
+    let ana = user(&db, "ana").await;
+    let ben = user(&db, "ben").await;
+    let turns = SqlTurnRepository::new(db.clone());
+    let repo = SqlMemoryRepository::new(db.clone());
+    for (id, who) in [("a1", ana), ("a2", ana), ("b1", ben)] {
+        turns.start(turn(id, who, 0)).await.unwrap();
+        repo.insert(fact(&format!("m-{id}"), who, "x", None, vec![1.0]))
+            .await
+            .unwrap();
+    }
+    ProfileRepository::save(&repo, ana, "{}", Utc::now())
+        .await
+        .unwrap();
+    let report = repo.forget_user(ana).await.unwrap();
+    assert_eq!(
+        (report.turns, report.memories, report.profile),
+        (2, 2, true)
+    );
+    assert!(mongars_store::all_turns(&db, ana).await.unwrap().is_empty());
+    assert_eq!(repo.vectors(ana, Utc::now()).await.unwrap().1.len(), 0);
+    assert_eq!(ProfileRepository::load(&repo, ana).await.unwrap(), None);
+    // Ben keeps his.
+    assert_eq!(mongars_store::all_turns(&db, ben).await.unwrap().len(), 1);
+    assert_eq!(repo.vectors(ben, Utc::now()).await.unwrap().1.len(), 1);
+}

@@ -14,8 +14,10 @@ mod error;
 mod layers;
 mod secret;
 mod settings;
+mod settings_memory;
 mod validate;
 mod validate_llm;
+mod validate_memory;
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use layers::{CONFIG_PATH_VAR, ENV_PREFIX};

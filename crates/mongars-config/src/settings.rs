@@ -2,6 +2,9 @@
 //! the single source of defaults; there are no `Default` impls here on purpose.
 
 use crate::secret::Secret;
+pub use crate::settings_memory::{
+    EmbedderKind, EmbeddingSettings, MemorySettings, ResearchSettings, WorkingMemorySettings,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,9 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub llm: LlmSettings,
     pub conversation: ConversationSettings,
+    pub memory: MemorySettings,
+    pub embeddings: EmbeddingSettings,
+    pub research: ResearchSettings,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
     pub logging: LoggingSettings,

@@ -1,0 +1,32 @@
+//! Research providers behind the core's `ResearchProvider` port.
+//!
+//! - [`SearxNg`]: web search through a SearxNG instance (JSON API); result
+//!   pages are fetched, when robots.txt allows it, for a summary.
+//! - [`Documents`]: a document-retrieval service (`POST /search`).
+//!
+//! Nothing here is built unless `research.enabled` is set.
+
+mod documents;
+mod fetch;
+mod html;
+mod robots;
+mod searxng;
+
+pub use documents::Documents;
+pub use fetch::{PageFetcher, PageOptions};
+pub use html::text_of;
+pub use robots::Robots;
+pub use searxng::SearxNg;
+
+/// Cut `text` to at most `max` characters at a word boundary.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max).collect();
+    match cut.rfind(' ') {
+        Some(at) if at > max / 2 => format!("{}…", &cut[..at]),
+        _ => format!("{cut}…"),
+    }
+}

@@ -54,6 +54,9 @@ pub enum CoreError {
     /// circuit open); the user's message was kept.
     #[error("No language model backend could answer")]
     BackendsExhausted(String),
+    /// A feature switched off in settings.
+    #[error("{0} is disabled on this server")]
+    Disabled(&'static str),
     /// A dependency (database...) cannot be reached. The text is for
     /// operators and logs; clients get a fixed message.
     #[error("service unavailable: {0}")]
@@ -84,6 +87,7 @@ impl CoreError {
             CoreError::Overloaded { .. } => "llm.overloaded",
             CoreError::BackendFailed(_) => "llm.backend_failed",
             CoreError::BackendsExhausted(_) => "llm.all_backends_failed",
+            CoreError::Disabled(_) => "feature.disabled",
             CoreError::Unavailable(_) => "service.unavailable",
             CoreError::Internal(_) => "internal",
         }

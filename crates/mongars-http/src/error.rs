@@ -108,6 +108,7 @@ impl From<CoreError> for ApiError {
                 tracing::warn!(error = %internal, "generation backend failed");
                 ApiError::new(S::BAD_GATEWAY, code, detail)
             }
+            CoreError::Disabled(_) => return ApiError::new(S::SERVICE_UNAVAILABLE, code, detail),
             CoreError::Unavailable(internal) => {
                 tracing::warn!(error = %internal, "dependency unavailable");
                 ApiError::new(

@@ -1,11 +1,13 @@
 //! Every route of the server, in one place, and the middleware around them.
 
 use crate::middleware::{self as mw, REQUEST_ID};
-use crate::routes::{auth, conversation, health, llm, metrics, models, openai, users};
+use crate::routes::{
+    auth, conversation, embeddings, health, llm, memory, metrics, models, openai, review, users,
+};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -34,11 +36,27 @@ pub fn router(state: AppState) -> Router {
             post(conversation::chat_stream),
         )
         .route("/api/v1/conversation/history", get(conversation::history))
+        .route(
+            "/api/v1/conversation/turns/{id}/context",
+            get(memory::turn_context),
+        )
+        // memory, profile and the user's data
+        .route("/api/v1/memories", get(memory::list).post(memory::create))
+        .route(
+            "/api/v1/memories/{id}",
+            axum::routing::patch(memory::edit).delete(memory::delete),
+        )
+        .route("/api/v1/profile", get(memory::profile))
+        .route("/api/v1/user/data", delete(memory::forget))
+        // review and UI helpers
+        .route("/api/v1/review/rag-context", post(review::rag_context))
+        .route("/api/v1/ui/suggestions", post(review::suggestions))
         .route("/llm/chat", post(llm::chat))
         .route("/llm/health", get(llm::health))
         // OpenAI-compatible
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         // models and metrics
         .route("/api/v1/models", get(models::list))
         .route("/api/v1/models/provision", post(models::provision))

@@ -2,7 +2,8 @@
 
 use mongars_core::auth::AuthService;
 use mongars_core::conversation::ConversationService;
-use mongars_core::ports::{HealthCheck, ModelFleet};
+use mongars_core::personality::PersonalityService;
+use mongars_core::ports::{Embedder, HealthCheck, ModelFleet};
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,5 +29,10 @@ pub struct AppState {
     /// The generation backends as operators see them.
     pub fleet: Arc<dyn ModelFleet>,
     pub metrics: Metrics,
+    /// Sentence embeddings (`/v1/embeddings`, suggestions); `None` when the
+    /// model could not be loaded and memory is off.
+    pub embedder: Option<Arc<dyn Embedder>>,
+    /// Style profiles, readable even when learning them is off.
+    pub profiles: Arc<PersonalityService>,
     pub http: HttpOptions,
 }

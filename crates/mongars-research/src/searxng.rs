@@ -78,12 +78,14 @@ impl ResearchProvider for SearxNg {
         for (rank, item) in items.into_iter().enumerate() {
             let mut title = item.title.clone();
             let mut summary = crate::clip(&item.content, 400);
-            if let Some(pages) = &self.pages {
-                if let Some((page_title, passage)) = pages.passage(&item.url, &q.text, 400).await {
-                    summary = passage;
-                    if title.is_empty() {
-                        title = page_title.unwrap_or_default();
-                    }
+            let passage = match &self.pages {
+                Some(pages) => pages.passage(&item.url, &q.text, 400).await,
+                None => None,
+            };
+            if let Some((page_title, passage)) = passage {
+                summary = passage;
+                if title.is_empty() {
+                    title = page_title.unwrap_or_default();
                 }
             }
             if summary.is_empty() {

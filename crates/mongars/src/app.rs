@@ -9,8 +9,9 @@ use mongars_core::CoreError;
 use mongars_core::auth::{
     AuthOptions, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy, TokenCodec,
 };
+use mongars_core::conversation::Mind;
 use mongars_core::domain::{Password, Username};
-use mongars_core::ports::{HealthCheck, LlmBackend, SystemClock};
+use mongars_core::ports::{Embedder, HealthCheck, LlmBackend, SystemClock};
 use mongars_http::{AppState, HttpOptions};
 use mongars_metrics::Metrics;
 use mongars_store::{
@@ -32,22 +33,32 @@ pub struct App {
     pub metrics: Metrics,
     /// The generation backends of the active profile.
     pub llm: Arc<mongars_llm::router::Router>,
+    /// Memory, personality and research as the pipeline uses them.
+    pub mind: Mind,
+    pub embedder: Option<Arc<dyn Embedder>>,
+}
+
+/// Parts chosen by the caller instead of built from settings (tests).
+#[derive(Default, Clone)]
+pub struct Overrides {
+    /// The engine behind the `embedded` backend name.
+    pub llm: Option<Arc<dyn LlmBackend>>,
+    /// The embedder, instead of the one in `[embeddings]`.
+    pub embedder: Option<Arc<dyn Embedder>>,
 }
 
 /// Open the database (migrating when configured), load the signing key and
 /// the model, build the services and the router, and create the first admin
 /// named in settings if there is no admin yet.
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
-    build_with(settings, None).await
+    build_with(settings, Overrides::default()).await
 }
 
-/// [`build`], with the engine behind the `embedded` backend name chosen by
-/// the caller instead of loaded from settings (tests use a scripted backend
+/// [`build`], with some parts chosen by the caller instead of loaded from
+/// settings (tests use a scripted generation backend and a shared embedder
 /// this way). Remote backends still come from settings.
-pub async fn build_with(
-    settings: Settings,
-    llm: Option<Arc<dyn LlmBackend>>,
-) -> anyhow::Result<App> {
+pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<App> {
+    let llm = overrides.llm;
     let db = open_database(&settings).await?;
     if settings.database.migrate_on_start {
         let applied = db.migrate().await?;
@@ -70,11 +81,21 @@ pub async fn build_with(
     let metrics = Metrics::new();
     let router = crate::llm::router_from_settings(&settings, llm, &metrics).await?;
     let llm: Arc<dyn LlmBackend> = router.clone();
-    let conversation = Arc::new(crate::llm::conversation_service(
-        &settings,
-        &db,
-        llm.clone(),
-    ));
+    let embedder = match overrides.embedder {
+        Some(e) => Some(e),
+        None => match crate::mind::embedder_from_settings(&settings).await {
+            Ok(e) => Some(e),
+            Err(e) if settings.memory.enabled => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "no embedding model: /v1/embeddings and suggestions are unavailable");
+                None
+            }
+        },
+    };
+    let (mind, profiles) = crate::mind::mind_from_settings(&settings, &db, embedder.clone())?;
+    let conversation = Arc::new(
+        crate::llm::conversation_service(&settings, &db, llm.clone()).with_mind(mind.clone()),
+    );
 
     let readiness: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(db.clone())),
@@ -87,6 +108,8 @@ pub async fn build_with(
         readiness: readiness.into(),
         fleet: router.clone(),
         metrics: metrics.clone(),
+        embedder: embedder.clone(),
+        profiles,
         http: HttpOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -102,6 +125,8 @@ pub async fn build_with(
         router: mongars_http::router(state),
         metrics,
         llm: router,
+        mind,
+        embedder,
     })
 }
 
@@ -114,6 +139,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
     let purge = tokio::spawn(purge_throttle_windows(app.auth.clone()));
+    let forget = tokio::spawn(crate::mind::purge_loop(
+        app.mind.clone(),
+        Duration::from_secs(app.settings.memory.purge_interval_secs),
+    ));
     let side = crate::observe::start(&app.settings, &app.metrics).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let service = app
@@ -142,6 +171,7 @@ pub async fn serve(
         }
     };
     purge.abort();
+    forget.abort();
     for task in side {
         task.abort();
     }

@@ -7,5 +7,6 @@ pub mod commands;
 pub mod hardware;
 pub mod jwt_key;
 pub mod llm;
+pub mod mind;
 pub mod observe;
 pub mod telemetry;

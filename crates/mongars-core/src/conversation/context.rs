@@ -6,7 +6,7 @@ use crate::curiosity::{Researcher, detect_gap, research_section};
 use crate::domain::{ChatMessage, ChatRole, Turn};
 use crate::memory::{MemoryService, Recalled, WorkingMemory};
 use crate::personality::PersonalityService;
-use crate::ports::{LlmBackend, Reference};
+use crate::ports::{LlmBackend, MemoryRepository, Reference};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Mind {
     pub working: WorkingMemory,
+    /// Where turns, memories and profiles are deleted when a user asks.
+    pub records: Option<Arc<dyn MemoryRepository>>,
     pub memory: Option<Arc<MemoryService>>,
     pub personality: Option<Arc<PersonalityService>>,
     pub research: Option<Arc<Researcher>>,
@@ -47,7 +49,8 @@ pub struct TracedSource {
 }
 
 impl Mind {
-    /// The system prompt for `message`, and its trace. Failures of memory,
+    /// The system prompt for `message`, and its trace; recalled memories
+    /// take at most `max_memory_tokens`. Failures of memory,
     /// profile or research are logged and leave their part out: a reply
     /// never fails for want of context.
     pub async fn system_prompt(
@@ -57,6 +60,7 @@ impl Mind {
         user_id: i64,
         message: &str,
         history: &[Turn],
+        max_memory_tokens: usize,
     ) -> (String, ContextTrace) {
         let mut trace = ContextTrace::default();
         let mut parts = vec![base.to_string()];
@@ -79,7 +83,9 @@ impl Mind {
             match recalled {
                 Ok(recalled) => {
                     best = recalled.first().map(|r| r.score);
-                    let budget = memory.options().recall_max_tokens;
+                    // Memories never take more than a quarter of the
+                    // prompt, so recent history keeps its place.
+                    let budget = memory.options().recall_max_tokens.min(max_memory_tokens);
                     let (section, used) = fit_section(llm, &recalled, budget).await;
                     trace.memories = used
                         .iter()
@@ -98,8 +104,12 @@ impl Mind {
                 parts.push(trace.memory_section.clone());
             }
         }
-        if let Some(research) = &self.research {
-            if let Some(gap) = detect_gap(message, best, research.options().gap_similarity) {
+        let gap = self
+            .research
+            .as_ref()
+            .and_then(|r| detect_gap(message, best, r.options().gap_similarity).map(|g| (r, g)));
+        if let Some((research, gap)) = gap {
+            {
                 trace.gap = true;
                 let found: Vec<Reference> = research.research(&gap.query).await;
                 trace.research = found

@@ -101,6 +101,7 @@ impl ConversationService {
             options,
             mind: Mind {
                 working,
+                records: None,
                 memory: None,
                 personality: None,
                 research: None,
@@ -150,6 +151,8 @@ impl ConversationService {
         let complete = working.count(who.id, session.as_deref()).await?;
         let window = history_window(complete, self.options.history_turns);
         let recent = working.recent(who.id, session.as_deref(), window).await?;
+        let role = classify_task(message.as_str());
+        let budget = self.prompt_budget(role);
         let (system, trace) = self
             .mind
             .system_prompt(
@@ -158,10 +161,9 @@ impl ConversationService {
                 who.id,
                 message.as_str(),
                 &recent,
+                budget / 4,
             )
             .await;
-        let role = classify_task(message.as_str());
-        let budget = self.prompt_budget(role);
         let (messages, prompt_tokens) = fit_history(
             self.llm.as_ref(),
             &system,
@@ -292,6 +294,19 @@ impl ConversationService {
             .unwrap_or_default())
     }
 
+    /// Delete every turn, memory, vector and the profile of the user.
+    pub async fn forget(&self, user_id: i64) -> Result<crate::ports::ForgetReport, CoreError> {
+        if let Some(memory) = &self.mind.memory {
+            return memory.forget(user_id).await;
+        }
+        match &self.mind.records {
+            Some(records) => Ok(records.forget_user(user_id).await?),
+            None => Err(CoreError::Internal(
+                "no store to delete user data from".into(),
+            )),
+        }
+    }
+
     async fn keep_trace(&self, turn_id: &str, trace: &ContextTrace) {
         if *trace == ContextTrace::default() {
             return;
@@ -383,10 +398,11 @@ impl Learn {
             if let Err(e) = self.mind.working.trim(self.user_id).await {
                 tracing::warn!(error = %e, "could not trim working memory");
             }
-            if let Some(p) = &self.mind.personality {
-                if let Err(e) = p.learn(self.user_id, &self.query).await {
-                    tracing::warn!(error = %e, "could not update the style profile");
-                }
+            let Some(p) = &self.mind.personality else {
+                return;
+            };
+            if let Err(e) = p.learn(self.user_id, &self.query).await {
+                tracing::warn!(error = %e, "could not update the style profile");
             }
         });
     }

@@ -126,7 +126,7 @@ pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 /// The inverse of [`vector_to_bytes`]; `None` when the length is not a
 /// multiple of four.
 pub fn vector_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(

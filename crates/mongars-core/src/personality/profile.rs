@@ -328,7 +328,9 @@ pub fn observe(message: &str) -> Observation {
     } else if count(&lower, &words, LONG) > 0 {
         1.0
     } else {
-        0.2 + 0.6 * verbosity
+        // Without a cue, long messages hint at a taste for long answers;
+        // short ones say little (people type briefly on phones).
+        0.4 + 0.4 * verbosity
     };
     let pos = count(&lower, &words, POSITIVE) as f32;
     let neg = count(&lower, &words, NEGATIVE) as f32;
@@ -355,7 +357,7 @@ pub fn detect_language(words: &[&str]) -> Option<&'static str> {
         .iter()
         .map(|(lang, list)| (*lang, words.iter().filter(|w| list.contains(w)).count()))
         .collect();
-    scores.sort_by(|a, b| b.1.cmp(&a.1));
+    scores.sort_by_key(|s| std::cmp::Reverse(s.1));
     match scores.as_slice() {
         [(lang, best), (_, second), ..] if *best >= 2 && best > second => Some(lang),
         _ => None,

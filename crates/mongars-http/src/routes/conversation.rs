@@ -142,7 +142,9 @@ pub async fn history(
                 timestamp: t
                     .created_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                expires_at: None,
+                expires_at: t
+                    .expires_at
+                    .map(|e| e.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             })
             .collect(),
     ))

@@ -3,9 +3,12 @@
 
 pub mod auth;
 pub mod conversation;
+pub mod embeddings;
 pub mod health;
 pub mod llm;
+pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod openai;
+pub mod review;
 pub mod users;

@@ -104,13 +104,14 @@ const TRAILING: &[&str] = &[
 pub fn extract_facts(message: &str) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::new();
     for clause in clauses(message) {
-        if let Some(fact) = from_clause(&clause) {
-            if !out
-                .iter()
-                .any(|f| f.slot == fact.slot && f.text == fact.text)
-            {
-                out.push(fact);
-            }
+        let Some(fact) = from_clause(&clause) else {
+            continue;
+        };
+        if !out
+            .iter()
+            .any(|f| f.slot == fact.slot && f.text == fact.text)
+        {
+            out.push(fact);
         }
     }
     out

@@ -228,6 +228,7 @@ async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::
                 total_ms: 110,
                 speech_turn: mongars_core::conversation::speech::plan(&id, &text, at, 1.0),
                 completed_at: at,
+                working_until: chrono::Utc::now() + chrono::Duration::days(1),
             },
         )
         .await?;

@@ -38,7 +38,42 @@ pub fn settings(dir: &std::path::Path) -> Settings {
     s.auth.jwt_secret = Secret::new(TEST_JWT_SECRET);
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
+    s.embeddings.model_dir = embedder_dir();
+    s.memory.enabled = shared_embedder().is_some();
     s
+}
+
+/// The embedding model folder, fetched by `make models`.
+pub fn embedder_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2")
+}
+
+/// One in-process embedder for every test server of this binary (loading
+/// it for each would cost a tenth of a second and 90 MB apiece). `None`
+/// when the model is missing outside CI; memory is then off in tests.
+pub fn shared_embedder() -> Option<Arc<dyn mongars_core::ports::Embedder>> {
+    static EMBEDDER: std::sync::OnceLock<Option<Arc<dyn mongars_core::ports::Embedder>>> =
+        std::sync::OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let options = mongars_embed::MiniLmOptions {
+                dir: embedder_dir(),
+                max_tokens: 256,
+                batch_size: 32,
+            };
+            match mongars_embed::MiniLm::load(&options) {
+                Ok(m) => Some(Arc::new(m) as Arc<dyn mongars_core::ports::Embedder>),
+                Err(e) => {
+                    assert!(
+                        std::env::var("CI").map_or(true, |v| v != "true"),
+                        "CI=true but the embedding model is missing: {e}"
+                    );
+                    eprintln!("memory off in tests: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
 }
 
 /// The default model, fetched by `make models`. Missing: `None`, which fails
@@ -114,7 +149,11 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         adjust(&mut s);
-        let app = mongars::app::build_with(s.clone(), llm)
+        let overrides = mongars::app::Overrides {
+            llm,
+            embedder: shared_embedder(),
+        };
+        let app = mongars::app::build_with(s.clone(), overrides)
             .await
             .expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -19,6 +19,10 @@ fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
                 env!("CARGO_MANIFEST_DIR"),
                 "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
             ),
+        )
+        .env(
+            "MONGARS_EMBEDDINGS__MODEL_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2"),
         );
     for (k, v) in env {
         cmd.env(k, v);
@@ -265,7 +269,7 @@ fn migrate_check_and_apply() {
     let apply = run(d, &["migrate"], &[], None);
     assert!(apply.status.success());
     assert!(
-        text(&apply.stdout).contains("applied migrations [1, 2]"),
+        text(&apply.stdout).contains("applied migrations [1, 2, 3]"),
         "{}",
         text(&apply.stdout)
     );

@@ -112,8 +112,10 @@ impl MemoryService {
             .unwrap_or_default())
     }
 
-    /// Memories of the user closest to `query_vector`, best first, without
-    /// the turns in `exclude` (already in the prompt as history).
+    /// Memories of the user closest to `query_vector`: facts first (they
+    /// are what the user told about themselves, kept current), then past
+    /// turns, at most `recall_k` in all but at least two turns when there
+    /// are any; never the turns in `exclude` (already in the prompt).
     pub async fn recall(
         &self,
         user_id: i64,
@@ -121,20 +123,24 @@ impl MemoryService {
         exclude: &[String],
     ) -> Result<Vec<Recalled>, CoreError> {
         let k = self.options.recall_k;
-        let hits = self
+        let min = self.options.min_similarity;
+        let facts = self
+            .search(user_id, query_vector, k, min, &[MemoryKind::Fact])
+            .await?;
+        let room = k.saturating_sub(facts.len()).max(2.min(k));
+        let turns = self
             .search(
                 user_id,
                 query_vector,
-                k + exclude.len(),
-                self.options.min_similarity,
-                &[MemoryKind::Fact, MemoryKind::Turn],
+                room + exclude.len(),
+                min,
+                &[MemoryKind::Turn],
             )
-            .await?;
-        let hits: Vec<Hit> = hits
+            .await?
             .into_iter()
             .filter(|h| !exclude.contains(&h.id))
-            .take(k)
-            .collect();
+            .take(room);
+        let hits: Vec<Hit> = facts.into_iter().chain(turns).collect();
         let memories = self.by_ids(user_id, &hits).await?;
         Ok(memories
             .into_iter()

@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod backends;
 mod conversation;
+mod memory;
 mod openai;
 mod operations;
 mod real_model;

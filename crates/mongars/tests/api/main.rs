@@ -10,6 +10,7 @@ mod memory;
 mod openai;
 mod operations;
 mod real_model;
+mod research;
 mod streaming;
 mod throttle;
 mod tokens;

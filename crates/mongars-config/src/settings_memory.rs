@@ -11,6 +11,7 @@ pub struct MemorySettings {
     pub enabled: bool,
     pub working: WorkingMemorySettings,
     pub recall_k: u32,
+    pub core_facts: u32,
     pub min_similarity: f32,
     pub dedup_similarity: f32,
     pub recall_max_tokens: u32,

@@ -27,6 +27,11 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "must be between 1 and 50".into(),
     );
     check(
+        m.core_facts <= 200,
+        "memory.core_facts",
+        "must be at most 200".into(),
+    );
+    check(
         m.recall_max_tokens >= 16,
         "memory.recall_max_tokens",
         "must be at least 16".into(),

@@ -107,11 +107,11 @@ async fn dropping_the_stream_stops_the_engine() {
     let first = rx.recv().await.unwrap().unwrap();
     assert!(matches!(first, GenerationEvent::Delta(_)));
     drop(rx);
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while backend.health().await.active > 0 {
         assert!(
             Instant::now() < deadline,
-            "engine still busy a second after the client left"
+            "engine still busy five seconds after the client left"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -24,6 +24,7 @@ struct TurnRow {
     created_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
     wm_expires_at: Option<DateTime<Utc>>,
+    prompt_note: Option<String>,
 }
 
 impl From<TurnRow> for Turn {
@@ -46,12 +47,13 @@ impl From<TurnRow> for Turn {
             created_at: r.created_at,
             completed_at: r.completed_at,
             expires_at: r.wm_expires_at,
+            note: r.prompt_note,
         }
     }
 }
 
 const SELECT: &str = "SELECT id, user_id, session_id, query, response, status, error_code, model, \
-    prompt_tokens, completion_tokens, confidence, speech_turn, created_at, completed_at, wm_expires_at \
+    prompt_tokens, completion_tokens, confidence, speech_turn, created_at, completed_at, wm_expires_at, prompt_note \
     FROM conversation_turns";
 
 #[derive(Clone)]
@@ -236,14 +238,17 @@ impl TurnRepository for SqlTurnRepository {
         .map_err(repo_err)
     }
 
-    async fn set_trace(&self, id: &str, trace: &str) -> Result<(), RepoError> {
+    async fn set_trace(&self, id: &str, trace: &str, note: Option<&str>) -> Result<(), RepoError> {
         on_pool!(self.db.pool(), |p| {
-            sqlx::query("UPDATE conversation_turns SET context_trace = $1 WHERE id = $2")
-                .bind(trace)
-                .bind(id)
-                .execute(p)
-                .await
-                .map(|_| ())
+            sqlx::query(
+                "UPDATE conversation_turns SET context_trace = $1, prompt_note = $2 WHERE id = $3",
+            )
+            .bind(trace)
+            .bind(note)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|_| ())
         })
         .map_err(repo_err)
     }

@@ -275,7 +275,10 @@ async fn working_memory_is_bounded_and_purged(db: Database) {
     assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 0);
 
     assert_eq!(turns.trace(ana, "t4").await.unwrap(), Some(None));
-    turns.set_trace("t4", "{\"memories\":[]}").await.unwrap();
+    turns
+        .set_trace("t4", "{\"memories\":[]}", Some("note"))
+        .await
+        .unwrap();
     assert_eq!(
         turns.trace(ana, "t4").await.unwrap(),
         Some(Some("{\"memories\":[]}".into()))

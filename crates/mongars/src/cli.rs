@@ -84,6 +84,23 @@ pub enum BenchCommand {
     /// once (next to the raw backend), and failover time from a dead primary
     /// with its breaker closed and open.
     Router(RouterArgs),
+    /// Vector recall over one user's memories (int8 index next to an exact
+    /// float scan: speed and recall@10), embedding throughput, and chat reply
+    /// latency with memory on next to memory off.
+    Memory(MemoryBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemoryBenchArgs {
+    /// Memories in the index.
+    #[arg(long, default_value_t = 100_000)]
+    pub memories: u32,
+    /// Searches measured.
+    #[arg(long, default_value_t = 200)]
+    pub queries: u32,
+    /// Chat turns with memory on and as many off.
+    #[arg(long, default_value_t = 10)]
+    pub turns: u32,
 }
 
 #[derive(Debug, clap::Args)]

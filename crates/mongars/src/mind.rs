@@ -126,6 +126,7 @@ pub fn mind_from_settings(
             MemoryOptions {
                 enabled: true,
                 recall_k: m.recall_k as usize,
+                core_facts: m.core_facts as usize,
                 min_similarity: m.min_similarity,
                 dedup_similarity: m.dedup_similarity,
                 recall_max_tokens: m.recall_max_tokens as usize,

@@ -61,9 +61,10 @@ impl Mind {
         message: &str,
         history: &[Turn],
         max_memory_tokens: usize,
-    ) -> (String, ContextTrace) {
+    ) -> (String, String, ContextTrace) {
         let mut trace = ContextTrace::default();
         let mut parts = vec![base.to_string()];
+        let mut notes: Vec<String> = Vec::new();
         if let Some(p) = &self.personality {
             match p.profile(user_id).await {
                 Ok(profile) => trace.style = profile.instruction(),
@@ -86,7 +87,7 @@ impl Mind {
                     // Memories never take more than a quarter of the
                     // prompt, so recent history keeps its place.
                     let budget = memory.options().recall_max_tokens.min(max_memory_tokens);
-                    let (section, used) = fit_section(llm, &recalled, budget).await;
+                    let (facts, turns, used) = fit_section(llm, &recalled, budget).await;
                     trace.memories = used
                         .iter()
                         .map(|r| TracedMemory {
@@ -96,12 +97,19 @@ impl Mind {
                             score: (r.score * 1000.0).round() / 1000.0,
                         })
                         .collect();
-                    trace.memory_section = section;
+                    trace.memory_section = [facts.as_str(), turns.as_str()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    // Facts change rarely: in the system prompt they stay in
+                    // the engine's prompt cache. Past exchanges depend on
+                    // the question, so they go in the note after the
+                    // history, leaving the cached start of the prompt alone.
+                    parts.push(facts);
+                    notes.push(turns);
                 }
                 Err(e) => tracing::warn!(error = %e, "memory recall failed"),
-            }
-            if !trace.memory_section.is_empty() {
-                parts.push(trace.memory_section.clone());
             }
         }
         let gap = self
@@ -120,24 +128,22 @@ impl Mind {
                         provider: r.provider.clone(),
                     })
                     .collect();
-                let section = research_section(&found);
-                if !section.is_empty() {
-                    parts.push(section);
-                }
+                notes.push(research_section(&found));
             }
         }
         parts.retain(|p| !p.trim().is_empty());
-        (parts.join("\n\n"), trace)
+        notes.retain(|p| !p.trim().is_empty());
+        (parts.join("\n\n"), notes.join("\n\n"), trace)
     }
 }
 
-/// The memory section, as many of the recalled memories (best first) as
-/// fit in `budget` tokens.
+/// The facts and the exchanges sections, with as many of the recalled
+/// memories (best first) as fit in `budget` tokens together.
 async fn fit_section(
     llm: &dyn LlmBackend,
     recalled: &[Recalled],
     budget: usize,
-) -> (String, Vec<Recalled>) {
+) -> (String, String, Vec<Recalled>) {
     let render = |items: &[Recalled]| {
         let facts: Vec<&Recalled> = items
             .iter()
@@ -147,35 +153,36 @@ async fn fit_section(
             .iter()
             .filter(|r| r.kind == crate::domain::MemoryKind::Turn)
             .collect();
-        let mut s = String::new();
+        let mut f = String::new();
         if !facts.is_empty() {
-            s.push_str("What you remember about the user:");
-            for f in facts {
-                s.push_str(&format!("\n- {}", f.text));
+            f.push_str("What you remember about the user:");
+            for x in facts {
+                f.push_str(&format!("\n- {}", x.text));
             }
         }
+        let mut t = String::new();
         if !turns.is_empty() {
-            if !s.is_empty() {
-                s.push('\n');
-            }
-            s.push_str("Earlier exchanges with the user that may help:");
-            for t in turns {
-                s.push_str(&format!("\n- {}", t.text.replace('\n', " / ")));
+            t.push_str("Earlier exchanges with the user that may help:");
+            for x in turns {
+                t.push_str(&format!("\n- {}", x.text.replace('\n', " / ")));
             }
         }
-        s
+        (f, t)
     };
     let mut keep = recalled.len();
     while keep > 0 {
-        let section = render(&recalled[..keep]);
+        let (facts, turns) = render(&recalled[..keep]);
         let tokens = llm
-            .count_prompt_tokens(&[ChatMessage::new(ChatRole::System, section.clone())])
+            .count_prompt_tokens(&[
+                ChatMessage::new(ChatRole::System, facts.clone()),
+                ChatMessage::new(ChatRole::System, turns.clone()),
+            ])
             .await
             .unwrap_or(usize::MAX);
         if tokens <= budget {
-            return (section, recalled[..keep].to_vec());
+            return (facts, turns, recalled[..keep].to_vec());
         }
         keep -= 1;
     }
-    (String::new(), Vec::new())
+    (String::new(), String::new(), Vec::new())
 }

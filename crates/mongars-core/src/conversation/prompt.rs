@@ -4,15 +4,20 @@ use crate::domain::{ChatMessage, ChatRole, Turn};
 use crate::error::CoreError;
 use crate::ports::LlmBackend;
 
-/// Build `[system, past turns oldest first..., user]` so that it fits in
-/// `budget` tokens, dropping the oldest turns first. `PromptTooLarge` when
+/// Build `[system, past turns oldest first..., note, user]` so that it fits
+/// in `budget` tokens, dropping the oldest turns first. `PromptTooLarge` when
 /// even the system prompt and the message alone do not fit.
+///
+/// `note` is context for this message only (recalled exchanges, research):
+/// placed after the history, it leaves the start of the prompt as it was on
+/// the previous turn, which the engine's prompt cache reuses.
 ///
 /// `recent` is newest first, as repositories return it.
 pub async fn fit_history(
     llm: &dyn LlmBackend,
     system: &str,
     recent: &[Turn],
+    note: &str,
     message: &str,
     budget: usize,
 ) -> Result<(Vec<ChatMessage>, usize), CoreError> {
@@ -23,9 +28,15 @@ pub async fn fit_history(
         }
         for t in turns.iter().rev() {
             if let Some(response) = &t.response {
+                if let Some(n) = t.note.as_deref().filter(|n| !n.is_empty()) {
+                    messages.push(ChatMessage::new(ChatRole::System, n));
+                }
                 messages.push(ChatMessage::new(ChatRole::User, t.query.clone()));
                 messages.push(ChatMessage::new(ChatRole::Assistant, response.clone()));
             }
+        }
+        if !note.is_empty() {
+            messages.push(ChatMessage::new(ChatRole::System, note));
         }
         messages.push(ChatMessage::new(ChatRole::User, message));
         messages

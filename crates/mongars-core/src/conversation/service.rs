@@ -153,7 +153,7 @@ impl ConversationService {
         let recent = working.recent(who.id, session.as_deref(), window).await?;
         let role = classify_task(message.as_str());
         let budget = self.prompt_budget(role);
-        let (system, trace) = self
+        let (system, note, trace) = self
             .mind
             .system_prompt(
                 self.llm.as_ref(),
@@ -168,6 +168,7 @@ impl ConversationService {
             self.llm.as_ref(),
             &system,
             &recent,
+            &note,
             message.as_str(),
             budget,
         )
@@ -182,7 +183,7 @@ impl ConversationService {
                 created_at: self.clock.now(),
             })
             .await?;
-        self.keep_trace(&turn_id, &trace).await;
+        self.keep_trace(&turn_id, &trace, &note).await;
         tracing::debug!(
             turn_id,
             prompt_tokens,
@@ -237,6 +238,7 @@ impl ConversationService {
             self.llm.as_ref(),
             "",
             &[],
+            "",
             message.as_str(),
             self.prompt_budget(role),
         )
@@ -307,12 +309,15 @@ impl ConversationService {
         }
     }
 
-    async fn keep_trace(&self, turn_id: &str, trace: &ContextTrace) {
+    async fn keep_trace(&self, turn_id: &str, trace: &ContextTrace, note: &str) {
         if *trace == ContextTrace::default() {
             return;
         }
         let stored = match serde_json::to_string(trace) {
-            Ok(json) => self.turns.set_trace(turn_id, &json).await,
+            Ok(json) => {
+                let note = (!note.is_empty()).then_some(note);
+                self.turns.set_trace(turn_id, &json, note).await
+            }
             Err(e) => Err(crate::ports::RepoError::Other(e.to_string())),
         };
         if let Err(e) = stored {

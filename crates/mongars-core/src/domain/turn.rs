@@ -129,6 +129,9 @@ pub struct Turn {
     pub completed_at: Option<DateTime<Utc>>,
     /// When the turn leaves working memory (`None` once it has).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Context given with the message (recalled exchanges, research), put
+    /// back before it when the turn is replayed as history.
+    pub note: Option<String>,
 }
 
 /// What is written before generation starts: the user's message is kept

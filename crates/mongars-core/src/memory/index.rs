@@ -186,8 +186,10 @@ impl VectorIndex {
     }
 }
 
+/// More than one CPU to scan on. Asked once: the answer reads cgroup files.
 fn parallel() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+    static MANY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 /// The smallest score in `v` and its position.

@@ -7,7 +7,7 @@ mod index;
 mod service;
 mod working;
 
-pub use extract::{Fact, extract_facts};
+pub use extract::{Fact, extract_facts, first_person};
 pub use index::{Hit, VectorIndex, dot_i8, quantize};
 pub use service::{Found, MemoryOptions, MemoryService, Recalled};
 pub use working::{WorkingMemory, WorkingMemoryOptions};

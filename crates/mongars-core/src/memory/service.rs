@@ -2,7 +2,7 @@
 //! after it, and what the memories API reads and edits.
 
 use super::cache::IndexCache;
-use super::extract::{Fact, extract_facts};
+use super::extract::{Fact, extract_facts, first_person};
 use super::index::Hit;
 use crate::domain::{
     Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, SOURCE_USER,
@@ -15,6 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// Past exchanges must be at least this close to the question to be
+/// recalled: they are long, and loosely related ones only distract.
+const TURN_MIN_SIMILARITY: f32 = 0.5;
+
 #[derive(Debug, Clone)]
 pub struct MemoryOptions {
     /// Recall and learning on; off, the pipeline never touches memory.
@@ -25,6 +29,8 @@ pub struct MemoryOptions {
     pub min_similarity: f32,
     /// A new fact this similar to an old one restates it.
     pub dedup_similarity: f32,
+    /// Users with at most this many facts get all of them in every prompt.
+    pub core_facts: usize,
     /// Most prompt tokens the recalled memories may take.
     pub recall_max_tokens: usize,
     /// How long a fact lives; `None`: until deleted.
@@ -112,10 +118,15 @@ impl MemoryService {
             .unwrap_or_default())
     }
 
-    /// Memories of the user closest to `query_vector`: facts first (they
-    /// are what the user told about themselves, kept current), then past
-    /// turns, at most `recall_k` in all but at least two turns when there
-    /// are any; never the turns in `exclude` (already in the prompt).
+    /// What to put in the prompt for a question: the user's facts, then
+    /// past turns close to the question.
+    ///
+    /// Facts: all of them, oldest first, while there are at most
+    /// `core_facts` (a stable block, so the engine's prompt cache keeps it
+    /// from turn to turn); beyond that the `recall_k` closest to the
+    /// question above `min_similarity`. Turns: those above the turn
+    /// threshold, filling `recall_k` but at least two; never the turns in
+    /// `exclude` (already in the prompt as history).
     pub async fn recall(
         &self,
         user_id: i64,
@@ -124,24 +135,46 @@ impl MemoryService {
     ) -> Result<Vec<Recalled>, CoreError> {
         let k = self.options.recall_k;
         let min = self.options.min_similarity;
-        let facts = self
-            .search(user_id, query_vector, k, min, &[MemoryKind::Fact])
+        let core = self.options.core_facts;
+        let mut facts = self
+            .search(
+                user_id,
+                query_vector,
+                core.max(k) + 1,
+                -1.0,
+                &[MemoryKind::Fact],
+            )
             .await?;
+        let stable = facts.len() <= core;
+        if !stable {
+            facts.retain(|h| h.score >= min);
+            facts.truncate(k);
+        }
         let room = k.saturating_sub(facts.len()).max(2.min(k));
         let turns = self
             .search(
                 user_id,
                 query_vector,
                 room + exclude.len(),
-                min,
+                min.max(TURN_MIN_SIMILARITY),
                 &[MemoryKind::Turn],
             )
             .await?
             .into_iter()
             .filter(|h| !exclude.contains(&h.id))
             .take(room);
+        let n_facts = facts.len();
         let hits: Vec<Hit> = facts.into_iter().chain(turns).collect();
-        let memories = self.by_ids(user_id, &hits).await?;
+        let mut memories = self.by_ids(user_id, &hits).await?;
+        if stable {
+            let cut = memories
+                .iter()
+                .take_while(|(m, _)| m.kind == MemoryKind::Fact)
+                .count()
+                .min(n_facts);
+            memories[..cut]
+                .sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
+        }
         Ok(memories
             .into_iter()
             .map(|(m, score)| Recalled {
@@ -213,7 +246,7 @@ impl MemoryService {
     ) -> Result<usize, CoreError> {
         let facts = extract_facts(query);
         let mut texts = vec![query.to_string()];
-        texts.extend(facts.iter().map(|f| f.text.clone()));
+        texts.extend(facts.iter().map(|f| first_person(&f.text)));
         let vectors = self
             .embedder
             .embed(&texts)
@@ -221,7 +254,8 @@ impl MemoryService {
             .map_err(embed_err)?
             .vectors;
         let now = self.clock.now();
-        let reply: String = response.chars().take(300).collect();
+        // Short enough that a recalled exchange costs few prompt tokens.
+        let reply: String = response.chars().take(160).collect();
         let turn = NewMemory {
             id: turn_id.to_string(),
             user_id,
@@ -456,7 +490,7 @@ impl MemoryService {
     /// updates it instead (`false` in the answer: nothing new was created).
     pub async fn create(&self, user_id: i64, raw: &str) -> Result<(Memory, bool), CoreError> {
         let text = parse_memory_text(raw)?;
-        let v = self.embed(&text).await?;
+        let v = self.embed(&first_person(&text)).await?;
         let near = self
             .search(
                 user_id,
@@ -491,7 +525,7 @@ impl MemoryService {
             .await?
             .filter(|m| m.kind == MemoryKind::Fact)
             .ok_or(CoreError::NotFound("memory"))?;
-        let v = self.embed(&text).await?;
+        let v = self.embed(&first_person(&text)).await?;
         self.restate(user_id, id, &text, old.slot, SOURCE_USER, v, false)
             .await
     }

@@ -24,7 +24,34 @@ pub struct StyleProfile {
     pub enthusiasm: f32,
     /// Decaying evidence per language code.
     pub languages: BTreeMap<String, f32>,
+    /// "short", "medium" or "long", with hysteresis so that the system
+    /// prompt does not flip on every message near a threshold.
+    #[serde(default)]
+    pub length_label: String,
+    /// "casual", "neutral" or "formal", likewise.
+    #[serde(default)]
+    pub formality_label: String,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The label for `x` given the current one: entering a band takes a clear
+/// move past its edge, leaving it takes a clear move back.
+fn banded(
+    current: &str,
+    x: f32,
+    low: (&'static str, f32, f32),
+    high: (&'static str, f32, f32),
+    mid: &'static str,
+) -> &'static str {
+    let (low_name, low_in, low_out) = low;
+    let (high_name, high_in, high_out) = high;
+    match current {
+        c if c == low_name && x < low_out => low_name,
+        c if c == high_name && x > high_out => high_name,
+        _ if x < low_in => low_name,
+        _ if x > high_in => high_name,
+        _ => mid,
+    }
 }
 
 /// The profile as the API shows it.
@@ -60,6 +87,22 @@ impl StyleProfile {
             *self.languages.entry(lang.to_string()).or_default() += w;
             self.languages.retain(|_, v| *v > 0.01);
         }
+        self.length_label = banded(
+            &self.length_label,
+            self.length_preference,
+            ("short", 0.3, 0.45),
+            ("long", 0.7, 0.55),
+            "medium",
+        )
+        .into();
+        self.formality_label = banded(
+            &self.formality_label,
+            self.formality,
+            ("casual", 0.3, 0.4),
+            ("formal", 0.75, 0.65),
+            "neutral",
+        )
+        .into();
         self.messages += 1;
         self.updated_at = Some(at);
     }
@@ -73,9 +116,9 @@ impl StyleProfile {
     }
 
     pub fn preferred_length(&self) -> &'static str {
-        match self.length_preference {
-            x if x < 0.35 => "short",
-            x if x > 0.65 => "long",
+        match self.length_label.as_str() {
+            "short" => "short",
+            "long" => "long",
             _ => "medium",
         }
     }
@@ -99,10 +142,10 @@ impl StyleProfile {
         if lang != "en" && weight >= 0.5 {
             parts.push(format!("Reply in {}.", language_name(lang)));
         }
-        if self.formality < 0.35 {
-            parts.push("Use a relaxed, casual tone.".into());
-        } else if self.formality > 0.7 {
-            parts.push("Use a polite, formal tone.".into());
+        match self.formality_label.as_str() {
+            "casual" => parts.push("Use a relaxed, casual tone.".into()),
+            "formal" => parts.push("Use a polite, formal tone.".into()),
+            _ => {}
         }
         match self.preferred_length() {
             "short" => parts.push("Keep answers short: two or three sentences.".into()),
@@ -183,19 +226,22 @@ const CASUAL: &[&str] = &[
     "lol", "gonna", "wanna", "gotta", "thx", "pls", "plz", "btw", "hey", "yo", "dude", "omg",
     "lmao", "u", "ur", "ya", "yep", "nope", "cool", "awesome", "kinda", "salut", "mdr", "stp",
 ];
+/// Explicit requests about answer length (single words like "quick" or
+/// "short" are too often about something else: "a quick dinner").
 const SHORT: &[&str] = &[
     "briefly",
-    "brief",
-    "short",
+    "in short",
+    "short answer",
+    "keep it short",
+    "be brief",
     "in one sentence",
     "tl;dr",
     "tldr",
-    "quick",
     "concise",
     "in a few words",
     "en bref",
-    "court",
-    "résume",
+    "sois bref",
+    "réponse courte",
 ];
 const LONG: &[&str] = &[
     "in detail",
@@ -204,10 +250,9 @@ const LONG: &[&str] = &[
     "step by step",
     "thorough",
     "more details",
-    "explain",
     "in depth",
     "en détail",
-    "explique",
+    "explique en détail",
 ];
 const POSITIVE: &[&str] = &[
     "thanks",

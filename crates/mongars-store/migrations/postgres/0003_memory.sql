@@ -38,8 +38,10 @@ CREATE TABLE user_profiles (
 -- Working memory: a complete turn stays in it until wm_expires_at; a
 -- background task clears the column once it has passed.
 ALTER TABLE conversation_turns ADD COLUMN wm_expires_at TIMESTAMPTZ;
--- What recall and research put into the turn's prompt (JSON).
+-- What recall and research put into the turn's prompt (JSON), and the note
+-- placed before the message, repeated in later prompts as history.
 ALTER TABLE conversation_turns ADD COLUMN context_trace TEXT;
+ALTER TABLE conversation_turns ADD COLUMN prompt_note TEXT;
 CREATE INDEX conversation_turns_working ON conversation_turns (user_id, wm_expires_at);
 -- Turns completed before this migration stay in working memory for the
 -- default 24 hours after their completion.

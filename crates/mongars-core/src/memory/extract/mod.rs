@@ -420,3 +420,36 @@ fn has(v: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A fact as its owner would say it ("The user lives in Lisbon." becomes
+/// "I live in Lisbon."), which is what facts are embedded as: questions
+/// about oneself ("Where do I live?") are in the first person too.
+pub fn first_person(text: &str) -> String {
+    let Some(rest) = text
+        .strip_prefix("The user")
+        .or_else(|| text.strip_prefix("the user"))
+    else {
+        return text.to_string();
+    };
+    if let Some(r) = rest.strip_prefix("'s ") {
+        return format!("My {r}");
+    }
+    let Some(r) = rest.strip_prefix(' ') else {
+        return text.to_string();
+    };
+    let (verb, tail) = r.split_once(' ').unwrap_or((r, ""));
+    let verb = match verb {
+        "is" => "am".to_string(),
+        "has" => "have".to_string(),
+        "does" => "do".to_string(),
+        v if v.ends_with("ies") => format!("{}y", &v[..v.len() - 3]),
+        v if v.ends_with("es")
+            && (v.ends_with("shes") || v.ends_with("ches") || v.ends_with("sses")) =>
+        {
+            v[..v.len() - 2].to_string()
+        }
+        v if v.ends_with('s') && !v.ends_with("ss") => v[..v.len() - 1].to_string(),
+        v => v.to_string(),
+    };
+    format!("I {verb} {tail}").trim_end().to_string()
+}

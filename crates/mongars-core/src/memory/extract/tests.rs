@@ -93,3 +93,29 @@ fn questions_moods_and_chatter_are_not_facts() {
         assert!(facts(m).is_empty(), "{m}: {:?}", facts(m));
     }
 }
+
+#[test]
+fn facts_read_back_in_the_first_person() {
+    assert_eq!(
+        first_person("The user lives in Lisbon."),
+        "I live in Lisbon."
+    );
+    assert_eq!(first_person("The user's name is Ana."), "My name is Ana.");
+    assert_eq!(
+        first_person("The user is an engineer."),
+        "I am an engineer."
+    );
+    assert_eq!(
+        first_person("The user does not like olives."),
+        "I do not like olives."
+    );
+    assert_eq!(first_person("The user has a dog."), "I have a dog.");
+    assert_eq!(
+        first_person("The user works on the Orion project."),
+        "I work on the Orion project."
+    );
+    assert_eq!(
+        first_person("I am allergic to peanuts."),
+        "I am allergic to peanuts."
+    );
+}

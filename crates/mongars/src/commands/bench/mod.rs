@@ -3,10 +3,12 @@
 
 mod auth;
 mod generate;
+mod memory;
 mod router;
 
 pub use auth::run as auth;
 pub use generate::run as generate;
+pub use memory::run as memory;
 pub use router::run as router;
 
 /// The `p`-th percentile of `values` (nearest rank).

@@ -1,0 +1,346 @@
+//! `mongars bench memory`: vector recall over one user's memories (speed and
+//! recall@10 against exact float search), embedding throughput of the
+//! in-process model, and the reply latency of chat turns with memory on
+//! next to memory off on the embedded engine.
+
+use super::pct;
+use crate::cli::MemoryBenchArgs;
+use anyhow::Context;
+use mongars_config::Settings;
+use mongars_core::auth::Principal;
+use mongars_core::conversation::ChatRequest;
+use mongars_core::domain::{MemoryKind, Role};
+use mongars_core::memory::VectorIndex;
+use mongars_core::ports::{Embedder, dot, normalize};
+use mongars_store::{Database, DbConfig, DbTarget, SqlUserRepository};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub async fn run(settings: Settings, args: MemoryBenchArgs) -> anyhow::Result<i32> {
+    index_figures(args.memories as usize, args.queries as usize);
+    let embedder = crate::mind::embedder_from_settings(&settings).await?;
+    embedding_figures(embedder.as_ref()).await?;
+    chat_figures(&settings, embedder, args.turns).await?;
+    Ok(0)
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        // Sum of uniforms: close enough to a normal for clustering.
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    }
+
+    fn unit(&mut self, dims: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dims)
+            .map(|_| self.next() + self.next() + self.next())
+            .collect();
+        normalize(&mut v);
+        v
+    }
+
+    fn near(&mut self, center: &[f32], spread: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = center
+            .iter()
+            .map(|c| c + spread * (self.next() + self.next() + self.next()))
+            .collect();
+        normalize(&mut v);
+        v
+    }
+}
+
+/// Memories drawn around topics, as a person's memories are, and queries
+/// near existing memories.
+fn index_figures(n: usize, queries: usize) {
+    let dims = 384;
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let topics: Vec<Vec<f32>> = (0..(n / 100).max(1)).map(|_| rng.unit(dims)).collect();
+    let vectors: Vec<Vec<f32>> = (0..n)
+        .map(|i| rng.near(&topics[i % topics.len()], 0.06))
+        .collect();
+    let started = Instant::now();
+    let mut index = VectorIndex::new(dims);
+    for (i, v) in vectors.iter().enumerate() {
+        index.upsert(&format!("m{i}"), MemoryKind::Fact, v);
+    }
+    let build = started.elapsed();
+    let (mut fast, mut exact, mut hits) = (Vec::new(), Vec::new(), 0usize);
+    let query_set: Vec<Vec<f32>> = (0..queries)
+        .map(|q| rng.near(&vectors[(q * 7919) % n], 0.05))
+        .collect();
+    let mut found = Vec::with_capacity(queries);
+    for query in &query_set {
+        let t = Instant::now();
+        let got = index.search(query, 10, -1.0, &[MemoryKind::Fact, MemoryKind::Turn]);
+        fast.push(ms(t.elapsed()));
+        found.push(got);
+    }
+    // The exact scans run after, so they do not evict the index from the
+    // caches between searches.
+    for (query, got) in query_set.iter().zip(found) {
+        let t = Instant::now();
+        let mut all: Vec<(f32, usize)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (dot(v, query), i))
+            .collect();
+        all.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
+        exact.push(ms(t.elapsed()));
+        let truth: Vec<String> = all[..10].iter().map(|(_, i)| format!("m{i}")).collect();
+        hits += got.iter().filter(|h| truth.contains(&h.id)).count();
+    }
+    println!("vector recall: {n} memories of one user, 384 dimensions, {queries} queries");
+    println!(
+        "  int8 index:          p50 {:.3} ms  p99 {:.3} ms  ({:.1} MiB, built in {:.0} ms)",
+        pct(&fast, 50.0),
+        pct(&fast, 99.0),
+        index.vector_bytes() as f64 / (1 << 20) as f64,
+        ms(build)
+    );
+    println!(
+        "  exact f32 scan:      p50 {:.3} ms  p99 {:.3} ms  ({:.1} MiB)",
+        pct(&exact, 50.0),
+        pct(&exact, 99.0),
+        (n * dims * 4) as f64 / (1 << 20) as f64
+    );
+    println!(
+        "  recall@10 against exact search: {:.4}; speed-up at p50 {:.1}x",
+        hits as f64 / (queries * 10) as f64,
+        pct(&exact, 50.0) / pct(&fast, 50.0)
+    );
+}
+
+async fn embedding_figures(embedder: &dyn Embedder) -> anyhow::Result<()> {
+    let subjects = [
+        "the project",
+        "my sister",
+        "the garden",
+        "our servers",
+        "the recipe",
+        "this book",
+    ];
+    let verbs = [
+        "needs",
+        "reminds me of",
+        "depends on",
+        "was built for",
+        "keeps breaking",
+        "is better than",
+    ];
+    let objects = [
+        "a quiet weekend",
+        "the new release",
+        "fresh basil",
+        "the old database",
+        "the last chapter",
+        "a long walk by the sea",
+    ];
+    let sentences: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                "{} {} {}.",
+                subjects[i % 6],
+                verbs[(i / 6) % 6],
+                objects[(i / 36) % 6]
+            )
+        })
+        .collect();
+    embedder.embed(&sentences[..8]).await?; // warm up
+    let t = Instant::now();
+    for chunk in sentences.chunks(32) {
+        embedder.embed(chunk).await?;
+    }
+    let batched = sentences.len() as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for s in &sentences[..64] {
+        embedder.embed(std::slice::from_ref(s)).await?;
+    }
+    let single = 64.0 / t.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "embeddings ({}): {batched:.0} sentences/s in batches of 32, {single:.0} sentences/s one at a time",
+        embedder.model()
+    );
+    Ok(())
+}
+
+async fn chat_figures(
+    settings: &Settings,
+    embedder: Arc<dyn Embedder>,
+    turns: u32,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("mongars-bench-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = Database::connect(&DbConfig {
+        target: DbTarget::Sqlite(dir.join("bench.db")),
+        max_connections: 5,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await?;
+    db.migrate().await?;
+    let mut settings = settings.clone();
+    settings.llm.role_mut(false).max_tokens = 64;
+    settings.conversation.rate_limit_per_minute = 1_000_000;
+    settings.conversation.rate_limit_burst = 1_000_000;
+    let metrics = mongars_metrics::Metrics::new();
+    let llm: Arc<dyn mongars_core::ports::LlmBackend> =
+        crate::llm::router_from_settings(&settings, None, &metrics)
+            .await
+            .context("generation backend")?;
+    let users = SqlUserRepository::new(db.clone());
+    let mut who = Vec::new();
+    for name in ["with-memory", "without-memory"] {
+        let u = mongars_core::ports::UserRepository::insert(
+            &users,
+            mongars_core::domain::NewUser {
+                username: mongars_core::domain::Username::parse(name)?,
+                password_hash: "unused".into(),
+                role: Role::User,
+            },
+        )
+        .await?;
+        who.push(Principal {
+            id: u.id,
+            username: name.into(),
+            role: Role::User,
+        });
+    }
+    let (mind, _) = crate::mind::mind_from_settings(&settings, &db, Some(embedder))?;
+    let memory = mind.memory.clone().context("memory.enabled is off")?;
+    let on = crate::llm::conversation_service(&settings, &db, llm.clone()).with_mind(mind.clone());
+    let mut plain = mind.clone();
+    (plain.memory, plain.personality) = (None, None);
+    let off = crate::llm::conversation_service(&settings, &db, llm).with_mind(plain);
+    // Give the remembering user something to recall.
+    for (i, fact) in [
+        "My name is Ana.",
+        "I work on the Orion project.",
+        "I live in Lisbon.",
+        "I love green tea.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        memory
+            .learn(who[0].id, &format!("seed-{i}"), fact, "Noted.")
+            .await?;
+    }
+    let (mut t_on, mut t_off, mut pre_on, mut pre_off) = (vec![], vec![], vec![], vec![]);
+    let mut tokens: [Vec<f64>; 2] = [vec![], vec![]];
+    let mut replies: [Vec<f64>; 2] = [vec![], vec![]];
+    let mut firsts: [Vec<f64>; 2] = [vec![], vec![]];
+    let mut before_first: [[Vec<f64>; 2]; 2] = Default::default();
+    const QUESTIONS: [&str; 10] = [
+        "What should I read this weekend?",
+        "How do I keep basil alive indoors?",
+        "Can you suggest a name for my project's next release?",
+        "What is a good way to learn Portuguese?",
+        "How long should I steep green tea?",
+        "Give me an idea for a short walk near the sea.",
+        "What is the difference between a list and a tuple?",
+        "How can I sleep better?",
+        "Suggest a quick dinner for tonight.",
+        "What should I pack for a weekend trip?",
+    ];
+    // Each side holds whole conversations in turn, as one person would, so
+    // the engine's prompt cache serves each as it would in use; two rounds
+    // in opposite order even out drift.
+    let half = turns.max(2) / 2;
+    let plan = (0..2u32).flat_map(|round| {
+        let order = if round == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        order
+            .into_iter()
+            .flat_map(move |memory_on| (0..half).map(move |i| (round, memory_on, i)))
+    });
+    for (round, memory_on, i) in plan {
+        let message = QUESTIONS[(i as usize + round as usize * 5) % QUESTIONS.len()].to_string();
+        {
+            let (service, user) = if memory_on {
+                (&on, &who[0])
+            } else {
+                (&off, &who[1])
+            };
+            let req = ChatRequest {
+                message: message.clone(),
+                session_id: Some(format!("round-{round}")),
+            };
+            let reply = service.chat(user, req).await?;
+            let total = reply.processing_time * 1000.0;
+            let outside = total - ms(reply.usage.total);
+            tokens[usize::from(!memory_on)].push(f64::from(reply.usage.prompt_tokens));
+            before_first[usize::from(!memory_on)][round as usize]
+                .push(outside + ms(reply.usage.time_to_first_token));
+            replies[usize::from(!memory_on)].push(f64::from(reply.usage.completion_tokens));
+            firsts[usize::from(!memory_on)].push(ms(reply.usage.time_to_first_token));
+            if memory_on {
+                t_on.push(total);
+                pre_on.push(outside);
+                // Learning runs after the reply; let it finish before the
+                // next turn, as a person's think time would.
+                memory.settled().await;
+            } else {
+                t_off.push(total);
+                pre_off.push(outside);
+            }
+        }
+    }
+    println!();
+    println!(
+        "chat turns on {} ({} each, greedy, at most 64 tokens, two conversations each):",
+        on.llm().model(),
+        t_on.len()
+    );
+    println!(
+        "  reply latency p50: memory on {:.1} ms, off {:.1} ms, ratio {:.3}",
+        pct(&t_on, 50.0),
+        pct(&t_off, 50.0),
+        pct(&t_on, 50.0) / pct(&t_off, 50.0)
+    );
+    println!(
+        "  work outside generation p50: memory on {:.2} ms (query embedding, recall, profile), off {:.2} ms",
+        pct(&pre_on, 50.0),
+        pct(&pre_off, 50.0)
+    );
+    println!(
+        "  prompt tokens p50: memory on {:.0}, off {:.0}; reply tokens p50: on {:.0}, off {:.0}",
+        pct(&tokens[0], 50.0),
+        pct(&tokens[1], 50.0),
+        pct(&replies[0], 50.0),
+        pct(&replies[1], 50.0)
+    );
+    println!(
+        "  engine time to first token p50: memory on {:.0} ms, off {:.0} ms",
+        pct(&firsts[0], 50.0),
+        pct(&firsts[1], 50.0)
+    );
+    let rounds = [
+        "first conversation (facts recalled)",
+        "same questions again (each recalls its earlier exchange)",
+    ];
+    for (round, what) in rounds.iter().enumerate() {
+        let (a, b) = (
+            pct(&before_first[0][round], 50.0),
+            pct(&before_first[1][round], 50.0),
+        );
+        println!(
+            "  request to first token p50, {what}: on {a:.0} ms, off {b:.0} ms, ratio {:.3}",
+            a / b
+        );
+    }
+    db.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

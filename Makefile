@@ -27,11 +27,12 @@ fmt: ## Format the code
 lint: ## Lints as CI runs them
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: build ## Start-up, memory, login throughput, generation and router figures
+bench: build ## Start-up, login throughput, generation, router and memory figures
 	@scripts/models.sh
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench auth
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench generate
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench router
+	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench memory
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

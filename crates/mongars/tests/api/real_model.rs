@@ -133,3 +133,60 @@ async fn a_client_leaving_mid_stream_stops_the_engine() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The memory promise end to end on the real models: a fact told on Monday
+/// is in Tuesday's prompt (checked through the turn's stored context, since
+/// a 135M model may word its answer poorly) and in the memories list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_user_is_remembered_across_sessions() {
+    let Some(app) = TestApp::spawn_real(|s| s.llm.role_mut(false).max_tokens = 32).await else {
+        return;
+    };
+    app.add_user("ana", "secret-password", Role::User).await;
+    let token = app.login("ana", "secret-password").await;
+    let say = |message: &'static str, session: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let (status, body) = status_json(
+                app.post_json(
+                    "/api/v1/conversation/chat",
+                    json!({"message": message, "session_id": session}),
+                    Some(&token),
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["speech_turn"]["turn_id"].as_str().unwrap().to_string()
+        }
+    };
+    say("My name is Ana and I work on the Orion project", "monday").await;
+    let start = Instant::now();
+    loop {
+        let (_, m) = status_json(app.get("/api/v1/memories", Some(&token)).await).await;
+        let texts: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["text"].as_str())
+            .collect();
+        if texts.contains(&"The user works on the Orion project.") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{texts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let turn = say("What project do I work on?", "tuesday").await;
+    let (status, ctx) = status_json(
+        app.get(
+            &format!("/api/v1/conversation/turns/{turn}/context"),
+            Some(&token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let section = ctx["memory_section"].as_str().unwrap();
+    assert!(section.contains("Orion"), "{ctx}");
+}

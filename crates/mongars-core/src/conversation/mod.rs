@@ -2,6 +2,7 @@
 //! stored, paced reply. See docs/ARCHITECTURE.md for the walkthrough.
 
 mod context;
+mod finish;
 mod prompt;
 mod service;
 pub mod speech;

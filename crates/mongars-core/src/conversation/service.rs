@@ -2,12 +2,13 @@
 //! the token budget, keep the user's message, generate, plan speech, store.
 
 use super::context::{ContextTrace, Mind};
+use super::finish::{Finish, Learn, record_failure};
 use super::prompt::fit_history;
 use super::speech;
 use crate::auth::Principal;
 use crate::domain::{
-    FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, ModelRole, NewTurn, PerRole,
-    SamplingParams, SpeechTurn, Turn, TurnCompletion, UserMessage, classify_task,
+    GenerationRequest, GenerationUsage, ModelRole, NewTurn, PerRole, SamplingParams, SpeechTurn,
+    Turn, UserMessage, classify_task,
 };
 use crate::error::CoreError;
 use crate::memory::{WorkingMemory, WorkingMemoryOptions};
@@ -365,157 +366,6 @@ async fn collect(mut rx: ChatStream) -> Result<ChatReply, CoreError> {
     Err(CoreError::Internal(
         "reply stream ended without an answer".into(),
     ))
-}
-
-async fn record_failure(turns: &dyn TurnRepository, turn_id: &str, code: &str) {
-    if let Err(e) = turns.fail(turn_id, code).await {
-        tracing::error!(error = %e, turn_id, "could not mark the turn failed");
-    }
-}
-
-/// The tail of a turn, run as its own task: relays deltas, then stores and
-/// announces the reply. If the consumer goes away the backend stream is
-/// dropped, which stops generation.
-struct Finish {
-    /// `None` for replies that are not stored.
-    turns: Option<Arc<dyn TurnRepository>>,
-    clock: Arc<dyn Clock>,
-    turn_id: String,
-    tempo: f64,
-    started: Instant,
-    /// What to learn from the turn once it is stored.
-    learn: Option<Learn>,
-}
-
-struct Learn {
-    user_id: i64,
-    query: String,
-    mind: Mind,
-}
-
-impl Learn {
-    /// Everything that follows a stored reply, off the reply's path.
-    fn after_reply(self, turn_id: String, response: String) {
-        if let Some(memory) = &self.mind.memory {
-            memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response);
-        }
-        tokio::spawn(async move {
-            if let Err(e) = self.mind.working.trim(self.user_id).await {
-                tracing::warn!(error = %e, "could not trim working memory");
-            }
-            let Some(p) = &self.mind.personality else {
-                return;
-            };
-            if let Err(e) = p.learn(self.user_id, &self.query).await {
-                tracing::warn!(error = %e, "could not update the style profile");
-            }
-        });
-    }
-}
-
-impl Finish {
-    async fn drive(mut self, mut stream: GenerationStream, tx: mpsc::Sender<ChatEvent>) {
-        let mut text = String::new();
-        loop {
-            let item = tokio::select! {
-                _ = tx.closed() => None,
-                item = stream.recv() => Some(item),
-            };
-            let Some(item) = item else {
-                drop(stream);
-                tracing::info!(
-                    turn_id = self.turn_id,
-                    "client went away; generation stopped"
-                );
-                self.fail("conversation.cancelled").await;
-                return;
-            };
-            match item {
-                Some(Ok(GenerationEvent::Delta(delta))) => {
-                    text.push_str(&delta);
-                    if tx.send(ChatEvent::Delta(delta)).await.is_err() {
-                        continue; // noticed as closed on the next loop
-                    }
-                }
-                Some(Ok(GenerationEvent::Done(usage)))
-                    if usage.finish_reason != FinishReason::Cancelled =>
-                {
-                    let event = match self.complete(text, usage).await {
-                        Ok(reply) => ChatEvent::Done(Box::new(reply)),
-                        Err(e) => ChatEvent::Error(e),
-                    };
-                    let _ = tx.send(event).await;
-                    return;
-                }
-                other => {
-                    let err = match other {
-                        Some(Err(e)) => CoreError::from(e),
-                        _ => CoreError::BackendFailed("generation ended before its summary".into()),
-                    };
-                    tracing::warn!(error = %err, turn_id = self.turn_id, "generation failed");
-                    self.fail(err.code()).await;
-                    let _ = tx.send(ChatEvent::Error(err)).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn complete(
-        &mut self,
-        text: String,
-        usage: GenerationUsage,
-    ) -> Result<ChatReply, CoreError> {
-        let response = text.trim().to_string();
-        let now = self.clock.now();
-        let speech_turn = speech::plan(&self.turn_id, &response, now, self.tempo);
-        let confidence = confidence_from_logprob(usage.mean_logprob);
-        let processing_time = self.started.elapsed().as_secs_f64();
-        if let Some(turns) = &self.turns {
-            let completion = TurnCompletion {
-                response: response.clone(),
-                model: usage.model.clone(),
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                confidence,
-                ttft_ms: usage.time_to_first_token.as_millis() as u64,
-                generation_ms: usage.total.as_millis() as u64,
-                total_ms: (processing_time * 1000.0) as u64,
-                speech_turn: speech_turn.clone(),
-                completed_at: now,
-                working_until: self
-                    .learn
-                    .as_ref()
-                    .map_or(now, |l| l.mind.working.expiry(now)),
-            };
-            turns.complete(&self.turn_id, &completion).await?;
-        }
-        tracing::info!(
-            turn_id = self.turn_id,
-            prompt_tokens = usage.prompt_tokens,
-            completion_tokens = usage.completion_tokens,
-            ttft_ms = usage.time_to_first_token.as_millis() as u64,
-            total_ms = (processing_time * 1000.0) as u64,
-            "reply complete"
-        );
-        if let Some(learn) = self.learn.take() {
-            learn.after_reply(self.turn_id.clone(), response.clone());
-        }
-        Ok(ChatReply {
-            turn_id: self.turn_id.clone(),
-            response,
-            confidence,
-            processing_time: (processing_time * 1000.0).round() / 1000.0,
-            speech_turn,
-            usage,
-        })
-    }
-
-    async fn fail(&self, code: &str) {
-        if let Some(turns) = &self.turns {
-            record_failure(turns.as_ref(), &self.turn_id, code).await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! memory (facts about the user and past turns, recalled by meaning).
 
 mod cache;
+mod edit;
 mod extract;
 mod index;
 mod service;

@@ -1,15 +1,12 @@
 //! Long-term memory: what the pipeline recalls before a reply and learns
-//! after it, and what the memories API reads and edits.
+//! after it. What the memories API does is in `edit.rs`.
 
 use super::cache::IndexCache;
 use super::extract::{Fact, extract_facts, first_person};
 use super::index::Hit;
-use crate::domain::{
-    Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, SOURCE_USER,
-    parse_memory_text,
-};
+use crate::domain::{Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory};
 use crate::error::CoreError;
-use crate::ports::{Clock, EmbedError, Embedder, ForgetReport, MemoryRepository, embed_one};
+use crate::ports::{Clock, EmbedError, Embedder, MemoryRepository, embed_one};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,11 +55,11 @@ pub struct Found {
 }
 
 pub struct MemoryService {
-    embedder: Arc<dyn Embedder>,
-    repo: Arc<dyn MemoryRepository>,
-    clock: Arc<dyn Clock>,
-    options: MemoryOptions,
-    cache: IndexCache,
+    pub(super) embedder: Arc<dyn Embedder>,
+    pub(super) repo: Arc<dyn MemoryRepository>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) options: MemoryOptions,
+    pub(super) cache: IndexCache,
     pending: AtomicUsize,
     idle: tokio::sync::Notify,
 }
@@ -94,13 +91,13 @@ impl MemoryService {
         &self.embedder
     }
 
-    async fn embed(&self, text: &str) -> Result<Vec<f32>, CoreError> {
+    pub(super) async fn embed(&self, text: &str) -> Result<Vec<f32>, CoreError> {
         embed_one(self.embedder.as_ref(), text)
             .await
             .map_err(embed_err)
     }
 
-    async fn search(
+    pub(super) async fn search(
         &self,
         user_id: i64,
         query: &[f32],
@@ -192,7 +189,11 @@ impl MemoryService {
     }
 
     /// Stored memories for hits, in hit order.
-    async fn by_ids(&self, user_id: i64, hits: &[Hit]) -> Result<Vec<(Memory, f32)>, CoreError> {
+    pub(super) async fn by_ids(
+        &self,
+        user_id: i64,
+        hits: &[Hit],
+    ) -> Result<Vec<(Memory, f32)>, CoreError> {
         let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         let mut found = self.repo.get_many(user_id, &ids, self.clock.now()).await?;
         let mut out = Vec::with_capacity(hits.len());
@@ -368,7 +369,7 @@ impl MemoryService {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn restate(
+    pub(super) async fn restate(
         &self,
         user_id: i64,
         id: &str,
@@ -405,7 +406,7 @@ impl MemoryService {
             .ok_or(CoreError::NotFound("memory"))
     }
 
-    async fn create_fact(
+    pub(super) async fn create_fact(
         &self,
         user_id: i64,
         text: &str,
@@ -447,117 +448,6 @@ impl MemoryService {
             .apply(user_id, rev, MemoryChange::Upsert(vector))
             .await;
         Ok(())
-    }
-
-    /// The user's facts, most recently updated first; with `query`, the
-    /// closest to it first, with their similarity.
-    pub async fn list(
-        &self,
-        user_id: i64,
-        query: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<Found>, CoreError> {
-        match query.map(str::trim).filter(|q| !q.is_empty()) {
-            None => Ok(self
-                .repo
-                .list(user_id, MemoryKind::Fact, limit, self.clock.now())
-                .await?
-                .into_iter()
-                .map(|memory| Found {
-                    memory,
-                    score: None,
-                })
-                .collect()),
-            Some(q) => {
-                let v = self.embed(q).await?;
-                let hits = self
-                    .search(user_id, &v, limit as usize, -1.0, &[MemoryKind::Fact])
-                    .await?;
-                Ok(self
-                    .by_ids(user_id, &hits)
-                    .await?
-                    .into_iter()
-                    .map(|(memory, s)| Found {
-                        memory,
-                        score: Some(s),
-                    })
-                    .collect())
-            }
-        }
-    }
-
-    /// A fact written by the user. One that restates an existing fact
-    /// updates it instead (`false` in the answer: nothing new was created).
-    pub async fn create(&self, user_id: i64, raw: &str) -> Result<(Memory, bool), CoreError> {
-        let text = parse_memory_text(raw)?;
-        let v = self.embed(&first_person(&text)).await?;
-        let near = self
-            .search(
-                user_id,
-                &v,
-                1,
-                self.options.dedup_similarity,
-                &[MemoryKind::Fact],
-            )
-            .await?;
-        if let Some(h) = near.first() {
-            let old = self.repo.get(user_id, &h.id, self.clock.now()).await?;
-            let slot = old.and_then(|m| m.slot);
-            return Ok((
-                self.restate(user_id, &h.id, &text, slot, SOURCE_USER, v, true)
-                    .await?,
-                false,
-            ));
-        }
-        Ok((
-            self.create_fact(user_id, &text, None, SOURCE_USER, v)
-                .await?,
-            true,
-        ))
-    }
-
-    /// Rewrite a fact of the user.
-    pub async fn edit(&self, user_id: i64, id: &str, raw: &str) -> Result<Memory, CoreError> {
-        let text = parse_memory_text(raw)?;
-        let old = self
-            .repo
-            .get(user_id, id, self.clock.now())
-            .await?
-            .filter(|m| m.kind == MemoryKind::Fact)
-            .ok_or(CoreError::NotFound("memory"))?;
-        let v = self.embed(&first_person(&text)).await?;
-        self.restate(user_id, id, &text, old.slot, SOURCE_USER, v, false)
-            .await
-    }
-
-    /// Delete a fact of the user.
-    pub async fn delete(&self, user_id: i64, id: &str) -> Result<(), CoreError> {
-        let known = self.repo.get(user_id, id, self.clock.now()).await?;
-        if known.is_none_or(|m| m.kind != MemoryKind::Fact) {
-            return Err(CoreError::NotFound("memory"));
-        }
-        let rev = self
-            .repo
-            .delete(user_id, id)
-            .await?
-            .ok_or(CoreError::NotFound("memory"))?;
-        self.cache
-            .apply(user_id, rev, MemoryChange::Remove(id.to_string()))
-            .await;
-        Ok(())
-    }
-
-    /// Delete every turn, memory, vector and the profile of the user.
-    pub async fn forget(&self, user_id: i64) -> Result<ForgetReport, CoreError> {
-        self.settled().await;
-        let report = self.repo.forget_user(user_id).await?;
-        self.cache.drop_user(user_id);
-        Ok(report)
-    }
-
-    /// Delete memories past their expiry; how many.
-    pub async fn purge_expired(&self) -> Result<u64, CoreError> {
-        Ok(self.repo.purge_expired(self.clock.now()).await?)
     }
 }
 

@@ -120,7 +120,8 @@ async fn a_client_leaving_mid_stream_stops_the_engine() {
     let (_, health) = status_json(app.get("/llm/health", None).await).await;
     assert_eq!(health["backends"][0]["active"], 1, "{health}");
     drop(resp);
-    let deadline = Instant::now() + Duration::from_secs(1);
+    // Generous under a loaded machine; normally well under a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (_, health) = status_json(app.get("/llm/health", None).await).await;
         if health["backends"][0]["active"] == 0 {
@@ -128,7 +129,7 @@ async fn a_client_leaving_mid_stream_stops_the_engine() {
         }
         assert!(
             Instant::now() < deadline,
-            "engine still busy a second after the client left"
+            "engine still busy five seconds after the client left"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,0 +1,163 @@
+//! The tail of a turn: relay the reply as it streams, store it, then learn
+//! from it off the reply's path.
+
+use super::context::Mind;
+use super::service::{ChatEvent, ChatReply, confidence_from_logprob};
+use super::speech;
+use crate::domain::{FinishReason, GenerationEvent, GenerationUsage, TurnCompletion};
+use crate::error::CoreError;
+use crate::ports::{Clock, GenerationStream, TurnRepository};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+pub(super) async fn record_failure(turns: &dyn TurnRepository, turn_id: &str, code: &str) {
+    if let Err(e) = turns.fail(turn_id, code).await {
+        tracing::error!(error = %e, turn_id, "could not mark the turn failed");
+    }
+}
+
+/// The tail of a turn, run as its own task: relays deltas, then stores and
+/// announces the reply. If the consumer goes away the backend stream is
+/// dropped, which stops generation.
+pub(super) struct Finish {
+    /// `None` for replies that are not stored.
+    pub(super) turns: Option<Arc<dyn TurnRepository>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) turn_id: String,
+    pub(super) tempo: f64,
+    pub(super) started: Instant,
+    /// What to learn from the turn once it is stored.
+    pub(super) learn: Option<Learn>,
+}
+
+pub(super) struct Learn {
+    pub(super) user_id: i64,
+    pub(super) query: String,
+    pub(super) mind: Mind,
+}
+
+impl Learn {
+    /// Everything that follows a stored reply, off the reply's path.
+    fn after_reply(self, turn_id: String, response: String) {
+        if let Some(memory) = &self.mind.memory {
+            memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response);
+        }
+        tokio::spawn(async move {
+            if let Err(e) = self.mind.working.trim(self.user_id).await {
+                tracing::warn!(error = %e, "could not trim working memory");
+            }
+            let Some(p) = &self.mind.personality else {
+                return;
+            };
+            if let Err(e) = p.learn(self.user_id, &self.query).await {
+                tracing::warn!(error = %e, "could not update the style profile");
+            }
+        });
+    }
+}
+
+impl Finish {
+    pub(super) async fn drive(mut self, mut stream: GenerationStream, tx: mpsc::Sender<ChatEvent>) {
+        let mut text = String::new();
+        loop {
+            let item = tokio::select! {
+                _ = tx.closed() => None,
+                item = stream.recv() => Some(item),
+            };
+            let Some(item) = item else {
+                drop(stream);
+                tracing::info!(
+                    turn_id = self.turn_id,
+                    "client went away; generation stopped"
+                );
+                self.fail("conversation.cancelled").await;
+                return;
+            };
+            match item {
+                Some(Ok(GenerationEvent::Delta(delta))) => {
+                    text.push_str(&delta);
+                    if tx.send(ChatEvent::Delta(delta)).await.is_err() {
+                        continue; // noticed as closed on the next loop
+                    }
+                }
+                Some(Ok(GenerationEvent::Done(usage)))
+                    if usage.finish_reason != FinishReason::Cancelled =>
+                {
+                    let event = match self.complete(text, usage).await {
+                        Ok(reply) => ChatEvent::Done(Box::new(reply)),
+                        Err(e) => ChatEvent::Error(e),
+                    };
+                    let _ = tx.send(event).await;
+                    return;
+                }
+                other => {
+                    let err = match other {
+                        Some(Err(e)) => CoreError::from(e),
+                        _ => CoreError::BackendFailed("generation ended before its summary".into()),
+                    };
+                    tracing::warn!(error = %err, turn_id = self.turn_id, "generation failed");
+                    self.fail(err.code()).await;
+                    let _ = tx.send(ChatEvent::Error(err)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn complete(
+        &mut self,
+        text: String,
+        usage: GenerationUsage,
+    ) -> Result<ChatReply, CoreError> {
+        let response = text.trim().to_string();
+        let now = self.clock.now();
+        let speech_turn = speech::plan(&self.turn_id, &response, now, self.tempo);
+        let confidence = confidence_from_logprob(usage.mean_logprob);
+        let processing_time = self.started.elapsed().as_secs_f64();
+        if let Some(turns) = &self.turns {
+            let completion = TurnCompletion {
+                response: response.clone(),
+                model: usage.model.clone(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                confidence,
+                ttft_ms: usage.time_to_first_token.as_millis() as u64,
+                generation_ms: usage.total.as_millis() as u64,
+                total_ms: (processing_time * 1000.0) as u64,
+                speech_turn: speech_turn.clone(),
+                completed_at: now,
+                working_until: self
+                    .learn
+                    .as_ref()
+                    .map_or(now, |l| l.mind.working.expiry(now)),
+            };
+            turns.complete(&self.turn_id, &completion).await?;
+        }
+        tracing::info!(
+            turn_id = self.turn_id,
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            ttft_ms = usage.time_to_first_token.as_millis() as u64,
+            total_ms = (processing_time * 1000.0) as u64,
+            "reply complete"
+        );
+        if let Some(learn) = self.learn.take() {
+            learn.after_reply(self.turn_id.clone(), response.clone());
+        }
+        Ok(ChatReply {
+            turn_id: self.turn_id.clone(),
+            response,
+            confidence,
+            processing_time: (processing_time * 1000.0).round() / 1000.0,
+            speech_turn,
+            usage,
+        })
+    }
+
+    async fn fail(&self, code: &str) {
+        if let Some(turns) = &self.turns {
+            record_failure(turns.as_ref(), &self.turn_id, code).await;
+        }
+    }
+}

@@ -36,13 +36,9 @@ struct Item {
 
 impl Documents {
     pub fn new(base: &str, user_agent: &str) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
-            client,
+            client: crate::client(user_agent)?,
         })
     }
 }

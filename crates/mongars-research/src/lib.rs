@@ -18,6 +18,14 @@ pub use html::text_of;
 pub use robots::Robots;
 pub use searxng::SearxNg;
 
+/// An HTTP client that names itself with `user_agent`.
+pub(crate) fn client(user_agent: &str) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// Cut `text` to at most `max` characters at a word boundary.
 pub(crate) fn clip(text: &str, max: usize) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");

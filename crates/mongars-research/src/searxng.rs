@@ -37,13 +37,9 @@ impl SearxNg {
         user_agent: &str,
         pages: Option<Arc<PageFetcher>>,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
-            client,
+            client: crate::client(user_agent)?,
             pages,
         })
     }

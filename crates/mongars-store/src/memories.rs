@@ -22,6 +22,26 @@ const BUMP: &str = "INSERT INTO memory_revisions (user_id, revision) VALUES ($1,
                     ON CONFLICT (user_id) DO UPDATE SET revision = memory_revisions.revision + 1 \
                     RETURNING revision";
 
+/// In one transaction on pool `$p`: run the query `$q`; when it changed a
+/// row, bump the user's revision and answer it, else `None`.
+macro_rules! change_and_bump {
+    ($p:expr, $user:expr, $q:expr) => {
+        async {
+            let mut tx = $p.begin().await?;
+            if $q.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok::<_, sqlx::Error>(None);
+            }
+            let r: i64 = sqlx::query_scalar(BUMP)
+                .bind($user)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(rev(r)))
+        }
+        .await
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct MemoryRow {
     id: String,
@@ -74,8 +94,9 @@ fn rev(n: i64) -> u64 {
 impl MemoryRepository for SqlMemoryRepository {
     async fn insert(&self, m: NewMemory) -> Result<u64, RepoError> {
         let blob = vector_to_bytes(&m.embedding);
-        on_pool!(self.db.pool(), |p| async {
-            let mut tx = p.begin().await?;
+        on_pool!(self.db.pool(), |p| change_and_bump!(
+            p,
+            m.user_id,
             sqlx::query(
                 "INSERT INTO memories (id, user_id, kind, text, slot, source, embedding, \
                  created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
@@ -89,17 +110,9 @@ impl MemoryRepository for SqlMemoryRepository {
             .bind(&blob)
             .bind(m.at)
             .bind(m.expires_at)
-            .execute(&mut *tx)
-            .await?;
-            let r: i64 = sqlx::query_scalar(BUMP)
-                .bind(m.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(rev(r))
-        }
-        .await)
-        .map_err(repo_err)
+        ))
+        .map_err(repo_err)?
+        .ok_or_else(|| RepoError::Other("the insert changed no row".into()))
     }
 
     async fn update(
@@ -110,9 +123,10 @@ impl MemoryRepository for SqlMemoryRepository {
     ) -> Result<Option<u64>, RepoError> {
         let blob = vector_to_bytes(&u.embedding);
         let mention = i64::from(u.mentioned);
-        on_pool!(self.db.pool(), |p| async {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
+        on_pool!(self.db.pool(), |p| change_and_bump!(
+            p,
+            user_id,
+            sqlx::query(
                 "UPDATE memories SET text = $1, slot = $2, source = $3, embedding = $4, \
                  updated_at = $5, mentions = mentions + $6 \
                  WHERE id = $7 AND user_id = $8 AND superseded_by IS NULL",
@@ -125,20 +139,7 @@ impl MemoryRepository for SqlMemoryRepository {
             .bind(mention)
             .bind(id)
             .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok::<_, sqlx::Error>(None);
-            }
-            let r: i64 = sqlx::query_scalar(BUMP)
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(rev(r)))
-        }
-        .await)
+        ))
         .map_err(repo_err)
     }
 
@@ -149,9 +150,10 @@ impl MemoryRepository for SqlMemoryRepository {
         new_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<u64>, RepoError> {
-        on_pool!(self.db.pool(), |p| async {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query(
+        on_pool!(self.db.pool(), |p| change_and_bump!(
+            p,
+            user_id,
+            sqlx::query(
                 "UPDATE memories SET superseded_by = $1, superseded_at = $2 \
                  WHERE id = $3 AND user_id = $4 AND superseded_by IS NULL",
             )
@@ -159,44 +161,19 @@ impl MemoryRepository for SqlMemoryRepository {
             .bind(at)
             .bind(old_id)
             .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok::<_, sqlx::Error>(None);
-            }
-            let r: i64 = sqlx::query_scalar(BUMP)
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(rev(r)))
-        }
-        .await)
+        ))
         .map_err(repo_err)
     }
 
     async fn delete(&self, user_id: i64, id: &str) -> Result<Option<u64>, RepoError> {
-        on_pool!(self.db.pool(), |p| async {
-            let mut tx = p.begin().await?;
-            let n = sqlx::query("DELETE FROM memories WHERE id = $1 AND user_id = $2")
+        // Facts it had replaced point nowhere now; they stay replaced.
+        on_pool!(self.db.pool(), |p| change_and_bump!(
+            p,
+            user_id,
+            sqlx::query("DELETE FROM memories WHERE id = $1 AND user_id = $2")
                 .bind(id)
                 .bind(user_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Ok::<_, sqlx::Error>(None);
-            }
-            // Facts it had replaced point nowhere now; they stay replaced.
-            let r: i64 = sqlx::query_scalar(BUMP)
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(rev(r)))
-        }
-        .await)
+        ))
         .map_err(repo_err)
     }
 

@@ -124,7 +124,6 @@ pub fn mind_from_settings(
             records.clone(),
             clock.clone(),
             MemoryOptions {
-                enabled: true,
                 recall_k: m.recall_k as usize,
                 core_facts: m.core_facts as usize,
                 min_similarity: m.min_similarity,

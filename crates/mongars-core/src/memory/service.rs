@@ -3,7 +3,7 @@
 
 use super::cache::IndexCache;
 use super::extract::{Fact, extract_facts, first_person};
-use super::index::Hit;
+use super::index::{Hit, VectorIndex};
 use crate::domain::{Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory};
 use crate::error::CoreError;
 use crate::ports::{Clock, EmbedError, Embedder, MemoryRepository, embed_one};
@@ -18,8 +18,6 @@ const TURN_MIN_SIMILARITY: f32 = 0.5;
 
 #[derive(Debug, Clone)]
 pub struct MemoryOptions {
-    /// Recall and learning on; off, the pipeline never touches memory.
-    pub enabled: bool,
     /// Memories recalled into a prompt, at most.
     pub recall_k: usize,
     /// Least cosine similarity for a memory to be recalled.
@@ -105,14 +103,22 @@ impl MemoryService {
         min: f32,
         kinds: &[MemoryKind],
     ) -> Result<Vec<Hit>, CoreError> {
+        self.with_index(user_id, |index| index.search(query, k, min, kinds))
+            .await
+    }
+
+    /// Run `f` on the user's index, current with the database (one
+    /// revision check however many searches `f` makes).
+    async fn with_index<T: Default>(
+        &self,
+        user_id: i64,
+        f: impl FnOnce(&VectorIndex) -> T,
+    ) -> Result<T, CoreError> {
         let guard = self
             .cache
             .current(self.repo.as_ref(), user_id, self.clock.now())
             .await?;
-        Ok(guard
-            .as_ref()
-            .map(|c| c.index.search(query, k, min, kinds))
-            .unwrap_or_default())
+        Ok(guard.as_ref().map(|c| f(&c.index)).unwrap_or_default())
     }
 
     /// What to put in the prompt for a question: the user's facts, then
@@ -133,42 +139,37 @@ impl MemoryService {
         let k = self.options.recall_k;
         let min = self.options.min_similarity;
         let core = self.options.core_facts;
-        let mut facts = self
-            .search(
-                user_id,
-                query_vector,
-                core.max(k) + 1,
-                -1.0,
-                &[MemoryKind::Fact],
-            )
+        let (stable, hits) = self
+            .with_index(user_id, |index| {
+                let mut facts =
+                    index.search(query_vector, core.max(k) + 1, -1.0, &[MemoryKind::Fact]);
+                let stable = facts.len() <= core;
+                if !stable {
+                    facts.retain(|h| h.score >= min);
+                    facts.truncate(k);
+                }
+                let room = k.saturating_sub(facts.len()).max(2.min(k));
+                let turn_min = min.max(TURN_MIN_SIMILARITY);
+                let turns = index
+                    .search(
+                        query_vector,
+                        room + exclude.len(),
+                        turn_min,
+                        &[MemoryKind::Turn],
+                    )
+                    .into_iter()
+                    .filter(|h| !exclude.contains(&h.id))
+                    .take(room);
+                (stable, facts.into_iter().chain(turns).collect::<Vec<Hit>>())
+            })
             .await?;
-        let stable = facts.len() <= core;
-        if !stable {
-            facts.retain(|h| h.score >= min);
-            facts.truncate(k);
-        }
-        let room = k.saturating_sub(facts.len()).max(2.min(k));
-        let turns = self
-            .search(
-                user_id,
-                query_vector,
-                room + exclude.len(),
-                min.max(TURN_MIN_SIMILARITY),
-                &[MemoryKind::Turn],
-            )
-            .await?
-            .into_iter()
-            .filter(|h| !exclude.contains(&h.id))
-            .take(room);
-        let n_facts = facts.len();
-        let hits: Vec<Hit> = facts.into_iter().chain(turns).collect();
         let mut memories = self.by_ids(user_id, &hits).await?;
         if stable {
+            // Facts come first (hit order); turns follow.
             let cut = memories
                 .iter()
                 .take_while(|(m, _)| m.kind == MemoryKind::Fact)
-                .count()
-                .min(n_facts);
+                .count();
             memories[..cut]
                 .sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
         }

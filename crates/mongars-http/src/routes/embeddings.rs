@@ -20,7 +20,9 @@ const MAX_INPUT_CHARS: usize = 20_000;
 #[derive(Deserialize)]
 pub struct EmbeddingBody {
     input: Value,
+    /// Accepted for compatibility; there is one embedding model.
     #[serde(default)]
+    #[allow(dead_code)]
     model: Option<String>,
     #[serde(default)]
     encoding_format: Option<String>,
@@ -120,7 +122,6 @@ pub async fn embeddings(
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
-    let _ = body.model;
     Ok(Json(json!({
         "object": "list",
         "data": data,

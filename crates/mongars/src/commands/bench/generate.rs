@@ -2,19 +2,18 @@
 //! llama-cpp-2 decode loop on the same model, prompt and threads, then the
 //! pipeline's own cost around generation with 1,000 stored turns.
 
-use super::pct;
+use super::{ScratchDb, pct, unthrottled};
 use crate::cli::GenerateArgs;
 use anyhow::Context;
 use mongars_config::Settings;
-use mongars_core::auth::Principal;
 use mongars_core::conversation::ChatRequest;
 use mongars_core::domain::{
-    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, NewTurn, Role, SamplingParams,
+    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, NewTurn, SamplingParams,
     TurnCompletion,
 };
 use mongars_core::ports::{LlmBackend, TurnRepository};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode};
-use mongars_store::{Database, DbConfig, DbTarget, SqlTurnRepository, SqlUserRepository};
+use mongars_store::SqlTurnRepository;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,37 +151,14 @@ async fn pipeline_overhead(
     settings: &Settings,
     turns: u32,
 ) -> anyhow::Result<PipelineFigures> {
-    let dir = std::env::temp_dir().join(format!("mongars-bench-gen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let db = Database::connect(&DbConfig {
-        target: DbTarget::Sqlite(dir.join("bench.db")),
-        max_connections: 5,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await?;
-    db.migrate().await?;
-    let user = mongars_core::ports::UserRepository::insert(
-        &SqlUserRepository::new(db.clone()),
-        mongars_core::domain::NewUser {
-            username: mongars_core::domain::Username::parse("bench")?,
-            password_hash: "unused".into(),
-            role: Role::User,
-        },
-    )
-    .await?;
-    seed_turns(&SqlTurnRepository::new(db.clone()), user.id, turns).await?;
+    let scratch = ScratchDb::open("gen").await?;
+    let db = &scratch.db;
+    let who = scratch.user("bench").await?;
+    seed_turns(&SqlTurnRepository::new(db.clone()), who.id, turns).await?;
 
     // The configured pipeline, with short replies and no rate limit.
-    let mut settings = settings.clone();
-    settings.llm.role_mut(false).max_tokens = 8;
-    settings.conversation.rate_limit_per_minute = 1_000_000;
-    settings.conversation.rate_limit_burst = 1_000_000;
-    let service = crate::llm::conversation_service(&settings, &db, engine);
-    let who = Principal {
-        id: user.id,
-        username: "bench".into(),
-        role: Role::User,
-    };
+    let settings = unthrottled(settings, 8);
+    let service = crate::llm::conversation_service(&settings, db, engine);
     let (mut overhead, mut ttft) = (Vec::new(), Vec::new());
     for i in 0..30 {
         let req = ChatRequest {
@@ -193,8 +169,7 @@ async fn pipeline_overhead(
         overhead.push(reply.processing_time * 1000.0 - ms(reply.usage.total));
         ttft.push(ms(reply.usage.time_to_first_token));
     }
-    db.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    scratch.close().await;
     Ok(PipelineFigures {
         overhead_ms: overhead,
         ttft_ms: ttft,

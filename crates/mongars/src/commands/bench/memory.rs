@@ -3,16 +3,14 @@
 //! in-process model, and the reply latency of chat turns with memory on
 //! next to memory off on the embedded engine.
 
-use super::pct;
+use super::{ScratchDb, pct, unthrottled};
 use crate::cli::MemoryBenchArgs;
 use anyhow::Context;
 use mongars_config::Settings;
-use mongars_core::auth::Principal;
 use mongars_core::conversation::ChatRequest;
-use mongars_core::domain::{MemoryKind, Role};
+use mongars_core::domain::MemoryKind;
 use mongars_core::memory::VectorIndex;
 use mongars_core::ports::{Embedder, dot, normalize};
-use mongars_store::{Database, DbConfig, DbTarget, SqlUserRepository};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -174,48 +172,24 @@ async fn chat_figures(
     embedder: Arc<dyn Embedder>,
     turns: u32,
 ) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("mongars-bench-mem-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let db = Database::connect(&DbConfig {
-        target: DbTarget::Sqlite(dir.join("bench.db")),
-        max_connections: 5,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await?;
-    db.migrate().await?;
-    let mut settings = settings.clone();
-    settings.llm.role_mut(false).max_tokens = 64;
-    settings.conversation.rate_limit_per_minute = 1_000_000;
-    settings.conversation.rate_limit_burst = 1_000_000;
+    let scratch = ScratchDb::open("mem").await?;
+    let db = &scratch.db;
+    let settings = unthrottled(settings, 64);
     let metrics = mongars_metrics::Metrics::new();
     let llm: Arc<dyn mongars_core::ports::LlmBackend> =
         crate::llm::router_from_settings(&settings, None, &metrics)
             .await
             .context("generation backend")?;
-    let users = SqlUserRepository::new(db.clone());
-    let mut who = Vec::new();
-    for name in ["with-memory", "without-memory"] {
-        let u = mongars_core::ports::UserRepository::insert(
-            &users,
-            mongars_core::domain::NewUser {
-                username: mongars_core::domain::Username::parse(name)?,
-                password_hash: "unused".into(),
-                role: Role::User,
-            },
-        )
-        .await?;
-        who.push(Principal {
-            id: u.id,
-            username: name.into(),
-            role: Role::User,
-        });
-    }
-    let (mind, _) = crate::mind::mind_from_settings(&settings, &db, Some(embedder))?;
+    let who = [
+        scratch.user("with-memory").await?,
+        scratch.user("without-memory").await?,
+    ];
+    let (mind, _) = crate::mind::mind_from_settings(&settings, db, Some(embedder))?;
     let memory = mind.memory.clone().context("memory.enabled is off")?;
-    let on = crate::llm::conversation_service(&settings, &db, llm.clone()).with_mind(mind.clone());
+    let on = crate::llm::conversation_service(&settings, db, llm.clone()).with_mind(mind.clone());
     let mut plain = mind.clone();
     (plain.memory, plain.personality) = (None, None);
-    let off = crate::llm::conversation_service(&settings, &db, llm).with_mind(plain);
+    let off = crate::llm::conversation_service(&settings, db, llm).with_mind(plain);
     // Give the remembering user something to recall.
     for (i, fact) in [
         "My name is Ana.",
@@ -336,8 +310,7 @@ async fn chat_figures(
             a / b
         );
     }
-    db.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    scratch.close().await;
     Ok(())
 }
 

@@ -13,6 +13,9 @@ fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
     cmd.env("MONGARS_AUTH__ARGON2_MEMORY_KIB", "1024")
         .env("MONGARS_AUTH__ARGON2_ITERATIONS", "1")
         .env("MONGARS_LOGGING__FORMAT", "json")
+        // Tests run side by side; spinning llama.cpp threads must not
+        // outnumber the cores.
+        .env("MONGARS_LLM__EMBEDDED__THREADS", "1")
         .env(
             "MONGARS_LLM__EMBEDDED__MODEL_PATH",
             concat!(

@@ -137,6 +137,11 @@ impl TestApp {
             Self::start(
                 |s| {
                     s.llm.embedded.model_path = model;
+                    // Test servers run side by side on a small machine, and
+                    // llama.cpp's compute threads spin at their barriers: two
+                    // engines of two threads each on two cores slow each
+                    // other many times over. One thread per engine does not.
+                    s.llm.embedded.threads = 1;
                     adjust(s);
                 },
                 None,

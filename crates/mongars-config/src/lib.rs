@@ -15,6 +15,7 @@ mod layers;
 mod secret;
 mod settings;
 mod settings_memory;
+mod settings_realtime;
 mod validate;
 mod validate_llm;
 mod validate_memory;

@@ -5,6 +5,7 @@ use crate::secret::Secret;
 pub use crate::settings_memory::{
     EmbedderKind, EmbeddingSettings, MemorySettings, ResearchSettings, WorkingMemorySettings,
 };
+pub use crate::settings_realtime::{RealtimeSettings, RedisSettings};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct Settings {
     pub memory: MemorySettings,
     pub embeddings: EmbeddingSettings,
     pub research: ResearchSettings,
+    pub realtime: RealtimeSettings,
+    pub redis: RedisSettings,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
     pub logging: LoggingSettings,
@@ -179,6 +182,7 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub trust_forwarded_for: bool,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

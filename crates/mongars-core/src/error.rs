@@ -54,6 +54,13 @@ pub enum CoreError {
     /// circuit open); the user's message was kept.
     #[error("No language model backend could answer")]
     BackendsExhausted(String),
+    /// A WebSocket ticket that is unknown, used, expired or whose account
+    /// can no longer sign in.
+    #[error("Invalid, used or expired ticket")]
+    TicketInvalid,
+    /// The user already has as many sockets open as allowed.
+    #[error("Too many open connections for this user")]
+    TooManySockets,
     /// A feature switched off in settings.
     #[error("{0} is disabled on this server")]
     Disabled(&'static str),
@@ -87,6 +94,8 @@ impl CoreError {
             CoreError::Overloaded { .. } => "llm.overloaded",
             CoreError::BackendFailed(_) => "llm.backend_failed",
             CoreError::BackendsExhausted(_) => "llm.all_backends_failed",
+            CoreError::TicketInvalid => "ws.ticket_invalid",
+            CoreError::TooManySockets => "ws.too_many_sockets",
             CoreError::Disabled(_) => "feature.disabled",
             CoreError::Unavailable(_) => "service.unavailable",
             CoreError::Internal(_) => "internal",

@@ -13,5 +13,6 @@ pub mod memory;
 pub mod personality;
 pub mod ports;
 pub mod ratelimit;
+pub mod realtime;
 
 pub use error::CoreError;

@@ -1,5 +1,6 @@
-//! Per-user token buckets for chat requests. A request takes one token; a
-//! rejected request takes none, and says how long until one is available.
+//! Per-user token buckets for chat requests, held in this process. A request
+//! takes one token; a rejected request takes none, and says how long until
+//! one is available. Replicas that share Redis use its limiter instead.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +12,7 @@ struct Bucket {
     updated: Instant,
 }
 
-pub struct RateLimiter {
+pub struct LocalRateLimiter {
     capacity: f64,
     per_second: f64,
     buckets: Mutex<HashMap<i64, Bucket>>,
@@ -20,7 +21,7 @@ pub struct RateLimiter {
 /// Buckets kept before full ones are forgotten.
 const SWEEP_AT: usize = 10_000;
 
-impl RateLimiter {
+impl LocalRateLimiter {
     /// `per_minute` tokens refill each minute, up to `burst` at once.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self {
@@ -53,6 +54,13 @@ impl RateLimiter {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::ports::RateLimiter for LocalRateLimiter {
+    async fn acquire(&self, user_id: i64) -> Result<(), u64> {
+        self.try_acquire(user_id, Instant::now())
+    }
+}
+
 fn refill(b: &Bucket, now: Instant, capacity: f64, per_second: f64) -> f64 {
     let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
     (b.tokens + elapsed * per_second).min(capacity)
@@ -65,7 +73,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_and_rejections_are_free() {
-        let rl = RateLimiter::new(60, 3);
+        let rl = LocalRateLimiter::new(60, 3);
         let t0 = Instant::now();
         for _ in 0..3 {
             assert!(rl.try_acquire(1, t0).is_ok());
@@ -83,7 +91,7 @@ mod tests {
 
     #[test]
     fn retry_after_reflects_the_rate() {
-        let rl = RateLimiter::new(6, 1);
+        let rl = LocalRateLimiter::new(6, 1);
         let t0 = Instant::now();
         rl.try_acquire(1, t0).unwrap();
         assert_eq!(rl.try_acquire(1, t0), Err(10));

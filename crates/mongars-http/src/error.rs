@@ -81,6 +81,12 @@ impl From<CoreError> for ApiError {
                 a.challenge = Some("Bearer error=\"invalid_token\"");
                 a
             }
+            CoreError::TicketInvalid => ApiError::new(S::UNAUTHORIZED, code, detail),
+            CoreError::TooManySockets => {
+                let mut a = ApiError::new(S::TOO_MANY_REQUESTS, code, detail);
+                a.retry_after_secs = Some(5);
+                a
+            }
             CoreError::Throttled { retry_after_secs }
             | CoreError::RateLimited { retry_after_secs } => {
                 let mut a = ApiError::new(S::TOO_MANY_REQUESTS, code, detail);

@@ -8,10 +8,13 @@
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod origin;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod ws;
 
+pub use origin::OriginPolicy;
 pub use router::router;
 pub use routes::metrics::listener_router as metrics_listener_router;
 pub use state::{AppState, HttpOptions};

@@ -5,17 +5,20 @@ use crate::routes::{
     auth, conversation, embeddings, health, llm, memory, metrics, models, openai, review, users,
 };
 use crate::state::AppState;
+use crate::ws;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.http.request_timeout;
     let body_limit = state.http.body_limit_bytes;
+    let cors = cors(state.origins.clone());
 
     let api = Router::new()
         // operations
@@ -25,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(auth::token))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/bootstrap-admin", post(auth::bootstrap_admin))
+        // realtime
+        .route("/api/v1/auth/ws/ticket", post(ws::ticket))
+        .route("/ws/chat/", get(ws::chat))
+        .route("/ws/chat", get(ws::chat))
         // accounts
         .route("/api/v1/user/register", post(users::register))
         .route("/api/v1/user/list", get(users::list))
@@ -80,10 +87,33 @@ pub fn router(state: AppState) -> Router {
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+            .layer(cors)
             .layer(CatchPanicLayer::custom(mw::panic_response))
             .layer(axum::middleware::from_fn(move |req, next| {
                 mw::timeout(timeout, req, next)
             }))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
+}
+
+/// Browsers may call the API from the origins the socket accepts.
+fn cors(origins: std::sync::Arc<crate::origin::OriginPolicy>) -> CorsLayer {
+    use axum::http::{Method, header};
+    let allow = AllowOrigin::predicate(move |origin, parts| {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        origin.to_str().is_ok_and(|o| origins.allows(o, host))
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID.clone(),
+        ])
+        .expose_headers([header::RETRY_AFTER, REQUEST_ID.clone()])
+        .max_age(std::time::Duration::from_secs(600))
 }

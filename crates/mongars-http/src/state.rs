@@ -34,5 +34,9 @@ pub struct AppState {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Style profiles, readable even when learning them is off.
     pub profiles: Arc<PersonalityService>,
+    /// Tickets, sockets and the event bus.
+    pub realtime: Arc<mongars_core::realtime::RealtimeService>,
+    /// Origins allowed to open sockets and make CORS requests.
+    pub origins: Arc<crate::origin::OriginPolicy>,
     pub http: HttpOptions,
 }

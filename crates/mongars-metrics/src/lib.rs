@@ -32,6 +32,19 @@ pub struct Metrics {
     pub llm: LlmMetrics,
     pub ray: RayMetrics,
     pub cache: CacheMetrics,
+    pub ws: WsMetrics,
+}
+
+#[derive(Clone)]
+pub struct WsMetrics {
+    /// Sockets open in this process.
+    pub open: IntGauge,
+    /// reason: `client`, `slow_consumer`, `no_pong`, `error`, `shutdown`
+    pub closed: IntCounterVec,
+    /// reason: `origin`, `ticket`, `disabled`, `too_many`
+    pub refused: IntCounterVec,
+    /// Frames written to clients.
+    pub frames_sent: IntCounter,
 }
 
 #[derive(Clone)]
@@ -221,12 +234,40 @@ impl Metrics {
                     .expect("valid gauge"),
             ),
         };
+        let ws = WsMetrics {
+            open: reg(
+                &r,
+                IntGauge::new("mongars_ws_connections", "WebSocket sessions open.")
+                    .expect("valid gauge"),
+            ),
+            closed: counter(
+                &r,
+                "mongars_ws_closed_total",
+                "WebSocket sessions ended, by reason.",
+                &["reason"],
+            ),
+            refused: counter(
+                &r,
+                "mongars_ws_refused_total",
+                "WebSocket handshakes refused, by reason.",
+                &["reason"],
+            ),
+            frames_sent: reg(
+                &r,
+                IntCounter::new(
+                    "mongars_ws_frames_sent_total",
+                    "Frames written to WebSocket clients.",
+                )
+                .expect("valid counter"),
+            ),
+        };
         Self {
             registry: r,
             http,
             llm,
             ray,
             cache,
+            ws,
         }
     }
 

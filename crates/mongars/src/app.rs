@@ -36,6 +36,8 @@ pub struct App {
     /// Memory, personality and research as the pipeline uses them.
     pub mind: Mind,
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// Sockets of this process and the bus that feeds them.
+    pub realtime: Arc<mongars_core::realtime::RealtimeService>,
 }
 
 /// Parts chosen by the caller instead of built from settings (tests).
@@ -93,15 +95,21 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         },
     };
     let (mind, profiles) = crate::mind::mind_from_settings(&settings, &db, embedder.clone())?;
-    let conversation = Arc::new(
-        crate::llm::conversation_service(&settings, &db, llm.clone()).with_mind(mind.clone()),
-    );
+    let shared = crate::realtime::shared_from_settings(&settings, auth.clone())?;
+    let mut conversation =
+        crate::llm::conversation_service(&settings, &db, llm.clone(), shared.limiter)
+            .with_mind(mind.clone());
+    if settings.realtime.enabled {
+        conversation = conversation.with_events(shared.realtime.bus().clone());
+    }
+    let conversation = Arc::new(conversation);
 
-    let readiness: Vec<Arc<dyn HealthCheck>> = vec![
+    let mut readiness: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(DatabaseCheck(db.clone())),
         Arc::new(MigrationsCheck(db.clone())),
         Arc::new(mongars_llm::LlmReadiness(llm)),
     ];
+    readiness.extend(shared.health);
     let state = AppState {
         auth: auth.clone(),
         conversation,
@@ -110,6 +118,10 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         metrics: metrics.clone(),
         embedder: embedder.clone(),
         profiles,
+        realtime: shared.realtime.clone(),
+        origins: Arc::new(mongars_http::OriginPolicy::new(
+            &settings.server.allowed_origins,
+        )),
         http: HttpOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -127,6 +139,7 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         llm: router,
         mind,
         embedder,
+        realtime: shared.realtime,
     })
 }
 

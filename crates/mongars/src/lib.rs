@@ -9,4 +9,5 @@ pub mod jwt_key;
 pub mod llm;
 pub mod mind;
 pub mod observe;
+pub mod realtime;
 pub mod telemetry;

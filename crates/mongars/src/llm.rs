@@ -12,7 +12,6 @@ use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
 use mongars_core::conversation::{ConversationOptions, ConversationService};
 use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{LlmBackend, SystemClock};
-use mongars_core::ratelimit::RateLimiter;
 use mongars_llm::embedded::{EmbeddedConfig, load_backend};
 use mongars_llm::remote::RemoteConfig;
 use mongars_llm::remote::ollama::OllamaBackend;
@@ -211,16 +210,26 @@ pub fn sampling_defaults(settings: &Settings) -> PerRole<SamplingParams> {
     }
 }
 
+/// The chat rate limiter of one process, from `[conversation]`.
+pub fn local_limiter(settings: &Settings) -> Arc<dyn mongars_core::ports::RateLimiter> {
+    let c = &settings.conversation;
+    Arc::new(mongars_core::ratelimit::LocalRateLimiter::new(
+        c.rate_limit_per_minute,
+        c.rate_limit_burst,
+    ))
+}
+
 pub fn conversation_service(
     settings: &Settings,
     db: &Database,
     llm: Arc<dyn LlmBackend>,
+    limiter: Arc<dyn mongars_core::ports::RateLimiter>,
 ) -> ConversationService {
     let c = &settings.conversation;
     ConversationService::new(
         llm,
         Arc::new(SqlTurnRepository::new(db.clone())),
-        RateLimiter::new(c.rate_limit_per_minute, c.rate_limit_burst),
+        limiter,
         Arc::new(SystemClock),
         ConversationOptions {
             system_prompt: c.system_prompt.clone(),

@@ -6,7 +6,8 @@ use super::service::{ChatEvent, ChatReply, confidence_from_logprob};
 use super::speech;
 use crate::domain::{FinishReason, GenerationEvent, GenerationUsage, TurnCompletion};
 use crate::error::CoreError;
-use crate::ports::{Clock, GenerationStream, TurnRepository};
+use crate::ports::{Clock, Event, EventBus, GenerationStream, TurnRepository};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -29,6 +30,55 @@ pub(super) struct Finish {
     pub(super) started: Instant,
     /// What to learn from the turn once it is stored.
     pub(super) learn: Option<Learn>,
+    /// Where the user's sockets hear of the reply as it streams and ends.
+    pub(super) announce: Option<Announce>,
+}
+
+/// Realtime events of one turn: `ai_model.response_chunk` for each delta,
+/// `ai_model.response_complete` at the end, and `chat.message` once stored.
+pub(super) struct Announce {
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) user_id: i64,
+    pub(super) username: String,
+    pub(super) query: String,
+}
+
+impl Announce {
+    fn send(&self, kind: &str, data: serde_json::Value) {
+        self.bus
+            .publish(Event::new(self.user_id, &self.username, kind, data));
+    }
+
+    fn chunk(&self, turn_id: &str, delta: &str) {
+        self.send(
+            "ai_model.response_chunk",
+            json!({"delta": delta, "turn_id": turn_id}),
+        );
+    }
+
+    fn failed(&self, turn_id: &str, code: &str) {
+        self.send(
+            "ai_model.response_complete",
+            json!({"ok": false, "error": code, "turn_id": turn_id}),
+        );
+    }
+
+    fn stored(&self, reply: &ChatReply) {
+        self.send(
+            "ai_model.response_complete",
+            json!({"ok": true, "text": reply.response, "turn_id": reply.turn_id}),
+        );
+        self.send(
+            "chat.message",
+            json!({
+                "query": self.query,
+                "response": reply.response,
+                "timestamp": reply.speech_turn.created_at,
+                "speech_turn": reply.speech_turn,
+                "turn_id": reply.turn_id,
+            }),
+        );
+    }
 }
 
 pub(super) struct Learn {
@@ -77,6 +127,9 @@ impl Finish {
             match item {
                 Some(Ok(GenerationEvent::Delta(delta))) => {
                     text.push_str(&delta);
+                    if let Some(a) = &self.announce {
+                        a.chunk(&self.turn_id, &delta);
+                    }
                     if tx.send(ChatEvent::Delta(delta)).await.is_err() {
                         continue; // noticed as closed on the next loop
                     }
@@ -85,8 +138,18 @@ impl Finish {
                     if usage.finish_reason != FinishReason::Cancelled =>
                 {
                     let event = match self.complete(text, usage).await {
-                        Ok(reply) => ChatEvent::Done(Box::new(reply)),
-                        Err(e) => ChatEvent::Error(e),
+                        Ok(reply) => {
+                            if let Some(a) = &self.announce {
+                                a.stored(&reply);
+                            }
+                            ChatEvent::Done(Box::new(reply))
+                        }
+                        Err(e) => {
+                            if let Some(a) = &self.announce {
+                                a.failed(&self.turn_id, e.code());
+                            }
+                            ChatEvent::Error(e)
+                        }
                     };
                     let _ = tx.send(event).await;
                     return;
@@ -156,6 +219,9 @@ impl Finish {
     }
 
     async fn fail(&self, code: &str) {
+        if let Some(a) = &self.announce {
+            a.failed(&self.turn_id, code);
+        }
         if let Some(turns) = &self.turns {
             record_failure(turns.as_ref(), &self.turn_id, code).await;
         }

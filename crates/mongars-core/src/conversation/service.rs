@@ -2,7 +2,7 @@
 //! the token budget, keep the user's message, generate, plan speech, store.
 
 use super::context::{ContextTrace, Mind};
-use super::finish::{Finish, Learn, record_failure};
+use super::finish::{Announce, Finish, Learn, record_failure};
 use super::prompt::fit_history;
 use super::speech;
 use crate::auth::Principal;
@@ -12,8 +12,7 @@ use crate::domain::{
 };
 use crate::error::CoreError;
 use crate::memory::{WorkingMemory, WorkingMemoryOptions};
-use crate::ports::{Clock, GenerationStream, LlmBackend, TurnRepository};
-use crate::ratelimit::RateLimiter;
+use crate::ports::{Clock, EventBus, GenerationStream, LlmBackend, RateLimiter, TurnRepository};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
@@ -72,17 +71,18 @@ pub fn confidence_from_logprob(mean_logprob: Option<f64>) -> f64 {
 pub struct ConversationService {
     llm: Arc<dyn LlmBackend>,
     turns: Arc<dyn TurnRepository>,
-    limiter: RateLimiter,
+    limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     options: ConversationOptions,
     mind: Mind,
+    events: Option<Arc<dyn EventBus>>,
 }
 
 impl ConversationService {
     pub fn new(
         llm: Arc<dyn LlmBackend>,
         turns: Arc<dyn TurnRepository>,
-        limiter: RateLimiter,
+        limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
         options: ConversationOptions,
     ) -> Self {
@@ -107,6 +107,7 @@ impl ConversationService {
                 personality: None,
                 research: None,
             },
+            events: None,
         }
     }
 
@@ -128,10 +129,17 @@ impl ConversationService {
         &self.options
     }
 
+    /// Announce turns and streamed replies on this bus.
+    pub fn with_events(mut self, events: Arc<dyn EventBus>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// Take one request from the caller's bucket (429 when empty).
-    pub fn check_rate(&self, who: &Principal) -> Result<(), CoreError> {
+    pub async fn check_rate(&self, who: &Principal) -> Result<(), CoreError> {
         self.limiter
-            .try_acquire(who.id, Instant::now())
+            .acquire(who.id)
+            .await
             .map_err(|retry_after_secs| CoreError::RateLimited { retry_after_secs })
     }
 
@@ -147,7 +155,7 @@ impl ConversationService {
         let started = Instant::now();
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
-        self.check_rate(who)?;
+        self.check_rate(who).await?;
         let working = &self.mind.working;
         let complete = working.count(who.id, session.as_deref()).await?;
         let window = history_window(complete, self.options.history_turns);
@@ -218,6 +226,12 @@ impl ConversationService {
                 query: message.as_str().to_string(),
                 mind: self.mind.clone(),
             }),
+            announce: self.events.clone().map(|bus| Announce {
+                bus,
+                user_id: who.id,
+                username: who.username.clone(),
+                query: message.as_str().to_string(),
+            }),
         };
         tokio::spawn(finish.drive(stream, tx));
         Ok(rx)
@@ -233,7 +247,7 @@ impl ConversationService {
     pub async fn direct(&self, who: &Principal, req: ChatRequest) -> Result<ChatReply, CoreError> {
         let started = Instant::now();
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
-        self.check_rate(who)?;
+        self.check_rate(who).await?;
         let role = classify_task(message.as_str());
         let (messages, _) = fit_history(
             self.llm.as_ref(),
@@ -260,6 +274,7 @@ impl ConversationService {
             tempo: speech::next_tempo(None, speech::words(message.as_str())),
             started,
             learn: None,
+            announce: None,
         };
         tokio::spawn(finish.drive(stream, tx));
         collect(rx).await
@@ -272,7 +287,7 @@ impl ConversationService {
         who: &Principal,
         request: GenerationRequest,
     ) -> Result<(GenerationStream, usize), CoreError> {
-        self.check_rate(who)?;
+        self.check_rate(who).await?;
         let tokens = self.llm.count_prompt_tokens(&request.messages).await?;
         if tokens >= self.llm.context_window() {
             return Err(CoreError::PromptTooLarge);

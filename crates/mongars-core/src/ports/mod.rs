@@ -93,6 +93,7 @@ mod embed;
 mod fleet;
 mod llm;
 mod memory;
+mod realtime;
 mod research;
 mod turns;
 
@@ -105,5 +106,6 @@ pub use llm::{
     PullProgress, estimate_prompt_tokens,
 };
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
+pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};
 pub use research::{Reference, ResearchProvider, ResearchQuery};
 pub use turns::TurnRepository;

@@ -104,7 +104,7 @@ pub async fn embeddings(
         .into());
     }
     let texts = inputs(body.input)?;
-    state.conversation.check_rate(&who)?;
+    state.conversation.check_rate(&who).await?;
     let out = embedder.embed(&texts).await.map_err(|e| match e {
         EmbedError::Invalid(m) => invalid("input", m),
         e => ApiError::from(CoreError::Unavailable(e.to_string())),

@@ -154,7 +154,7 @@ pub async fn suggestions(
         .embedder
         .clone()
         .ok_or(CoreError::Disabled("The embedding model"))?;
-    state.conversation.check_rate(&who)?;
+    state.conversation.check_rate(&who).await?;
     let mut texts = vec![body.prompt.trim().to_string()];
     texts.extend(actions.iter().map(|(_, d)| d.clone()));
     let vectors = embedder

@@ -158,7 +158,12 @@ async fn pipeline_overhead(
 
     // The configured pipeline, with short replies and no rate limit.
     let settings = unthrottled(settings, 8);
-    let service = crate::llm::conversation_service(&settings, db, engine);
+    let service = crate::llm::conversation_service(
+        &settings,
+        db,
+        engine,
+        crate::llm::local_limiter(&settings),
+    );
     let (mut overhead, mut ttft) = (Vec::new(), Vec::new());
     for i in 0..30 {
         let req = ChatRequest {

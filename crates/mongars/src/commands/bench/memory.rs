@@ -186,10 +186,18 @@ async fn chat_figures(
     ];
     let (mind, _) = crate::mind::mind_from_settings(&settings, db, Some(embedder))?;
     let memory = mind.memory.clone().context("memory.enabled is off")?;
-    let on = crate::llm::conversation_service(&settings, db, llm.clone()).with_mind(mind.clone());
+    let on = crate::llm::conversation_service(
+        &settings,
+        db,
+        llm.clone(),
+        crate::llm::local_limiter(&settings),
+    )
+    .with_mind(mind.clone());
     let mut plain = mind.clone();
     (plain.memory, plain.personality) = (None, None);
-    let off = crate::llm::conversation_service(&settings, db, llm).with_mind(plain);
+    let off =
+        crate::llm::conversation_service(&settings, db, llm, crate::llm::local_limiter(&settings))
+            .with_mind(plain);
     // Give the remembering user something to recall.
     for (i, fact) in [
         "My name is Ana.",

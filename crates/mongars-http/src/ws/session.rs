@@ -121,6 +121,14 @@ impl Session {
                 Next::Continue => {}
                 Next::Gone(reason) => return reason,
                 Next::Close(code, reason) => {
+                    if code == 1000 {
+                        // Say everything already queued (the close's ack) first.
+                        while let Ok(frame) = self.sub.rx.try_recv() {
+                            if self.write(socket, frame).await.is_err() {
+                                return "error";
+                            }
+                        }
+                    }
                     let frame = CloseFrame {
                         code,
                         reason: reason.into(),

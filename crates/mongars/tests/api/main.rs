@@ -10,6 +10,7 @@ mod memory;
 mod openai;
 mod operations;
 mod real_model;
+mod realtime;
 mod research;
 mod streaming;
 mod throttle;

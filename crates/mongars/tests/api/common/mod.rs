@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod ws;
 
 use mongars_config::{Secret, Settings};
 use mongars_core::domain::{Password, Role, Username};
@@ -126,7 +127,19 @@ impl TestApp {
         adjust: impl FnOnce(&mut Settings),
         llm: Arc<dyn LlmBackend>,
     ) -> Self {
-        Self::start(adjust, Some(llm)).await
+        Self::start(adjust, Some(llm), None).await
+    }
+
+    /// A scripted server whose sockets have a small kernel send buffer, so
+    /// that a client that stops reading fills it quickly.
+    pub async fn spawn_small_buffers(
+        adjust: impl FnOnce(&mut Settings),
+        llm: Arc<dyn LlmBackend>,
+    ) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        Self::start(adjust, Some(llm), Some(socket.listen(128).unwrap())).await
     }
 
     /// A server on the real default model (`make models`); `None` when the
@@ -145,12 +158,17 @@ impl TestApp {
                     adjust(s);
                 },
                 None,
+                None,
             )
             .await,
         )
     }
 
-    async fn start(adjust: impl FnOnce(&mut Settings), llm: Option<Arc<dyn LlmBackend>>) -> Self {
+    async fn start(
+        adjust: impl FnOnce(&mut Settings),
+        llm: Option<Arc<dyn LlmBackend>>,
+        listener: Option<tokio::net::TcpListener>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         adjust(&mut s);
@@ -161,7 +179,10 @@ impl TestApp {
         let app = mongars::app::build_with(s.clone(), overrides)
             .await
             .expect("build app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = match listener {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
         let addr = listener.local_addr().unwrap();
         let app_auth = app.auth.clone();
         let (stop, stopped) = oneshot::channel::<()>();

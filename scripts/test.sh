@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every test on SQLite and on a
-# throw-away PostgreSQL server started on loopback.
+# throw-away PostgreSQL server started on loopback, with Redis for the
+# replica tests and headless Chromium for the console.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,14 +20,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== starting PostgreSQL on loopback"
+echo "== starting PostgreSQL and Redis on loopback"
 url=$(scripts/test-postgres.sh start)
-trap 'scripts/test-postgres.sh stop' EXIT
+trap 'scripts/test-postgres.sh stop; scripts/test-redis.sh stop' EXIT
+redis_url=$(scripts/test-redis.sh start)
 
 echo "== cargo test"
 log=$(mktemp)
 set +e
-MONGARS_TEST_POSTGRES_URL="$url" MONGARS_TEST_PYDEPS="$pydeps" \
+MONGARS_TEST_POSTGRES_URL="$url" MONGARS_TEST_REDIS_URL="$redis_url" MONGARS_TEST_PYDEPS="$pydeps" \
   cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

@@ -1,37 +1,12 @@
 //! The `mongars` binary as a new user runs it: a clean environment, a fresh
 //! working folder, the default SQLite database in `./data`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod process;
 
-fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongars"));
-    cmd.current_dir(dir).env_clear();
-    // Cheap hashing keeps the tests quick; the defaults are measured in the bench.
-    cmd.env("MONGARS_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("MONGARS_AUTH__ARGON2_ITERATIONS", "1")
-        .env("MONGARS_LOGGING__FORMAT", "json")
-        // Tests run side by side; spinning llama.cpp threads must not
-        // outnumber the cores.
-        .env("MONGARS_LLM__EMBEDDED__THREADS", "1")
-        .env(
-            "MONGARS_LLM__EMBEDDED__MODEL_PATH",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-            ),
-        )
-        .env(
-            "MONGARS_EMBEDDINGS__MODEL_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2"),
-        );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
+use process::{mongars, start_server, terminate};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
 
 fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut child = mongars(dir, env)
@@ -95,44 +70,6 @@ fn invalid_settings_exit_non_zero_naming_every_key() {
         err.contains("server.port") && err.contains("nope") && err.contains("bad.toml"),
         "{err}"
     );
-}
-
-/// Start `mongars serve` and return it with the address it printed.
-fn start_server(
-    dir: &Path,
-    env: &[(&str, &str)],
-) -> (Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut child = mongars(dir, env)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server printed its address");
-    let addr = line.rsplit("http://").next().unwrap().to_string();
-    (child, addr, rx)
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 
 use crate::middleware::{self as mw, REQUEST_ID};
 use crate::routes::{
-    auth, conversation, embeddings, health, llm, memory, metrics, models, openai, review, users,
+    auth, console, conversation, embeddings, health, llm, memory, metrics, models, openai, review,
+    users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -21,6 +22,10 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(state.origins.clone());
 
     let api = Router::new()
+        // the operator console
+        .route("/", get(console::index))
+        .route("/assets/app.js", get(console::script))
+        .route("/assets/app.css", get(console::style))
         // operations
         .route("/healthz", get(health::healthz))
         .route("/ready", get(health::ready))
@@ -36,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/user/register", post(users::register))
         .route("/api/v1/user/list", get(users::list))
         .route("/api/v1/user/change-password", post(users::change_password))
+        .route(
+            "/api/v1/user/{username}",
+            axum::routing::patch(users::update),
+        )
         // conversation
         .route("/api/v1/conversation/chat", post(conversation::chat))
         .route(

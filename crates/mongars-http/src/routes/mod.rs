@@ -2,6 +2,7 @@
 //! service and shape the answer; no SQL and no business rules here.
 
 pub mod auth;
+pub mod console;
 pub mod conversation;
 pub mod embeddings;
 pub mod health;

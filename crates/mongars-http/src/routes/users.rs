@@ -1,4 +1,4 @@
-//! Accounts: registration, listing, password change.
+//! Accounts: registration, listing, password change, disabling.
 
 use crate::error::ApiResult;
 use crate::extract::{AdminUser, ApiJson, AuthUser};
@@ -38,11 +38,57 @@ pub async fn register(
 #[derive(Serialize)]
 pub struct UserList {
     users: Vec<String>,
+    /// The same accounts with their state, for the console.
+    details: Vec<UserView>,
+}
+
+#[derive(Serialize)]
+pub struct UserView {
+    username: String,
+    is_admin: bool,
+    disabled: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+    last_login_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<&mongars_core::domain::User> for UserView {
+    fn from(u: &mongars_core::domain::User) -> Self {
+        Self {
+            username: u.username.clone(),
+            is_admin: u.is_admin(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserChange {
+    disabled: bool,
+}
+
+/// `PATCH /api/v1/user/{username}` (admin) `{disabled}`: disable (revoking
+/// the account's tokens) or re-enable an account. Admins cannot disable
+/// themselves.
+pub async fn update(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    ApiJson(change): ApiJson<UserChange>,
+) -> ApiResult<Json<UserView>> {
+    let username = Username::parse(&name)?;
+    if change.disabled && username.key() == admin.username.to_lowercase() {
+        return Err(mongars_core::CoreError::Forbidden("Admins cannot disable themselves").into());
+    }
+    let user = state.auth.set_disabled(&username, change.disabled).await?;
+    Ok(Json(UserView::from(&user)))
 }
 
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<UserList>> {
     let users = state.auth.list_users().await?;
     Ok(Json(UserList {
+        details: users.iter().map(UserView::from).collect(),
         users: users.into_iter().map(|u| u.username).collect(),
     }))
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod backends;
+mod console;
 mod conversation;
 mod memory;
 mod openai;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod webdriver;
 pub mod ws;
 
 use mongars_config::{Secret, Settings};

@@ -1,0 +1,149 @@
+//! The operator console in a real browser (headless Chromium): sign in,
+//! chat with a streamed reply, see it in history and in a second tab, keep
+//! another user's tab unaware of it, sign out. Screenshots and the
+//! time-to-interactive go to `target/browser-artifacts/`.
+
+use crate::common::TestApp;
+use crate::common::webdriver::{self, Driver};
+use mongars_core::domain::Role;
+use std::path::PathBuf;
+
+const REPLY: &str = "Hello from the scripted backend. How can I help?";
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_chat_history_two_tabs_and_sign_out_in_chromium() {
+    if !webdriver::installed() {
+        eprintln!("chromium or chromedriver missing; browser test skipped");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.add_user("ana", "secret-password", Role::User).await;
+    app.add_user("bob", "secret-password", Role::User).await;
+    let driver = Driver::start().await;
+    let ana = driver.browser().await;
+
+    ana.goto(&app.base).await;
+    ana.wait(
+        "window.monGARS && window.monGARS.ready",
+        "the console script",
+    )
+    .await;
+    let tti = ana
+        .run(
+            "const n = performance.getEntriesByType('navigation')[0];\
+             return {interactive: performance.getEntriesByName('interactive')[0].startTime,\
+                     dom: n.domInteractive, load: n.loadEventEnd};",
+        )
+        .await;
+    let line = format!(
+        "console time-to-interactive: {:.1} ms (DOM interactive {:.1} ms)\n",
+        tti["interactive"].as_f64().unwrap(),
+        tti["dom"].as_f64().unwrap()
+    );
+    print!("{line}");
+    std::fs::write(artifacts().join("time-to-interactive.txt"), &line).unwrap();
+
+    // Sign in and chat; the reply streams into the page.
+    ana.type_into("#username", "ana").await;
+    ana.type_into("#password", "secret-password").await;
+    ana.click("#login-form button[type=submit]").await;
+    ana.wait(
+        "document.getElementById('link').textContent === 'live'",
+        "the socket",
+    )
+    .await;
+    ana.type_into("#message", "Hello from the browser").await;
+    ana.click("#send").await;
+    let done = format!(
+        "[...document.querySelectorAll('#messages li.assistant')]\
+         .some(li => !li.classList.contains('streaming') && li.textContent === {REPLY:?})"
+    );
+    ana.wait(&done, "the streamed reply").await;
+    assert!(
+        ana.text("#messages li.user")
+            .await
+            .contains("Hello from the browser")
+    );
+    std::fs::write(artifacts().join("console-chat.png"), ana.screenshot().await).unwrap();
+
+    // History lists the turn.
+    ana.click("nav [data-panel=history]").await;
+    ana.wait(
+        "document.getElementById('history').textContent.includes('Hello from the browser')",
+        "history",
+    )
+    .await;
+    ana.click("nav [data-panel=chat]").await;
+
+    // A second tab of the same browser is signed in and hears the first.
+    let first = ana.handle().await;
+    ana.new_tab().await;
+    let second = ana.handle().await;
+    ana.goto(&app.base).await;
+    ana.wait(
+        "document.getElementById('link').textContent === 'live'",
+        "the second tab's socket",
+    )
+    .await;
+
+    // Bob, in his own browser, is connected too.
+    let bob = driver.browser().await;
+    bob.goto(&app.base).await;
+    bob.wait("window.monGARS && window.monGARS.ready", "bob's console")
+        .await;
+    bob.type_into("#username", "bob").await;
+    bob.type_into("#password", "secret-password").await;
+    bob.click("#login-form button[type=submit]").await;
+    bob.wait(
+        "document.getElementById('link').textContent === 'live'",
+        "bob's socket",
+    )
+    .await;
+
+    ana.switch(&first).await;
+    ana.type_into("#message", "Sent from tab one").await;
+    ana.click("#send").await;
+    ana.switch(&second).await;
+    ana.wait(
+        "document.getElementById('messages').textContent.includes('Sent from tab one')",
+        "the message in the second tab",
+    )
+    .await;
+    std::fs::write(
+        artifacts().join("console-second-tab.png"),
+        ana.screenshot().await,
+    )
+    .unwrap();
+    let bobs = bob
+        .run("return document.getElementById('messages').textContent")
+        .await;
+    assert!(
+        !bobs.as_str().unwrap().contains("Sent from tab one"),
+        "{bobs}"
+    );
+    assert!(
+        !bobs.as_str().unwrap().contains("Hello from the browser"),
+        "{bobs}"
+    );
+
+    // Sign out: the form is back and the token is gone.
+    ana.switch(&first).await;
+    ana.click("#logout").await;
+    ana.wait(
+        "!document.getElementById('login-view').hidden",
+        "the sign-in form",
+    )
+    .await;
+    let stored = ana
+        .run("return localStorage.getItem('mongars.session')")
+        .await;
+    assert!(stored.is_null());
+    ana.quit().await;
+    bob.quit().await;
+}

@@ -11,7 +11,7 @@ run: ## Install what is missing, fetch the models, build, and start the server (
 	@scripts/models.sh
 	$(CARGO) run --release --locked -p mongars -- serve
 
-test: ## Install what is missing, then fmt, clippy and every test (SQLite and PostgreSQL)
+test: ## Install what is missing, then fmt, clippy and every test (SQLite, PostgreSQL, Redis, Chromium)
 	@scripts/test.sh
 
 models: ## Fetch the pinned default models into ./models (checked by sha256)
@@ -27,12 +27,15 @@ fmt: ## Format the code
 lint: ## Lints as CI runs them
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: build ## Start-up, login throughput, generation, router and memory figures
+bench: build ## Start-up, login throughput, generation, router, memory and realtime figures
 	@scripts/models.sh
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench auth
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench generate
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench router
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench memory
+	@url=$$(scripts/test-redis.sh start 2>/dev/null) || url=; \
+	  MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench realtime $${url:+--redis $$url}; \
+	  status=$$?; [ -z "$$url" ] || scripts/test-redis.sh stop; exit $$status
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

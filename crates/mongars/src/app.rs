@@ -4,6 +4,7 @@
 use crate::jwt_key;
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use mongars_config::{DatabaseTarget, Settings};
 use mongars_core::CoreError;
 use mongars_core::auth::{
@@ -162,12 +163,21 @@ pub async fn serve(
         .router
         .into_make_service_with_connect_info::<SocketAddr>();
     let mut server = tokio::spawn(
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(());
-            })
-            .into_future(),
+        // Small frames (tokens, events) go out at once instead of waiting
+        // for the peer's delayed acknowledgement (Nagle's algorithm).
+        axum::serve(
+            listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            }),
+            service,
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+        })
+        .into_future(),
     );
     let result = tokio::select! {
         r = &mut server => r,

@@ -88,6 +88,23 @@ pub enum BenchCommand {
     /// float scan: speed and recall@10), embedding throughput, and chat reply
     /// latency with memory on next to memory off.
     Memory(MemoryBenchArgs),
+    /// Idle WebSocket connections held by one `mongars serve` (its RSS and
+    /// the memory per connection), and event fan-out latency from a chat's
+    /// completion to socket delivery, in process and through Redis.
+    Realtime(RealtimeBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RealtimeBenchArgs {
+    /// Idle sockets to open.
+    #[arg(long, default_value_t = 5000)]
+    pub connections: usize,
+    /// Chats whose event delivery is timed.
+    #[arg(long, default_value_t = 100)]
+    pub events: usize,
+    /// Also time fan-out through this Redis (redis://HOST:PORT).
+    #[arg(long)]
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -24,6 +24,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(settings, args).await,
         Command::Bench(BenchCommand::Router(args)) => bench::router(settings, args).await,
         Command::Bench(BenchCommand::Memory(args)) => bench::memory(settings, args).await,
+        Command::Bench(BenchCommand::Realtime(args)) => bench::realtime(settings, args).await,
         Command::Models(cmd) => models::run(cmd, settings).await,
     }
 }

@@ -101,16 +101,27 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-struct Server {
-    child: Child,
-    addr: String,
+/// `mongars serve` as a child process on a fresh SQLite database.
+pub(crate) struct Server {
+    pub child: Child,
+    pub addr: String,
 }
 
 impl Server {
-    fn spawn(data: &std::path::Path, s: &Settings) -> anyhow::Result<Self> {
+    pub fn spawn(data: &std::path::Path, s: &Settings) -> anyhow::Result<Self> {
+        Self::spawn_with(data, s, &[])
+    }
+
+    /// With extra `MONGARS_*` variables.
+    pub fn spawn_with(
+        data: &std::path::Path,
+        s: &Settings,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the mongars executable")?;
         let mut child = Command::new(exe)
             .arg("serve")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("MONGARS_DATA_DIR", data)
             .env("MONGARS_DATABASE__URL", "")
             .env("MONGARS_SERVER__HOST", "127.0.0.1")
@@ -150,14 +161,14 @@ impl Server {
         Ok(Self { child, addr })
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let _ = self.child.wait();
     }
 }
 
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     client: &reqwest::Client,
     base: &str,
     started: Instant,
@@ -281,7 +292,7 @@ async fn failure_timing(client: &reqwest::Client, base: &str) -> (f64, f64) {
     (pct(&unknown, 50.0), pct(&wrong, 50.0))
 }
 
-fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -4,11 +4,13 @@
 mod auth;
 mod generate;
 mod memory;
+mod realtime;
 mod router;
 
 pub use auth::run as auth;
 pub use generate::run as generate;
 pub use memory::run as memory;
+pub use realtime::run as realtime;
 pub use router::run as router;
 
 /// The `p`-th percentile of `values` (nearest rank).

@@ -19,7 +19,9 @@ async fn admin_token_from_oauth_form_lists_users() {
 
     let (status, body) = status_json(app.get("/api/v1/user/list", Some(token)).await).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"users": ["alice", "bob"]}));
+    assert_eq!(body["users"], json!(["alice", "bob"]));
+    assert_eq!(body["details"][0]["is_admin"], true);
+    assert_eq!(body["details"][1]["username"], "bob");
 
     let bob = app.login("bob", "battery-staple").await;
     let (status, body) = status_json(app.get("/api/v1/user/list", Some(&bob)).await).await;
@@ -343,4 +345,64 @@ async fn accounts_work_the_same_on_postgres() {
     let (status, body) = status_json(app.get("/ready", None).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn admins_disable_and_enable_accounts_over_http() {
+    let app = TestApp::spawn().await;
+    app.add_user("root", "secret-password", Role::Admin).await;
+    app.add_user("ana", "secret-password", Role::User).await;
+    let root = app.login("root", "secret-password").await;
+    let ana = app.login("ana", "secret-password").await;
+    let patch = |name: &str, token: &str, body: serde_json::Value| {
+        app.client
+            .patch(app.url(&format!("/api/v1/user/{name}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let resp = patch("ana", &ana, json!({"disabled": true})).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "users cannot");
+    let resp = patch("root", &root, json!({"disabled": true}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "not oneself");
+    let (status, body) = status_json(
+        patch("ana", &root, json!({"disabled": true}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["disabled"], true);
+    let (status, _) = status_json(app.get("/api/v1/profile", Some(&ana)).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "her tokens are revoked");
+    let (_, list) = status_json(app.get("/api/v1/user/list", Some(&root)).await).await;
+    let ana_row = list["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ana")
+        .unwrap()
+        .clone();
+    assert_eq!(ana_row["disabled"], true);
+    let (status, body) = status_json(
+        patch("ana", &root, json!({"disabled": false}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["disabled"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    app.login("ana", "secret-password").await;
+    let resp = patch("nobody", &root, json!({"disabled": true}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = patch("ana", &root, json!({"disabled": "yes"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }

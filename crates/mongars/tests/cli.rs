@@ -118,7 +118,7 @@ async fn new_user_flow_add_admin_then_token_then_user_list() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list, serde_json::json!({"users": ["alice"]}));
+    assert_eq!(list["users"], serde_json::json!(["alice"]));
 
     let status = terminate(&mut child);
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");

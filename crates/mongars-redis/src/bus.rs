@@ -11,7 +11,7 @@ use crate::Redis;
 use futures_util::StreamExt;
 use mongars_core::ports::{Event, EventBus};
 use mongars_core::realtime::Hub;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,7 +23,6 @@ const BATCH: usize = 256;
 
 pub struct RedisBus {
     outbox: mpsc::Sender<Event>,
-    subscribed: Arc<AtomicBool>,
     dropped: AtomicU64,
 }
 
@@ -33,29 +32,12 @@ impl RedisBus {
     pub fn start(redis: Redis, hub: &Arc<Hub>) -> Arc<Self> {
         let channel = redis.key(&["events"]);
         let (outbox, rx) = mpsc::channel(OUTBOX);
-        let subscribed = Arc::new(AtomicBool::new(false));
         tokio::spawn(publish(redis.clone(), channel.clone(), rx));
-        tokio::spawn(listen(
-            redis,
-            channel,
-            Arc::downgrade(hub),
-            subscribed.clone(),
-        ));
+        tokio::spawn(listen(redis, channel, Arc::downgrade(hub)));
         Arc::new(Self {
             outbox,
-            subscribed,
             dropped: AtomicU64::new(0),
         })
-    }
-
-    /// Whether the listener is subscribed right now.
-    pub fn is_subscribed(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed)
-    }
-
-    /// Events dropped because the outbox was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -67,10 +49,6 @@ impl EventBus for RedisBus {
                 tracing::warn!(dropped = n + 1, "event outbox full; events dropped");
             }
         }
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
     }
 }
 
@@ -94,16 +72,14 @@ async fn publish(redis: Redis, channel: String, mut rx: mpsc::Receiver<Event>) {
     }
 }
 
-async fn listen(redis: Redis, channel: String, hub: Weak<Hub>, subscribed: Arc<AtomicBool>) {
+async fn listen(redis: Redis, channel: String, hub: Weak<Hub>) {
     let mut backoff = Duration::from_millis(100);
     while hub.strong_count() > 0 {
         match subscribe(&redis, &channel).await {
             Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
-                subscribed.store(true, Ordering::Relaxed);
                 tracing::info!("listening for events on redis");
                 relay(pubsub, &hub).await;
-                subscribed.store(false, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot subscribe to redis; retrying"),
         }

@@ -39,8 +39,6 @@ impl Event {
 /// a task of its own, so a slow bus never slows a reply.
 pub trait EventBus: Send + Sync {
     fn publish(&self, event: Event);
-    /// "memory" or "redis", for logs and health.
-    fn kind(&self) -> &'static str;
 }
 
 /// Who a WebSocket ticket was issued to.

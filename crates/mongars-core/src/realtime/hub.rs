@@ -60,15 +60,7 @@ impl Outbox {
     /// Queue a frame; `false` when the queue is full (the socket is then
     /// cut off) or the socket is gone.
     pub fn push(&self, frame: impl Into<Arc<str>>) -> bool {
-        match self.tx.try_send(frame.into()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.hub.overflows.fetch_add(1, Ordering::Relaxed);
-                self.overflow.notify_one();
-                false
-            }
-        }
+        self.hub.offer(&self.tx, &self.overflow, frame.into())
     }
 }
 
@@ -141,22 +133,29 @@ impl Hub {
         };
         let frame: Arc<str> = Arc::from(frame);
         let mut delivered = 0;
-        slots.retain(|slot| match slot.tx.try_send(frame.clone()) {
-            Ok(()) => {
-                delivered += 1;
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflows.fetch_add(1, Ordering::Relaxed);
-                slot.overflow.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        slots.retain(|slot| {
+            let taken = self.offer(&slot.tx, &slot.overflow, frame.clone());
+            delivered += usize::from(taken);
+            taken
         });
         if slots.is_empty() {
             sockets.remove(&user_id);
         }
         delivered
+    }
+
+    /// Queue `frame` without waiting; on a full queue, count the overflow
+    /// and signal the socket to close. `false` when the frame was not taken.
+    fn offer(&self, tx: &mpsc::Sender<Arc<str>>, overflow: &Notify, frame: Arc<str>) -> bool {
+        match tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflows.fetch_add(1, Ordering::Relaxed);
+                overflow.notify_one();
+                false
+            }
+        }
     }
 
     fn remove(&self, user_id: i64, id: u64) {

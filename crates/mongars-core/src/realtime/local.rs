@@ -22,10 +22,6 @@ impl EventBus for LocalBus {
     fn publish(&self, event: Event) {
         self.hub.deliver(event.user_id, &event.frame);
     }
-
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
 }
 
 /// Tickets kept in this process; expired ones are swept as new ones come.

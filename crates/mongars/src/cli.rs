@@ -116,7 +116,7 @@ pub struct MemoryBenchArgs {
     #[arg(long, default_value_t = 200)]
     pub queries: u32,
     /// Chat turns with memory on and as many off.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     pub turns: u32,
 }
 

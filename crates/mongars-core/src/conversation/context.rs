@@ -164,7 +164,7 @@ async fn fit_section(
         if !turns.is_empty() {
             t.push_str("Earlier exchanges with the user that may help:");
             for x in turns {
-                t.push_str(&format!("\n- {}", x.text.replace('\n', " / ")));
+                t.push_str(&format!("\n- {}", brief_exchange(&x.text)));
             }
         }
         (f, t)
@@ -185,4 +185,95 @@ async fn fit_section(
         keep -= 1;
     }
     (String::new(), String::new(), Vec::new())
+}
+
+/// A stored exchange (`User: ...\nAssistant: ...`) as one short line: the
+/// question, and the first sentence of the answer. Every recalled token is
+/// read by the engine before the reply starts, so this is kept brief.
+fn brief_exchange(text: &str) -> String {
+    match text.split_once("\nAssistant: ") {
+        Some((asked, answered)) => {
+            let asked = asked.strip_prefix("User: ").unwrap_or(asked);
+            format!(
+                "They asked \"{}\"; you answered \"{}\"",
+                clip(asked, 160),
+                clip(first_sentence(answered), 100)
+            )
+        }
+        None => clip(&text.replace('\n', " "), 200),
+    }
+}
+
+/// Up to the end of the first sentence that is at least a few words long.
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(['.', '!', '?', '\n']) {
+        let end = from + at;
+        let next = text[end + 1..].chars().next();
+        if end >= 20 && next.is_none_or(char::is_whitespace) {
+            return text[..end + 1].trim_end();
+        }
+        from = end + 1;
+    }
+    text
+}
+
+/// At most `max` characters, cut at a word boundary with an ellipsis.
+fn clip(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    let cut = match cut.rfind(char::is_whitespace) {
+        Some(at) if at > max / 2 => &cut[..at],
+        _ => cut.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([',', ';', ':', ' ']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exchange_is_the_question_and_the_first_sentence_of_the_answer() {
+        let stored = "User: How long should I steep green tea?\nAssistant: About two to three minutes, at 80 °C. Longer makes it bitter.";
+        assert_eq!(
+            brief_exchange(stored),
+            "They asked \"How long should I steep green tea?\"; you answered \"About two to three minutes, at 80 °C.\""
+        );
+    }
+
+    #[test]
+    fn long_answers_are_cut_at_a_word() {
+        let answer = "word ".repeat(60);
+        let line = brief_exchange(&format!("User: Tell me.\nAssistant: {answer}"));
+        let said = line.split("you answered \"").nth(1).unwrap();
+        assert!(said.ends_with("…\""), "{line}");
+        assert!(said.chars().count() <= 103, "{line}");
+        assert!(!said.contains("wor…"), "cut inside a word: {line}");
+    }
+
+    #[test]
+    fn short_or_dotted_openings_are_not_taken_for_a_sentence() {
+        assert_eq!(
+            first_sentence("Use v1.2 of the tool, then restart it. Done."),
+            "Use v1.2 of the tool, then restart it."
+        );
+        assert_eq!(
+            first_sentence("Yes. It does, as the docs say."),
+            "Yes. It does, as the docs say."
+        );
+        assert_eq!(first_sentence("No full stop here"), "No full stop here");
+    }
+
+    #[test]
+    fn text_without_the_exchange_shape_is_kept_on_one_line() {
+        assert_eq!(
+            brief_exchange("a note\nover two lines"),
+            "a note over two lines"
+        );
+    }
 }

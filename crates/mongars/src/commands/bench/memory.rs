@@ -314,8 +314,8 @@ async fn chat_figures(
             pct(&before_first[1][round], 50.0),
         );
         println!(
-            "  request to first token p50, {what}: on {a:.0} ms, off {b:.0} ms, ratio {:.3}",
-            a / b
+            "  request to first token p50, {what}: on {a:.0} ms, off {b:.0} ms; at equal reply length, memory on takes {:.3} of memory off's reply latency",
+            1.0 + (a - b) / pct(&t_off, 50.0)
         );
     }
     scratch.close().await;

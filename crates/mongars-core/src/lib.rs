@@ -14,5 +14,6 @@ pub mod personality;
 pub mod ports;
 pub mod ratelimit;
 pub mod realtime;
+pub mod text;
 
 pub use error::CoreError;

@@ -73,9 +73,9 @@ impl ResearchProvider for Documents {
                     .or_else(|| i.file_path.clone())
                     .unwrap_or_else(|| url.clone());
                 Reference {
-                    title: crate::clip(&title, 120),
+                    title: mongars_core::text::clip(&title, 120),
                     url,
-                    summary: crate::clip(&i.summary, 400),
+                    summary: mongars_core::text::clip(&i.summary, 400),
                     score: i.score.unwrap_or(0.5).clamp(0.0, 1.0),
                     repository: i.repository,
                     file_path: i.file_path,

@@ -112,7 +112,7 @@ pub fn best_passage(text: &str, query: &str, max_chars: usize) -> String {
     let start = (0..sentences.len())
         .max_by_key(|&i| (score(sentences[i]), std::cmp::Reverse(i)))
         .unwrap_or(0);
-    crate::clip(&sentences[start..].concat(), max_chars)
+    mongars_core::text::clip(&sentences[start..].concat(), max_chars)
 }
 
 #[cfg(test)]

@@ -25,16 +25,3 @@ pub(crate) fn client(user_agent: &str) -> Result<reqwest::Client, String> {
         .build()
         .map_err(|e| e.to_string())
 }
-
-/// Cut `text` to at most `max` characters at a word boundary.
-pub(crate) fn clip(text: &str, max: usize) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= max {
-        return text;
-    }
-    let cut: String = text.chars().take(max).collect();
-    match cut.rfind(' ') {
-        Some(at) if at > max / 2 => format!("{}…", &cut[..at]),
-        _ => format!("{cut}…"),
-    }
-}

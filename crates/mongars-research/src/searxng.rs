@@ -73,7 +73,7 @@ impl ResearchProvider for SearxNg {
         let mut out = Vec::with_capacity(items.len());
         for (rank, item) in items.into_iter().enumerate() {
             let mut title = item.title.clone();
-            let mut summary = crate::clip(&item.content, 400);
+            let mut summary = mongars_core::text::clip(&item.content, 400);
             let passage = match &self.pages {
                 Some(pages) => pages.passage(&item.url, &q.text, 400).await,
                 None => None,
@@ -91,7 +91,7 @@ impl ResearchProvider for SearxNg {
                 title: if title.is_empty() {
                     item.url.clone()
                 } else {
-                    crate::clip(&title, 120)
+                    mongars_core::text::clip(&title, 120)
                 },
                 url: item.url,
                 summary,

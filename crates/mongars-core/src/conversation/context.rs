@@ -7,6 +7,7 @@ use crate::domain::{ChatMessage, ChatRole, Turn};
 use crate::memory::{MemoryService, Recalled, WorkingMemory};
 use crate::personality::PersonalityService;
 use crate::ports::{LlmBackend, MemoryRepository, Reference};
+use crate::text::clip;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -200,7 +201,7 @@ fn brief_exchange(text: &str) -> String {
                 clip(first_sentence(answered), 100)
             )
         }
-        None => clip(&text.replace('\n', " "), 200),
+        None => clip(text, 200),
     }
 }
 
@@ -217,20 +218,6 @@ fn first_sentence(text: &str) -> &str {
         from = end + 1;
     }
     text
-}
-
-/// At most `max` characters, cut at a word boundary with an ellipsis.
-fn clip(text: &str, max: usize) -> String {
-    let text = text.trim();
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max).collect();
-    let cut = match cut.rfind(char::is_whitespace) {
-        Some(at) if at > max / 2 => &cut[..at],
-        _ => cut.as_str(),
-    };
-    format!("{}…", cut.trim_end_matches([',', ';', ':', ' ']))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 mod error;
 mod layers;
+mod redact;
 mod secret;
 mod settings;
 mod settings_memory;
@@ -19,9 +20,11 @@ mod settings_realtime;
 mod validate;
 mod validate_llm;
 mod validate_memory;
+mod validate_server;
 
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use layers::{CONFIG_PATH_VAR, ENV_PREFIX};
+pub use redact::redact_url_credentials;
 pub use secret::{REDACTED, Secret};
 pub use settings::*;
 pub use validate::MIN_JWT_SECRET_BYTES;

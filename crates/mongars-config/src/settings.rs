@@ -121,6 +121,7 @@ impl RemoteBackendSettings {
 pub struct ResilienceSettings {
     pub connect_timeout_ms: u64,
     pub first_token_timeout_ms: u64,
+    pub inter_token_timeout_ms: u64,
     pub total_timeout_ms: u64,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
@@ -183,6 +184,10 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     pub trust_forwarded_for: bool,
     pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,8 +263,13 @@ impl Settings {
     }
 
     /// Render as TOML with secrets shown as `[REDACTED]`.
+    /// Credentials inside URLs (`http://user:password@host`) are hidden too.
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+        let rendered = toml::Value::try_from(self).and_then(|mut v| {
+            crate::redact::redact_toml(&mut v);
+            toml::to_string_pretty(&v)
+        });
+        rendered.unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 }
 

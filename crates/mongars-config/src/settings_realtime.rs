@@ -15,6 +15,8 @@ pub struct RealtimeSettings {
     pub ping_interval_secs: u64,
     pub pong_timeout_secs: u64,
     pub max_frame_bytes: usize,
+    pub tickets_per_minute: u32,
+    pub ticket_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +63,11 @@ pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, St
         (1024..=16 * 1024 * 1024).contains(&r.max_frame_bytes),
         "realtime.max_frame_bytes",
         "must be between 1024 and 16777216".into(),
+    );
+    check(
+        r.tickets_per_minute >= 1 && r.ticket_burst >= 1,
+        "realtime.tickets_per_minute",
+        "tickets_per_minute and ticket_burst must be at least 1".into(),
     );
     let url = s.redis.url.expose();
     check(

@@ -21,21 +21,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "data_dir",
         "must not be empty".into(),
     );
-    check(
-        is_host(&s.server.host),
-        "server.host",
-        format!("{:?} is not an IP address or host name", s.server.host),
-    );
-    check(
-        s.server.body_limit_bytes >= 1024,
-        "server.body_limit_bytes",
-        "must be at least 1024".into(),
-    );
-    check(
-        s.server.request_timeout_secs >= 1,
-        "server.request_timeout_secs",
-        "must be at least 1".into(),
-    );
+    crate::validate_server::validate(s, &mut check);
 
     let url = s.database.url.expose();
     check(
@@ -173,7 +159,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
     errors
 }
 
-fn is_host(host: &str) -> bool {
+pub(crate) fn is_host(host: &str) -> bool {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }

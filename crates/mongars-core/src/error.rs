@@ -50,6 +50,14 @@ pub enum CoreError {
     /// The generation backend failed; the user's message was kept.
     #[error("The language model backend failed to answer")]
     BackendFailed(String),
+    /// The backend stopped answering in time: no first token within the
+    /// first-token limit, or no new token within the inter-token limit. The
+    /// user's message was kept.
+    #[error("The language model backend did not answer in time")]
+    BackendTimeout(String),
+    /// The request ran out of time (`server.request_timeout_secs`).
+    #[error("Request timed out")]
+    RequestTimeout,
     /// Every backend configured for the request's role failed (or had its
     /// circuit open); the user's message was kept.
     #[error("No language model backend could answer")]
@@ -94,6 +102,8 @@ impl CoreError {
             CoreError::Overloaded { .. } => "llm.overloaded",
             CoreError::BackendFailed(_) => "llm.backend_failed",
             CoreError::BackendsExhausted(_) => "llm.all_backends_failed",
+            CoreError::BackendTimeout(_) => "llm.timeout",
+            CoreError::RequestTimeout => "request.timeout",
             CoreError::TicketInvalid => "ws.ticket_invalid",
             CoreError::TooManySockets => "ws.too_many_sockets",
             CoreError::Disabled(_) => "feature.disabled",
@@ -126,6 +136,7 @@ impl From<LlmError> for CoreError {
             LlmError::Overloaded { retry_after_secs } => CoreError::Overloaded { retry_after_secs },
             LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
             e @ LlmError::Exhausted { .. } => CoreError::BackendsExhausted(e.to_string()),
+            e @ LlmError::Timeout(_) => CoreError::BackendTimeout(e.to_string()),
             e => CoreError::BackendFailed(e.to_string()),
         }
     }

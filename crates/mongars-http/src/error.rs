@@ -114,6 +114,11 @@ impl From<CoreError> for ApiError {
                 tracing::warn!(error = %internal, "generation backend failed");
                 ApiError::new(S::BAD_GATEWAY, code, detail)
             }
+            CoreError::BackendTimeout(internal) => {
+                tracing::warn!(error = %internal, "generation backend timed out");
+                ApiError::new(S::GATEWAY_TIMEOUT, code, detail)
+            }
+            CoreError::RequestTimeout => ApiError::new(S::GATEWAY_TIMEOUT, code, detail),
             CoreError::Disabled(_) => return ApiError::new(S::SERVICE_UNAVAILABLE, code, detail),
             CoreError::Unavailable(internal) => {
                 tracing::warn!(error = %internal, "dependency unavailable");

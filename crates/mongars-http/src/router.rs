@@ -45,12 +45,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/user/{username}",
             axum::routing::patch(users::update),
         )
-        // conversation
-        .route("/api/v1/conversation/chat", post(conversation::chat))
-        .route(
-            "/api/v1/conversation/chat/stream",
-            post(conversation::chat_stream),
-        )
+        // conversation (chats are timed by their handlers: see below)
         .route("/api/v1/conversation/history", get(conversation::history))
         .route(
             "/api/v1/conversation/turns/{id}/context",
@@ -77,6 +72,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/models", get(models::list))
         .route("/api/v1/models/provision", post(models::provision))
         .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn(move |req, next| {
+            mw::timeout(timeout, req, next)
+        }))
+        // Chat turns enforce the request timeout themselves, so that a turn
+        // cut off by it is stored as failed with its reason.
+        .route("/api/v1/conversation/chat", post(conversation::chat))
+        .route(
+            "/api/v1/conversation/chat/stream",
+            post(conversation::chat_stream),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             mw::record_route,
@@ -98,9 +103,6 @@ pub fn router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(cors)
             .layer(CatchPanicLayer::custom(mw::panic_response))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                mw::timeout(timeout, req, next)
-            }))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
 }

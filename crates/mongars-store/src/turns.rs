@@ -65,6 +65,20 @@ impl SqlTurnRepository {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
+
+    /// How many turns are in each status (`doctor`, tests), with the error
+    /// codes of failed ones: `(status, error_code, count)`.
+    pub async fn count_by_status(&self) -> Result<Vec<(String, Option<String>, i64)>, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(
+                "SELECT status, error_code, COUNT(*) FROM conversation_turns \
+                 GROUP BY status, error_code ORDER BY status, error_code",
+            )
+            .fetch_all(p)
+            .await
+        })
+        .map_err(repo_err)
+    }
 }
 
 #[async_trait]
@@ -72,14 +86,16 @@ impl TurnRepository for SqlTurnRepository {
     async fn start(&self, t: NewTurn) -> Result<(), RepoError> {
         on_pool!(self.db.pool(), |p| {
             sqlx::query(
-                "INSERT INTO conversation_turns (id, user_id, session_id, query, status, created_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', $5)",
+                "INSERT INTO conversation_turns \
+                 (id, user_id, session_id, query, status, created_at, owner) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
             )
             .bind(&t.id)
             .bind(t.user_id)
             .bind(&t.session_id)
             .bind(&t.query)
             .bind(t.created_at)
+            .bind(&t.owner)
             .execute(p)
             .await
             .map(|_| ())
@@ -132,6 +148,54 @@ impl TurnRepository for SqlTurnRepository {
             .execute(p)
             .await
             .map(|_| ())
+        })
+        .map_err(repo_err)
+    }
+
+    async fn pending_owners(&self) -> Result<Vec<String>, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT owner FROM conversation_turns \
+                 WHERE status = 'pending' AND owner IS NOT NULL",
+            )
+            .fetch_all(p)
+            .await
+        })
+        .map_err(repo_err)
+    }
+
+    async fn fail_pending_of(&self, owner: &str, error_code: &str) -> Result<u64, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "UPDATE conversation_turns SET status = 'failed', error_code = $1, completed_at = $2 \
+                 WHERE status = 'pending' AND owner = $3",
+            )
+            .bind(error_code)
+            .bind(Utc::now())
+            .bind(owner)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(repo_err)
+    }
+
+    async fn fail_pending_before(
+        &self,
+        before: DateTime<Utc>,
+        error_code: &str,
+    ) -> Result<u64, RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "UPDATE conversation_turns SET status = 'failed', error_code = $1, completed_at = $2 \
+                 WHERE status = 'pending' AND created_at < $3",
+            )
+            .bind(error_code)
+            .bind(Utc::now())
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
         })
         .map_err(repo_err)
     }

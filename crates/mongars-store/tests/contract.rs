@@ -27,6 +27,7 @@ contract!(
     migrations_are_current_and_idempotent,
     turns_keep_the_message_then_the_reply,
     recent_turns_filter_by_session_and_skip_unfinished,
+    interrupted_turns_are_failed_by_owner_and_by_age,
 );
 
 fn new_user(name: &str, role: Role) -> NewUser {
@@ -196,6 +197,7 @@ fn turn(id: &str, user_id: i64, session: Option<&str>, query: &str, secs: i64) -
         session_id: session.map(String::from),
         query: query.into(),
         created_at: Utc::now() + chrono::Duration::seconds(secs),
+        owner: None,
     }
 }
 
@@ -321,4 +323,83 @@ async fn recent_turns_filter_by_session_and_skip_unfinished(db: Database) {
         repo.count_complete(other, None, Utc::now()).await.unwrap(),
         1
     );
+}
+
+async fn interrupted_turns_are_failed_by_owner_and_by_age(db: Database) {
+    use mongars_core::conversation::recovery::{INTERRUPTED, Liveness, fail_interrupted};
+    let uid = owner(&db, "crashy").await;
+    let repo = SqlTurnRepository::new(db.clone());
+    let start = |id: &str, owner: Option<&str>, secs: i64| {
+        let mut t = turn(id, uid, None, id, secs);
+        t.owner = owner.map(String::from);
+        t
+    };
+    repo.start(start("dead-1", Some("host/1/1"), 0))
+        .await
+        .unwrap();
+    repo.start(start("dead-2", Some("host/1/1"), 0))
+        .await
+        .unwrap();
+    repo.start(start("alive", Some("host/2/2"), 0))
+        .await
+        .unwrap();
+    repo.start(start("far-old", Some("other/3/3"), -7200))
+        .await
+        .unwrap();
+    repo.start(start("far-new", Some("other/3/3"), 0))
+        .await
+        .unwrap();
+    repo.start(start("legacy-old", None, -7200)).await.unwrap();
+    repo.start(start("done", Some("host/1/1"), 0))
+        .await
+        .unwrap();
+    repo.complete("done", &completion("finished"))
+        .await
+        .unwrap();
+
+    let mut owners = repo.pending_owners().await.unwrap();
+    owners.sort();
+    assert_eq!(owners, ["host/1/1", "host/2/2", "other/3/3"]);
+    let liveness = |o: &str| match o {
+        "host/1/1" => Liveness::Dead,
+        "host/2/2" => Liveness::Alive,
+        _ => Liveness::Unknown,
+    };
+    let stale_before = Utc::now() - chrono::Duration::hours(1);
+    let failed = fail_interrupted(&repo, liveness, stale_before)
+        .await
+        .unwrap();
+    assert_eq!(failed, 4, "two of the dead owner, and the two old ones");
+    let by_id: std::collections::HashMap<String, (TurnStatus, Option<String>)> =
+        all_turns(&db, uid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.id, (t.status, t.error_code)))
+            .collect();
+    for id in ["dead-1", "dead-2", "far-old", "legacy-old"] {
+        assert_eq!(
+            by_id[id],
+            (TurnStatus::Failed, Some(INTERRUPTED.to_string())),
+            "{id}"
+        );
+    }
+    for id in ["alive", "far-new"] {
+        assert_eq!(by_id[id].0, TurnStatus::Pending, "{id}");
+    }
+    assert_eq!(by_id["done"].0, TurnStatus::Complete);
+    // Nothing more to do the second time.
+    assert_eq!(
+        fail_interrupted(&repo, liveness, stale_before)
+            .await
+            .unwrap(),
+        0
+    );
+    let counts = repo.count_by_status().await.unwrap();
+    let pending: i64 = counts
+        .iter()
+        .filter(|(s, _, _)| s == "pending")
+        .map(|(_, _, n)| n)
+        .sum();
+    assert_eq!(pending, 2);
 }

@@ -213,6 +213,7 @@ fn turn(id: &str, user_id: i64, secs: i64) -> NewTurn {
         session_id: None,
         query: format!("q-{id}"),
         created_at: Utc::now() + Duration::seconds(secs),
+        owner: None,
     }
 }
 

@@ -152,6 +152,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
+    match crate::recovery::recover(&app.db, &app.settings).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(turns = n, "turns interrupted by an earlier stop failed"),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "recovering interrupted turns failed"),
+    }
+    let recovery = tokio::spawn(crate::recovery::recovery_loop(
+        app.db.clone(),
+        app.settings.clone(),
+        Duration::from_secs(app.settings.memory.purge_interval_secs),
+    ));
     let purge = tokio::spawn(purge_throttle_windows(app.auth.clone()));
     let forget = tokio::spawn(crate::mind::purge_loop(
         app.mind.clone(),
@@ -195,6 +205,8 @@ pub async fn serve(
     };
     purge.abort();
     forget.abort();
+    recovery.abort();
+    crate::recovery::interrupt_own(&app.db).await;
     for task in side {
         task.abort();
     }

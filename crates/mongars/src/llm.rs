@@ -86,8 +86,11 @@ pub async fn router_from_settings(
         window: Duration::from_millis(r.breaker_window_ms),
         cooldown: Duration::from_millis(r.breaker_cooldown_ms),
     };
-    let remote_timeouts = Timeouts {
+    // The same limits for every backend, the embedded engine included: its
+    // queue can be long, and a turn must end in bounded time.
+    let timeouts = Timeouts {
         first_token: Duration::from_millis(r.first_token_timeout_ms),
+        between_tokens: Duration::from_millis(r.inter_token_timeout_ms),
         total: Duration::from_millis(r.total_timeout_ms),
     };
     let mut built: Vec<(String, Arc<GuardedBackend>)> = Vec::new();
@@ -99,7 +102,7 @@ pub async fn router_from_settings(
                     .clone()
                     .context("the embedded engine is not loaded")?;
                 let guards = Guards {
-                    timeouts: Timeouts::unlimited(),
+                    timeouts,
                     retries: 0,
                     backoff,
                     breaker,
@@ -133,7 +136,7 @@ pub async fn router_from_settings(
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
                 };
                 let guards = Guards {
-                    timeouts: remote_timeouts,
+                    timeouts,
                     retries: b.retries,
                     backoff,
                     breaker,
@@ -147,6 +150,7 @@ pub async fn router_from_settings(
                             stream: b.stream,
                             scale_cycles: b.scale_cycles,
                             backoff,
+                            budget: Duration::from_millis(r.first_token_timeout_ms),
                         },
                         metrics.ray.clone(),
                     )?),
@@ -236,6 +240,7 @@ pub fn conversation_service(
             history_turns: c.history_turns,
             max_message_chars: c.max_message_chars as usize,
             sampling: sampling_defaults(settings),
+            owner: Some(crate::instance::current().to_string()),
         },
     )
 }

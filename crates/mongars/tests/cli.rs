@@ -209,7 +209,7 @@ fn migrate_check_and_apply() {
     let apply = run(d, &["migrate"], &[], None);
     assert!(apply.status.success());
     assert!(
-        text(&apply.stdout).contains("applied migrations [1, 2, 3]"),
+        text(&apply.stdout).contains("applied migrations [1, 2, 3, 4]"),
         "{}",
         text(&apply.stdout)
     );
@@ -234,12 +234,43 @@ fn config_show_redacts_secrets() {
             ),
             ("MONGARS_BOOTSTRAP_ADMIN_USERNAME", "root"),
             ("MONGARS_BOOTSTRAP_ADMIN_PASSWORD", "root-password-123"),
+            // Credentials inside any URL a setting holds.
+            (
+                "MONGARS_LLM__BACKENDS__OLLAMA__URL",
+                "http://ollama-user:ollama-pass@gpu:11434",
+            ),
+            (
+                "MONGARS_LLM__BACKENDS__RAY__URL",
+                "http://ray:ray-pass-1@r1:8000, http://r2:8000",
+            ),
+            ("MONGARS_EMBEDDINGS__URL", "http://emb:emb-pass@e:1"),
+            (
+                "MONGARS_RESEARCH__SEARXNG_URL",
+                "http://s:searx-pass@s:8080",
+            ),
+            ("MONGARS_RESEARCH__DOCUMENTS_URL", "http://d:docs-pass@d:9"),
+            (
+                "MONGARS_TELEMETRY__OTLP_ENDPOINT",
+                "http://o:otlp-pass@c:4318",
+            ),
         ],
         None,
     );
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for secret in ["super-secret", "db-password", "root-password-123"] {
+    assert!(shown.contains("http://[REDACTED]@gpu:11434"), "{shown}");
+    assert!(shown.contains("http://r2:8000"), "{shown}");
+    for secret in [
+        "super-secret",
+        "db-password",
+        "root-password-123",
+        "ollama-pass",
+        "ray-pass-1",
+        "emb-pass",
+        "searx-pass",
+        "docs-pass",
+        "otlp-pass",
+    ] {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
     }
     assert!(shown.contains("[REDACTED]"));

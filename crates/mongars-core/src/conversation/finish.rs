@@ -4,15 +4,18 @@
 use super::context::Mind;
 use super::service::{ChatEvent, ChatReply, confidence_from_logprob};
 use super::speech;
-use crate::domain::{FinishReason, GenerationEvent, GenerationUsage, TurnCompletion};
+use super::stream::AbandonReason;
+use crate::domain::{
+    FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, NewTurn, TurnCompletion,
+};
 use crate::error::CoreError;
-use crate::ports::{Clock, Event, EventBus, GenerationStream, TurnRepository};
+use crate::ports::{Clock, Event, EventBus, GenerationStream, LlmBackend, TurnRepository};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-pub(super) async fn record_failure(turns: &dyn TurnRepository, turn_id: &str, code: &str) {
+async fn record_failure(turns: &dyn TurnRepository, turn_id: &str, code: &str) {
     if let Err(e) = turns.fail(turn_id, code).await {
         tracing::error!(error = %e, turn_id, "could not mark the turn failed");
     }
@@ -32,6 +35,71 @@ pub(super) struct Finish {
     pub(super) learn: Option<Learn>,
     /// Where the user's sockets hear of the reply as it streams and ends.
     pub(super) announce: Option<Announce>,
+    /// Why the consumer stopped waiting, if it did.
+    pub(super) reason: AbandonReason,
+}
+
+/// A whole stored turn, run as a task of its own: store the message, keep
+/// the context trace, start generating, then [`Finish::drive`]. Nothing the
+/// caller does after starting it (timing out, hanging up) can leave the turn
+/// `pending`: every path below ends in `complete` or `failed`.
+pub(super) struct TurnRun {
+    pub(super) turn: NewTurn,
+    /// The context trace as JSON, and the note before the message.
+    pub(super) trace: Option<(String, Option<String>)>,
+    pub(super) llm: Arc<dyn LlmBackend>,
+    pub(super) request: GenerationRequest,
+    pub(super) finish: Finish,
+}
+
+impl TurnRun {
+    /// `stored` hears whether the message was stored (the caller's last
+    /// chance to answer with a plain error); `tx` carries the reply.
+    pub(super) async fn run(
+        self,
+        tx: mpsc::Sender<ChatEvent>,
+        stored: oneshot::Sender<Result<(), CoreError>>,
+    ) {
+        let TurnRun {
+            turn,
+            trace,
+            llm,
+            request,
+            finish,
+        } = self;
+        let Some(turns) = finish.turns.clone() else {
+            let _ = stored.send(Err(CoreError::Internal("no turn store".into())));
+            return;
+        };
+        if let Err(e) = turns.start(turn).await {
+            let _ = stored.send(Err(e.into()));
+            return;
+        }
+        let _ = stored.send(Ok(()));
+        if let Some((json, note)) = trace
+            && let Err(e) = turns
+                .set_trace(&finish.turn_id, &json, note.as_deref())
+                .await
+        {
+            tracing::warn!(error = %e, turn_id = finish.turn_id, "could not keep the context trace");
+        }
+        let started = tokio::select! {
+            r = llm.generate(request) => r,
+            _ = tx.closed() => {
+                finish.gone().await;
+                return;
+            }
+        };
+        match started {
+            Ok(stream) => finish.drive(stream, tx).await,
+            Err(e) => {
+                let err = CoreError::from(e);
+                tracing::warn!(error = %err, turn_id = finish.turn_id, "generation failed before the first token");
+                finish.fail(err.code()).await;
+                let _ = tx.send(ChatEvent::Error(err)).await;
+            }
+        }
+    }
 }
 
 /// Realtime events of one turn: `ai_model.response_chunk` for each delta,
@@ -117,11 +185,7 @@ impl Finish {
             };
             let Some(item) = item else {
                 drop(stream);
-                tracing::info!(
-                    turn_id = self.turn_id,
-                    "client went away; generation stopped"
-                );
-                self.fail("conversation.cancelled").await;
+                self.gone().await;
                 return;
             };
             match item {
@@ -216,6 +280,18 @@ impl Finish {
             speech_turn,
             usage,
         })
+    }
+
+    /// The consumer went away: generation has stopped; the turn fails with
+    /// the reason it gave, or `conversation.cancelled`.
+    async fn gone(&self) {
+        let code = self.reason.code();
+        tracing::info!(
+            turn_id = self.turn_id,
+            code,
+            "reply abandoned; generation stopped"
+        );
+        self.fail(code).await;
     }
 
     async fn fail(&self, code: &str) {

@@ -2,9 +2,10 @@
 //! the token budget, keep the user's message, generate, plan speech, store.
 
 use super::context::{ContextTrace, Mind};
-use super::finish::{Announce, Finish, Learn, record_failure};
+use super::finish::{Announce, Finish, Learn, TurnRun};
 use super::prompt::fit_history;
 use super::speech;
+use super::stream::{AbandonReason, ChatStream};
 use crate::auth::Principal;
 use crate::domain::{
     GenerationRequest, GenerationUsage, ModelRole, NewTurn, PerRole, SamplingParams, SpeechTurn,
@@ -16,7 +17,7 @@ use crate::ports::{Clock, EventBus, GenerationStream, LlmBackend, RateLimiter, T
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone)]
 pub struct ConversationOptions {
@@ -26,6 +27,9 @@ pub struct ConversationOptions {
     pub max_message_chars: usize,
     /// Sampling defaults of each model role.
     pub sampling: PerRole<SamplingParams>,
+    /// This process, as stored on the turns it runs, so that turns left
+    /// behind by a process that died can be told from turns in flight.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,8 +61,6 @@ pub enum ChatEvent {
     Done(Box<ChatReply>),
     Error(CoreError),
 }
-
-pub type ChatStream = mpsc::Receiver<ChatEvent>;
 
 /// Map a mean log-probability to a 0..1 confidence.
 pub fn confidence_from_logprob(mean_logprob: Option<f64>) -> f64 {
@@ -145,7 +147,9 @@ impl ConversationService {
 
     /// One turn with memory of the session, streamed. Input problems and a
     /// full queue are returned before anything is stored; from then on the
-    /// user's message is kept even when generation fails.
+    /// user's message is kept even when generation fails, and the turn runs
+    /// in a task of its own that always ends it `complete` or `failed`,
+    /// whatever becomes of the caller (see [`ChatStream`]).
     #[tracing::instrument(skip_all, fields(user_id = who.id))]
     pub async fn chat_stream(
         &self,
@@ -183,16 +187,6 @@ impl ConversationService {
         )
         .await?;
         let turn_id = uuid::Uuid::new_v4().to_string();
-        self.turns
-            .start(NewTurn {
-                id: turn_id.clone(),
-                user_id: who.id,
-                session_id: session,
-                query: message.as_str().to_string(),
-                created_at: self.clock.now(),
-            })
-            .await?;
-        self.keep_trace(&turn_id, &trace, &note).await;
         tracing::debug!(
             turn_id,
             prompt_tokens,
@@ -201,45 +195,57 @@ impl ConversationService {
             "prompt assembled"
         );
         let tempo = speech::next_tempo(last_tempo(&recent), speech::words(message.as_str()));
-        let request = GenerationRequest {
-            messages,
-            sampling: self.options.sampling.get(role).clone(),
-            role,
-        };
-        let stream = match self.llm.generate(request).await {
-            Ok(s) => s,
-            Err(e) => {
-                let err = CoreError::from(e);
-                record_failure(self.turns.as_ref(), &turn_id, err.code()).await;
-                return Err(err);
-            }
+        let reason = AbandonReason::default();
+        let run = TurnRun {
+            turn: NewTurn {
+                id: turn_id.clone(),
+                user_id: who.id,
+                session_id: session,
+                query: message.as_str().to_string(),
+                created_at: self.clock.now(),
+                owner: self.options.owner.clone(),
+            },
+            trace: trace_json(&turn_id, &trace, &note),
+            llm: self.llm.clone(),
+            request: GenerationRequest {
+                messages,
+                sampling: self.options.sampling.get(role).clone(),
+                role,
+            },
+            finish: Finish {
+                turns: Some(self.turns.clone()),
+                clock: self.clock.clone(),
+                turn_id,
+                tempo,
+                started,
+                learn: Some(Learn {
+                    user_id: who.id,
+                    query: message.as_str().to_string(),
+                    mind: self.mind.clone(),
+                }),
+                announce: self.events.clone().map(|bus| Announce {
+                    bus,
+                    user_id: who.id,
+                    username: who.username.clone(),
+                    query: message.as_str().to_string(),
+                }),
+                reason: reason.clone(),
+            },
         };
         let (tx, rx) = mpsc::channel(64);
-        let finish = Finish {
-            turns: Some(self.turns.clone()),
-            clock: self.clock.clone(),
-            turn_id,
-            tempo,
-            started,
-            learn: Some(Learn {
-                user_id: who.id,
-                query: message.as_str().to_string(),
-                mind: self.mind.clone(),
-            }),
-            announce: self.events.clone().map(|bus| Announce {
-                bus,
-                user_id: who.id,
-                username: who.username.clone(),
-                query: message.as_str().to_string(),
-            }),
-        };
-        tokio::spawn(finish.drive(stream, tx));
-        Ok(rx)
+        let (stored_tx, stored) = oneshot::channel();
+        tokio::spawn(run.run(tx, stored_tx));
+        // The turn's task stores the message even if this caller is dropped
+        // meanwhile; it then sees nobody listening and fails the turn.
+        stored
+            .await
+            .map_err(|_| CoreError::Internal("the turn's task ended early".into()))??;
+        Ok(ChatStream::new(rx, reason))
     }
 
     /// One turn, waited for. Same pipeline as [`Self::chat_stream`].
     pub async fn chat(&self, who: &Principal, req: ChatRequest) -> Result<ChatReply, CoreError> {
-        collect(self.chat_stream(who, req).await?).await
+        self.chat_stream(who, req).await?.collect().await
     }
 
     /// The message straight to the model: no history, no system prompt,
@@ -267,6 +273,7 @@ impl ConversationService {
             })
             .await?;
         let (tx, rx) = mpsc::channel(64);
+        let reason = AbandonReason::default();
         let finish = Finish {
             turns: None,
             clock: self.clock.clone(),
@@ -275,9 +282,10 @@ impl ConversationService {
             started,
             learn: None,
             announce: None,
+            reason: reason.clone(),
         };
         tokio::spawn(finish.drive(stream, tx));
-        collect(rx).await
+        ChatStream::new(rx, reason).collect().await
     }
 
     /// Raw completion for the OpenAI-compatible API: caller-supplied messages
@@ -325,22 +333,6 @@ impl ConversationService {
         }
     }
 
-    async fn keep_trace(&self, turn_id: &str, trace: &ContextTrace, note: &str) {
-        if *trace == ContextTrace::default() {
-            return;
-        }
-        let stored = match serde_json::to_string(trace) {
-            Ok(json) => {
-                let note = (!note.is_empty()).then_some(note);
-                self.turns.set_trace(turn_id, &json, note).await
-            }
-            Err(e) => Err(crate::ports::RepoError::Other(e.to_string())),
-        };
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, turn_id, "could not keep the context trace");
-        }
-    }
-
     fn prompt_budget(&self, role: ModelRole) -> usize {
         self.llm
             .context_window()
@@ -370,17 +362,19 @@ fn last_tempo(recent: &[Turn]) -> Option<f64> {
         .find_map(|t| t.speech_turn.as_ref().map(|s| s.tempo))
 }
 
-async fn collect(mut rx: ChatStream) -> Result<ChatReply, CoreError> {
-    while let Some(event) = rx.recv().await {
-        match event {
-            ChatEvent::Delta(_) => {}
-            ChatEvent::Done(reply) => return Ok(*reply),
-            ChatEvent::Error(e) => return Err(e),
+/// What recall and research put into the prompt, as stored with the turn
+/// (JSON, and the note before the message); `None` when there is nothing.
+fn trace_json(turn_id: &str, trace: &ContextTrace, note: &str) -> Option<(String, Option<String>)> {
+    if *trace == ContextTrace::default() {
+        return None;
+    }
+    match serde_json::to_string(trace) {
+        Ok(json) => Some((json, (!note.is_empty()).then(|| note.to_string()))),
+        Err(e) => {
+            tracing::warn!(error = %e, turn_id, "could not serialise the context trace");
+            None
         }
     }
-    Err(CoreError::Internal(
-        "reply stream ended without an answer".into(),
-    ))
 }
 
 #[cfg(test)]

@@ -143,6 +143,8 @@ pub struct NewTurn {
     pub session_id: Option<String>,
     pub query: String,
     pub created_at: DateTime<Utc>,
+    /// The process running the turn (see `conversation::recovery`).
+    pub owner: Option<String>,
 }
 
 /// What is written when the reply is done.

@@ -31,6 +31,11 @@ pub enum LlmError {
     /// JSON, a wrong content type, a stream cut short.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// The backend asked to be called again later (429 or 503 with
+    /// `Retry-After`): retried when the wait fits the request's time,
+    /// otherwise the next backend is tried.
+    #[error("busy (status {status}), retry after {after_ms} ms")]
+    Busy { status: u16, after_ms: u64 },
     /// The backend refused the request (4xx other than scaling).
     #[error("rejected with status {status}: {message}")]
     Rejected { status: u16, message: String },
@@ -56,6 +61,7 @@ impl LlmError {
             LlmError::Timeout(_) => "timeout",
             LlmError::Malformed(_) => "malformed",
             LlmError::Rejected { .. } => "rejected",
+            LlmError::Busy { .. } => "busy",
             LlmError::CircuitOpen => "circuit_open",
             LlmError::Exhausted { .. } => "exhausted",
             LlmError::Failed(_) => "failed",
@@ -72,11 +78,25 @@ impl LlmError {
         )
     }
 
+    /// How long the backend asked to be left alone, when it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LlmError::Busy { after_ms, .. } => Some(std::time::Duration::from_millis(*after_ms)),
+            LlmError::Overloaded { retry_after_secs } => {
+                Some(std::time::Duration::from_secs(*retry_after_secs))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether trying the same backend again may help.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            LlmError::Unavailable(_) | LlmError::Transport(_) | LlmError::Overloaded { .. }
+            LlmError::Unavailable(_)
+                | LlmError::Transport(_)
+                | LlmError::Overloaded { .. }
+                | LlmError::Busy { .. }
         )
     }
 }

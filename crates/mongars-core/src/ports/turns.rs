@@ -13,6 +13,16 @@ pub trait TurnRepository: Send + Sync {
     async fn complete(&self, id: &str, completion: &TurnCompletion) -> Result<(), RepoError>;
     /// Mark the turn failed with a stable error code; the message stays.
     async fn fail(&self, id: &str, error_code: &str) -> Result<(), RepoError>;
+    /// The distinct owners of pending turns (turns without one are left out).
+    async fn pending_owners(&self) -> Result<Vec<String>, RepoError>;
+    /// Fail every pending turn of `owner` with `error_code`; how many.
+    async fn fail_pending_of(&self, owner: &str, error_code: &str) -> Result<u64, RepoError>;
+    /// Fail every turn still pending that was started before `before`; how many.
+    async fn fail_pending_before(
+        &self,
+        before: DateTime<Utc>,
+        error_code: &str,
+    ) -> Result<u64, RepoError>;
     /// How many complete turns of the user (in `session_id` when given) are
     /// in working memory at `now`.
     async fn count_complete(

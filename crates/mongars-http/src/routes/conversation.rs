@@ -9,9 +9,11 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use mongars_core::CoreError;
+use mongars_core::auth::Principal;
 use mongars_core::conversation::{ChatEvent, ChatReply, ChatRequest, ChatStream};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
+use tokio::time::Instant;
 
 #[derive(Deserialize)]
 pub struct ChatBody {
@@ -28,43 +30,81 @@ impl From<ChatBody> for ChatRequest {
     }
 }
 
-/// `POST /api/v1/conversation/chat`
+/// `POST /api/v1/conversation/chat`. Runs under its own request timeout
+/// rather than the router's: a turn cut off by it is stored as failed with
+/// `request.timeout` instead of being dropped mid-way.
 pub async fn chat(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> ApiResult<Json<ChatReply>> {
-    Ok(Json(state.conversation.chat(&who, body.into()).await?))
+    let deadline = Instant::now() + state.http.request_timeout;
+    let mut stream = start(&state, &who, body, deadline).await?;
+    match tokio::time::timeout_at(deadline, stream.collect()).await {
+        Ok(reply) => Ok(Json(reply?)),
+        Err(_) => Err(timed_out(stream)),
+    }
 }
 
 /// `POST /api/v1/conversation/chat/stream`: `token` events with
 /// `{"delta": text}`, then `done` with the reply object, or `error` with
-/// `{"detail", "code"}`. Problems found before generation starts are plain
-/// JSON errors with their status, like the non-streaming endpoint.
+/// `{"detail", "code"}`. Problems found before the first token are plain
+/// JSON errors with their status, like the non-streaming endpoint; the
+/// request timeout applies until then.
 pub async fn chat_stream(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let rx = state.conversation.chat_stream(&who, body.into()).await?;
-    Ok(Sse::new(sse_events(rx)).keep_alive(KeepAlive::default()))
+    let deadline = Instant::now() + state.http.request_timeout;
+    let mut stream = start(&state, &who, body, deadline).await?;
+    let first = match tokio::time::timeout_at(deadline, stream.recv()).await {
+        Err(_) => return Err(timed_out(stream)),
+        Ok(None) => {
+            return Err(CoreError::Internal("reply stream ended before any event".into()).into());
+        }
+        Ok(Some(ChatEvent::Error(e))) => return Err(e.into()),
+        Ok(Some(event)) => event,
+    };
+    Ok(Sse::new(sse_events(first, stream)).keep_alive(KeepAlive::default()))
 }
 
-fn sse_events(rx: ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Some(rx), |rx| async move {
+async fn start(
+    state: &AppState,
+    who: &Principal,
+    body: ChatBody,
+    deadline: Instant,
+) -> ApiResult<ChatStream> {
+    let started = state.conversation.chat_stream(who, body.into());
+    match tokio::time::timeout_at(deadline, started).await {
+        Ok(stream) => Ok(stream?),
+        Err(_) => {
+            tracing::warn!("request timed out before the turn started");
+            Err(CoreError::RequestTimeout.into())
+        }
+    }
+}
+
+/// The request ran out of time: the turn is failed with `request.timeout`.
+fn timed_out(stream: ChatStream) -> ApiError {
+    tracing::warn!("request timed out; the turn is failed");
+    stream.abandon(CoreError::RequestTimeout.code());
+    CoreError::RequestTimeout.into()
+}
+
+fn sse_events(first: ChatEvent, rx: ChatStream) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((Some(first), Some(rx)), |(first, rx)| async move {
         let mut rx = rx?;
-        let event = match rx.recv().await? {
-            ChatEvent::Delta(delta) => json_event("token", &serde_json::json!({ "delta": delta })),
-            ChatEvent::Done(reply) => {
-                let ev = json_event("done", &*reply);
-                return Some((Ok(ev), None));
-            }
-            ChatEvent::Error(e) => {
-                let ev = error_event(e);
-                return Some((Ok(ev), None));
-            }
+        let next = match first {
+            Some(event) => event,
+            None => rx.recv().await?,
         };
-        Some((Ok(event), Some(rx)))
+        let event = match next {
+            ChatEvent::Delta(delta) => json_event("token", &serde_json::json!({ "delta": delta })),
+            ChatEvent::Done(reply) => return Some((Ok(json_event("done", &*reply)), (None, None))),
+            ChatEvent::Error(e) => return Some((Ok(error_event(e)), (None, None))),
+        };
+        Some((Ok(event), (None, Some(rx))))
     })
 }
 

@@ -4,11 +4,14 @@
 //! streamed bodies (NDJSON and server-sent events).
 //!
 //! Every failure becomes an [`LlmError`] with a short, bounded message. Keys
-//! are sent only in the `Authorization` header and never appear in errors.
+//! are sent only in the `Authorization` header and never appear in errors:
+//! whatever a server says about an error goes through [`scrub::scrub`]
+//! before it reaches a log, a health report or a client.
 
 pub mod ollama;
 pub mod openai;
 pub mod ray;
+pub mod scrub;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -90,24 +93,50 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.min(300.0)))
 }
 
-/// Turn a non-success answer into an error, with the server's own message
-/// when it sent one as JSON (`{"error": ...}`).
-pub(crate) async fn status_error(resp: reqwest::Response) -> LlmError {
+/// Turn a non-success answer into an error: its status, and the server's
+/// own message (from `{"error": ...}` JSON, or the text) scrubbed of
+/// credentials. 408, 429 and 503 with `Retry-After` ask to be retried later.
+pub(crate) async fn status_error(resp: reqwest::Response, cfg: &RemoteConfig) -> LlmError {
     let status = resp.status().as_u16();
     let retry = retry_after(resp.headers());
     let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
-    let message = error_message(&body);
-    let wait = retry
-        .map(|d| format!(", retry after {}s", d.as_secs()))
-        .unwrap_or_default();
-    match status {
-        408 | 429 => LlmError::Unavailable(format!("status {status}: {message}{wait}")),
-        400..=499 => LlmError::Rejected { status, message },
-        _ => LlmError::Unavailable(format!("status {status}: {message}{wait}")),
+    let message = error_message(&body, cfg);
+    match (status, retry) {
+        (408 | 429 | 503, Some(after)) => LlmError::Busy {
+            status,
+            after_ms: after.as_millis() as u64,
+        },
+        (408 | 429, None) => LlmError::Unavailable(format!("status {status}: {message}")),
+        (400..=499, _) => LlmError::Rejected { status, message },
+        _ => LlmError::Unavailable(format!("status {status}: {message}")),
     }
 }
 
-fn error_message(body: &[u8]) -> String {
+/// A message a server sent about a failure, safe to keep (see [`scrub`]).
+pub(crate) fn upstream_message(text: &str, cfg: &RemoteConfig) -> String {
+    let key = cfg.api_key.as_deref().unwrap_or("");
+    scrub::scrub(text, &[key])
+}
+
+/// An error whose text came (partly) from a server, scrubbed like
+/// [`upstream_message`]: parse errors quote what they could not parse.
+pub(crate) fn scrubbed(e: LlmError, key: Option<&str>) -> LlmError {
+    let s = |m: String| scrub::scrub(&m, &[key.unwrap_or("")]);
+    match e {
+        LlmError::Unavailable(m) => LlmError::Unavailable(s(m)),
+        LlmError::Transport(m) => LlmError::Transport(s(m)),
+        LlmError::Timeout(m) => LlmError::Timeout(s(m)),
+        LlmError::Malformed(m) => LlmError::Malformed(s(m)),
+        LlmError::Failed(m) => LlmError::Failed(s(m)),
+        LlmError::Rejected { status, message } => LlmError::Rejected {
+            status,
+            message: s(message),
+        },
+        other => other,
+    }
+}
+
+fn error_message(body: &[u8], cfg: &RemoteConfig) -> String {
     let text = String::from_utf8_lossy(body);
     let from_json = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
@@ -117,19 +146,7 @@ fn error_message(body: &[u8]) -> String {
                 .map(str::to_string)
                 .or_else(|| e.get("message")?.as_str().map(str::to_string))
         });
-    let mut m = from_json.unwrap_or_else(|| text.trim().to_string());
-    if m.is_empty() {
-        m = "no message".into();
-    }
-    truncate(&mut m, 200);
-    m
-}
-
-pub(crate) fn truncate(s: &mut String, max_chars: usize) {
-    if let Some((i, _)) = s.char_indices().nth(max_chars) {
-        s.truncate(i);
-        s.push('…');
-    }
+    upstream_message(&from_json.unwrap_or_else(|| text.into_owned()), cfg)
 }
 
 async fn read_limited(resp: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
@@ -182,7 +199,7 @@ pub(crate) async fn list_names(
         .await
         .map_err(transport)?;
     if !resp.status().is_success() {
-        return Err(status_error(resp).await);
+        return Err(status_error(resp, cfg).await);
     }
     let body = read_json(resp, 4 << 20).await?;
     let items = body
@@ -353,31 +370,38 @@ mod tests {
         assert_eq!(join("http://h:1", "/api/chat"), "http://h:1/api/chat");
     }
 
+    fn cfg(key: Option<&str>) -> RemoteConfig {
+        RemoteConfig {
+            name: "o".into(),
+            urls: vec!["http://h".into()],
+            model: "m".into(),
+            api_key: key.map(str::to_string),
+            context_tokens: 4096,
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
     #[test]
-    fn error_messages_come_from_json_or_text() {
+    fn error_messages_come_from_json_or_text_without_secrets() {
+        let c = cfg(Some("the-backend-key"));
         assert_eq!(
-            error_message(br#"{"error":"model not found"}"#),
+            error_message(br#"{"error":"model not found"}"#, &c),
             "model not found"
         );
         assert_eq!(
-            error_message(br#"{"error":{"message":"bad key"}}"#),
+            error_message(br#"{"error":{"message":"bad key"}}"#, &c),
             "bad key"
         );
-        assert_eq!(error_message(b"  oops "), "oops");
-        assert_eq!(error_message(b""), "no message");
-        assert!(error_message(&[b'x'; 1000]).chars().count() <= 201);
+        assert_eq!(error_message(b"  oops ", &c), "oops");
+        assert_eq!(error_message(b"", &c), "no message");
+        assert!(error_message(&[b'x'; 1000], &c).chars().count() <= 121);
+        let echoed = br#"{"error":{"message":"Incorrect key the-backend-key in Authorization: Bearer the-backend-key"}}"#;
+        let m = error_message(echoed, &c);
+        assert!(!m.contains("the-backend-key"), "{m}");
     }
 
     #[test]
     fn config_debug_hides_the_key() {
-        let cfg = RemoteConfig {
-            name: "o".into(),
-            urls: vec!["http://h".into()],
-            model: "m".into(),
-            api_key: Some("sk-very-secret".into()),
-            context_tokens: 4096,
-            connect_timeout: Duration::from_secs(1),
-        };
-        assert!(!format!("{cfg:?}").contains("sk-very"));
+        assert!(!format!("{:?}", cfg(Some("sk-very-secret"))).contains("sk-very"));
     }
 }

@@ -1,6 +1,7 @@
 //! Ollama: `POST /api/chat` streamed as NDJSON, `GET /api/tags` for health
 //! and presence of the model, `POST /api/pull` (NDJSON progress) to download.
 
+use super::scrubbed;
 use super::{
     Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
 };
@@ -81,7 +82,7 @@ impl OllamaBackend {
             .await
             .map_err(transport)?;
         if !resp.status().is_success() {
-            return Err(status_error(resp).await);
+            return Err(status_error(resp, &self.cfg).await);
         }
         expect_content_type(&resp, &["json"])?;
         let mut lines = Lines::new(resp);
@@ -92,6 +93,7 @@ impl OllamaBackend {
             let p: PullLine = serde_json::from_str(&line)
                 .map_err(|e| LlmError::Malformed(format!("bad pull progress line: {e}")))?;
             if let Some(error) = p.error {
+                let error = super::upstream_message(&error, &self.cfg);
                 return Err(LlmError::Failed(format!(
                     "pull of {}: {error}",
                     self.cfg.model
@@ -170,16 +172,17 @@ impl LlmBackend for OllamaBackend {
             .await
             .map_err(transport)?;
         if !resp.status().is_success() {
-            return Err(status_error(resp).await);
+            return Err(status_error(resp, &self.cfg).await);
         }
         expect_content_type(&resp, &["json"])?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let model = self.cfg.model.clone();
+        let key = self.cfg.api_key.clone();
         tokio::spawn(async move {
             let mut p = Progress::new(started);
             let lines = Lines::new(resp);
             if let Err(e) = read_chat(lines, &tx, &mut p, &model, prompt_estimate).await {
-                let _ = tx.send(Err(e)).await;
+                let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
             }
         });
         Ok(rx)

@@ -2,6 +2,7 @@
 //! `POST /v1/chat/completions` streamed as server-sent events, ending with
 //! `data: [DONE]`, and `GET /v1/models` for health and presence of the model.
 
+use super::scrubbed;
 use super::{
     Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
 };
@@ -121,16 +122,17 @@ impl LlmBackend for OpenAiBackend {
             .await
             .map_err(transport)?;
         if !resp.status().is_success() {
-            return Err(status_error(resp).await);
+            return Err(status_error(resp, &self.cfg).await);
         }
         expect_content_type(&resp, &["text/event-stream"])?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let model = self.cfg.model.clone();
+        let key = self.cfg.api_key.clone();
         tokio::spawn(async move {
             let mut p = Progress::new(started);
             let lines = Lines::new(resp);
             if let Err(e) = read_events(lines, &tx, &mut p, &model, prompt_estimate).await {
-                let _ = tx.send(Err(e)).await;
+                let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
             }
         });
         Ok(rx)

@@ -21,7 +21,7 @@
 //! 4xx fail at once. At most `endpoints x scale_cycles` attempts.
 
 use super::{Lines, Progress, RemoteConfig, Sender, client, finish_reason, status_error};
-use super::{expect_content_type, read_json, retry_after, transport, with_auth};
+use super::{expect_content_type, read_json, retry_after, scrubbed, transport, with_auth};
 use crate::resilience::Backoff;
 use async_trait::async_trait;
 use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
@@ -43,6 +43,10 @@ pub struct RayOptions {
     pub scale_cycles: u32,
     /// Between attempts after a 5xx other than scaling, or a transport error.
     pub backoff: Backoff,
+    /// Longest the attempts of one request may wait in all (the first-token
+    /// limit): a `Retry-After` that would end later is not waited out, so
+    /// the router can try the next backend at once.
+    pub budget: Duration,
 }
 
 pub struct RayBackend {
@@ -58,7 +62,8 @@ pub struct RayBackend {
 
 enum Attempt {
     Answer(reqwest::Response),
-    Scaling(Option<Duration>),
+    /// 503 or 409 (deployment scaling) or 429, with `Retry-After` if sent.
+    Scaling(u16, Option<Duration>),
     Retry(LlmError),
     Fail(LlmError),
 }
@@ -129,21 +134,21 @@ impl RayBackend {
         let status = resp.status().as_u16();
         match status {
             200..=299 => Attempt::Answer(resp),
-            503 | 409 => {
+            503 | 409 | 429 => {
                 self.metrics.scaling_events.inc();
                 self.metrics.failures.with_label_values(&["scaling"]).inc();
-                Attempt::Scaling(retry_after(resp.headers()))
+                Attempt::Scaling(status, retry_after(resp.headers()))
             }
             500..=599 => {
                 self.metrics
                     .failures
                     .with_label_values(&["server_error"])
                     .inc();
-                Attempt::Retry(status_error(resp).await)
+                Attempt::Retry(status_error(resp, &self.cfg).await)
             }
             _ => {
                 self.metrics.failures.with_label_values(&["rejected"]).inc();
-                Attempt::Fail(status_error(resp).await)
+                Attempt::Fail(status_error(resp, &self.cfg).await)
             }
         }
     }
@@ -166,9 +171,18 @@ impl RayBackend {
         let mut scaling = 0usize;
         let mut retries = 0u32;
         let mut last = LlmError::Unavailable("no attempt made".into());
+        let deadline = Instant::now() + self.opts.budget;
         for k in 0..attempts {
             let index = (start + k) % n;
             if let Some(until) = self.wait_until(index) {
+                if until > deadline {
+                    let after_ms = until.saturating_duration_since(Instant::now()).as_millis();
+                    last = LlmError::Busy {
+                        status: 503,
+                        after_ms: after_ms as u64,
+                    };
+                    continue;
+                }
                 tokio::time::sleep_until(until.into()).await;
             }
             match self.attempt(index, body).await {
@@ -177,10 +191,23 @@ impl RayBackend {
                     return Ok((index, resp));
                 }
                 Attempt::Fail(e) => return Err(e),
-                Attempt::Scaling(wait) => {
+                Attempt::Scaling(status, wait) => {
                     let wait = wait.unwrap_or_else(|| {
                         Duration::from_millis(SCALING_BACKOFF_MS[scaling.min(3)])
                     });
+                    if Instant::now() + wait > deadline {
+                        tracing::debug!(
+                            endpoint = index,
+                            wait_ms = wait.as_millis() as u64,
+                            "ray asks for a wait longer than the request allows"
+                        );
+                        self.cool(index, Instant::now() + wait);
+                        last = LlmError::Busy {
+                            status,
+                            after_ms: wait.as_millis() as u64,
+                        };
+                        continue;
+                    }
                     scaling += 1;
                     tracing::debug!(
                         endpoint = index,
@@ -202,6 +229,7 @@ impl RayBackend {
         }
         Err(match last {
             LlmError::Timeout(m) => LlmError::Timeout(m),
+            e @ LlmError::Busy { .. } => e,
             e => LlmError::Unavailable(format!("ray: {attempts} attempts failed, last: {e}")),
         })
     }
@@ -233,6 +261,7 @@ impl LlmBackend for RayBackend {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let model = self.cfg.model.clone();
         let failures = self.metrics.failures.clone();
+        let key = self.cfg.api_key.clone();
         if self.opts.stream {
             expect_content_type(&resp, &["json"])?;
             tokio::spawn(async move {
@@ -241,13 +270,16 @@ impl LlmBackend for RayBackend {
                     read_stream(Lines::new(resp), &tx, &mut p, &model, prompt_estimate).await
                 {
                     failures.with_label_values(&[e.kind()]).inc();
-                    let _ = tx.send(Err(e)).await;
+                    let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
                 }
             });
         } else {
-            let value = read_json(resp, 16 << 20).await.inspect_err(|e| {
-                failures.with_label_values(&[e.kind()]).inc();
-            })?;
+            let value = read_json(resp, 16 << 20)
+                .await
+                .inspect_err(|e| {
+                    failures.with_label_values(&[e.kind()]).inc();
+                })
+                .map_err(|e| scrubbed(e, key.as_deref()))?;
             let text = ["text", "generated_text", "response"]
                 .iter()
                 .find_map(|k| value.get(*k)?.as_str())

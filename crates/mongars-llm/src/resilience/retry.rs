@@ -1,6 +1,8 @@
 //! Retries of transient failures before the first token, with capped
-//! exponential backoff and jitter, honouring a server's `Retry-After` when
-//! the error carries one (`Overloaded`).
+//! exponential backoff and jitter. A server's `Retry-After` (`Busy`,
+//! `Overloaded`) is honoured exactly when it ends within the request's
+//! first-token budget; a longer one is not waited out and not retried early
+//! either: the error goes up at once and the router tries the next backend.
 
 use super::Decorator;
 use async_trait::async_trait;
@@ -9,6 +11,7 @@ use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::IntCounter;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -34,6 +37,8 @@ pub struct RetryBackend {
     retries: u32,
     backoff: Backoff,
     counter: IntCounter,
+    /// Time all attempts of one request may take before the first token.
+    budget: Duration,
 }
 
 impl RetryBackend {
@@ -42,12 +47,14 @@ impl RetryBackend {
         retries: u32,
         backoff: Backoff,
         counter: IntCounter,
+        budget: Duration,
     ) -> Self {
         Self {
             inner,
             retries,
             backoff,
             counter,
+            budget,
         }
     }
 }
@@ -59,16 +66,18 @@ impl Decorator for RetryBackend {
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             match self.inner.generate(request.clone()).await {
                 Err(e) if e.is_transient() && attempt < self.retries => {
-                    let wait = match &e {
-                        LlmError::Overloaded { retry_after_secs } => {
-                            Duration::from_secs(*retry_after_secs).min(self.backoff.max)
-                        }
-                        _ => self.backoff.delay(attempt),
-                    };
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or_else(|| self.backoff.delay(attempt));
+                    if started.elapsed() + wait >= self.budget {
+                        tracing::debug!(backend = self.inner.name(), error = %e, wait_ms = wait.as_millis() as u64, "wait longer than the request allows; not retried");
+                        return Err(e);
+                    }
                     tracing::debug!(backend = self.inner.name(), error = %e, wait_ms = wait.as_millis() as u64, "retrying");
                     self.counter.inc();
                     tokio::time::sleep(wait).await;

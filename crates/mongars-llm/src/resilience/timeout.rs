@@ -1,5 +1,9 @@
-//! First-token and total time limits, and the "primed stream" guarantee:
-//! `generate` succeeds only once a first event has arrived.
+//! First-token, inter-token and total time limits, and the "primed stream"
+//! guarantee: `generate` succeeds only once a first event has arrived.
+//!
+//! The inter-token limit matters to streaming clients: a backend that stops
+//! sending mid-reply would otherwise hold the reply (and the client, whose
+//! timers keep-alive comments reset) until the total limit.
 
 use super::Decorator;
 use async_trait::async_trait;
@@ -13,20 +17,10 @@ use tokio::time::Instant;
 pub struct Timeouts {
     /// From the call to the first event (connect, queue, prompt processing).
     pub first_token: Duration,
+    /// Longest gap between two events after the first.
+    pub between_tokens: Duration,
     /// From the call to the end of the reply.
     pub total: Duration,
-}
-
-impl Timeouts {
-    /// Limits so large they never apply (the embedded engine has its own
-    /// queue and never stalls on a network).
-    pub fn unlimited() -> Self {
-        let far = Duration::from_secs(365 * 24 * 3600);
-        Self {
-            first_token: far,
-            total: far,
-        }
-    }
 }
 
 pub struct TimeoutBackend {
@@ -72,12 +66,14 @@ impl Decorator for TimeoutBackend {
             Some(Ok(event)) => event,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let total_ms = self.limits.total.as_millis();
+        let limits = self.limits;
         tokio::spawn(async move {
             let finished = matches!(first, GenerationEvent::Done(_));
             if tx.send(Ok(first)).await.is_err() || finished {
                 return;
             }
+            let stall = tokio::time::sleep(limits.between_tokens);
+            tokio::pin!(stall);
             loop {
                 tokio::select! {
                     event = stream.recv() => {
@@ -86,9 +82,17 @@ impl Decorator for TimeoutBackend {
                         if tx.send(event).await.is_err() || finished {
                             return;
                         }
+                        stall.as_mut().reset(Instant::now() + limits.between_tokens);
+                    }
+                    _ = &mut stall => {
+                        let ms = limits.between_tokens.as_millis();
+                        let e = LlmError::Timeout(format!("no token for {ms} ms"));
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
                     _ = tokio::time::sleep_until(total_deadline) => {
-                        let e = LlmError::Timeout(format!("reply took longer than {total_ms} ms"));
+                        let ms = limits.total.as_millis();
+                        let e = LlmError::Timeout(format!("reply took longer than {ms} ms"));
                         let _ = tx.send(Err(e)).await;
                         return;
                     }

@@ -53,6 +53,7 @@ impl GuardedBackend {
             guards.retries,
             guards.backoff,
             metrics.llm.retries.with_label_values(&[&name]),
+            guards.timeouts.first_token,
         )));
         let guarded: Arc<dyn LlmBackend> =
             Arc::new(Decorated(BreakerBackend::new(retried, breaker.clone())));

@@ -4,7 +4,8 @@
 //! circuit is open. A failure before the first token (every guarded backend
 //! fails that way: see [`crate::resilience`]) moves on to the next; a failure
 //! after it reaches the client as an error event on the stream. When no
-//! backend answers, the error is `Exhausted` with each attempt's kind. An
+//! backend answers, the error is `Exhausted` with each attempt's kind, or
+//! `Timeout` when every backend tried timed out (a stall, not a fault). An
 //! optional cache replays answers to identical deterministic requests.
 
 mod cache;
@@ -93,6 +94,8 @@ impl Router {
         let chain = &self.chains.get(request.role).backends;
         let mut attempts = Vec::new();
         let mut all_overloaded = true;
+        let mut timed_out = 0;
+        let mut other_failures = 0;
         let mut retry_after = 0;
         for (i, b) in chain.iter().enumerate() {
             match b.backend.generate(request.clone()).await {
@@ -109,6 +112,11 @@ impl Router {
                             retry_after = retry_after.max(retry_after_secs)
                         }
                         _ => all_overloaded = false,
+                    }
+                    match e {
+                        LlmError::Timeout(_) => timed_out += 1,
+                        LlmError::CircuitOpen => {}
+                        _ => other_failures += 1,
                     }
                     if !matches!(e, LlmError::CircuitOpen) {
                         tracing::warn!(role = %request.role, backend = %b.name, error = %e, "backend failed before the first token");
@@ -129,6 +137,13 @@ impl Router {
             return Err(LlmError::Overloaded {
                 retry_after_secs: retry_after.max(1),
             });
+        }
+        if timed_out > 0 && other_failures == 0 {
+            // Stalled, not broken: the client hears it as a timeout.
+            return Err(LlmError::Timeout(format!(
+                "every backend timed out ({})",
+                attempts.join(", ")
+            )));
         }
         Err(LlmError::Exhausted { attempts })
     }

@@ -192,6 +192,7 @@ async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::
             session_id: Some("bench".into()),
             query: format!("Earlier question {i} about books and authors I might like"),
             created_at: at,
+            owner: None,
         })
         .await?;
         let text = format!("An earlier answer number {i}, recommending a classic novel.");

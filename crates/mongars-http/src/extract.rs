@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{
     ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
 };
@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use mongars_core::CoreError;
 use mongars_core::auth::Principal;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 
 /// Any signed-in, enabled user.
@@ -74,8 +75,10 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// The client's address: the TCP peer, or the first `X-Forwarded-For` entry
-/// when `server.trust_forwarded_for` is on.
+/// The client's address: the TCP peer, or, when `server.trust_forwarded_for`
+/// is on, the last `X-Forwarded-For` entry: the address the trusted proxy
+/// saw and appended. Earlier entries are whatever the client sent and could
+/// be forged to dodge per-address limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -86,9 +89,11 @@ impl FromRequestParts<AppState> for ClientAddr {
         if state.http.trust_forwarded_for {
             let forwarded = parts
                 .headers
-                .get("x-forwarded-for")
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok());
             if forwarded.is_some() {
                 return Ok(ClientAddr(forwarded));
@@ -102,25 +107,20 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
-/// JSON body; malformed JSON is 400, wrong fields 422, too large 413.
+/// JSON body; malformed JSON is 400, wrong fields 422, too large 413, a
+/// content type other than JSON 415. No string in it may hold NUL (422):
+/// text that PostgreSQL cannot store is refused here, for every route.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "request.validation",
-                e.body_text(),
-            )),
-            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "request.malformed",
-                "Request body is not valid JSON",
-            )),
+        match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => from_json_value(v).map(ApiJson),
+            Err(JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_)) => {
+                Err(not_json())
+            }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "request.unsupported_media_type",
@@ -131,27 +131,126 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// URL-encoded form body with the same error shape.
+/// Parse a JSON body already read (routes whose body is optional).
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| not_json())?;
+    from_json_value(value)
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "request.malformed",
+        "Request body is not valid JSON",
+    )
+}
+
+fn from_json_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if let Some(field) = nul_in(&value, "") {
+        return Err(nul_error(&field));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.validation",
+            format!("Invalid request body: {e}"),
+        )
+    })
+}
+
+/// The path of the first key or string holding NUL, if any.
+fn nul_in(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.trim_start_matches('.').to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(at.trim_start_matches('.').to_string())
+            } else {
+                nul_in(v, &format!("{at}.{k}"))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn nul_error(field: &str) -> ApiError {
+    let field = if field.is_empty() { "body" } else { field };
+    ApiError::field(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        field,
+        format!("{field} must not contain NUL characters"),
+    )
+}
+
+/// URL-encoded form body with the same error shape and the same NUL rule.
 pub struct ApiForm<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiForm<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Form::<T>::from_request(req, state).await {
-            Ok(axum::Form(v)) => Ok(ApiForm(v)),
-            Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "request.validation",
-                e.body_text(),
-            )),
-            Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::new(
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "request.unsupported_media_type",
                 "Expected Content-Type: application/x-www-form-urlencoded",
-            )),
-            Err(e) => Err(body_error(e.status())),
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e.status()))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request.malformed",
+                "Request body is not a valid form",
+            )
+        })?;
+        if let Some((k, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(nul_error(k.trim_matches('\0')));
+        }
+        serde_urlencoded::from_bytes(&bytes)
+            .map(ApiForm)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "request.validation",
+                    format!("Invalid form: {e}"),
+                )
+            })
+    }
+}
+
+/// Query string with the API's error shape: a key given twice, a value of
+/// the wrong type, or a query that is not UTF-8 is 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "request.malformed",
+                    format!("Invalid query string: {e}"),
+                )
+            })
     }
 }
 

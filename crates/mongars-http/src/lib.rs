@@ -5,8 +5,11 @@
 //! bodies. Handlers call core services through [`AppState`] and never touch
 //! storage directly.
 
+pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod host;
+pub mod listener;
 pub mod middleware;
 pub mod origin;
 pub mod router;
@@ -14,6 +17,7 @@ pub mod routes;
 pub mod state;
 pub mod ws;
 
+pub use host::HostPolicy;
 pub use origin::OriginPolicy;
 pub use router::router;
 pub use routes::metrics::listener_router as metrics_listener_router;

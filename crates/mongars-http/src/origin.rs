@@ -1,7 +1,9 @@
 //! Which web origins may open a socket or call the API from a browser.
 //!
 //! Allowed: an origin listed in `server.allowed_origins`; a page served by
-//! this server itself (its origin names the `Host` the request came to); and,
+//! this server itself (its origin names the `Host` the request came to, and
+//! that host is one the server answers to: see [`crate::host`], else a
+//! rebound attacker's name would pass as "the server itself"); and,
 //! when every listed origin is local, any local origin, so that a phone on
 //! the same network can open the console. One public origin in the list turns
 //! that widening off. The WebSocket handshake and CORS use the same policy.
@@ -12,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub struct OriginPolicy {
     exact: Vec<String>,
     widen_local: bool,
+    hosts: crate::host::HostPolicy,
 }
 
 impl OriginPolicy {
@@ -19,7 +22,17 @@ impl OriginPolicy {
         let exact: Vec<String> = origins.iter().map(|o| normalise(o)).collect();
         let widen_local =
             !exact.is_empty() && exact.iter().all(|o| host_of(o).is_some_and(is_local_host));
-        Self { exact, widen_local }
+        Self {
+            exact,
+            widen_local,
+            hosts: crate::host::HostPolicy::default(),
+        }
+    }
+
+    /// The hosts a page may be served from to count as this server's own.
+    pub fn with_hosts(mut self, hosts: crate::host::HostPolicy) -> Self {
+        self.hosts = hosts;
+        self
     }
 
     /// Whether any local origin is accepted.
@@ -36,7 +49,7 @@ impl OriginPolicy {
         if self.exact.contains(&origin) {
             return true;
         }
-        if host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
+        if host.is_some_and(|h| h.eq_ignore_ascii_case(authority) && self.hosts.allows(h)) {
             return true;
         }
         self.widen_local && host_of(&origin).is_some_and(is_local_host)
@@ -158,6 +171,19 @@ mod tests {
         assert!(!p.allows("http://203.0.113.9:8000", Some("203.0.113.9:9000")));
         assert!(!p.allows("null", Some("null")));
         assert!(!p.allows("http://a.example/path", Some("a.example")));
+    }
+
+    #[test]
+    fn a_rebound_name_is_not_the_servers_own_page() {
+        let p = policy(&["http://localhost:8000"]);
+        let rebound = "http://attacker.example:8000";
+        assert!(!p.allows(rebound, Some("attacker.example:8000")));
+        let named = policy(&["http://localhost:8000"]).with_hosts(crate::host::HostPolicy::new(
+            &["chat.example.com".to_string()],
+            "127.0.0.1",
+        ));
+        assert!(named.allows("https://chat.example.com", Some("chat.example.com")));
+        assert!(!named.allows(rebound, Some("attacker.example:8000")));
     }
 
     #[test]

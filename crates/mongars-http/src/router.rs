@@ -1,5 +1,6 @@
 //! Every route of the server, in one place, and the middleware around them.
 
+use crate::edge;
 use crate::middleware::{self as mw, REQUEST_ID};
 use crate::routes::{
     auth, console, conversation, embeddings, health, llm, memory, metrics, models, openai, review,
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.http.request_timeout;
     let body_limit = state.http.body_limit_bytes;
     let cors = cors(state.origins.clone());
+    let hosts = state.hosts.clone();
 
     let api = Router::new()
         // the operator console
@@ -101,7 +103,15 @@ pub fn router(state: AppState) -> Router {
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+            .layer(axum::middleware::from_fn(edge::json_errors))
             .layer(cors)
+            .layer(axum::middleware::from_fn(edge::reject_malformed_uri))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                edge::limit_declared_body(body_limit, req, next)
+            }))
+            .layer(axum::middleware::from_fn(move |req, next| {
+                edge::check_host(hosts.clone(), req, next)
+            }))
             .layer(CatchPanicLayer::custom(mw::panic_response))
             .layer(DefaultBodyLimit::max(body_limit)),
     )

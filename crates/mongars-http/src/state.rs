@@ -38,5 +38,7 @@ pub struct AppState {
     pub realtime: Arc<mongars_core::realtime::RealtimeService>,
     /// Origins allowed to open sockets and make CORS requests.
     pub origins: Arc<crate::origin::OriginPolicy>,
+    /// Host names state-changing requests may be addressed to.
+    pub hosts: Arc<crate::host::HostPolicy>,
     pub http: HttpOptions,
 }

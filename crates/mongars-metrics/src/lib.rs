@@ -53,6 +53,11 @@ pub struct HttpMetrics {
     pub requests: IntCounterVec,
     /// route, method
     pub duration: HistogramVec,
+    /// Connections being served now.
+    pub connections: IntGauge,
+    /// Connections ended by the server, by reason: `over_cap` (answered
+    /// 503 at once), `header_timeout`, `idle`.
+    pub connections_closed: IntCounterVec,
 }
 
 #[derive(Clone)]
@@ -128,6 +133,17 @@ impl Metrics {
                 "mongars_http_request_duration_seconds",
                 "HTTP request duration by matched route and method.",
                 &["route", "method"],
+            ),
+            connections: reg(
+                &r,
+                IntGauge::new("mongars_http_connections", "HTTP connections being served.")
+                    .expect("valid gauge"),
+            ),
+            connections_closed: counter(
+                &r,
+                "mongars_http_connections_closed_total",
+                "Connections the server ended itself, by reason.",
+                &["reason"],
             ),
         };
         let llm = LlmMetrics {

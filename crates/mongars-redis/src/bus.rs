@@ -2,8 +2,11 @@
 //! events on one channel and delivers what it hears to its own sockets, its
 //! own events included, so order per user is the order of publication.
 //!
-//! A message is `<user id> <server frame JSON>`. Messages are checked as they
-//! arrive; anything else on the channel is dropped with a warning. Pub/sub
+//! A message is `<user id> <server frame JSON>`, or `<user id> !revoke` to
+//! close that user's sockets (account disabled, password changed): on the
+//! same channel, so a revocation is never overtaken by events published
+//! before it. Messages are checked as they arrive; anything else on the
+//! channel is dropped with a warning. Pub/sub
 //! keeps nothing: events published while a replica is reconnecting are not
 //! replayed to it (clients catch up from `history.snapshot` on reconnect).
 
@@ -22,9 +25,25 @@ const OUTBOX: usize = 8192;
 const BATCH: usize = 256;
 
 pub struct RedisBus {
-    outbox: mpsc::Sender<Event>,
+    outbox: mpsc::Sender<Outgoing>,
     dropped: AtomicU64,
+    hub: Weak<Hub>,
 }
+
+/// What the bus sends, in order.
+enum Outgoing {
+    Event(Event),
+    Revoke(i64),
+}
+
+/// What a message on the channel asks for.
+#[derive(Debug, PartialEq)]
+enum Incoming<'a> {
+    Event(i64, &'a str),
+    Revoke(i64),
+}
+
+const REVOKE: &str = "!revoke";
 
 impl RedisBus {
     /// Start publishing to and listening on `<prefix>:events`, delivering
@@ -37,13 +56,29 @@ impl RedisBus {
         Arc::new(Self {
             outbox,
             dropped: AtomicU64::new(0),
+            hub: Arc::downgrade(hub),
         })
     }
 }
 
 impl EventBus for RedisBus {
     fn publish(&self, event: Event) {
-        if self.outbox.try_send(event).is_err() {
+        self.send(Outgoing::Event(event));
+    }
+
+    fn revoke(&self, user_id: i64) {
+        // Local sockets close at once, whatever becomes of Redis; the other
+        // replicas hear it on the channel.
+        if let Some(hub) = self.hub.upgrade() {
+            hub.revoke(user_id);
+        }
+        self.send(Outgoing::Revoke(user_id));
+    }
+}
+
+impl RedisBus {
+    fn send(&self, message: Outgoing) {
+        if self.outbox.try_send(message).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n + 1, "event outbox full; events dropped");
@@ -52,15 +87,16 @@ impl EventBus for RedisBus {
     }
 }
 
-async fn publish(redis: Redis, channel: String, mut rx: mpsc::Receiver<Event>) {
+async fn publish(redis: Redis, channel: String, mut rx: mpsc::Receiver<Outgoing>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        for event in batch.drain(..) {
-            pipe.cmd("PUBLISH")
-                .arg(&channel)
-                .arg(format!("{} {}", event.user_id, event.frame))
-                .ignore();
+        for message in batch.drain(..) {
+            let payload = match message {
+                Outgoing::Event(event) => format!("{} {}", event.user_id, event.frame),
+                Outgoing::Revoke(user_id) => format!("{user_id} {REVOKE}"),
+            };
+            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
         }
         let mut con = redis.commands.clone();
         let sent = tokio::time::timeout(redis.timeout, pipe.query_async::<()>(&mut con)).await;
@@ -113,8 +149,14 @@ async fn relay(pubsub: redis::aio::PubSub, hub: &Weak<Hub>) {
                 return;
             }
             Ok(Some(msg)) => match parse(msg.get_payload_bytes()) {
-                Some((user_id, frame)) => {
+                Some(Incoming::Event(user_id, frame)) => {
                     hub.deliver(user_id, frame);
+                }
+                Some(Incoming::Revoke(user_id)) => {
+                    let closed = hub.revoke(user_id);
+                    if closed > 0 {
+                        tracing::info!(user_id, sockets = closed, "access revoked; sockets closed");
+                    }
                 }
                 None => tracing::warn!("malformed event on the redis channel; dropped"),
             },
@@ -122,24 +164,28 @@ async fn relay(pubsub: redis::aio::PubSub, hub: &Weak<Hub>) {
     }
 }
 
-/// `<user id> <JSON object>` -> its parts, or `None`.
-fn parse(payload: &[u8]) -> Option<(i64, &str)> {
+/// `<user id> <JSON object>` or `<user id> !revoke` -> what it asks, or `None`.
+fn parse(payload: &[u8]) -> Option<Incoming<'_>> {
     let text = std::str::from_utf8(payload).ok()?;
-    let (user, frame) = text.split_once(' ')?;
+    let (user, rest) = text.split_once(' ')?;
     let user_id = user.parse().ok()?;
-    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    if rest == REVOKE {
+        return Some(Incoming::Revoke(user_id));
+    }
+    let value: serde_json::Value = serde_json::from_str(rest).ok()?;
     value.get("type")?.as_str()?;
-    Some((user_id, frame))
+    Some(Incoming::Event(user_id, rest))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{Incoming, parse};
 
     #[test]
     fn only_well_formed_messages_are_delivered() {
         let ok = br#"42 {"id":"x","type":"chat.message","data":{}}"#;
-        assert_eq!(parse(ok).map(|(u, _)| u), Some(42));
+        assert!(matches!(parse(ok), Some(Incoming::Event(42, _))));
+        assert_eq!(parse(b"7 !revoke"), Some(Incoming::Revoke(7)));
         for bad in [
             &b"42"[..],
             b"x {\"type\":\"a\"}",
@@ -147,6 +193,8 @@ mod tests {
             b"42 {\"id\":1}",
             b"42 [1,2]",
             b"\xff\xfe",
+            b"x !revoke",
+            b"7 !revoke-all",
         ] {
             assert!(parse(bad).is_none(), "{bad:?}");
         }

@@ -31,16 +31,20 @@ return {1, 0}
 
 pub struct RedisRateLimiter {
     redis: Redis,
+    /// What is limited (`chat`, `ticket`): part of each bucket's key.
+    name: &'static str,
     script: redis::Script,
     capacity: u32,
     per_ms: f64,
 }
 
 impl RedisRateLimiter {
-    /// `per_minute` tokens refill each minute, up to `burst` at once.
-    pub fn new(redis: Redis, per_minute: u32, burst: u32) -> Self {
+    /// `per_minute` tokens refill each minute, up to `burst` at once;
+    /// `name` keeps this limiter's buckets apart from others'.
+    pub fn new(redis: Redis, name: &'static str, per_minute: u32, burst: u32) -> Self {
         Self {
             redis,
+            name,
             script: redis::Script::new(BUCKET),
             capacity: burst.max(1),
             per_ms: f64::from(per_minute.max(1)) / 60_000.0,
@@ -51,7 +55,7 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn acquire(&self, user_id: i64) -> Result<(), u64> {
-        let key = self.redis.key(&["rate", "chat", &user_id.to_string()]);
+        let key = self.redis.key(&["rate", self.name, &user_id.to_string()]);
         let mut con = self.redis.commands.clone();
         let mut call = self.script.key(key);
         call.arg(self.capacity).arg(self.per_ms);

@@ -1,4 +1,4 @@
-//! Failed-login counters, implementing the core's `LoginThrottleStore`.
+//! Password-attempt counters, implementing the core's `LoginThrottleStore`.
 //! Kept in the database so that every replica sharing it sees the same counts.
 
 use crate::db::{Database, on_pool};
@@ -39,13 +39,14 @@ impl LoginThrottleStore for SqlThrottleStore {
         Ok(row.map(to_window))
     }
 
-    async fn record_failure(
+    async fn count(
         &self,
         key: &str,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<FailureWindow, RepoError> {
-        // One statement: concurrent failures never lose a count.
+        // One statement: concurrent attempts never lose a count, and each
+        // sees its own number (the row is locked for the update).
         let row: (i64, i64) = on_pool!(self.db.pool(), |p| {
             sqlx::query_as(
                 "INSERT INTO login_throttle (key, failures, window_started_at) VALUES ($1, 1, $2) \
@@ -64,6 +65,21 @@ impl LoginThrottleStore for SqlThrottleStore {
         })
         .map_err(repo_err)?;
         Ok(to_window(row))
+    }
+
+    async fn uncount(&self, key: &str, started_at_ms: i64) -> Result<(), RepoError> {
+        on_pool!(self.db.pool(), |p| {
+            sqlx::query(
+                "UPDATE login_throttle SET failures = failures - 1 \
+                 WHERE key = $1 AND window_started_at = $2 AND failures > 0",
+            )
+            .bind(key)
+            .bind(started_at_ms)
+            .execute(p)
+            .await
+            .map(|_| ())
+        })
+        .map_err(repo_err)
     }
 
     async fn clear(&self, key: &str) -> Result<(), RepoError> {

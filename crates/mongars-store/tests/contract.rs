@@ -137,21 +137,40 @@ async fn throttle_counts_and_windows(db: Database) {
     let (w, now) = (1_000i64, 1_700_000_000_000i64);
     assert!(t.window("user:a", now, w).await.unwrap().is_none());
     for i in 1..=3 {
-        let win = t.record_failure("user:a", now + i, w).await.unwrap();
+        let win = t.count("user:a", now + i, w).await.unwrap();
         assert_eq!((win.failures, win.started_at_ms), (i as u32, now + 1));
     }
     let open = t.window("user:a", now + 500, w).await.unwrap().unwrap();
     assert_eq!(open.failures, 3);
     // The window closes; the next failure opens a new one.
     assert!(t.window("user:a", now + 1 + w, w).await.unwrap().is_none());
-    let fresh = t.record_failure("user:a", now + 2 * w, w).await.unwrap();
+    let fresh = t.count("user:a", now + 2 * w, w).await.unwrap();
     assert_eq!((fresh.failures, fresh.started_at_ms), (1, now + 2 * w));
     t.clear("user:a").await.unwrap();
     assert!(t.window("user:a", now + 2 * w, w).await.unwrap().is_none());
-    t.record_failure("addr:1", now, w).await.unwrap();
-    t.record_failure("addr:2", now + 5 * w, w).await.unwrap();
+    t.count("addr:1", now, w).await.unwrap();
+    t.count("addr:2", now + 5 * w, w).await.unwrap();
     assert_eq!(t.purge_expired(now + 5 * w, w).await.unwrap(), 1);
     assert!(t.window("addr:2", now + 5 * w, w).await.unwrap().is_some());
+    // Taking back an attempt counts only in the window it was made in.
+    let a = t.count("user:b", now, w).await.unwrap();
+    t.count("user:b", now, w).await.unwrap();
+    t.uncount("user:b", a.started_at_ms).await.unwrap();
+    assert_eq!(
+        t.window("user:b", now, w).await.unwrap().unwrap().failures,
+        1
+    );
+    t.uncount("user:b", a.started_at_ms - 1).await.unwrap();
+    assert_eq!(
+        t.window("user:b", now, w).await.unwrap().unwrap().failures,
+        1
+    );
+    t.uncount("user:b", a.started_at_ms).await.unwrap();
+    t.uncount("user:b", a.started_at_ms).await.unwrap();
+    assert_eq!(
+        t.window("user:b", now, w).await.unwrap().unwrap().failures,
+        0
+    );
 }
 
 async fn throttle_counts_concurrent_failures(db: Database) {
@@ -159,11 +178,19 @@ async fn throttle_counts_concurrent_failures(db: Database) {
     let now = 1_700_000_000_000i64;
     let tasks = (0..20).map(|_| {
         let t = t.clone();
-        tokio::spawn(async move { t.record_failure("user:z", now, 60_000).await })
+        tokio::spawn(async move { t.count("user:z", now, 60_000).await })
     });
-    for r in futures_util::future::join_all(tasks).await {
-        r.unwrap().unwrap();
-    }
+    let mut seen: Vec<u32> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().failures)
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=20).collect::<Vec<_>>(),
+        "each attempt its own count"
+    );
     assert_eq!(
         t.window("user:z", now, 60_000)
             .await

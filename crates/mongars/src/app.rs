@@ -4,7 +4,6 @@
 use crate::jwt_key;
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
 use mongars_config::{DatabaseTarget, Settings};
 use mongars_core::CoreError;
 use mongars_core::auth::{
@@ -13,14 +12,14 @@ use mongars_core::auth::{
 use mongars_core::conversation::Mind;
 use mongars_core::domain::{Password, Username};
 use mongars_core::ports::{Embedder, HealthCheck, LlmBackend, SystemClock};
+use mongars_http::listener::ListenOptions;
 use mongars_http::{AppState, HttpOptions};
 use mongars_metrics::Metrics;
 use mongars_store::{
     Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlThrottleStore,
     SqlUserRepository,
 };
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -111,6 +110,8 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         Arc::new(mongars_llm::LlmReadiness(llm)),
     ];
     readiness.extend(shared.health);
+    let hosts =
+        mongars_http::HostPolicy::new(&settings.server.allowed_hosts, &settings.server.host);
     let state = AppState {
         auth: auth.clone(),
         conversation,
@@ -120,9 +121,11 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         embedder: embedder.clone(),
         profiles,
         realtime: shared.realtime.clone(),
-        origins: Arc::new(mongars_http::OriginPolicy::new(
-            &settings.server.allowed_origins,
-        )),
+        origins: Arc::new(
+            mongars_http::OriginPolicy::new(&settings.server.allowed_origins)
+                .with_hosts(hosts.clone()),
+        ),
+        hosts: Arc::new(hosts),
         http: HttpOptions {
             body_limit_bytes: settings.server.body_limit_bytes,
             request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -168,41 +171,28 @@ pub async fn serve(
         Duration::from_secs(app.settings.memory.purge_interval_secs),
     ));
     let side = crate::observe::start(&app.settings, &app.metrics).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = app
-        .router
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let mut server = tokio::spawn(
-        // Small frames (tokens, events) go out at once instead of waiting
-        // for the peer's delayed acknowledgement (Nagle's algorithm).
-        axum::serve(
-            listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                }
-            }),
-            service,
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(());
-        })
-        .into_future(),
-    );
-    let result = tokio::select! {
-        r = &mut server => r,
-        _ = stop_rx => {
-            tracing::info!(grace_secs = grace.as_secs(), "shutting down: finishing requests in flight");
-            match tokio::time::timeout(grace, &mut server).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!("grace period over; closing remaining connections");
-                    server.abort();
-                    Ok(Ok(()))
-                }
-            }
-        }
+    let server = &app.settings.server;
+    let options = ListenOptions {
+        header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(server.idle_timeout_secs),
+        max_connections: crate::limits::connection_cap(&app.settings),
+        grace,
     };
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: finishing requests in flight"
+        );
+    };
+    mongars_http::listener::serve(
+        listener,
+        app.router.clone(),
+        options,
+        app.metrics.http.clone(),
+        shutdown,
+    )
+    .await;
     purge.abort();
     forget.abort();
     recovery.abort();
@@ -211,9 +201,7 @@ pub async fn serve(
         task.abort();
     }
     app.db.close().await;
-    result
-        .context("server task failed")?
-        .context("server error")
+    Ok(())
 }
 
 fn scrape_token(settings: &Settings) -> Option<String> {

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod hardware;
 pub mod instance;
 pub mod jwt_key;
+pub mod limits;
 pub mod llm;
 pub mod mind;
 pub mod observe;

@@ -4,7 +4,10 @@
 use mongars_config::Settings;
 use mongars_core::auth::AuthService;
 use mongars_core::ports::{EventBus, HealthCheck, RateLimiter, TicketStore};
-use mongars_core::realtime::{Hub, LocalBus, LocalTickets, RealtimeOptions, RealtimeService};
+use mongars_core::ratelimit::LocalRateLimiter;
+use mongars_core::realtime::{
+    Hub, LocalBus, LocalTickets, RealtimeOptions, RealtimeParts, RealtimeService,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +30,16 @@ pub fn shared_from_settings(settings: &Settings, auth: Arc<AuthService>) -> anyh
             bus: Arc::new(LocalBus::new(hub.clone())),
             tickets: Arc::new(LocalTickets::default()),
             limiter: crate::llm::local_limiter(settings),
+            ticket_rate: Arc::new(LocalRateLimiter::new(
+                settings.realtime.tickets_per_minute,
+                settings.realtime.ticket_burst,
+            )),
             health: None,
         }
     };
+    // Disabling an account or changing its password closes its sockets on
+    // every replica.
+    auth.announce_revocations(parts.bus.clone());
     let r = &settings.realtime;
     let options = RealtimeOptions {
         enabled: r.enabled,
@@ -44,9 +54,12 @@ pub fn shared_from_settings(settings: &Settings, auth: Arc<AuthService>) -> anyh
     };
     Ok(Shared {
         realtime: Arc::new(RealtimeService::new(
-            hub,
-            parts.bus,
-            parts.tickets,
+            RealtimeParts {
+                hub,
+                bus: parts.bus,
+                tickets: parts.tickets,
+                ticket_rate: parts.ticket_rate,
+            },
             auth,
             options,
         )),
@@ -59,6 +72,7 @@ struct Parts {
     bus: Arc<dyn EventBus>,
     tickets: Arc<dyn TicketStore>,
     limiter: Arc<dyn RateLimiter>,
+    ticket_rate: Arc<dyn RateLimiter>,
     health: Option<Arc<dyn HealthCheck>>,
 }
 
@@ -76,8 +90,15 @@ fn on_redis(settings: &Settings, hub: &Arc<Hub>) -> anyhow::Result<Parts> {
         tickets: Arc::new(mongars_redis::RedisTickets(redis.clone())),
         limiter: Arc::new(mongars_redis::RedisRateLimiter::new(
             redis.clone(),
+            "chat",
             c.rate_limit_per_minute,
             c.rate_limit_burst,
+        )),
+        ticket_rate: Arc::new(mongars_redis::RedisRateLimiter::new(
+            redis.clone(),
+            "ticket",
+            settings.realtime.tickets_per_minute,
+            settings.realtime.ticket_burst,
         )),
         health: Some(Arc::new(mongars_redis::RedisHealth(redis))),
     })

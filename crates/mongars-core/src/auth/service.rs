@@ -5,9 +5,9 @@ use super::throttle::{AttemptKeys, LoginThrottle};
 use super::token::TokenCodec;
 use crate::domain::{NewUser, Password, Role, User, Username};
 use crate::error::CoreError;
-use crate::ports::{Clock, RepoError, UserRepository};
+use crate::ports::{Clock, EventBus, RepoError, UserRepository};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Switches that change what the service allows.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,9 @@ pub struct Principal {
     pub id: i64,
     pub username: String,
     pub role: Role,
+    /// The account's token version when it was checked: a password change
+    /// or disabling bumps it, and sessions holding an older one are revoked.
+    pub version: i64,
 }
 
 impl Principal {
@@ -46,6 +49,7 @@ pub struct AuthService {
     tokens: TokenCodec,
     clock: Arc<dyn Clock>,
     options: AuthOptions,
+    revocations: OnceLock<Arc<dyn EventBus>>,
 }
 
 impl AuthService {
@@ -64,6 +68,7 @@ impl AuthService {
             tokens,
             clock,
             options,
+            revocations: OnceLock::new(),
         }
     }
 
@@ -85,18 +90,29 @@ impl AuthService {
         password: &Password,
         client: Option<IpAddr>,
     ) -> Result<LoginOutcome, CoreError> {
-        let keys = AttemptKeys::new(username, client);
         let now = self.clock.now();
-        self.throttle.check(&keys, now.timestamp_millis()).await?;
-
-        let stored = match Username::parse(username) {
-            Ok(name) => self.users.find_by_key(&name.key()).await?,
-            Err(_) => None,
-        };
-        let verification = self
-            .hasher
-            .verify(password, stored.as_ref().map(|s| s.password_hash.as_str()))
+        let attempt = self
+            .throttle
+            .begin(AttemptKeys::new(username, client), now.timestamp_millis())
             .await?;
+        let checked = async {
+            let stored = match Username::parse(username) {
+                Ok(name) => self.users.find_by_key(&name.key()).await?,
+                Err(_) => None,
+            };
+            let verification = self
+                .hasher
+                .verify(password, stored.as_ref().map(|s| s.password_hash.as_str()))
+                .await?;
+            Ok::<_, CoreError>((stored, verification))
+        };
+        let (stored, verification) = match checked.await {
+            Ok(v) => v,
+            Err(e) => {
+                self.throttle.abandoned(attempt).await;
+                return Err(e);
+            }
+        };
         let user = match stored {
             Some(s) if verification.matches && !s.user.disabled => s.user,
             other => {
@@ -105,13 +121,11 @@ impl AuthService {
                 } else {
                     tracing::info!("login refused: invalid credentials");
                 }
-                self.throttle
-                    .record_failure(&keys, now.timestamp_millis())
-                    .await?;
+                self.throttle.failed(attempt);
                 return Err(CoreError::InvalidCredentials);
             }
         };
-        self.throttle.record_success(&keys).await?;
+        self.throttle.succeeded(attempt).await?;
         if verification.needs_rehash {
             let hash = self.hasher.hash(password).await?;
             self.users.update_password(user.id, &hash, false).await?;
@@ -146,6 +160,7 @@ impl AuthService {
             id: user.id,
             username: user.username,
             role: user.role,
+            version: user.token_version,
         })
     }
 
@@ -233,27 +248,55 @@ impl AuthService {
         Ok(self.users.list().await?)
     }
 
-    /// The caller changes their own password; every older token stops working.
+    /// The caller changes their own password; every older token stops
+    /// working and their open sockets close. Wrong current passwords are
+    /// throttled like failed logins (same counters).
     pub async fn change_password(
         &self,
         principal: &Principal,
         old: &Password,
         new: &Password,
+        client: Option<IpAddr>,
     ) -> Result<(), CoreError> {
         let name = Username::parse(&principal.username)?;
-        let stored = self
-            .users
-            .find_by_key(&name.key())
-            .await?
-            .ok_or(CoreError::InvalidToken)?;
-        let v = self.hasher.verify(old, Some(&stored.password_hash)).await?;
+        let now = self.clock.now();
+        let attempt = self
+            .throttle
+            .begin(
+                AttemptKeys::new(name.as_str(), client),
+                now.timestamp_millis(),
+            )
+            .await?;
+        let checked = async {
+            let stored = self
+                .users
+                .find_by_key(&name.key())
+                .await?
+                .ok_or(CoreError::InvalidToken)?;
+            let v = self.hasher.verify(old, Some(&stored.password_hash)).await?;
+            Ok::<_, CoreError>((stored, v))
+        };
+        let (stored, v) = match checked.await {
+            Ok(v) => v,
+            Err(e) => {
+                self.throttle.abandoned(attempt).await;
+                return Err(e);
+            }
+        };
         if !v.matches {
+            tracing::info!(
+                user_id = stored.user.id,
+                "password change refused: wrong current password"
+            );
+            self.throttle.failed(attempt);
             return Err(CoreError::WrongPassword);
         }
+        self.throttle.succeeded(attempt).await?;
         let hash = self.hasher.hash(new).await?;
         self.users
             .update_password(stored.user.id, &hash, true)
             .await?;
+        self.revoked(stored.user.id);
         tracing::info!(
             user_id = stored.user.id,
             "password changed; older tokens revoked"
@@ -266,6 +309,7 @@ impl AuthService {
         let user = self.find(username).await?;
         let hash = self.hasher.hash(new).await?;
         self.users.update_password(user.id, &hash, true).await?;
+        self.revoked(user.id);
         Ok(())
     }
 
@@ -277,7 +321,43 @@ impl AuthService {
     ) -> Result<User, CoreError> {
         let user = self.find(username).await?;
         self.users.set_disabled(user.id, disabled).await?;
+        if disabled {
+            self.revoked(user.id);
+        }
         self.find(username).await
+    }
+
+    /// Whether `who` may still act: the account exists, is enabled and has
+    /// not had its tokens revoked since `who` was checked. Long-lived
+    /// sessions (WebSockets) ask this before acting and now and then.
+    pub async fn still_valid(&self, who: &Principal) -> Result<bool, CoreError> {
+        let Ok(name) = Username::parse(&who.username) else {
+            return Ok(false);
+        };
+        Ok(match self.users.find_by_key(&name.key()).await? {
+            Some(s) => {
+                s.user.id == who.id && !s.user.disabled && s.user.token_version == who.version
+            }
+            None => false,
+        })
+    }
+
+    /// Tell every replica to close the user's open sessions.
+    fn revoked(&self, user_id: i64) {
+        match self.revocations.get() {
+            Some(bus) => bus.revoke(user_id),
+            None => tracing::debug!(
+                user_id,
+                "no session bus: open sockets notice on their next check"
+            ),
+        }
+    }
+
+    /// Announce revocations (disable, password change) on `bus`, which
+    /// closes the user's sockets on every replica. Set once, after the bus
+    /// exists (it is built after this service).
+    pub fn announce_revocations(&self, bus: Arc<dyn EventBus>) {
+        let _ = self.revocations.set(bus);
     }
 
     pub async fn find(&self, username: &Username) -> Result<User, CoreError> {

@@ -1,13 +1,19 @@
-//! Failed-login throttling.
+//! Password-attempt throttling, for logins and password changes.
 //!
-//! Failures are counted in fixed windows per username and per client address.
-//! Once a key reaches its limit, logins for it are refused with
-//! `auth.throttled` (429 and `Retry-After`) until its window closes, without
-//! checking the password, so a guessing attack cannot even spend our CPU.
-//! A successful login clears the username's counter, never the address's.
+//! Attempts are counted in fixed windows per username and per client address.
+//! An attempt is counted before its password is checked, in one atomic step
+//! per key (on whichever database, shared by every replica), and refused at
+//! once when the count goes past the limit: however many guesses arrive
+//! together, at most the limit of them ever reach the password check. A
+//! refused attempt is taken back, so it never counts. A right password then
+//! clears the username's counter and takes the attempt back from the
+//! address's (a successful login is not a failure); a wrong one stays
+//! counted. Past a limit the answer is `auth.throttled` (429 with
+//! `Retry-After`) until the window closes, without checking the password,
+//! so a guessing attack cannot even spend our CPU.
 
 use crate::error::CoreError;
-use crate::ports::LoginThrottleStore;
+use crate::ports::{FailureWindow, LoginThrottleStore};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -23,7 +29,7 @@ pub struct LoginThrottle {
     policy: ThrottlePolicy,
 }
 
-/// The counters one login attempt touches.
+/// The counters one attempt touches.
 pub struct AttemptKeys {
     user: String,
     address: Option<String>,
@@ -36,6 +42,16 @@ impl AttemptKeys {
             address: address.map(|a| format!("addr:{a}")),
         }
     }
+}
+
+/// An attempt let through to the password check; say how it went with
+/// [`LoginThrottle::succeeded`], [`LoginThrottle::failed`] or
+/// [`LoginThrottle::abandoned`].
+#[must_use = "settle the attempt once the password is checked"]
+pub struct Attempt {
+    keys: AttemptKeys,
+    user: FailureWindow,
+    address: Option<FailureWindow>,
 }
 
 impl LoginThrottle {
@@ -51,41 +67,63 @@ impl LoginThrottle {
         self.policy.window_secs as i64 * 1000
     }
 
-    /// `Err(Throttled)` when either counter is at its limit.
-    pub async fn check(&self, keys: &AttemptKeys, now_ms: i64) -> Result<(), CoreError> {
-        let mut wait_ms = 0i64;
-        let mut limits = vec![(&keys.user, self.policy.max_failures_per_user)];
-        if let Some(addr) = &keys.address {
-            limits.push((addr, self.policy.max_failures_per_address));
+    /// Count an attempt against both keys, or refuse it (`Throttled`, not
+    /// counted) when either is past its limit.
+    pub async fn begin(&self, keys: AttemptKeys, now_ms: i64) -> Result<Attempt, CoreError> {
+        let w = self.window_ms();
+        let user = self.store.count(&keys.user, now_ms, w).await?;
+        if user.failures > self.policy.max_failures_per_user {
+            self.store.uncount(&keys.user, user.started_at_ms).await?;
+            return Err(self.throttled(user, now_ms));
         }
-        for (key, max) in limits {
-            if let Some(w) = self.store.window(key, now_ms, self.window_ms()).await?
-                && w.failures >= max
-            {
-                wait_ms = wait_ms.max(w.started_at_ms + self.window_ms() - now_ms);
+        let mut address = None;
+        if let Some(key) = &keys.address {
+            let win = self.store.count(key, now_ms, w).await?;
+            if win.failures > self.policy.max_failures_per_address {
+                self.store.uncount(key, win.started_at_ms).await?;
+                self.store.uncount(&keys.user, user.started_at_ms).await?;
+                return Err(self.throttled(win, now_ms));
+            }
+            address = Some(win);
+        }
+        Ok(Attempt {
+            keys,
+            user,
+            address,
+        })
+    }
+
+    /// The password was right.
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), CoreError> {
+        self.store.clear(&attempt.keys.user).await?;
+        if let (Some(key), Some(win)) = (&attempt.keys.address, attempt.address) {
+            self.store.uncount(key, win.started_at_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// The password was wrong: the attempt stays counted.
+    pub fn failed(&self, _attempt: Attempt) {}
+
+    /// The password could not be checked (the store or the hasher failed):
+    /// the attempt is taken back. Errors here are only logged.
+    pub async fn abandoned(&self, attempt: Attempt) {
+        let mut undo = vec![(&attempt.keys.user, attempt.user)];
+        if let (Some(key), Some(win)) = (&attempt.keys.address, attempt.address) {
+            undo.push((key, win));
+        }
+        for (key, win) in undo {
+            if let Err(e) = self.store.uncount(key, win.started_at_ms).await {
+                tracing::warn!(error = %e, "could not take back a password attempt");
             }
         }
-        if wait_ms > 0 {
-            let retry_after_secs = (wait_ms as u64).div_ceil(1000).max(1);
-            return Err(CoreError::Throttled { retry_after_secs });
-        }
-        Ok(())
     }
 
-    pub async fn record_failure(&self, keys: &AttemptKeys, now_ms: i64) -> Result<(), CoreError> {
-        self.store
-            .record_failure(&keys.user, now_ms, self.window_ms())
-            .await?;
-        if let Some(addr) = &keys.address {
-            self.store
-                .record_failure(addr, now_ms, self.window_ms())
-                .await?;
+    fn throttled(&self, win: FailureWindow, now_ms: i64) -> CoreError {
+        let wait_ms = (win.started_at_ms + self.window_ms() - now_ms).max(0);
+        CoreError::Throttled {
+            retry_after_secs: (wait_ms as u64).div_ceil(1000).max(1),
         }
-        Ok(())
-    }
-
-    pub async fn record_success(&self, keys: &AttemptKeys) -> Result<(), CoreError> {
-        Ok(self.store.clear(&keys.user).await?)
     }
 
     /// Drop closed windows; run now and then.

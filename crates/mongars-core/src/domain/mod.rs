@@ -20,4 +20,4 @@ pub use turn::{
     MESSAGE_MAX_CHARS, NewTurn, SpeechSegment, SpeechTurn, Turn, TurnCompletion, TurnStatus,
     UserMessage, parse_session_id,
 };
-pub use user::{NewUser, Password, Role, StoredUser, User, Username};
+pub use user::{NewUser, PASSWORD_MAX, Password, Role, StoredUser, USERNAME_MAX, User, Username};

@@ -37,7 +37,7 @@ pub trait UserRepository: Send + Sync {
     async fn record_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), RepoError>;
 }
 
-/// A counter of failed logins in a fixed window, one per key.
+/// A counter of password attempts in a fixed window, one per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureWindow {
     pub failures: u32,
@@ -45,7 +45,9 @@ pub struct FailureWindow {
     pub started_at_ms: i64,
 }
 
-/// Storage of failed-login counters, shared by every replica that shares the store.
+/// Storage of password-attempt counters, shared by every replica that
+/// shares the store. Counting is one atomic statement, so concurrent
+/// attempts on any replica each see a distinct count.
 #[async_trait]
 pub trait LoginThrottleStore: Send + Sync {
     /// The open window of `key` at `now_ms`, if any.
@@ -55,13 +57,17 @@ pub trait LoginThrottleStore: Send + Sync {
         now_ms: i64,
         window_ms: i64,
     ) -> Result<Option<FailureWindow>, RepoError>;
-    /// Count one failure, opening a new window when the last one has closed.
-    async fn record_failure(
+    /// Count one attempt and return the window with it counted, opening a
+    /// new window when the last one has closed.
+    async fn count(
         &self,
         key: &str,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<FailureWindow, RepoError>;
+    /// Take back one attempt counted in the window opened at `started_at_ms`
+    /// (nothing if that window has since been replaced or cleared).
+    async fn uncount(&self, key: &str, started_at_ms: i64) -> Result<(), RepoError>;
     async fn clear(&self, key: &str) -> Result<(), RepoError>;
     /// Forget closed windows; returns how many were removed.
     async fn purge_expired(&self, now_ms: i64, window_ms: i64) -> Result<u64, RepoError>;

@@ -39,6 +39,9 @@ impl Event {
 /// a task of its own, so a slow bus never slows a reply.
 pub trait EventBus: Send + Sync {
     fn publish(&self, event: Event);
+    /// Close every socket of `user_id` on every replica (their access was
+    /// revoked). Carried in order with the events.
+    fn revoke(&self, user_id: i64);
 }
 
 /// Who a WebSocket ticket was issued to.
@@ -46,6 +49,9 @@ pub trait EventBus: Send + Sync {
 pub struct TicketClaims {
     pub user_id: i64,
     pub username: String,
+    /// The account's token version at issue: a ticket dies with the tokens.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// Single-use tickets that authorise one WebSocket handshake.

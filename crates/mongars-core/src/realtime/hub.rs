@@ -2,10 +2,12 @@
 //!
 //! Each socket has a bounded queue. Delivery never waits: when a socket's
 //! queue is full the socket is cut off from further events and told to close
-//! (1013), so one slow reader never holds up the chat or anyone else.
+//! (1013), so one slow reader never holds up the chat or anyone else. When a
+//! user's access is revoked (account disabled, password changed) every
+//! socket of theirs is cut off the same way and told to close (1008).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 
@@ -14,12 +16,45 @@ use tokio::sync::{Notify, mpsc};
 pub enum Cutoff {
     /// The outbound queue was full.
     Overflow,
+    /// The user's access was revoked.
+    Revoked,
+}
+
+/// Tells one socket's session that it is cut off, and why (the first
+/// reason given wins).
+#[derive(Default)]
+struct Signal {
+    notify: Notify,
+    reason: AtomicU8,
+}
+
+const NONE: u8 = 0;
+const OVERFLOW: u8 = 1;
+const REVOKED: u8 = 2;
+
+impl Signal {
+    fn raise(&self, reason: u8) {
+        let _ = self
+            .reason
+            .compare_exchange(NONE, reason, Ordering::AcqRel, Ordering::Acquire);
+        self.notify.notify_one();
+    }
+
+    async fn wait(&self) -> Cutoff {
+        loop {
+            match self.reason.load(Ordering::Acquire) {
+                OVERFLOW => return Cutoff::Overflow,
+                REVOKED => return Cutoff::Revoked,
+                _ => self.notify.notified().await,
+            }
+        }
+    }
 }
 
 struct Slot {
     id: u64,
     tx: mpsc::Sender<Arc<str>>,
-    overflow: Arc<Notify>,
+    signal: Arc<Signal>,
 }
 
 #[derive(Default)]
@@ -47,20 +82,29 @@ pub struct Subscription {
 pub struct Outbox {
     hub: Arc<Hub>,
     tx: mpsc::Sender<Arc<str>>,
-    overflow: Arc<Notify>,
+    signal: Arc<Signal>,
 }
 
 impl Outbox {
-    /// Resolves once the hub has cut this socket off.
+    /// Resolves once the hub has cut this socket off, with the reason.
     pub async fn cut_off(&self) -> Cutoff {
-        self.overflow.notified().await;
-        Cutoff::Overflow
+        self.signal.wait().await
+    }
+
+    /// Cut this socket off as revoked (its account was found revoked).
+    pub fn revoke(&self) {
+        self.signal.raise(REVOKED);
+    }
+
+    /// Whether the socket's access has been revoked.
+    pub fn revoked(&self) -> bool {
+        self.signal.reason.load(Ordering::Acquire) == REVOKED
     }
 
     /// Queue a frame; `false` when the queue is full (the socket is then
     /// cut off) or the socket is gone.
     pub fn push(&self, frame: impl Into<Arc<str>>) -> bool {
-        self.hub.offer(&self.tx, &self.overflow, frame.into())
+        self.hub.offer(&self.tx, &self.signal, frame.into())
     }
 }
 
@@ -90,11 +134,11 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, user_id: i64, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let overflow = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         self.lock().entry(user_id).or_default().push(Slot {
             id,
             tx: tx.clone(),
-            overflow: overflow.clone(),
+            signal: signal.clone(),
         });
         self.open.fetch_add(1, Ordering::Relaxed);
         Subscription {
@@ -105,7 +149,7 @@ impl Hub {
             outbox: Outbox {
                 hub: self.clone(),
                 tx,
-                overflow,
+                signal,
             },
         }
     }
@@ -134,7 +178,7 @@ impl Hub {
         let frame: Arc<str> = Arc::from(frame);
         let mut delivered = 0;
         slots.retain(|slot| {
-            let taken = self.offer(&slot.tx, &slot.overflow, frame.clone());
+            let taken = self.offer(&slot.tx, &slot.signal, frame.clone());
             delivered += usize::from(taken);
             taken
         });
@@ -144,15 +188,30 @@ impl Hub {
         delivered
     }
 
+    /// Cut off every socket of `user_id` here, telling each to close as
+    /// revoked; returns how many there were. They hear no further events.
+    pub fn revoke(&self, user_id: i64) -> usize {
+        let Some(slots) = self.lock().remove(&user_id) else {
+            return 0;
+        };
+        for slot in &slots {
+            slot.signal.raise(REVOKED);
+        }
+        slots.len()
+    }
+
     /// Queue `frame` without waiting; on a full queue, count the overflow
     /// and signal the socket to close. `false` when the frame was not taken.
-    fn offer(&self, tx: &mpsc::Sender<Arc<str>>, overflow: &Notify, frame: Arc<str>) -> bool {
+    fn offer(&self, tx: &mpsc::Sender<Arc<str>>, signal: &Signal, frame: Arc<str>) -> bool {
+        if signal.reason.load(Ordering::Acquire) != NONE {
+            return false;
+        }
         match tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflows.fetch_add(1, Ordering::Relaxed);
-                overflow.notify_one();
+                signal.raise(OVERFLOW);
                 false
             }
         }
@@ -209,5 +268,26 @@ mod tests {
         assert_eq!(hub.overflows(), 1);
         assert_eq!(hub.deliver(1, "more"), 1, "only the fast socket remains");
         assert!(!slow.outbox().push("x") || slow.rx.len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn revoking_cuts_off_every_socket_of_that_user_only() {
+        let hub = Hub::new();
+        let a1 = hub.subscribe(1, 4);
+        let a2 = hub.subscribe(1, 4);
+        let mut b = hub.subscribe(2, 4);
+        assert_eq!(hub.revoke(1), 2);
+        for s in [&a1, &a2] {
+            let why = tokio::time::timeout(std::time::Duration::from_secs(1), s.cut_off())
+                .await
+                .expect("told to close");
+            assert_eq!(why, Cutoff::Revoked);
+            assert!(s.outbox().revoked());
+            assert!(!s.outbox().push("ack"), "nothing more is queued");
+        }
+        assert_eq!(hub.deliver(1, "late"), 0);
+        assert_eq!(hub.deliver(2, "still here"), 1);
+        assert_eq!(&*b.rx.recv().await.unwrap(), "still here");
+        assert_eq!(hub.revoke(1), 0);
     }
 }

@@ -22,6 +22,10 @@ impl EventBus for LocalBus {
     fn publish(&self, event: Event) {
         self.hub.deliver(event.user_id, &event.frame);
     }
+
+    fn revoke(&self, user_id: i64) {
+        self.hub.revoke(user_id);
+    }
 }
 
 /// Tickets kept in this process; expired ones are swept as new ones come.

@@ -14,7 +14,7 @@ pub use local::{LocalBus, LocalTickets};
 use crate::auth::{AuthService, Principal};
 use crate::domain::Username;
 use crate::error::CoreError;
-use crate::ports::{EventBus, TicketClaims, TicketStore};
+use crate::ports::{EventBus, RateLimiter, TicketClaims, TicketStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,28 +43,37 @@ pub struct RealtimeService {
     hub: Arc<Hub>,
     bus: Arc<dyn EventBus>,
     tickets: Arc<dyn TicketStore>,
+    /// Tickets each user may take (shared by replicas on Redis).
+    ticket_rate: Arc<dyn RateLimiter>,
     auth: Arc<AuthService>,
     options: RealtimeOptions,
+}
+
+/// The parts a [`RealtimeService`] is made of.
+pub struct RealtimeParts {
+    pub hub: Arc<Hub>,
+    pub bus: Arc<dyn EventBus>,
+    pub tickets: Arc<dyn TicketStore>,
+    pub ticket_rate: Arc<dyn RateLimiter>,
 }
 
 /// Length in bytes of a ticket's randomness (sent as hex).
 const TICKET_BYTES: usize = 32;
 
 impl RealtimeService {
-    pub fn new(
-        hub: Arc<Hub>,
-        bus: Arc<dyn EventBus>,
-        tickets: Arc<dyn TicketStore>,
-        auth: Arc<AuthService>,
-        options: RealtimeOptions,
-    ) -> Self {
+    pub fn new(parts: RealtimeParts, auth: Arc<AuthService>, options: RealtimeOptions) -> Self {
         Self {
-            hub,
-            bus,
-            tickets,
+            hub: parts.hub,
+            bus: parts.bus,
+            tickets: parts.tickets,
+            ticket_rate: parts.ticket_rate,
             auth,
             options,
         }
+    }
+
+    pub fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
     }
 
     pub fn options(&self) -> &RealtimeOptions {
@@ -80,16 +89,22 @@ impl RealtimeService {
     }
 
     /// A fresh single-use ticket for `who`, and its lifetime in seconds.
+    /// Rate limited per user (429 past `realtime.tickets_per_minute`).
     pub async fn issue_ticket(&self, who: &Principal) -> Result<(String, u64), CoreError> {
         if !self.options.enabled {
             return Err(CoreError::Disabled("Realtime events"));
         }
+        self.ticket_rate
+            .acquire(who.id)
+            .await
+            .map_err(|retry_after_secs| CoreError::RateLimited { retry_after_secs })?;
         let mut raw = [0u8; TICKET_BYTES];
         getrandom::fill(&mut raw).map_err(|e| CoreError::Internal(format!("rng: {e}")))?;
         let ticket: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let claims = TicketClaims {
             user_id: who.id,
             username: who.username.clone(),
+            version: who.version,
         };
         self.tickets
             .put(
@@ -104,7 +119,7 @@ impl RealtimeService {
 
     /// Use up `ticket` and return whom it opens a socket for. Refused when
     /// the ticket is malformed, unknown, used or expired, or when its
-    /// account has since been disabled.
+    /// account has since been disabled or had its tokens revoked.
     pub async fn redeem(&self, ticket: &str) -> Result<Principal, CoreError> {
         let well_formed = ticket.len() == TICKET_BYTES * 2
             && ticket
@@ -125,13 +140,14 @@ impl RealtimeService {
             Err(CoreError::NotFound(_)) => return Err(CoreError::TicketInvalid),
             Err(e) => return Err(e),
         };
-        if user.disabled || user.id != claims.user_id {
+        if user.disabled || user.id != claims.user_id || user.token_version != claims.version {
             return Err(CoreError::TicketInvalid);
         }
         Ok(Principal {
             id: user.id,
             username: user.username,
             role: user.role,
+            version: user.token_version,
         })
     }
 

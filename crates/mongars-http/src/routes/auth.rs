@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mongars_core::auth::LoginOutcome;
-use mongars_core::domain::{Password, Username};
+use mongars_core::domain::{Password, USERNAME_MAX, Username};
 use serde::{Deserialize, Serialize};
 
 /// `POST /token` form fields (OAuth2 password grant).
@@ -45,7 +45,7 @@ pub async fn token(
             "Only grant_type=password is supported",
         ));
     }
-    check_len("username", &form.username, 1, 128)?;
+    check_len("username", &form.username, 1, USERNAME_MAX)?;
     let password = Password::for_login(&form.password)?;
     let out = state
         .auth
@@ -93,7 +93,7 @@ async fn login_with(
     username: &str,
     password: &str,
 ) -> ApiResult<LoginOutcome> {
-    check_len("username", username, 1, 128)?;
+    check_len("username", username, 1, USERNAME_MAX)?;
     let password = Password::for_login(password)?;
     Ok(state.auth.login(username, &password, client.0).await?)
 }

@@ -1,10 +1,10 @@
 //! Chat turns: JSON, Server-Sent Events, and history.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -143,7 +143,7 @@ pub struct HistoryItem {
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    Query(q): Query<HistoryQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryItem>>> {
     let limit = match q.limit.as_deref() {
         None | Some("") => 10,

@@ -2,10 +2,10 @@
 //! style profile, what a turn's prompt recalled, and forgetting everything.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, ApiQuery, AuthUser};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mongars_core::CoreError;
@@ -70,7 +70,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<MemoryItem>>> {
     let limit = match q.limit.as_deref() {
         None | Some("") => 50,
@@ -171,7 +171,7 @@ pub struct ForgetQuery {
 pub async fn forget(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    Query(q): Query<ForgetQuery>,
+    ApiQuery(q): ApiQuery<ForgetQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (user_id, username) = match q.username.as_deref().filter(|u| !u.is_empty()) {
         None => (who.id, who.username.clone()),

@@ -33,22 +33,29 @@ pub struct ProvisionBody {
 pub async fn provision(
     State(state): State<AppState>,
     AdminUser(who): AdminUser,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    // An empty body means every role, without forcing.
+    // An empty body means every role, without forcing; anything else is
+    // JSON like every other route's body.
     let ProvisionBody { roles, force } = if body.iter().all(u8::is_ascii_whitespace) {
         ProvisionBody {
             roles: Vec::new(),
             force: false,
         }
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "request.malformed",
-                format!("Invalid JSON body: {e}"),
-            )
-        })?
+        let is_json = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "request.unsupported_media_type",
+                "Expected Content-Type: application/json",
+            ));
+        }
+        crate::extract::json_body(&body)?
     };
     let mut parsed = Vec::new();
     for r in &roles {

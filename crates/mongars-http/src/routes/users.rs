@@ -1,7 +1,7 @@
 //! Accounts: registration, listing, password change, disabling.
 
 use crate::error::ApiResult;
-use crate::extract::{AdminUser, ApiJson, AuthUser};
+use crate::extract::{AdminUser, ApiJson, AuthUser, ClientAddr};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -69,8 +69,8 @@ pub struct UserChange {
 }
 
 /// `PATCH /api/v1/user/{username}` (admin) `{disabled}`: disable (revoking
-/// the account's tokens) or re-enable an account. Admins cannot disable
-/// themselves.
+/// the account's tokens and closing its sockets on every replica) or
+/// re-enable an account. Admins cannot disable themselves.
 pub async fn update(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -104,13 +104,20 @@ pub struct StatusResponse {
     status: &'static str,
 }
 
+/// `POST /api/v1/user/change-password`: wrong current passwords are
+/// throttled like failed logins; success revokes every older token and
+/// closes the caller's sockets on every replica.
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
+    client: ClientAddr,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<Json<StatusResponse>> {
     let old = Password::for_login(&req.old_password)?;
     let new = Password::new_secret(&req.new_password, "new_password")?;
-    state.auth.change_password(&principal, &old, &new).await?;
+    state
+        .auth
+        .change_password(&principal, &old, &new, client.0)
+        .await?;
     Ok(Json(StatusResponse { status: "changed" }))
 }

@@ -10,11 +10,11 @@ mod frames;
 mod session;
 
 use crate::error::ApiError;
-use crate::extract::AuthUser;
+use crate::extract::{ApiQuery, AuthUser};
 use crate::state::AppState;
 use axum::Json;
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use mongars_core::CoreError;
@@ -46,7 +46,7 @@ pub struct Handshake {
 pub async fn chat(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<Handshake>,
+    ApiQuery(q): ApiQuery<Handshake>,
     bearer: Option<AuthUser>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {

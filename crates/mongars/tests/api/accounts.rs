@@ -76,7 +76,7 @@ async fn login_input_is_validated_at_the_edge() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
-            json!({"username": "a".repeat(129), "password": "x"}),
+            json!({"username": "a".repeat(151), "password": "x"}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (

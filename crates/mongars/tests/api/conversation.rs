@@ -42,7 +42,7 @@ async fn chat_returns_the_reply_with_speech_and_history_shows_it_at_once() {
     let (status, body) = status_json(
         app.post_json(
             CHAT,
-            json!({"message": "  What is the capital of France?\u{0}  "}),
+            json!({"message": "  What is the capital of France?\u{7}  "}),
             Some(&token),
         )
         .await,

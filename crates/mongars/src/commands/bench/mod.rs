@@ -59,6 +59,7 @@ impl ScratchDb {
             id: user.id,
             username: name.into(),
             role: Role::User,
+            version: user.token_version,
         })
     }
 

@@ -147,6 +147,16 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
     })
 }
 
+/// Fail the turns that a stopped process left pending (see
+/// [`crate::recovery`]). `mongars serve` runs this before it listens.
+pub async fn recover_interrupted_turns(app: &App) {
+    match crate::recovery::recover(&app.db, &app.settings).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(turns = n, "turns interrupted by an earlier stop failed"),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "recovering interrupted turns failed"),
+    }
+}
+
 /// Serve until `shutdown` resolves, then finish requests in flight for at
 /// most `server.shutdown_grace_secs`.
 pub async fn serve(
@@ -155,11 +165,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
-    match crate::recovery::recover(&app.db, &app.settings).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(turns = n, "turns interrupted by an earlier stop failed"),
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "recovering interrupted turns failed"),
-    }
     let recovery = tokio::spawn(crate::recovery::recovery_loop(
         app.db.clone(),
         app.settings.clone(),

@@ -71,6 +71,11 @@ async fn a_chat_through_one_replica_reaches_a_socket_on_the_other() {
         ("MONGARS_LLM__PROFILES__DEFAULT__GENERAL__MAX_TOKENS", "8"),
         ("MONGARS_CONVERSATION__RATE_LIMIT_BURST", "3"),
         ("MONGARS_CONVERSATION__RATE_LIMIT_PER_MINUTE", "1"),
+        // No ping (and so no recheck of the account) within the test: a
+        // socket closed on revocation was told so through Redis.
+        ("MONGARS_REALTIME__PING_INTERVAL_SECS", "3600"),
+        ("MONGARS_REALTIME__PONG_TIMEOUT_SECS", "7200"),
+        ("MONGARS_SERVER__IDLE_TIMEOUT_SECS", "7300"),
     ];
     let dir_a = dir.path().join("a");
     let dir_b = dir.path().join("b");
@@ -138,8 +143,61 @@ async fn a_chat_through_one_replica_reaches_a_socket_on_the_other() {
     .await;
     assert_eq!(status, 429, "{body}");
 
+    // Disabling an account on A closes its socket on B (1008).
+    let (status, body) = post(
+        &addr_a,
+        "/api/v1/user/register",
+        &token,
+        json!({"username": "ana", "password": "ana-password"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ana = reqwest::Client::new()
+        .post(format!("http://{addr_b}/token"))
+        .form(&[("username", "ana"), ("password", "ana-password")])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, t) = post(&addr_b, "/api/v1/auth/ws/ticket", &ana, json!({})).await;
+    let mut anas_socket = socket(&addr_b, t["ticket"].as_str().unwrap())
+        .await
+        .expect("ana's socket on B");
+    let disabled = reqwest::Client::new()
+        .patch(format!("http://{addr_a}/api/v1/user/ana"))
+        .bearer_auth(&token)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 200);
+    assert_eq!(close_code(&mut anas_socket).await, Some(1008));
+
     assert!(terminate(&mut a).success());
     assert!(terminate(&mut b).success());
+}
+
+/// Read until the server closes the socket; its close code.
+async fn close_code(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("closed within 30 s");
+        match msg {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code.into()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
 }
 
 /// Frames until a `chat.message` for `query`, which is returned.

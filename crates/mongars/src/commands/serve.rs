@@ -9,6 +9,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let app = app::build(settings).await?;
+    app::recover_interrupted_turns(&app).await;
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (server.host / server.port)"))?;

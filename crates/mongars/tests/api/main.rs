@@ -13,6 +13,8 @@ mod operations;
 mod real_model;
 mod realtime;
 mod research;
+mod revocation;
 mod streaming;
 mod throttle;
 mod tokens;
+mod turns;

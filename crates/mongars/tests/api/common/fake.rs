@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Response, StatusCode, header};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +28,11 @@ pub enum Mode {
     WrongContentType,
     /// The first piece, then the connection is dropped.
     DropMidStream,
+    /// The first piece, then nothing more while the connection stays open.
+    StallAfterFirst,
+    /// This status with an error message that echoes the request's
+    /// `Authorization` header back, as a careless proxy might.
+    EchoAuth(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +171,29 @@ impl Fake {
                 status(StatusCode::GATEWAY_TIMEOUT, None)
             }
             Mode::Status(code, retry) => status(StatusCode::from_u16(code).unwrap(), retry),
+            Mode::EchoAuth(code) => {
+                let sent = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let message = format!("Invalid credentials in header 'Authorization: {sent}'");
+                Response::builder()
+                    .status(code)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(json!({"error": {"message": message}}).to_string()))
+                    .unwrap()
+            }
+            Mode::StallAfterFirst => {
+                let first = body_text(path, "partial answer", stream)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+                    + "\n\n";
+                let s = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(first))])
+                    .chain(futures_util::stream::pending());
+                typed(path, stream, Body::from_stream(s))
+            }
             Mode::WrongContentType => Response::builder()
                 .header(header::CONTENT_TYPE, "text/html")
                 .body(Body::from("<html>proxy error page</html>"))

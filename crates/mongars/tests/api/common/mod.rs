@@ -113,6 +113,42 @@ pub async fn postgres_url() -> Option<String> {
     Some(mongars_store::testing::create_postgres_database(&admin).await)
 }
 
+/// The databases a storage test runs on: SQLite (`None`, the default), and a
+/// fresh PostgreSQL database when the test server is there (always under
+/// CI=true; outside CI a missing server is reported and left out).
+pub async fn databases() -> Vec<Option<String>> {
+    let mut dbs = vec![None];
+    match postgres_url().await {
+        Some(url) => dbs.push(Some(url)),
+        None => eprintln!("PostgreSQL left out: MONGARS_TEST_POSTGRES_URL not set"),
+    }
+    dbs
+}
+
+/// Point settings at `db` (from [`databases`]).
+pub fn use_db(s: &mut Settings, db: &Option<String>) {
+    if let Some(url) = db {
+        s.database.url = Secret::new(url.clone());
+    }
+}
+
+/// Wait for `check` to hold, polling, for at most `within` (a condition,
+/// not a duration, is what the caller waits for).
+pub async fn eventually<F, Fut>(within: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await

@@ -25,7 +25,7 @@ pub fn connection_cap(settings: &Settings) -> usize {
     let configured = u64::from(settings.server.max_connections);
     let reserve = RESERVE + u64::from(settings.database.max_connections);
     let cap = match (configured, nofile) {
-        (0, Some(n)) => n.saturating_sub(reserve).clamp(MIN_DERIVED, MAX_DERIVED),
+        (0, Some(n)) => derived_cap(n, settings.database.max_connections),
         (0, None) => MAX_DERIVED,
         (n, Some(limit)) if n + reserve > limit => {
             tracing::warn!(
@@ -39,6 +39,15 @@ pub fn connection_cap(settings: &Settings) -> usize {
     };
     tracing::info!(max_connections = cap, open_file_limit = ?nofile, "connection cap");
     cap as usize
+}
+
+/// The cap derived from an open-file limit of `nofile` descriptors, with
+/// a pool of `db_connections`.
+pub fn derived_cap(nofile: u64, db_connections: u32) -> u64 {
+    let reserve = RESERVE + u64::from(db_connections);
+    nofile
+        .saturating_sub(reserve)
+        .clamp(MIN_DERIVED, MAX_DERIVED)
 }
 
 /// Raise the soft open-file limit to the hard one; the soft limit in effect

@@ -4,10 +4,10 @@
 //! were in flight are failed as `conversation.interrupted`.
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
-mod process;
 #[path = "api/common/fake.rs"]
 #[allow(dead_code)]
 mod fake;
+mod process;
 
 use fake::{Fake, Mode};
 use process::{start_server, terminate};
@@ -56,7 +56,10 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
         ("MONGARS_MEMORY__ENABLED", "false"),
         ("MONGARS_LLM__BACKENDS__OPENAI__URL", fake.url.as_str()),
         ("MONGARS_LLM__BACKENDS__OPENAI__MODEL", "fake-model"),
-        ("MONGARS_LLM__PROFILES__DEFAULT__GENERAL__BACKENDS", "openai"),
+        (
+            "MONGARS_LLM__PROFILES__DEFAULT__GENERAL__BACKENDS",
+            "openai",
+        ),
         ("MONGARS_LLM__PROFILES__DEFAULT__CODING__BACKENDS", "openai"),
         ("MONGARS_LLM__CACHE__ENABLED", "false"),
         ("MONGARS_CONVERSATION__RATE_LIMIT_BURST", "1000"),
@@ -137,13 +140,19 @@ async fn login(addr: &str) -> String {
 async fn wait_for(mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "the chats never all reached the backend");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chats never all reached the backend"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Turns by `status` (and `failed:<code>`), read straight from the database.
-async fn status_counts(dir: &std::path::Path, url: &str) -> std::collections::HashMap<String, usize> {
+async fn status_counts(
+    dir: &std::path::Path,
+    url: &str,
+) -> std::collections::HashMap<String, usize> {
     let mut settings = mongars_config::defaults().unwrap();
     settings.data_dir = dir.to_path_buf();
     settings.database.url = mongars_config::Secret::new(url);

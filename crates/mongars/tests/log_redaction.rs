@@ -3,47 +3,19 @@
 
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
-mod common_logs {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-}
+mod capture;
 
 #[path = "api/common/mod.rs"]
 mod common;
 
+use capture::Capture;
 use common::TestApp;
-use common_logs::Capture;
 use mongars_core::domain::Role;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn auth_flow_logs_no_secrets() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(capture.clone())
-        .json()
-        .init();
+    let capture = Capture::install();
 
     let app = TestApp::spawn().await;
     let admin_pw = "Adm1n-Pa55word-xyzzy";
@@ -73,7 +45,7 @@ async fn auth_flow_logs_no_secrets() {
         .await;
     app.shutdown().await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("login succeeded"), "logging was captured");
     assert!(logs.contains("request done"));
     let token_parts: Vec<&str> = admin.split('.').chain(form_token.split('.')).collect();

@@ -11,8 +11,8 @@
 //! - Connection cap: at most `max_connections` are served at once, upgraded
 //!   WebSockets included (the permit travels with the socket). Past the cap
 //!   a connection is answered 503 `server.busy` with `Retry-After` at once
-//!   and closed; a flood of those is itself bounded, and accept errors such
-//!   as running out of descriptors never spin the loop.
+//!   and closed; the refusals themselves hold descriptors only briefly, and
+//!   accept errors such as running out of descriptors never spin the loop.
 //! - Shutdown: no new connections; those open are asked to finish after
 //!   their current request, and cut after `grace`.
 
@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 /// Refusals (503 past the cap) in progress at once; beyond this, connections
-/// past the cap are closed without an answer.
+/// past the cap are answered without waiting for their request.
 const MAX_REFUSING: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +128,7 @@ fn over_cap(
                 drop(permit);
             });
         }
-        Err(_) => drop(tcp),
+        Err(_) => refuse::refuse_now(tcp),
     }
 }
 

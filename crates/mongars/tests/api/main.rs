@@ -5,8 +5,10 @@ mod common;
 
 mod accounts;
 mod backends;
+mod connections;
 mod console;
 mod conversation;
+mod edge;
 mod memory;
 mod openai;
 mod operations;
@@ -18,3 +20,4 @@ mod streaming;
 mod throttle;
 mod tokens;
 mod turns;
+mod upstream;

@@ -340,3 +340,37 @@ async fn slow_socket(app: &TestApp, token: &str) -> crate::common::ws::Socket {
             .unwrap();
     crate::common::ws::Socket { inner }
 }
+
+#[tokio::test]
+async fn a_frame_too_large_closes_with_1009_and_bad_text_with_1007() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = TestApp::spawn_with(|s| s.realtime.max_frame_bytes = 4096).await;
+    let (ana, _) = two_users(&app).await;
+
+    let mut big = app.socket(&ana).await;
+    big.until("history.snapshot").await;
+    let text = format!(
+        "{{\"id\":\"1\",\"type\":\"x\",\"pad\":\"{}\"}}",
+        "x".repeat(8192)
+    );
+    futures_util::SinkExt::send(&mut big.inner, Message::text(text))
+        .await
+        .unwrap();
+    assert_eq!(big.close_code(Duration::from_secs(10)).await, Some(1009));
+
+    let mut bad = app.socket(&ana).await;
+    bad.until("history.snapshot").await;
+    let invalid = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    futures_util::SinkExt::send(&mut bad.inner, Message::Frame(invalid))
+        .await
+        .unwrap();
+    assert_eq!(bad.close_code(Duration::from_secs(10)).await, Some(1007));
+
+    // Others are unaffected.
+    let mut fine = app.socket(&ana).await;
+    fine.until("history.snapshot").await;
+    fine.send(json!({"id": "p", "type": "client.ping"})).await;
+    assert_eq!(fine.until("ack").await["payload"]["status"], "ok");
+}

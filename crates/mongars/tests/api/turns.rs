@@ -67,7 +67,8 @@ async fn a_reply_longer_than_the_request_fails_as_request_timeout() {
     for db in databases().await {
         // One word every 200 ms, forty words: longer than a 1 s request.
         let words = vec!["word"; 40].join(" ");
-        let slow = ScriptedBackend::new(Script::Reply(words)).with_delay(Duration::from_millis(200));
+        let slow =
+            ScriptedBackend::new(Script::Reply(words)).with_delay(Duration::from_millis(200));
         let app = TestApp::spawn_scripted(
             |s| {
                 use_db(s, &db);

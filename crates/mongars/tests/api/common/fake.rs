@@ -6,8 +6,8 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Response, StatusCode, header};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
 use futures_util::StreamExt;
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -180,7 +180,9 @@ impl Fake {
                 Response::builder()
                     .status(code)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(json!({"error": {"message": message}}).to_string()))
+                    .body(Body::from(
+                        json!({"error": {"message": message}}).to_string(),
+                    ))
                     .unwrap()
             }
             Mode::StallAfterFirst => {

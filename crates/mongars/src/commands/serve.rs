@@ -10,6 +10,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let app = app::build(settings).await?;
     app::recover_interrupted_turns(&app).await;
+    let shutdown = shutdown_signal()?;
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (server.host / server.port)"))?;
@@ -21,31 +22,32 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "monGARS listening"
     );
     println!("monGARS listening on http://{local}");
-    app::serve(app, listener, shutdown_signal()).await?;
+    app::serve(app, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed before this
+/// returns, so a signal that arrives as soon as the server says it is
+/// listening already means "stop gracefully".
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }

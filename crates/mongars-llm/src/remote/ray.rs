@@ -15,8 +15,10 @@
 //! `{"error": str}` fails the reply.
 //!
 //! Endpoints are tried round robin, starting after the last one that
-//! answered. 503 and 409 mean the deployment is scaling: that endpoint is
-//! left alone for `Retry-After` seconds, or 0.5, 1, 2, 4 s without one.
+//! answered. 503, 409 and 429 mean the deployment is scaling: that endpoint
+//! is left alone for `Retry-After` seconds, or 0.5, 1, 2, 4 s without one;
+//! a wait that would end after the request's first-token budget is not
+//! waited out (`Busy`), so the router tries the next backend at once.
 //! Other 5xx and connection errors back off exponentially with jitter. Other
 //! 4xx fail at once. At most `endpoints x scale_cycles` attempts.
 

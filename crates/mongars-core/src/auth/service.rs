@@ -106,13 +106,8 @@ impl AuthService {
                 .await?;
             Ok::<_, CoreError>((stored, verification))
         };
-        let (stored, verification) = match checked.await {
-            Ok(v) => v,
-            Err(e) => {
-                self.throttle.abandoned(attempt).await;
-                return Err(e);
-            }
-        };
+        let (attempt, (stored, verification)) =
+            self.throttle.unless_failed(attempt, checked.await).await?;
         let user = match stored {
             Some(s) if verification.matches && !s.user.disabled => s.user,
             other => {
@@ -276,13 +271,7 @@ impl AuthService {
             let v = self.hasher.verify(old, Some(&stored.password_hash)).await?;
             Ok::<_, CoreError>((stored, v))
         };
-        let (stored, v) = match checked.await {
-            Ok(v) => v,
-            Err(e) => {
-                self.throttle.abandoned(attempt).await;
-                return Err(e);
-            }
-        };
+        let (attempt, (stored, v)) = self.throttle.unless_failed(attempt, checked.await).await?;
         if !v.matches {
             tracing::info!(
                 user_id = stored.user.id,

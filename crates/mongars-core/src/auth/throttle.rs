@@ -45,8 +45,9 @@ impl AttemptKeys {
 }
 
 /// An attempt let through to the password check; say how it went with
-/// [`LoginThrottle::succeeded`], [`LoginThrottle::failed`] or
-/// [`LoginThrottle::abandoned`].
+/// [`LoginThrottle::succeeded`] or [`LoginThrottle::failed`] (an attempt
+/// whose check could not be made is taken back by
+/// [`LoginThrottle::unless_failed`]).
 #[must_use = "settle the attempt once the password is checked"]
 pub struct Attempt {
     keys: AttemptKeys,
@@ -105,9 +106,26 @@ impl LoginThrottle {
     /// The password was wrong: the attempt stays counted.
     pub fn failed(&self, _attempt: Attempt) {}
 
-    /// The password could not be checked (the store or the hasher failed):
-    /// the attempt is taken back. Errors here are only logged.
-    pub async fn abandoned(&self, attempt: Attempt) {
+    /// Go on with `checked`, the outcome of looking the password up and
+    /// checking it; when that failed (the store or the hasher), the attempt
+    /// is taken back and the error returned.
+    pub async fn unless_failed<T>(
+        &self,
+        attempt: Attempt,
+        checked: Result<T, CoreError>,
+    ) -> Result<(Attempt, T), CoreError> {
+        match checked {
+            Ok(v) => Ok((attempt, v)),
+            Err(e) => {
+                self.abandoned(attempt).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The password could not be checked: the attempt is taken back. Errors
+    /// here are only logged.
+    async fn abandoned(&self, attempt: Attempt) {
         let mut undo = vec![(&attempt.keys.user, attempt.user)];
         if let (Some(key), Some(win)) = (&attempt.keys.address, attempt.address) {
             undo.push((key, win));

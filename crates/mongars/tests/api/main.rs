@@ -9,6 +9,7 @@ mod connections;
 mod console;
 mod conversation;
 mod edge;
+mod hosts;
 mod memory;
 mod openai;
 mod operations;

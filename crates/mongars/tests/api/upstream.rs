@@ -58,33 +58,36 @@ fn fallback() -> Arc<ScriptedBackend> {
     )))
 }
 
+/// A server whose `kind` backend is `fake`, with the scripted fallback
+/// after it and a 10 s first-token budget; a user's chat through it.
+async fn chat_through(kind: &str, fake: &Fake, retries: u32) -> (StatusCode, serde_json::Value) {
+    let url = match kind {
+        "ray" => format!("{}/generate", fake.url),
+        _ => fake.url.clone(),
+    };
+    let app = TestApp::spawn_scripted(
+        |s| {
+            configure(s, kind, &url, &[kind, "embedded"]);
+            s.llm.resilience.first_token_timeout_ms = 10_000;
+            s.llm.backends.get_mut(kind).unwrap().retries = retries;
+        },
+        fallback(),
+    )
+    .await;
+    let token = user(&app, "ana").await;
+    let hi = json!({"message": "hi"});
+    status_json(
+        app.post_json("/api/v1/conversation/chat", hi, Some(&token))
+            .await,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_retry_after_longer_than_the_request_allows_fails_over_at_once() {
     for kind in ["openai", "ollama", "ray"] {
         let fake = Fake::start(Mode::Status(429, Some(120))).await;
-        let url = match kind {
-            "ray" => format!("{}/generate", fake.url),
-            _ => fake.url.clone(),
-        };
-        let app = TestApp::spawn_scripted(
-            |s| {
-                configure(s, kind, &url, &[kind, "embedded"]);
-                s.llm.resilience.first_token_timeout_ms = 10_000;
-                s.llm.backends.get_mut(kind).unwrap().retries = 3;
-            },
-            fallback(),
-        )
-        .await;
-        let token = user(&app, "ana").await;
-        let (status, body) = status_json(
-            app.post_json(
-                "/api/v1/conversation/chat",
-                json!({"message": "hi"}),
-                Some(&token),
-            )
-            .await,
-        )
-        .await;
+        let (status, body) = chat_through(kind, &fake, 3).await;
         assert_eq!(status, StatusCode::OK, "{kind}: {body}");
         assert_eq!(body["response"], "from the fallback", "{kind}");
         assert_eq!(fake.chat_hits().len(), 1, "{kind}: not retried early");
@@ -96,28 +99,7 @@ async fn a_retry_after_within_the_request_is_waited_out() {
     for kind in ["openai", "ollama", "ray"] {
         let fake = Fake::start(Mode::Ok("after the wait".into())).await;
         fake.then(&[Mode::Status(429, Some(1))]);
-        let url = match kind {
-            "ray" => format!("{}/generate", fake.url),
-            _ => fake.url.clone(),
-        };
-        let app = TestApp::spawn_scripted(
-            |s| {
-                configure(s, kind, &url, &[kind, "embedded"]);
-                s.llm.resilience.first_token_timeout_ms = 10_000;
-            },
-            fallback(),
-        )
-        .await;
-        let token = user(&app, "ana").await;
-        let (status, body) = status_json(
-            app.post_json(
-                "/api/v1/conversation/chat",
-                json!({"message": "hi"}),
-                Some(&token),
-            )
-            .await,
-        )
-        .await;
+        let (status, body) = chat_through(kind, &fake, 1).await;
         assert_eq!(status, StatusCode::OK, "{kind}: {body}");
         assert_eq!(body["response"], "after the wait", "{kind}");
         let hits = fake.chat_hits();

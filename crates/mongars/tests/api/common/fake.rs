@@ -186,12 +186,7 @@ impl Fake {
                     .unwrap()
             }
             Mode::StallAfterFirst => {
-                let first = body_text(path, "partial answer", stream)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-                    + "\n\n";
+                let first = first_piece(path, stream);
                 let s = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(first))])
                     .chain(futures_util::stream::pending());
                 typed(path, stream, Body::from_stream(s))
@@ -212,12 +207,7 @@ impl Fake {
                 typed(path, stream, Body::from(cut))
             }
             Mode::DropMidStream => {
-                let first = body_text(path, "partial answer", stream)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-                    + "\n\n";
+                let first = first_piece(path, stream);
                 let parts: Vec<Result<Bytes, std::io::Error>> = vec![
                     Ok(Bytes::from(first)),
                     Err(std::io::Error::other("connection dropped")),
@@ -283,6 +273,12 @@ fn typed(path: &str, stream: bool, body: Body) -> Response<Body> {
 
 fn full(path: &str, text: &str, stream: bool) -> Response<Body> {
     typed(path, stream, Body::from(body_text(path, text, stream)))
+}
+
+/// The first line of a streamed reply, as a complete event.
+fn first_piece(path: &str, stream: bool) -> String {
+    let whole = body_text(path, "partial answer", stream);
+    whole.lines().next().unwrap_or("").to_string() + "\n\n"
 }
 
 /// The whole protocol body for a reply of `text`, in two pieces.

@@ -121,20 +121,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_)) => {
                 Err(not_json())
             }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "request.unsupported_media_type",
-                "Expected Content-Type: application/json",
-            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(not_json_content()),
             Err(e) => Err(body_error(e.status())),
         }
     }
 }
 
-/// Parse a JSON body already read (routes whose body is optional).
-pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parse a JSON body already read (routes whose body is optional), under
+/// the same rules as [`ApiJson`].
+pub fn json_body<T: DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        return Err(not_json_content());
+    }
     let value: Value = serde_json::from_slice(bytes).map_err(|_| not_json())?;
     from_json_value(value)
+}
+
+fn not_json_content() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "request.unsupported_media_type",
+        "Expected Content-Type: application/json",
+    )
 }
 
 fn not_json() -> ApiError {

@@ -44,18 +44,7 @@ pub async fn provision(
             force: false,
         }
     } else {
-        let is_json = headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "request.unsupported_media_type",
-                "Expected Content-Type: application/json",
-            ));
-        }
-        crate::extract::json_body(&body)?
+        crate::extract::json_body(&headers, &body)?
     };
     let mut parsed = Vec::new();
     for r in &roles {

@@ -108,10 +108,16 @@ async function connect() {
   const s = new WebSocket(scheme + location.host + "/ws/chat/?t=" + encodeURIComponent(ticket));
   socket = s;
   s.onmessage = (ev) => onFrame(JSON.parse(ev.data));
-  s.onclose = () => {
+  s.onclose = (ev) => {
     if (socket !== s) return;
     socket = null;
     setLink(false);
+    // 1008: this account's access was revoked (disabled, password changed).
+    if (ev.code === 1008) {
+      logout();
+      $("login-error").textContent = "Signed out: your access was revoked";
+      return;
+    }
     reconnectLater();
   };
 }

@@ -41,6 +41,29 @@ pub fn connection_cap(settings: &Settings) -> usize {
     cap as usize
 }
 
+/// For `doctor`: the connections `serve` would allow, and why.
+pub fn describe(settings: &Settings) -> String {
+    #[cfg(unix)]
+    let (soft, hard) = {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        (limit.current, limit.maximum)
+    };
+    #[cfg(not(unix))]
+    let (soft, hard) = (None::<u64>, None::<u64>);
+    let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |n| n.to_string());
+    let files = format!("open-file limit {} (hard {})", show(soft), show(hard));
+    match settings.server.max_connections {
+        0 => {
+            let cap = derived_cap(
+                hard.unwrap_or(MAX_DERIVED * 2),
+                settings.database.max_connections,
+            );
+            format!("at most {cap} at once, derived from the {files}")
+        }
+        n => format!("at most {n} at once (server.max_connections); {files}"),
+    }
+}
+
 /// The cap derived from an open-file limit of `nofile` descriptors, with
 /// a pool of `db_connections`.
 pub fn derived_cap(nofile: u64, db_connections: u32) -> u64 {

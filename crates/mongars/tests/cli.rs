@@ -332,6 +332,9 @@ fn doctor_reports_problems_then_passes() {
         "signing key",
         "cpus",
         "memory",
+        "0 complete, 0 failed (0 interrupted), 0 pending",
+        "connections",
+        "open-file limit",
     ] {
         assert!(out.contains(part), "{part} missing:\n{out}");
     }

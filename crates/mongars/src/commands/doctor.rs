@@ -60,6 +60,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
                 ),
                 Err(e) => line(false, "migrations", e.to_string()),
             }
+            if let Some(turns) = turn_summary(&db).await {
+                println!("[info] {:<14} {turns}", "turns");
+            }
             let admins: i64 = admin_count(&db).await;
             line(
                 admins != 0,
@@ -118,6 +121,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         (None, None) => "unknown".into(),
     };
     println!("[info] {:<14} {mem}", "memory");
+    println!(
+        "[info] {:<14} {}",
+        "connections",
+        crate::limits::describe(&settings)
+    );
     let hashes = match settings.auth.max_concurrent_hashes {
         0 => hw.usable_cpus(),
         n => n as usize,
@@ -137,6 +145,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         println!("all checks passed");
         Ok(0)
     }
+}
+
+/// Turns by outcome: how many ended each way, and how many are in flight
+/// (or were left by a process that died and no server has started since).
+async fn turn_summary(db: &mongars_store::Database) -> Option<String> {
+    let rows = mongars_store::SqlTurnRepository::new(db.clone())
+        .count_by_status()
+        .await
+        .ok()?;
+    let count = |status: &str, code: Option<&str>| -> i64 {
+        rows.iter()
+            .filter(|(s, c, _)| s == status && code.is_none_or(|code| c.as_deref() == Some(code)))
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    Some(format!(
+        "{} complete, {} failed ({} interrupted), {} pending",
+        count("complete", None),
+        count("failed", None),
+        count(
+            "failed",
+            Some(mongars_core::conversation::recovery::INTERRUPTED)
+        ),
+        count("pending", None)
+    ))
 }
 
 /// Size of a readable GGUF file, or why it is not one (without loading it).

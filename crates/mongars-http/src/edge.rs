@@ -25,84 +25,97 @@ use std::sync::Arc;
 /// Longest rejection text carried over into `detail`.
 const MAX_DETAIL: usize = 200;
 
-/// Refuse paths and queries that are not UTF-8 or hold NUL.
-pub async fn reject_malformed_uri(req: Request, next: Next) -> Response {
+/// What the edge checks need from settings.
+#[derive(Clone)]
+pub struct Edge {
+    pub body_limit: usize,
+    pub hosts: Arc<HostPolicy>,
+}
+
+/// The edge, as one layer: refuse what must not reach a handler, then put
+/// any refusal from further in that is not yet in the API's shape into it.
+pub async fn guard(edge: Edge, req: Request, next: Next) -> Response {
+    if let Some(refusal) = refuse(&edge, &req) {
+        return refusal;
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&resp) {
+        return resp;
+    }
+    into_api_shape(resp).await
+}
+
+fn refuse(edge: &Edge, req: &Request) -> Option<Response> {
     let uri = req.uri();
     if let Err(what) = check_text(uri.path(), false) {
-        return malformed(&format!("The path {what}"));
+        return Some(malformed(&format!("The path {what}")));
     }
     if let Some(query) = uri.query()
         && let Err(what) = check_text(query, true)
     {
-        return malformed(&format!("The query string {what}"));
+        return Some(malformed(&format!("The query string {what}")));
     }
-    next.run(req).await
-}
-
-/// Refuse a declared body larger than `limit` before it is read.
-pub async fn limit_declared_body(limit: usize, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too_large",
-            format!("Request body is too large (at most {limit} bytes)"),
-        )
-        .into_response();
+    if declared.is_some_and(|n| n > edge.body_limit as u64) {
+        let detail = format!(
+            "Request body is too large (at most {} bytes)",
+            edge.body_limit
+        );
+        return Some(
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.too_large", detail)
+                .into_response(),
+        );
     }
-    next.run(req).await
+    misdirected(&edge.hosts, req)
 }
 
-/// Refuse state-changing requests addressed to a host not allowed.
-pub async fn check_host(hosts: Arc<HostPolicy>, req: Request, next: Next) -> Response {
+/// A state-changing request addressed to a host not allowed: 421.
+fn misdirected(hosts: &HostPolicy, req: &Request) -> Option<Response> {
     let changes_state = !matches!(
         req.method(),
         &Method::GET | &Method::HEAD | &Method::OPTIONS
     ) || req.uri().path().starts_with("/ws/");
-    if changes_state {
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .map(|h| h.to_str().unwrap_or("\u{fffd}").to_string())
-            });
-        if let Some(host) = host
-            && !hosts.allows(&host)
-        {
-            tracing::warn!(host = %host.chars().take(100).collect::<String>(), "request for a host this server does not answer to");
-            return ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "request.misdirected",
-                "This server does not answer to that host name (server.allowed_hosts)",
-            )
-            .into_response();
-        }
+    if !changes_state {
+        return None;
     }
-    next.run(req).await
+    let host = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => {
+            let h = req.headers().get(header::HOST)?;
+            h.to_str().unwrap_or("\u{fffd}").to_string()
+        }
+    };
+    if hosts.allows(&host) {
+        return None;
+    }
+    let shown: String = host.chars().take(100).collect();
+    tracing::warn!(host = %shown, "request for a host this server does not answer to");
+    Some(
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "request.misdirected",
+            "This server does not answer to that host name (server.allowed_hosts)",
+        )
+        .into_response(),
+    )
 }
 
-/// Rewrite error responses that are not JSON into the API's error shape.
-pub async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let is_json = resp
-        .headers()
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if is_json {
-        return resp;
-    }
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// An error response that is not JSON (axum's own rejections, upgrade
+/// refusals) rewritten as `{"detail", "code"}`, its status and headers kept.
+async fn into_api_shape(resp: Response) -> Response {
+    let status = resp.status();
     let (parts, body) = resp.into_parts();
     let text = match axum::body::to_bytes(body, 16 * 1024).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -125,6 +138,11 @@ fn malformed(detail: &str) -> Response {
 /// `Err(what is wrong)` when `raw`, percent-decoded, is not UTF-8 or holds
 /// NUL. `form` decodes `+` as a space, as query strings do.
 pub(crate) fn check_text(raw: &str, form: bool) -> Result<(), &'static str> {
+    // What hyper accepts in a URI is printable ASCII: only escapes can hide
+    // anything else.
+    if !raw.as_bytes().contains(&b'%') {
+        return Ok(());
+    }
     let mut bytes = Vec::with_capacity(raw.len());
     let mut it = raw.bytes();
     while let Some(b) = it.next() {

@@ -21,7 +21,10 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.http.request_timeout;
     let body_limit = state.http.body_limit_bytes;
     let cors = cors(state.origins.clone());
-    let hosts = state.hosts.clone();
+    let edge = edge::Edge {
+        body_limit,
+        hosts: state.hosts.clone(),
+    };
 
     let api = Router::new()
         // the operator console
@@ -103,14 +106,9 @@ pub fn router(state: AppState) -> Router {
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-            .layer(axum::middleware::from_fn(edge::json_errors))
             .layer(cors)
-            .layer(axum::middleware::from_fn(edge::reject_malformed_uri))
             .layer(axum::middleware::from_fn(move |req, next| {
-                edge::limit_declared_body(body_limit, req, next)
-            }))
-            .layer(axum::middleware::from_fn(move |req, next| {
-                edge::check_host(hosts.clone(), req, next)
+                edge::guard(edge.clone(), req, next)
             }))
             .layer(CatchPanicLayer::custom(mw::panic_response))
             .layer(DefaultBodyLimit::max(body_limit)),

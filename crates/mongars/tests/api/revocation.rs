@@ -4,7 +4,7 @@
 //! the server (the CLI on the same database) is caught by the sockets' own
 //! checks before each chat and at every ping.
 
-use crate::common::{TEST_JWT_SECRET, TestApp, eventually, status_json};
+use crate::common::{TEST_JWT_SECRET, TestApp, databases, eventually, status_json, use_db};
 use crate::conversation::stored_turns;
 use mongars_core::domain::{Password, Role, Username};
 use serde_json::json;
@@ -25,8 +25,14 @@ fn chat_send(id: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn disabling_an_account_closes_its_sockets_and_refuses_what_follows() {
-    let app = TestApp::spawn().await;
-    let (root, ana) = admin_and_ana(&app).await;
+    for db in databases().await {
+        let app = TestApp::spawn_with(|s| use_db(s, &db)).await;
+        disabled_while_connected(&app).await;
+    }
+}
+
+async fn disabled_while_connected(app: &TestApp) {
+    let (root, ana) = admin_and_ana(app).await;
     let mut tab = app.socket(&ana).await;
     let mut phone = app.socket(&ana).await;
     tab.until("history.snapshot").await;
@@ -47,7 +53,7 @@ async fn disabling_an_account_closes_its_sockets_and_refuses_what_follows() {
     for socket in [&mut tab, &mut phone] {
         assert_eq!(socket.close_code(Duration::from_secs(10)).await, Some(1008));
     }
-    assert!(stored_turns(&app, "ana").await.is_empty(), "no turn stored");
+    assert!(stored_turns(app, "ana").await.is_empty(), "no turn stored");
     assert_eq!(app.open(&unused_ticket, None, None).await.err(), Some(401));
     let (status, _) = status_json(
         app.post_json("/api/v1/auth/ws/ticket", json!({}), Some(&ana))

@@ -10,7 +10,7 @@ use chrono::Utc;
 use mongars_core::domain::{NewTurn, SpeechTurn, TurnCompletion, TurnStatus};
 use mongars_core::domain::{NewUser, Role, Username};
 use mongars_core::ports::TurnRepository;
-use mongars_core::ports::{LoginThrottleStore, RepoError, UserRepository};
+use mongars_core::ports::{FailureWindow, LoginThrottleStore, RepoError, UserRepository};
 use mongars_store::{Database, SqlThrottleStore, SqlTurnRepository, SqlUserRepository, all_turns};
 use std::sync::Arc;
 
@@ -132,45 +132,53 @@ async fn first_admin_is_created_once_under_concurrency(db: Database) {
     );
 }
 
+/// One key's count, through the store's (one or two keys) `count`.
+async fn count1(t: &SqlThrottleStore, key: &str, now: i64, w: i64) -> FailureWindow {
+    t.count(&[key], now, w).await.unwrap()[0]
+}
+
+async fn failures(t: &SqlThrottleStore, key: &str, now: i64, w: i64) -> Option<u32> {
+    t.window(key, now, w).await.unwrap().map(|win| win.failures)
+}
+
 async fn throttle_counts_and_windows(db: Database) {
     let t = SqlThrottleStore::new(db);
     let (w, now) = (1_000i64, 1_700_000_000_000i64);
     assert!(t.window("user:a", now, w).await.unwrap().is_none());
     for i in 1..=3 {
-        let win = t.count("user:a", now + i, w).await.unwrap();
+        let win = count1(&t, "user:a", now + i, w).await;
         assert_eq!((win.failures, win.started_at_ms), (i as u32, now + 1));
     }
-    let open = t.window("user:a", now + 500, w).await.unwrap().unwrap();
-    assert_eq!(open.failures, 3);
-    // The window closes; the next failure opens a new one.
+    assert_eq!(failures(&t, "user:a", now + 500, w).await, Some(3));
+    // The window closes; the next attempt opens a new one.
     assert!(t.window("user:a", now + 1 + w, w).await.unwrap().is_none());
-    let fresh = t.count("user:a", now + 2 * w, w).await.unwrap();
+    let fresh = count1(&t, "user:a", now + 2 * w, w).await;
     assert_eq!((fresh.failures, fresh.started_at_ms), (1, now + 2 * w));
-    t.clear("user:a").await.unwrap();
-    assert!(t.window("user:a", now + 2 * w, w).await.unwrap().is_none());
-    t.count("addr:1", now, w).await.unwrap();
-    t.count("addr:2", now + 5 * w, w).await.unwrap();
-    assert_eq!(t.purge_expired(now + 5 * w, w).await.unwrap(), 1);
+    count1(&t, "addr:1", now, w).await;
+    count1(&t, "addr:2", now + 5 * w, w).await;
+    assert_eq!(t.purge_expired(now + 5 * w, w).await.unwrap(), 2);
     assert!(t.window("addr:2", now + 5 * w, w).await.unwrap().is_some());
+    // Two keys in one step, each with its own window, in the order asked.
+    count1(&t, "addr:9", now, w).await;
+    let both = t.count(&["user:c", "addr:9"], now + 1, w).await.unwrap();
+    assert_eq!((both[0].failures, both[1].failures), (1, 2));
+    assert_eq!(both[1].started_at_ms, now);
+    // Settling forgets the username's count and takes one back from the address.
+    t.settle("user:c", Some(("addr:9", now))).await.unwrap();
+    assert_eq!(failures(&t, "user:c", now + 2, w).await, None);
+    assert_eq!(failures(&t, "addr:9", now + 2, w).await, Some(1));
+    let again = count1(&t, "user:c", now + 3, w).await;
+    assert_eq!((again.failures, again.started_at_ms), (1, now + 3));
     // Taking back an attempt counts only in the window it was made in.
-    let a = t.count("user:b", now, w).await.unwrap();
-    t.count("user:b", now, w).await.unwrap();
+    let a = count1(&t, "user:b", now, w).await;
+    count1(&t, "user:b", now, w).await;
     t.uncount("user:b", a.started_at_ms).await.unwrap();
-    assert_eq!(
-        t.window("user:b", now, w).await.unwrap().unwrap().failures,
-        1
-    );
+    assert_eq!(failures(&t, "user:b", now, w).await, Some(1));
     t.uncount("user:b", a.started_at_ms - 1).await.unwrap();
-    assert_eq!(
-        t.window("user:b", now, w).await.unwrap().unwrap().failures,
-        1
-    );
+    assert_eq!(failures(&t, "user:b", now, w).await, Some(1));
     t.uncount("user:b", a.started_at_ms).await.unwrap();
     t.uncount("user:b", a.started_at_ms).await.unwrap();
-    assert_eq!(
-        t.window("user:b", now, w).await.unwrap().unwrap().failures,
-        0
-    );
+    assert_eq!(failures(&t, "user:b", now, w).await, Some(0));
 }
 
 async fn throttle_counts_concurrent_failures(db: Database) {
@@ -178,27 +186,20 @@ async fn throttle_counts_concurrent_failures(db: Database) {
     let now = 1_700_000_000_000i64;
     let tasks = (0..20).map(|_| {
         let t = t.clone();
-        tokio::spawn(async move { t.count("user:z", now, 60_000).await })
+        tokio::spawn(async move { t.count(&["user:z", "addr:z"], now, 60_000).await })
     });
-    let mut seen: Vec<u32> = futures_util::future::join_all(tasks)
+    let mut seen: Vec<(u32, u32)> = futures_util::future::join_all(tasks)
         .await
         .into_iter()
-        .map(|r| r.unwrap().unwrap().failures)
+        .map(|r| {
+            let w = r.unwrap().unwrap();
+            (w[0].failures, w[1].failures)
+        })
         .collect();
     seen.sort();
-    assert_eq!(
-        seen,
-        (1..=20).collect::<Vec<_>>(),
-        "each attempt its own count"
-    );
-    assert_eq!(
-        t.window("user:z", now, 60_000)
-            .await
-            .unwrap()
-            .unwrap()
-            .failures,
-        20
-    );
+    let expected: Vec<(u32, u32)> = (1..=20).map(|n| (n, n)).collect();
+    assert_eq!(seen, expected, "each attempt its own count, on both keys");
+    assert_eq!(failures(&t, "user:z", now, 60_000).await, Some(20));
 }
 
 async fn migrations_are_current_and_idempotent(db: Database) {

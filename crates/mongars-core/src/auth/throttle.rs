@@ -68,25 +68,29 @@ impl LoginThrottle {
         self.policy.window_secs as i64 * 1000
     }
 
-    /// Count an attempt against both keys, or refuse it (`Throttled`, not
-    /// counted) when either is past its limit.
+    /// Count an attempt against both keys (one atomic step), or refuse it
+    /// (`Throttled`, and taken back) when either is past its limit.
     pub async fn begin(&self, keys: AttemptKeys, now_ms: i64) -> Result<Attempt, CoreError> {
-        let w = self.window_ms();
-        let user = self.store.count(&keys.user, now_ms, w).await?;
-        if user.failures > self.policy.max_failures_per_user {
-            self.store.uncount(&keys.user, user.started_at_ms).await?;
-            return Err(self.throttled(user, now_ms));
-        }
-        let mut address = None;
-        if let Some(key) = &keys.address {
-            let win = self.store.count(key, now_ms, w).await?;
-            if win.failures > self.policy.max_failures_per_address {
-                self.store.uncount(key, win.started_at_ms).await?;
-                self.store.uncount(&keys.user, user.started_at_ms).await?;
-                return Err(self.throttled(win, now_ms));
+        let mut names = vec![keys.user.as_str()];
+        names.extend(keys.address.as_deref());
+        let windows = self.store.count(&names, now_ms, self.window_ms()).await?;
+        let limits = [
+            self.policy.max_failures_per_user,
+            self.policy.max_failures_per_address,
+        ];
+        let over = windows
+            .iter()
+            .zip(limits)
+            .filter(|(w, max)| w.failures > *max)
+            .map(|(w, _)| *w)
+            .max_by_key(|w| w.started_at_ms);
+        if let Some(win) = over {
+            for (key, w) in names.iter().zip(&windows) {
+                self.store.uncount(key, w.started_at_ms).await?;
             }
-            address = Some(win);
+            return Err(self.throttled(win, now_ms));
         }
+        let (user, address) = (windows[0], windows.get(1).copied());
         Ok(Attempt {
             keys,
             user,
@@ -94,13 +98,12 @@ impl LoginThrottle {
         })
     }
 
-    /// The password was right.
+    /// The password was right: the username's count is forgotten and the
+    /// attempt taken back from the address's.
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), CoreError> {
-        self.store.clear(&attempt.keys.user).await?;
-        if let (Some(key), Some(win)) = (&attempt.keys.address, attempt.address) {
-            self.store.uncount(key, win.started_at_ms).await?;
-        }
-        Ok(())
+        let back = attempt.keys.address.as_deref().zip(attempt.address);
+        let back = back.map(|(key, w)| (key, w.started_at_ms));
+        Ok(self.store.settle(&attempt.keys.user, back).await?)
     }
 
     /// The password was wrong: the attempt stays counted.

@@ -57,18 +57,22 @@ pub trait LoginThrottleStore: Send + Sync {
         now_ms: i64,
         window_ms: i64,
     ) -> Result<Option<FailureWindow>, RepoError>;
-    /// Count one attempt and return the window with it counted, opening a
-    /// new window when the last one has closed.
+    /// Count one attempt against each of `keys` (one or two) in a single
+    /// atomic step, and return their windows with it counted, in the order
+    /// of `keys`; a key whose window has closed starts a new one.
     async fn count(
         &self,
-        key: &str,
+        keys: &[&str],
         now_ms: i64,
         window_ms: i64,
-    ) -> Result<FailureWindow, RepoError>;
+    ) -> Result<Vec<FailureWindow>, RepoError>;
     /// Take back one attempt counted in the window opened at `started_at_ms`
     /// (nothing if that window has since been replaced or cleared).
     async fn uncount(&self, key: &str, started_at_ms: i64) -> Result<(), RepoError>;
-    async fn clear(&self, key: &str) -> Result<(), RepoError>;
+    /// In one step: forget the count of `cleared`, and take back one attempt
+    /// from `taken_back` (key, window start) if given.
+    async fn settle(&self, cleared: &str, taken_back: Option<(&str, i64)>)
+    -> Result<(), RepoError>;
     /// Forget closed windows; returns how many were removed.
     async fn purge_expired(&self, now_ms: i64, window_ms: i64) -> Result<u64, RepoError>;
 }

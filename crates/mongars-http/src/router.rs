@@ -3,8 +3,8 @@
 use crate::edge;
 use crate::middleware::{self as mw, REQUEST_ID};
 use crate::routes::{
-    auth, console, conversation, embeddings, health, llm, memory, metrics, models, openai, review,
-    users,
+    auth, console, conversation, embeddings, health, keys, llm, memory, metrics, models, openai,
+    review, users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/token", post(auth::token))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/bootstrap-admin", post(auth::bootstrap_admin))
+        .route("/api/v1/auth/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/auth/keys/{id}", delete(keys::revoke))
         // realtime
         .route("/api/v1/auth/ws/ticket", post(ws::ticket))
         .route("/ws/chat/", get(ws::chat))

@@ -5,6 +5,7 @@
 //! `$N` placeholders that both engines accept, and run on either pool by the
 //! `on_pool!` macro; only the migrations differ per engine.
 
+mod api_keys;
 mod db;
 mod error;
 mod health;
@@ -15,6 +16,7 @@ mod throttle;
 mod turns;
 mod users;
 
+pub use api_keys::SqlApiKeyRepository;
 pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
 pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};

@@ -127,6 +127,19 @@ impl UserRepository for SqlUserRepository {
         Ok(row.map(StoredUser::from))
     }
 
+    async fn find_by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
+        let row: Option<UserRow> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM users WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(repo_err)?;
+        Ok(row.map(|r| StoredUser::from(r).user))
+    }
+
     async fn list(&self) -> Result<Vec<User>, RepoError> {
         let rows: Vec<UserRow> = on_pool!(self.db.pool(), |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -7,7 +7,8 @@ use axum::Router;
 use mongars_config::{DatabaseTarget, Settings};
 use mongars_core::CoreError;
 use mongars_core::auth::{
-    AuthOptions, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy, TokenCodec,
+    AuthOptions, AuthParts, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy,
+    TokenCodec,
 };
 use mongars_core::conversation::Mind;
 use mongars_core::domain::{Password, Username};
@@ -16,8 +17,8 @@ use mongars_http::listener::ListenOptions;
 use mongars_http::{AppState, HttpOptions};
 use mongars_metrics::Metrics;
 use mongars_store::{
-    Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlThrottleStore,
-    SqlUserRepository,
+    Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlApiKeyRepository,
+    SqlThrottleStore, SqlUserRepository,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -269,11 +270,14 @@ pub async fn auth_service(
         },
     );
     Ok(AuthService::new(
-        Arc::new(SqlUserRepository::new(db.clone())),
-        throttle,
-        hasher,
-        TokenCodec::new(key, u64::from(a.token_ttl_minutes) * 60),
-        Arc::new(SystemClock),
+        AuthParts {
+            users: Arc::new(SqlUserRepository::new(db.clone())),
+            keys: Arc::new(SqlApiKeyRepository::new(db.clone())),
+            throttle,
+            hasher,
+            tokens: TokenCodec::new(key, u64::from(a.token_ttl_minutes) * 60),
+            clock: Arc::new(SystemClock),
+        },
         AuthOptions {
             open_registration: a.open_registration,
             bootstrap_enabled: settings.bootstrap.endpoint_enabled,

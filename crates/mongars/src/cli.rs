@@ -34,6 +34,9 @@ pub enum Command {
     /// Manage accounts in the database.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage users' API keys (bearer credentials for tools and clients).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Inspect settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -169,6 +172,25 @@ pub enum UserCommand {
     Disable { username: String },
     /// Enable a disabled account again.
     Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a key for USER and print it (only this once). It acts as USER
+    /// until revoked, expired, or USER is disabled or changes password.
+    Add {
+        username: String,
+        /// What the key is for, to recognise it later.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until it expires (1-3650); never by default.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// USER's usable keys: id, name, prefix, created, last used, expiry.
+    List { username: String },
+    /// Revoke one of USER's keys at once.
+    Revoke { username: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,9 +3,9 @@
 use super::password::PasswordHasher;
 use super::throttle::{AttemptKeys, LoginThrottle};
 use super::token::TokenCodec;
-use crate::domain::{NewUser, Password, Role, User, Username};
+use crate::domain::{NewUser, Password, Role, User, Username, looks_like_key};
 use crate::error::CoreError;
-use crate::ports::{Clock, EventBus, RepoError, UserRepository};
+use crate::ports::{ApiKeyRepository, Clock, EventBus, RepoError, UserRepository};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +27,8 @@ pub struct Principal {
     /// The account's token version when it was checked: a password change
     /// or disabling bumps it, and sessions holding an older one are revoked.
     pub version: i64,
+    /// The API key the caller used, if it was one (not a token).
+    pub key_id: Option<String>,
 }
 
 impl Principal {
@@ -42,31 +44,36 @@ pub struct LoginOutcome {
     pub user: User,
 }
 
+/// What an [`AuthService`] is made of.
+pub struct AuthParts {
+    pub users: Arc<dyn UserRepository>,
+    pub keys: Arc<dyn ApiKeyRepository>,
+    pub throttle: LoginThrottle,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenCodec,
+    pub clock: Arc<dyn Clock>,
+}
+
 pub struct AuthService {
-    users: Arc<dyn UserRepository>,
+    pub(super) users: Arc<dyn UserRepository>,
+    pub(super) keys: Arc<dyn ApiKeyRepository>,
     throttle: LoginThrottle,
     hasher: PasswordHasher,
     tokens: TokenCodec,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     options: AuthOptions,
     revocations: OnceLock<Arc<dyn EventBus>>,
 }
 
 impl AuthService {
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        throttle: LoginThrottle,
-        hasher: PasswordHasher,
-        tokens: TokenCodec,
-        clock: Arc<dyn Clock>,
-        options: AuthOptions,
-    ) -> Self {
+    pub fn new(parts: AuthParts, options: AuthOptions) -> Self {
         Self {
-            users,
-            throttle,
-            hasher,
-            tokens,
-            clock,
+            users: parts.users,
+            keys: parts.keys,
+            throttle: parts.throttle,
+            hasher: parts.hasher,
+            tokens: parts.tokens,
+            clock: parts.clock,
             options,
             revocations: OnceLock::new(),
         }
@@ -139,6 +146,9 @@ impl AuthService {
     /// Check a bearer token against its signature, expiry and the account's
     /// current state (exists, enabled, same token version).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, CoreError> {
+        if looks_like_key(token) {
+            return self.authenticate_key(token).await;
+        }
         let claims = self.tokens.decode(token)?;
         let Ok(name) = Username::parse(&claims.sub) else {
             return Err(CoreError::InvalidToken);
@@ -156,6 +166,7 @@ impl AuthService {
             username: user.username,
             role: user.role,
             version: user.token_version,
+            key_id: None,
         })
     }
 
@@ -323,16 +334,20 @@ impl AuthService {
         let Ok(name) = Username::parse(&who.username) else {
             return Ok(false);
         };
-        Ok(match self.users.find_by_key(&name.key()).await? {
+        let account = match self.users.find_by_key(&name.key()).await? {
             Some(s) => {
                 s.user.id == who.id && !s.user.disabled && s.user.token_version == who.version
             }
             None => false,
-        })
+        };
+        match &who.key_id {
+            Some(id) if account => self.key_active(who.id, id).await,
+            _ => Ok(account),
+        }
     }
 
     /// Tell every replica to close the user's open sessions.
-    fn revoked(&self, user_id: i64) {
+    pub(super) fn revoked(&self, user_id: i64) {
         match self.revocations.get() {
             Some(bus) => bus.revoke(user_id),
             None => tracing::debug!(

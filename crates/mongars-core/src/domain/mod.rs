@@ -1,12 +1,17 @@
 //! Domain types. Values from outside are parsed into these at the edge, so
 //! code past the edge never sees an invalid username or an empty password.
 
+mod api_key;
 mod chat;
 mod memory;
 mod role;
 mod turn;
 mod user;
 
+pub use api_key::{
+    ApiKey, KEY_MAX_DAYS, KEY_NAME_MAX, KEY_PREFIX, KeyName, NewApiKey, key_hash, looks_like_key,
+    parse_key_days,
+};
 pub use chat::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
     SamplingParams, last_user_text,

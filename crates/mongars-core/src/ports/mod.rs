@@ -26,6 +26,8 @@ pub trait UserRepository: Send + Sync {
     async fn insert_first_admin(&self, user: NewUser) -> Result<Option<User>, RepoError>;
     /// Look up by the case-folded username.
     async fn find_by_key(&self, username_key: &str) -> Result<Option<StoredUser>, RepoError>;
+    /// Look up by id.
+    async fn find_by_id(&self, id: i64) -> Result<Option<User>, RepoError>;
     /// All accounts, sorted by username.
     async fn list(&self) -> Result<Vec<User>, RepoError>;
     async fn count_admins(&self) -> Result<u64, RepoError>;
@@ -35,6 +37,23 @@ pub trait UserRepository: Send + Sync {
     /// Disable or enable; always revokes outstanding tokens.
     async fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), RepoError>;
     async fn record_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), RepoError>;
+}
+
+/// Storage of API keys (hashes only).
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    async fn insert(&self, key: &crate::domain::NewApiKey) -> Result<(), RepoError>;
+    /// The user's keys not revoked, newest first.
+    async fn list(&self, user_id: i64) -> Result<Vec<crate::domain::ApiKey>, RepoError>;
+    /// The key with this hash if it has not been revoked.
+    async fn find_by_hash(&self, hash: &str) -> Result<Option<crate::domain::ApiKey>, RepoError>;
+    /// A key of the user by id if it has not been revoked.
+    async fn get(&self, user_id: i64, id: &str)
+    -> Result<Option<crate::domain::ApiKey>, RepoError>;
+    /// Revoke a key of the user; `false` when there is no such key.
+    async fn revoke(&self, user_id: i64, id: &str, at: DateTime<Utc>) -> Result<bool, RepoError>;
+    /// Record a use.
+    async fn touch(&self, id: &str, at: DateTime<Utc>) -> Result<(), RepoError>;
 }
 
 /// A counter of password attempts in a fixed window, one per key.

@@ -52,6 +52,9 @@ pub struct TicketClaims {
     /// The account's token version at issue: a ticket dies with the tokens.
     #[serde(default)]
     pub version: i64,
+    /// The API key the ticket was taken with, if any.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
 /// Single-use tickets that authorise one WebSocket handshake.

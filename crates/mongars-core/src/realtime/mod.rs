@@ -105,6 +105,7 @@ impl RealtimeService {
             user_id: who.id,
             username: who.username.clone(),
             version: who.version,
+            key_id: who.key_id.clone(),
         };
         self.tickets
             .put(
@@ -143,12 +144,18 @@ impl RealtimeService {
         if user.disabled || user.id != claims.user_id || user.token_version != claims.version {
             return Err(CoreError::TicketInvalid);
         }
-        Ok(Principal {
+        let who = Principal {
             id: user.id,
             username: user.username,
             role: user.role,
             version: user.token_version,
-        })
+            key_id: claims.key_id,
+        };
+        // A ticket taken with an API key dies with the key.
+        if who.key_id.is_some() && !self.auth.still_valid(&who).await? {
+            return Err(CoreError::TicketInvalid);
+        }
+        Ok(who)
     }
 
     /// Register a socket of `who`, unless they already hold the most allowed.

@@ -6,6 +6,7 @@ pub mod console;
 pub mod conversation;
 pub mod embeddings;
 pub mod health;
+pub mod keys;
 pub mod llm;
 pub mod memory;
 pub mod metrics;

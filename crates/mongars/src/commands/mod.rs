@@ -15,6 +15,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
         Command::Serve => serve::run(settings).await.map(|_| 0),
         Command::Migrate { check } => migrate(settings, check).await,
         Command::User(cmd) => user::run(cmd, settings).await.map(|_| 0),
+        Command::Key(cmd) => user::keys(cmd, settings).await.map(|_| 0),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", settings.to_redacted_toml());
             Ok(0)

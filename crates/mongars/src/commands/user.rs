@@ -1,7 +1,8 @@
-//! `mongars user ...`: account management on the database directly.
+//! `mongars user ...` and `mongars key ...`: accounts and their API keys,
+//! managed on the database directly.
 
 use crate::app;
-use crate::cli::UserCommand;
+use crate::cli::{KeyCommand, UserCommand};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
 use mongars_core::auth::AuthService;
@@ -52,6 +53,59 @@ pub async fn run(cmd: UserCommand, settings: Settings) -> anyhow::Result<()> {
                 .set_disabled(&Username::parse(&username)?, false)
                 .await?;
             println!("enabled {}", u.username);
+        }
+    }
+    Ok(())
+}
+
+/// `mongars key ...`: API keys, on the database directly.
+pub async fn keys(cmd: KeyCommand, settings: Settings) -> anyhow::Result<()> {
+    let auth = open(&settings).await?;
+    match cmd {
+        KeyCommand::Add {
+            username,
+            name,
+            expires_in_days,
+        } => {
+            let username = Username::parse(&username)?;
+            let new = auth
+                .create_key_for(&username, &name, expires_in_days)
+                .await?;
+            let until = new.key.expires_at.map_or("never expires".to_string(), |t| {
+                t.format("expires %Y-%m-%d %H:%M UTC").to_string()
+            });
+            eprintln!(
+                "key {} ({}) for {username}, {until}; shown this once:",
+                new.key.id, new.key.name
+            );
+            println!("{}", new.secret);
+        }
+        KeyCommand::List { username } => {
+            let owner = auth.principal_of(&Username::parse(&username)?).await?;
+            let keys = auth.list_keys(owner.id).await?;
+            println!(
+                "{:<36} {:<20} {:<11} {:<17} {:<17} EXPIRES",
+                "ID", "NAME", "PREFIX", "CREATED", "LAST USED"
+            );
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+                t.map_or(none.to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            };
+            for k in keys {
+                println!(
+                    "{:<36} {:<20} {:<11} {:<17} {:<17} {}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    when(Some(k.created_at), ""),
+                    when(k.last_used_at, "never"),
+                    when(k.expires_at, "never")
+                );
+            }
+        }
+        KeyCommand::Revoke { username, id } => {
+            let owner = auth.principal_of(&Username::parse(&username)?).await?;
+            auth.revoke_key(owner.id, &id).await?;
+            println!("revoked key {id} of {}", owner.username);
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ mod console;
 mod conversation;
 mod edge;
 mod hosts;
+mod keys;
 mod memory;
 mod openai;
 mod operations;

@@ -1,7 +1,8 @@
 """The official `openai` client against monGARS, unchanged.
 
 Usage: python3 openai_client.py BASE_URL TOKEN
-Prints one JSON line with what it got; exits non-zero on any failure.
+TOKEN is an access token or an API key. Prints one JSON line with what it
+got; exits non-zero on any failure.
 """
 import json
 import sys
@@ -35,6 +36,8 @@ for chunk in stream:
         pieces.append(chunk.choices[0].delta.content or "")
         finish = chunk.choices[0].finish_reason or finish
 
+embedding = client.embeddings.create(model="any", input=["hello there", "general kenobi"])
+
 assert text, "empty completion"
 assert "".join(pieces), "empty stream"
 assert finish in ("stop", "length"), finish
@@ -45,4 +48,5 @@ print(json.dumps({
     "stream": "".join(pieces),
     "chunks": len(pieces),
     "finish": finish,
+    "embeddings": [len(e.embedding) for e in embedding.data],
 }))

@@ -60,6 +60,7 @@ impl ScratchDb {
             username: name.into(),
             role: Role::User,
             version: user.token_version,
+            key_id: None,
         })
     }
 

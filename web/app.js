@@ -69,6 +69,8 @@ function logout() {
     s.close(1000);
   }
   $("messages").replaceChildren();
+  $("key-secret").textContent = "";
+  $("key-new").hidden = true;
   $("app-view").hidden = true;
   $("logout").hidden = true;
   $("whoami").textContent = "";
@@ -234,7 +236,7 @@ $("message").addEventListener("keydown", (ev) => {
 
 // ---- panels ----------------------------------------------------------------
 
-const loaders = { history: loadHistory, memories: loadMemories, users: loadUsers, backends: loadBackends, metrics: loadMetrics };
+const loaders = { history: loadHistory, memories: loadMemories, keys: loadKeys, users: loadUsers, backends: loadBackends, metrics: loadMetrics };
 
 function show(name) {
   for (const tab of document.querySelectorAll("nav [role=tab]")) {
@@ -309,6 +311,45 @@ $("memory-add").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   await act(() => api("/api/v1/memories", { method: "POST", json: { text: $("memory-text").value } }));
   $("memory-text").value = "";
+});
+
+const when = (t, none) => (t ? new Date(t).toLocaleString() : none);
+
+async function loadKeys() {
+  $("key-error").textContent = "";
+  let r;
+  try { r = await api("/api/v1/auth/keys"); } catch (e) { $("key-error").textContent = e.message; return; }
+  $("keys").replaceChildren(...r.keys.map((k) => {
+    const tr = el("tr");
+    const prefix = el("td");
+    prefix.append(el("code", {}, k.prefix + "…"));
+    tr.append(el("td", {}, k.name), prefix,
+      el("td", {}, when(k.created_at, "")), el("td", {}, when(k.last_used_at, "never")),
+      el("td", {}, when(k.expires_at, "never")));
+    const revoke = el("button", { class: "link", type: "button" }, "Revoke");
+    revoke.addEventListener("click", async () => {
+      if (!confirm("Revoke " + k.name + "? Whatever uses it stops working at once.")) return;
+      try { await api("/api/v1/auth/keys/" + encodeURIComponent(k.id), { method: "DELETE" }); }
+      catch (e) { $("key-error").textContent = e.message; }
+      loadKeys();
+    });
+    const actions = el("td");
+    actions.append(revoke);
+    tr.append(actions);
+    return tr;
+  }));
+}
+$("key-add").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("key-error").textContent = "";
+  const days = $("key-days").value.trim();
+  try {
+    const made = await api("/api/v1/auth/keys", { method: "POST", json: { name: $("key-name").value, ...(days ? { expires_in_days: Number(days) } : {}) } });
+    $("key-secret").textContent = made.key;
+    $("key-new").hidden = false;
+    $("key-name").value = $("key-days").value = "";
+  } catch (e) { $("key-error").textContent = e.message; }
+  loadKeys();
 });
 
 async function loadUsers() {

@@ -132,8 +132,35 @@ async fn sign_in_chat_history_two_tabs_and_sign_out_in_chromium() {
         "{bobs}"
     );
 
-    // Sign out: the form is back and the token is gone.
+    // An API key made in the console works at once, and is revoked there.
     ana.switch(&first).await;
+    ana.click("nav [data-panel=keys]").await;
+    ana.type_into("#key-name", "script").await;
+    ana.click("#key-add button[type=submit]").await;
+    ana.wait(
+        "document.getElementById('key-secret').textContent.startsWith('mg_') \
+         && document.getElementById('keys').textContent.includes('script')",
+        "the new key",
+    )
+    .await;
+    let key = ana.text("#key-secret").await;
+    let models = |key: String| {
+        let req = app.client.get(app.url("/v1/models")).bearer_auth(key);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(models(key.clone()).await, 200);
+    std::fs::write(artifacts().join("console-keys.png"), ana.screenshot().await).unwrap();
+    ana.run("window.confirm = () => true; return true").await;
+    ana.click("#keys button").await;
+    ana.wait(
+        "document.getElementById('keys').children.length === 0",
+        "the key revoked",
+    )
+    .await;
+    assert_eq!(models(key).await, 401);
+    ana.click("nav [data-panel=chat]").await;
+
+    // Sign out: the form is back and the token is gone.
     ana.click("#logout").await;
     ana.wait(
         "!document.getElementById('login-view').hidden",

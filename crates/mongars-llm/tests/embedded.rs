@@ -19,10 +19,10 @@ fn model_path() -> Option<PathBuf> {
         std::env::var("CI").map_or(true, |v| v != "true"),
         "CI=true but the model is missing: `make test` fetches it"
     );
-    eprintln!(
-        "skipped: embedded model tests ({} missing; run `make models`)",
+    mongars_store::testing::skipped(&format!(
+        "the model {} is missing (run `make models`)",
         path.display()
-    );
+    ));
     None
 }
 

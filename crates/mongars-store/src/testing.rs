@@ -50,3 +50,36 @@ pub async fn fresh_postgres(admin_url: &str) -> Database {
     db.migrate().await.expect("migrate PostgreSQL");
     db
 }
+
+/// Record that the running test could not run, and why: printed now, and
+/// appended to the file `MONGARS_TEST_SKIPS` names, which `make test` lists
+/// above its closing line and counts there as skipped. The test is named
+/// after its thread, which the test harness names after the test. Under
+/// `CI=true` tests do not skip: they fail instead.
+pub fn skipped(reason: &str) {
+    record("skip", reason);
+}
+
+/// Like [`skipped`], for a test that still did part of its work (on SQLite,
+/// say, but not on PostgreSQL): listed, not counted as skipped.
+pub fn left_out(reason: &str) {
+    record("part", reason);
+}
+
+#[allow(clippy::disallowed_methods)] // a test harness variable, not a setting
+fn record(kind: &str, reason: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    eprintln!("{kind}: {test}: {reason}");
+    let Some(path) = std::env::var_os("MONGARS_TEST_SKIPS").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let line = format!("{kind}\t{test}: {reason}\n");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = std::io::Write::write_all(&mut file, line.as_bytes());
+    }
+}

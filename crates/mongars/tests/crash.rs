@@ -34,7 +34,7 @@ async fn kill_9_during_concurrent_chats_leaves_no_turn_pending_on_postgres() {
             Ok("true"),
             "CI=true but MONGARS_TEST_POSTGRES_URL is not set"
         );
-        eprintln!("skipped: crash test on PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
+        mongars_store::testing::skipped("no PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
         return;
     }
     let url = mongars_store::testing::create_postgres_database(&admin).await;

@@ -22,8 +22,8 @@ async fn the_official_openai_client_works_unchanged() {
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI=true but MONGARS_TEST_PYDEPS is not set: run `make test`"
         );
-        eprintln!(
-            "skipped: openai client test (MONGARS_TEST_PYDEPS not set; `make test` installs it)"
+        mongars_store::testing::skipped(
+            "no openai package (MONGARS_TEST_PYDEPS not set; `make test` installs it)",
         );
         return;
     };

@@ -18,7 +18,7 @@ fn redis_url() -> Option<String> {
             panic!("CI must run the replica test: MONGARS_TEST_REDIS_URL is not set")
         }
         _ => {
-            eprintln!("MONGARS_TEST_REDIS_URL not set; replica test skipped");
+            mongars_store::testing::skipped("no Redis (MONGARS_TEST_REDIS_URL not set)");
             None
         }
     }

@@ -18,9 +18,7 @@ pub async fn postgres() -> Option<Database> {
             panic!("CI=true but MONGARS_TEST_POSTGRES_URL is not set: run `make test`")
         }
         _ => {
-            eprintln!(
-                "skipped: PostgreSQL contract test (set MONGARS_TEST_POSTGRES_URL or run `make test`)"
-            );
+            testing::skipped("no PostgreSQL (set MONGARS_TEST_POSTGRES_URL or run `make test`)");
             None
         }
     }

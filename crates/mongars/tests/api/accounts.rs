@@ -321,7 +321,7 @@ async fn bootstrap_can_be_disabled_and_settings_can_name_the_admin() {
 #[tokio::test]
 async fn accounts_work_the_same_on_postgres() {
     let Some(url) = crate::common::postgres_url().await else {
-        eprintln!("skipped: accounts on PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
+        mongars_store::testing::skipped("no PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
         return;
     };
     let app = TestApp::spawn_with(|s| s.database.url = mongars_config::Secret::new(url)).await;

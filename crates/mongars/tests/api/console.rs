@@ -19,7 +19,7 @@ fn artifacts() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_chat_history_two_tabs_and_sign_out_in_chromium() {
     if !webdriver::installed() {
-        eprintln!("chromium or chromedriver missing; browser test skipped");
+        mongars_store::testing::skipped("chromium or chromedriver missing");
         return;
     }
     let app = TestApp::spawn().await;

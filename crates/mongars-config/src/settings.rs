@@ -27,7 +27,16 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
+    pub tls: TlsSettings,
     pub logging: LoggingSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of CA certificates trusted for outbound TLS besides the
+    /// bundled public roots; empty: none.
+    pub ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -144,6 +144,12 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "rate_limit_per_minute and rate_limit_burst must be at least 1".into(),
     );
 
+    let ca = &s.tls.ca_file;
+    check(
+        ca.as_os_str().is_empty() || ca.is_file(),
+        "tls.ca_file",
+        format!("{} is not a readable file", ca.display()),
+    );
     crate::validate_llm::validate(s, &mut check);
     crate::validate_memory::validate(s, &mut check);
     crate::settings_realtime::validate(s, &mut check);
@@ -157,6 +163,13 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         ),
     );
     errors
+}
+
+/// `http://` or `https://`, then something without spaces.
+pub(crate) fn web_url(u: &str) -> bool {
+    u.strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
 }
 
 pub(crate) fn is_host(host: &str) -> bool {

@@ -41,12 +41,9 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         }
         for u in &urls {
             check(
-                u.starts_with("http://") && u.len() > "http://".len(),
+                crate::validate::web_url(u),
                 &format!("{key}.url"),
-                format!(
-                    "{u:?} is not an http:// URL (https is not built in: put a TLS proxy \
-                     such as the cluster's service mesh in front of remote backends)"
-                ),
+                format!("{u:?} is not an http:// or https:// URL"),
             );
         }
         check(
@@ -114,9 +111,9 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
     }
     let t = &s.telemetry;
     check(
-        t.otlp_endpoint.is_empty() || t.otlp_endpoint.starts_with("http://"),
+        t.otlp_endpoint.is_empty() || crate::validate::web_url(&t.otlp_endpoint),
         "telemetry.otlp_endpoint",
-        "must be empty or an http:// URL".into(),
+        "must be empty or an http:// or https:// URL".into(),
     );
     check(
         (1..=3600).contains(&t.otlp_interval_secs),

@@ -2,10 +2,7 @@
 
 use crate::settings::{EmbedderKind, Settings};
 
-fn http_url(u: &str) -> bool {
-    u.strip_prefix("http://")
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
-}
+use crate::validate::web_url as http_url;
 
 /// Push `(key, message)` for every broken rule.
 pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) {
@@ -77,7 +74,7 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         check(
             http_url(&e.url),
             "embeddings.url",
-            "must be an http:// URL for a remote embedder (https is not supported; use a local proxy)".into(),
+            "must be an http:// or https:// URL for a remote embedder".into(),
         );
         check(
             !e.model.is_empty(),
@@ -99,7 +96,7 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         check(
             url.is_empty() || http_url(url),
             key,
-            "must be empty or an http:// URL".into(),
+            "must be empty or an http:// or https:// URL".into(),
         );
     }
     check(

@@ -55,6 +55,9 @@ pub enum CoreError {
     /// user's message was kept.
     #[error("The language model backend did not answer in time")]
     BackendTimeout(String),
+    /// The backend's TLS certificate was refused (untrusted CA, wrong name).
+    #[error("The language model backend's TLS certificate was refused")]
+    BackendTls(String),
     /// The request ran out of time (`server.request_timeout_secs`).
     #[error("Request timed out")]
     RequestTimeout,
@@ -103,6 +106,7 @@ impl CoreError {
             CoreError::BackendFailed(_) => "llm.backend_failed",
             CoreError::BackendsExhausted(_) => "llm.all_backends_failed",
             CoreError::BackendTimeout(_) => "llm.timeout",
+            CoreError::BackendTls(_) => "llm.tls_refused",
             CoreError::RequestTimeout => "request.timeout",
             CoreError::TicketInvalid => "ws.ticket_invalid",
             CoreError::TooManySockets => "ws.too_many_sockets",
@@ -137,6 +141,7 @@ impl From<LlmError> for CoreError {
             LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
             e @ LlmError::Exhausted { .. } => CoreError::BackendsExhausted(e.to_string()),
             e @ LlmError::Timeout(_) => CoreError::BackendTimeout(e.to_string()),
+            e @ LlmError::Tls(_) => CoreError::BackendTls(e.to_string()),
             e => CoreError::BackendFailed(e.to_string()),
         }
     }

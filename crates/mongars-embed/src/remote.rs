@@ -25,6 +25,8 @@ pub struct RemoteEmbedderConfig {
     pub dimensions: usize,
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// Trust for an `https://` URL.
+    pub tls: mongars_net::Tls,
 }
 
 impl std::fmt::Debug for RemoteEmbedderConfig {
@@ -45,7 +47,9 @@ pub struct RemoteEmbedder {
 
 impl RemoteEmbedder {
     pub fn new(cfg: RemoteEmbedderConfig) -> Result<Self, EmbedError> {
-        let client = reqwest::Client::builder()
+        let client = cfg
+            .tls
+            .client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(cfg.timeout)
             .build()

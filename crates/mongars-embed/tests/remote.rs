@@ -22,6 +22,7 @@ fn config(kind: RemoteKind, url: String, dimensions: usize) -> RemoteEmbedderCon
         dimensions,
         api_key: Some("sk-test".into()),
         timeout: Duration::from_secs(2),
+        tls: mongars_net::Tls::public_roots(),
     }
 }
 

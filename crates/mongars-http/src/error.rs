@@ -119,6 +119,10 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::GATEWAY_TIMEOUT, code, detail)
             }
             CoreError::RequestTimeout => ApiError::new(S::GATEWAY_TIMEOUT, code, detail),
+            CoreError::BackendTls(internal) => {
+                tracing::warn!(error = %internal, "generation backend's certificate refused");
+                ApiError::new(S::BAD_GATEWAY, code, detail)
+            }
             CoreError::Disabled(_) => return ApiError::new(S::SERVICE_UNAVAILABLE, code, detail),
             CoreError::Unavailable(internal) => {
                 tracing::warn!(error = %internal, "dependency unavailable");

@@ -126,11 +126,21 @@ fn family(f: &MetricFamily, start: &str, now: &str) -> Option<Value> {
     Some(metric)
 }
 
+/// Where the exporter pushes.
+pub struct OtlpTarget {
+    /// Base URL (`/v1/metrics` is appended).
+    pub endpoint: String,
+    /// Trust for an `https://` endpoint.
+    pub tls: mongars_net::Tls,
+}
+
 /// Push every `interval` until the task is aborted. Failures are logged
 /// once per change of state, not at every tick.
-pub async fn run(metrics: Metrics, endpoint: String, interval: Duration, service_name: String) {
-    let url = format!("{}/v1/metrics", endpoint.trim_end_matches('/'));
-    let client = match reqwest::Client::builder()
+pub async fn run(metrics: Metrics, target: OtlpTarget, interval: Duration, service_name: String) {
+    let url = format!("{}/v1/metrics", target.endpoint.trim_end_matches('/'));
+    let client = match target
+        .tls
+        .client_builder()
         .timeout(Duration::from_secs(10))
         .build()
     {

@@ -35,10 +35,10 @@ struct Item {
 }
 
 impl Documents {
-    pub fn new(base: &str, user_agent: &str) -> Result<Self, String> {
+    pub fn new(base: &str, user_agent: &str, tls: &mongars_net::Tls) -> Result<Self, String> {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
-            client: crate::client(user_agent)?,
+            client: crate::client(user_agent, tls)?,
         })
     }
 }

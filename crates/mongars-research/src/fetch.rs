@@ -1,6 +1,5 @@
-//! Fetch a result page, when robots.txt allows it, and cut out the passage
-//! that best matches the question. Only `http://` pages are fetched (the
-//! binary carries no TLS stack); others keep the search engine's snippet.
+//! Fetch a result page (`http://` or `https://`), when robots.txt allows it,
+//! and cut out the passage that best matches the question.
 
 use crate::html::{text_of, title_of};
 use crate::robots::Robots;
@@ -11,6 +10,8 @@ pub struct PageOptions {
     pub timeout: Duration,
     pub max_bytes: usize,
     pub user_agent: String,
+    /// Trust for `https://` pages.
+    pub tls: mongars_net::Tls,
 }
 
 pub struct PageFetcher {
@@ -19,9 +20,12 @@ pub struct PageFetcher {
     options: PageOptions,
 }
 
-/// (origin, path) of an `http://` URL.
+/// (origin, path) of an `http://` or `https://` URL.
 pub(crate) fn split_http(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let host = &rest[..end];
     if host.is_empty() || host.contains('@') {
@@ -33,12 +37,14 @@ pub(crate) fn split_http(url: &str) -> Option<(String, String)> {
     } else {
         format!("/{path}")
     };
-    Some((format!("http://{host}"), path))
+    Some((format!("{scheme}://{host}"), path))
 }
 
 impl PageFetcher {
     pub fn new(options: PageOptions) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let client = options
+            .tls
+            .client_builder()
             .user_agent(options.user_agent.clone())
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
@@ -129,7 +135,11 @@ mod tests {
             split_http("http://h:8080"),
             Some(("http://h:8080".into(), "/".into()))
         );
-        assert_eq!(split_http("https://example.org/"), None);
+        assert_eq!(
+            split_http("https://example.org/"),
+            Some(("https://example.org".into(), "/".into()))
+        );
+        assert_eq!(split_http("ftp://example.org/"), None);
         assert_eq!(split_http("http://user@h/"), None);
         let text = "Welcome to the site. Cookies are used. The Kuiper belt lies beyond Neptune. It holds comets.";
         assert_eq!(

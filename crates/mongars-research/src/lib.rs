@@ -19,8 +19,8 @@ pub use robots::Robots;
 pub use searxng::SearxNg;
 
 /// An HTTP client that names itself with `user_agent`.
-pub(crate) fn client(user_agent: &str) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+pub(crate) fn client(user_agent: &str, tls: &mongars_net::Tls) -> Result<reqwest::Client, String> {
+    tls.client_builder()
         .user_agent(user_agent)
         .build()
         .map_err(|e| e.to_string())

@@ -35,11 +35,12 @@ impl SearxNg {
     pub fn new(
         base: &str,
         user_agent: &str,
+        tls: &mongars_net::Tls,
         pages: Option<Arc<PageFetcher>>,
     ) -> Result<Self, String> {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
-            client: crate::client(user_agent)?,
+            client: crate::client(user_agent, tls)?,
             pages,
         })
     }

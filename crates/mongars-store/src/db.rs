@@ -25,6 +25,10 @@ pub struct DbConfig {
     pub target: DbTarget,
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// CA certificates (PEM) to verify PostgreSQL's certificate with, when
+    /// the URL asks for verification (`sslmode=verify-ca|verify-full`) and
+    /// names no `sslrootcert` itself.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A pool on one of the supported engines.
@@ -93,9 +97,14 @@ impl Database {
                 Pool::Sqlite(pool)
             }
             DbTarget::Postgres(url) => {
-                let opts = PgConnectOptions::from_str(url).map_err(|_| {
+                let mut opts = PgConnectOptions::from_str(url).map_err(|_| {
                     StoreError::Connect("database.url is not a valid PostgreSQL URL".into())
                 })?;
+                if let Some(ca) = &cfg.ca_file
+                    && !url.contains("sslrootcert=")
+                {
+                    opts = opts.ssl_root_cert(ca);
+                }
                 let pool = PgPoolOptions::new()
                     .max_connections(cfg.max_connections)
                     .acquire_timeout(cfg.connect_timeout)
@@ -189,6 +198,19 @@ impl Database {
         Ok(())
     }
 
+    /// Whether the connection to the database is encrypted: PostgreSQL over
+    /// TLS (`doctor`, tests). SQLite is a local file: `false`.
+    pub async fn encrypted(&self) -> Result<bool, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(false),
+            Pool::Postgres(p) => Ok(sqlx::query_scalar(
+                "SELECT COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), FALSE)",
+            )
+            .fetch_one(p)
+            .await?),
+        }
+    }
+
     /// Run one statement built at run time (test set-up only: never with
     /// user input).
     #[cfg(feature = "testing")]
@@ -209,11 +231,16 @@ impl Database {
 /// sqlx connection errors may quote the URL; keep only the kind.
 fn redact(e: sqlx::Error) -> String {
     match e {
-        sqlx::Error::Io(io) => format!("I/O error: {}", io.kind()),
+        // A refused TLS handshake arrives as an I/O error whose cause says
+        // why ("invalid peer certificate: UnknownIssuer").
+        sqlx::Error::Io(io) => match io.get_ref() {
+            Some(cause) => format!("I/O error: {} ({cause})", io.kind()),
+            None => format!("I/O error: {}", io.kind()),
+        },
         sqlx::Error::PoolTimedOut => "timed out".into(),
         sqlx::Error::Database(db) => db.message().to_string(),
         sqlx::Error::Configuration(_) => "invalid connection settings".into(),
-        sqlx::Error::Tls(_) => "TLS error".into(),
+        sqlx::Error::Tls(e) => format!("TLS error: {e}"),
         other => other.to_string(),
     }
 }

@@ -10,6 +10,7 @@ fn config(target: DbTarget) -> DbConfig {
         target,
         max_connections: 5,
         connect_timeout: Duration::from_secs(10),
+        ca_file: None,
     }
 }
 
@@ -35,10 +36,15 @@ pub async fn create_postgres_database(admin_url: &str) -> String {
         .await
         .expect("create test database");
     admin.close().await;
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url, |(base, _)| base);
-    format!("{base}/{name}")
+    // Same server and options (`?sslmode=...`), another database.
+    let (path, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
 }
 
 /// A new PostgreSQL database on the server of `admin_url`, migrated.

@@ -228,6 +228,7 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
         target,
         max_connections: settings.database.max_connections,
         connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
+        ca_file: Some(settings.tls.ca_file.clone()).filter(|p| !p.as_os_str().is_empty()),
     };
     Ok(Database::connect(&cfg).await?)
 }

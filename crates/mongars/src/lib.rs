@@ -10,6 +10,7 @@ pub mod jwt_key;
 pub mod limits;
 pub mod llm;
 pub mod mind;
+pub mod net;
 pub mod observe;
 pub mod realtime;
 pub mod recovery;

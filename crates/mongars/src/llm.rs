@@ -93,6 +93,7 @@ pub async fn router_from_settings(
         between_tokens: Duration::from_millis(r.inter_token_timeout_ms),
         total: Duration::from_millis(r.total_timeout_ms),
     };
+    let tls = crate::net::outbound_tls(settings)?;
     let mut built: Vec<(String, Arc<GuardedBackend>)> = Vec::new();
     let mut chain = |role: &RoleSettings| -> anyhow::Result<RoleChain> {
         let mut backends = Vec::new();
@@ -134,6 +135,7 @@ pub async fn router_from_settings(
                     api_key: b.api_key.is_set().then(|| b.api_key.expose().to_string()),
                     context_tokens: b.context_tokens as usize,
                     connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+                    tls: tls.clone(),
                 };
                 let guards = Guards {
                     timeouts,

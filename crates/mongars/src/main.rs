@@ -6,6 +6,7 @@ use mongars_config::{LoadOptions, load};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    mongars_net::install_crypto();
     let cli = Cli::parse();
     let settings = match LoadOptions::from_process(cli.config.clone()).and_then(|o| load(&o)) {
         Ok(s) => s,

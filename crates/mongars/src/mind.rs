@@ -45,6 +45,7 @@ pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<d
                 dimensions: e.dimensions as usize,
                 api_key: e.api_key.is_set().then(|| e.api_key.expose().to_string()),
                 timeout: Duration::from_millis(e.timeout_ms),
+                tls: crate::net::outbound_tls(settings)?,
             })
             .context("embeddings")?,
         ),
@@ -62,12 +63,14 @@ fn researcher(settings: &Settings) -> anyhow::Result<Option<Arc<Researcher>>> {
     if !r.enabled {
         return Ok(None);
     }
+    let tls = crate::net::outbound_tls(settings)?;
     let pages = if r.fetch_pages {
         Some(Arc::new(
             PageFetcher::new(PageOptions {
                 timeout: Duration::from_millis(r.page_timeout_ms),
                 max_bytes: r.max_page_bytes as usize,
                 user_agent: r.user_agent.clone(),
+                tls: tls.clone(),
             })
             .map_err(anyhow::Error::msg)?,
         ))
@@ -77,14 +80,15 @@ fn researcher(settings: &Settings) -> anyhow::Result<Option<Arc<Researcher>>> {
     let mut providers: Vec<Arc<dyn ResearchProvider>> = Vec::new();
     let mut documents: Option<Arc<dyn ResearchProvider>> = None;
     if !r.documents_url.is_empty() {
-        let d: Arc<dyn ResearchProvider> =
-            Arc::new(Documents::new(&r.documents_url, &r.user_agent).map_err(anyhow::Error::msg)?);
+        let d: Arc<dyn ResearchProvider> = Arc::new(
+            Documents::new(&r.documents_url, &r.user_agent, &tls).map_err(anyhow::Error::msg)?,
+        );
         providers.push(d.clone());
         documents = Some(d);
     }
     if !r.searxng_url.is_empty() {
         providers.push(Arc::new(
-            SearxNg::new(&r.searxng_url, &r.user_agent, pages).map_err(anyhow::Error::msg)?,
+            SearxNg::new(&r.searxng_url, &r.user_agent, &tls, pages).map_err(anyhow::Error::msg)?,
         ));
     }
     Ok(Some(Arc::new(Researcher::new(

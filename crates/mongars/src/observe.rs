@@ -29,10 +29,14 @@ pub async fn start(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Vec
     }
     let t = &settings.telemetry;
     if !t.otlp_endpoint.is_empty() {
-        tracing::info!(endpoint = %t.otlp_endpoint, "OTLP metrics export started");
+        let shown = mongars_config::redact_url_credentials(&t.otlp_endpoint);
+        tracing::info!(endpoint = %shown, "OTLP metrics export started");
         tasks.push(tokio::spawn(mongars_metrics::otlp::run(
             metrics.clone(),
-            t.otlp_endpoint.clone(),
+            mongars_metrics::otlp::OtlpTarget {
+                endpoint: t.otlp_endpoint.clone(),
+                tls: crate::net::outbound_tls(settings)?,
+            },
             Duration::from_secs(t.otlp_interval_secs),
             t.service_name.clone(),
         )));

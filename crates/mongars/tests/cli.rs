@@ -384,3 +384,35 @@ fn help_explains_each_command() {
         assert!(user.contains(cmd), "{cmd} missing:\n{user}");
     }
 }
+
+#[test]
+fn doctor_says_which_remote_urls_use_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["doctor"],
+        &[
+            ("MONGARS_LLM__PROFILE", "ollama"),
+            (
+                "MONGARS_LLM__BACKENDS__OLLAMA__URL",
+                "https://user:pw@gpu.example:11434",
+            ),
+            ("MONGARS_TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+        ],
+        None,
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("backend ollama https://[REDACTED]@gpu.example:11434: TLS"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("otlp http://collector:4318: plain HTTP"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("public roots (tls.ca_file not set)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("pw@"), "{shown}");
+}

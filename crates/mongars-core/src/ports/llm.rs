@@ -24,6 +24,10 @@ pub enum LlmError {
     /// The backend could not be reached or dropped the connection.
     #[error("transport error: {0}")]
     Transport(String),
+    /// The TLS handshake failed: the backend's certificate is not trusted
+    /// (see `tls.ca_file`) or not valid for its name.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No answer within the allowed time.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -58,6 +62,7 @@ impl LlmError {
             LlmError::PromptTooLong { .. } => "prompt_too_long",
             LlmError::Unavailable(_) => "unavailable",
             LlmError::Transport(_) => "transport",
+            LlmError::Tls(_) => "tls",
             LlmError::Timeout(_) => "timeout",
             LlmError::Malformed(_) => "malformed",
             LlmError::Rejected { .. } => "rejected",

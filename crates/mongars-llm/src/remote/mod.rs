@@ -37,6 +37,8 @@ pub struct RemoteConfig {
     pub api_key: Option<String>,
     pub context_tokens: usize,
     pub connect_timeout: Duration,
+    /// Trust for `https://` URLs.
+    pub tls: mongars_net::Tls,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -51,7 +53,8 @@ impl std::fmt::Debug for RemoteConfig {
 }
 
 pub(crate) fn client(cfg: &RemoteConfig) -> Result<reqwest::Client, LlmError> {
-    reqwest::Client::builder()
+    cfg.tls
+        .client_builder()
         .connect_timeout(cfg.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
@@ -71,7 +74,9 @@ pub(crate) fn with_auth(
 /// A transport failure, without the URL (it may carry credentials).
 pub(crate) fn transport(e: reqwest::Error) -> LlmError {
     let e = e.without_url();
-    if e.is_timeout() {
+    if let Some(why) = mongars_net::tls_failure(&e) {
+        LlmError::Tls(why)
+    } else if e.is_timeout() {
         LlmError::Timeout(format!("{e}"))
     } else if e.is_decode() || e.is_body() {
         LlmError::Transport(format!("body: {e}"))
@@ -378,6 +383,7 @@ mod tests {
             api_key: key.map(str::to_string),
             context_tokens: 4096,
             connect_timeout: Duration::from_secs(1),
+            tls: mongars_net::Tls::public_roots(),
         }
     }
 

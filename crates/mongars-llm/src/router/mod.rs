@@ -5,7 +5,8 @@
 //! fails that way: see [`crate::resilience`]) moves on to the next; a failure
 //! after it reaches the client as an error event on the stream. When no
 //! backend answers, the error is `Exhausted` with each attempt's kind, or
-//! `Timeout` when every backend tried timed out (a stall, not a fault). An
+//! `Timeout` when every backend tried timed out (a stall, not a fault), or
+//! `Tls` when every one refused the TLS handshake. An
 //! optional cache replays answers to identical deterministic requests.
 
 mod cache;
@@ -94,8 +95,7 @@ impl Router {
         let chain = &self.chains.get(request.role).backends;
         let mut attempts = Vec::new();
         let mut all_overloaded = true;
-        let mut timed_out = 0;
-        let mut other_failures = 0;
+        let mut failures: Vec<LlmError> = Vec::new();
         let mut retry_after = 0;
         for (i, b) in chain.iter().enumerate() {
             match b.backend.generate(request.clone()).await {
@@ -113,15 +113,11 @@ impl Router {
                         }
                         _ => all_overloaded = false,
                     }
-                    match e {
-                        LlmError::Timeout(_) => timed_out += 1,
-                        LlmError::CircuitOpen => {}
-                        _ => other_failures += 1,
-                    }
+                    attempts.push(format!("{}: {}", b.name, e.kind()));
                     if !matches!(e, LlmError::CircuitOpen) {
                         tracing::warn!(role = %request.role, backend = %b.name, error = %e, "backend failed before the first token");
+                        failures.push(e);
                     }
-                    attempts.push(format!("{}: {}", b.name, e.kind()));
                     if i + 1 < chain.len() {
                         self.metrics
                             .llm
@@ -138,12 +134,17 @@ impl Router {
                 retry_after_secs: retry_after.max(1),
             });
         }
-        if timed_out > 0 && other_failures == 0 {
-            // Stalled, not broken: the client hears it as a timeout.
+        // When every backend tried failed the same telling way, the client
+        // hears that: stalled (a timeout), or a TLS certificate refused.
+        let all = |kind: &str| !failures.is_empty() && failures.iter().all(|e| e.kind() == kind);
+        if all("timeout") {
             return Err(LlmError::Timeout(format!(
                 "every backend timed out ({})",
                 attempts.join(", ")
             )));
+        }
+        if all("tls") {
+            return Err(failures.swap_remove(0));
         }
         Err(LlmError::Exhausted { attempts })
     }

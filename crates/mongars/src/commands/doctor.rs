@@ -38,6 +38,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     };
     match app::open_database(&settings).await {
         Ok(db) => {
+            let target = match db.encrypted().await {
+                Ok(true) => format!("{target}, over TLS"),
+                Ok(false) if db.engine() == "postgres" => format!("{target}, not encrypted"),
+                _ => target,
+            };
             line(db.ping().await.is_ok(), "database", target);
             match db.migration_status().await {
                 Ok(s) if s.is_current() => line(
@@ -126,6 +131,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         "connections",
         crate::limits::describe(&settings)
     );
+    for (what, url) in remote_urls(&settings) {
+        let how = if mongars_net::uses_tls(url) {
+            "TLS"
+        } else {
+            "plain HTTP, not encrypted"
+        };
+        let shown = mongars_config::redact_url_credentials(url);
+        println!("[info] {:<14} {what} {shown}: {how}", "remote");
+    }
+    match crate::net::outbound_tls(&settings) {
+        Ok(tls) if tls.extra_cas() > 0 => println!(
+            "[info] {:<14} public roots and {} CA certificate(s) from {}",
+            "tls",
+            tls.extra_cas(),
+            settings.tls.ca_file.display()
+        ),
+        Ok(_) => println!("[info] {:<14} public roots (tls.ca_file not set)", "tls"),
+        Err(e) => line(false, "tls", format!("{e:#}")),
+    }
     let hashes = match settings.auth.max_concurrent_hashes {
         0 => hw.usable_cpus(),
         n => n as usize,
@@ -145,6 +169,41 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         println!("all checks passed");
         Ok(0)
     }
+}
+
+/// Every remote URL the settings will use: the active profile's backends,
+/// a remote embedder, research providers when on, the OTLP collector.
+fn remote_urls(settings: &Settings) -> Vec<(String, &str)> {
+    let mut urls = Vec::new();
+    if let Some(profile) = settings.llm.active_profile() {
+        let mut names: Vec<&String> = profile.general.backends.iter().collect();
+        names.extend(&profile.coding.backends);
+        names.sort();
+        names.dedup();
+        for name in names {
+            if let Some(b) = settings.llm.backends.get(name) {
+                for u in b.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                    urls.push((format!("backend {name}"), u));
+                }
+            }
+        }
+    }
+    let e = &settings.embeddings;
+    if e.kind != mongars_config::EmbedderKind::Embedded && !e.url.is_empty() {
+        urls.push(("embeddings".into(), e.url.as_str()));
+    }
+    let r = &settings.research;
+    if r.enabled {
+        for (what, u) in [("searxng", &r.searxng_url), ("documents", &r.documents_url)] {
+            if !u.is_empty() {
+                urls.push((format!("research {what}"), u.as_str()));
+            }
+        }
+    }
+    if !settings.telemetry.otlp_endpoint.is_empty() {
+        urls.push(("otlp".into(), settings.telemetry.otlp_endpoint.as_str()));
+    }
+    urls
 }
 
 /// Turns by outcome: how many ended each way, and how many are in flight

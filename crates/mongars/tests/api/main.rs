@@ -20,6 +20,7 @@ mod research;
 mod revocation;
 mod streaming;
 mod throttle;
+mod tls;
 mod tokens;
 mod turns;
 mod upstream;

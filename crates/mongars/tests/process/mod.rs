@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 /// The binary in a clean environment, run in `dir`, with `env` on top.
 pub fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
+    // This process's own HTTP clients speak TLS through ring too.
+    mongars_net::install_crypto();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongars"));
     cmd.current_dir(dir).env_clear();
     // Cheap hashing keeps the tests quick; the defaults are measured in the bench.

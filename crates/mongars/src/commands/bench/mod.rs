@@ -37,6 +37,7 @@ impl ScratchDb {
             target: mongars_store::DbTarget::Sqlite(dir.join("bench.db")),
             max_connections: 5,
             connect_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
         })
         .await?;
         db.migrate().await?;

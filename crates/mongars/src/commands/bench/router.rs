@@ -95,6 +95,7 @@ pub async fn run(settings: Settings, args: RouterArgs) -> anyhow::Result<i32> {
         api_key: None,
         context_tokens: 4096,
         connect_timeout: Duration::from_secs(2),
+        tls: mongars_net::Tls::public_roots(),
     })?;
     let n = args.requests;
     timed(&raw, 50).await?;

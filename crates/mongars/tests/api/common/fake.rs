@@ -56,6 +56,15 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(default: Mode) -> Self {
+        Self::serve(default, None).await
+    }
+
+    /// The same, over HTTPS with a certificate from `pki`.
+    pub async fn start_tls(default: Mode, pki: &tls::TestPki) -> Self {
+        Self::serve(default, Some(pki)).await
+    }
+
+    async fn serve(default: Mode, tls: Option<&tls::TestPki>) -> Self {
         let fake = Fake {
             url: String::new(),
             hits: Arc::default(),
@@ -108,9 +117,15 @@ impl Fake {
                 }),
             )
             .route("/-/healthz", get(|| async { "success" }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = match tls {
+            Some(pki) => tls::serve(app, pki).await,
+            None => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let url = format!("http://{}", listener.local_addr().unwrap());
+                tokio::spawn(async move { axum::serve(listener, app).await });
+                url
+            }
+        };
         Fake { url, ..fake }
     }
 
@@ -321,5 +336,76 @@ fn body_text(path: &str, text: &str, stream: bool) -> String {
         _ => {
             json!({"text": text, "usage": {"prompt_tokens": 7, "completion_tokens": 2}}).to_string()
         }
+    }
+}
+
+/// HTTPS for the fake servers: a throw-away CA made in the test, a
+/// certificate for 127.0.0.1 signed by it, and an accept loop that speaks
+/// TLS before handing each connection to the app.
+pub mod tls {
+    use axum::Router;
+    use hyper_util::rt::TokioIo;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    use std::sync::Arc;
+
+    /// A CA and a server certificate it signed.
+    pub struct TestPki {
+        /// The CA certificate, PEM: what a client must trust.
+        pub ca_pem: String,
+        server: rustls::ServerConfig,
+    }
+
+    impl TestPki {
+        pub fn new() -> Self {
+            let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            ca.distinguished_name
+                .push(DnType::CommonName, "monGARS test CA");
+            let ca_key = KeyPair::generate().unwrap();
+            let ca_cert = ca.self_signed(&ca_key).unwrap();
+            let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            leaf.subject_alt_names
+                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            let leaf_key = KeyPair::generate().unwrap();
+            let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf_cert.der().clone()], key)
+                .unwrap();
+            Self {
+                ca_pem: ca_cert.pem(),
+                server,
+            }
+        }
+    }
+
+    /// Serve `app` over TLS on 127.0.0.1; its `https://` base URL.
+    pub async fn serve(app: Router, pki: &TestPki) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(pki.server.clone()));
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        url
     }
 }

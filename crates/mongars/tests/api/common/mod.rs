@@ -211,6 +211,7 @@ impl TestApp {
         llm: Option<Arc<dyn LlmBackend>>,
         listener: Option<tokio::net::TcpListener>,
     ) -> Self {
+        mongars_net::install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         adjust(&mut s);

@@ -34,6 +34,7 @@ pub fn installed() -> bool {
 
 impl Driver {
     pub async fn start() -> Self {
+        mongars_net::install_crypto();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

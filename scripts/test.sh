@@ -12,11 +12,11 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 scripts/deps.sh test
 scripts/models.sh
 
-echo "== openai client for the compatibility test"
+echo "== openai client and OpenAPI validator for the tests"
 pydeps="$PWD/target/pydeps"
-if ! PYTHONPATH="$pydeps" python3 -c "import openai" 2>/dev/null; then
+if ! PYTHONPATH="$pydeps" python3 -c "import openai, openapi_spec_validator" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
-    --target "$pydeps" "openai>=1.50,<4"
+    --target "$pydeps" "openai>=1.50,<4" "openapi-spec-validator>=0.7,<0.9"
 fi
 
 echo "== cargo fmt --check"

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod host;
 pub mod listener;
 pub mod middleware;
+pub mod openapi;
 pub mod origin;
 pub mod router;
 pub mod routes;

@@ -2,6 +2,7 @@
 
 use crate::edge;
 use crate::middleware::{self as mw, REQUEST_ID};
+use crate::openapi::ApiDoc;
 use crate::routes::{
     auth, console, conversation, embeddings, health, keys, llm, memory, metrics, models, openai,
     review, users,
@@ -10,15 +11,18 @@ use crate::state::AppState;
 use crate::ws;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
+use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn router(state: AppState) -> Router {
-    let timeout = state.http.request_timeout;
     let body_limit = state.http.body_limit_bytes;
     let cors = cors(state.origins.clone());
     let edge = edge::Edge {
@@ -26,73 +30,25 @@ pub fn router(state: AppState) -> Router {
         hosts: state.hosts.clone(),
     };
 
-    let api = Router::new()
-        // the operator console
-        .route("/", get(console::index))
-        .route("/assets/app.js", get(console::script))
-        .route("/assets/app.css", get(console::style))
-        // operations
-        .route("/healthz", get(health::healthz))
-        .route("/ready", get(health::ready))
-        // tokens
-        .route("/token", post(auth::token))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/auth/bootstrap-admin", post(auth::bootstrap_admin))
-        .route("/api/v1/auth/keys", get(keys::list).post(keys::create))
-        .route("/api/v1/auth/keys/{id}", delete(keys::revoke))
-        // realtime
-        .route("/api/v1/auth/ws/ticket", post(ws::ticket))
-        .route("/ws/chat/", get(ws::chat))
-        .route("/ws/chat", get(ws::chat))
-        // accounts
-        .route("/api/v1/user/register", post(users::register))
-        .route("/api/v1/user/list", get(users::list))
-        .route("/api/v1/user/change-password", post(users::change_password))
+    let (api, mut doc) = routes(state.clone()).split_for_parts();
+    utoipa::Modify::modify(&crate::openapi::Conventions, &mut doc);
+    let doc: Arc<str> = Arc::from(
+        doc.to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+    );
+    let api = api
         .route(
-            "/api/v1/user/{username}",
-            axum::routing::patch(users::update),
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
         )
-        // conversation (chats are timed by their handlers: see below)
-        .route("/api/v1/conversation/history", get(conversation::history))
-        .route(
-            "/api/v1/conversation/turns/{id}/context",
-            get(memory::turn_context),
-        )
-        // memory, profile and the user's data
-        .route("/api/v1/memories", get(memory::list).post(memory::create))
-        .route(
-            "/api/v1/memories/{id}",
-            axum::routing::patch(memory::edit).delete(memory::delete),
-        )
-        .route("/api/v1/profile", get(memory::profile))
-        .route("/api/v1/user/data", delete(memory::forget))
-        // review and UI helpers
-        .route("/api/v1/review/rag-context", post(review::rag_context))
-        .route("/api/v1/ui/suggestions", post(review::suggestions))
-        .route("/llm/chat", post(llm::chat))
-        .route("/llm/health", get(llm::health))
-        // OpenAI-compatible
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/models", get(openai::models))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        // models and metrics
-        .route("/api/v1/models", get(models::list))
-        .route("/api/v1/models/provision", post(models::provision))
-        .route("/metrics", get(metrics::metrics))
-        .route_layer(axum::middleware::from_fn(move |req, next| {
-            mw::timeout(timeout, req, next)
-        }))
-        // Chat turns enforce the request timeout themselves, so that a turn
-        // cut off by it is stored as failed with its reason.
-        .route("/api/v1/conversation/chat", post(conversation::chat))
-        .route(
-            "/api/v1/conversation/chat/stream",
-            post(conversation::chat_stream),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            mw::record_route,
-        ))
         .fallback(mw::not_found)
         .method_not_allowed_fallback(mw::method_not_allowed)
         .with_state(state);
@@ -115,6 +71,67 @@ pub fn router(state: AppState) -> Router {
             .layer(CatchPanicLayer::custom(mw::panic_response))
             .layer(DefaultBodyLimit::max(body_limit)),
     )
+}
+
+/// Every documented route. Routes are added only with `routes!`, which takes
+/// each handler's `#[utoipa::path]`: a route cannot exist undocumented.
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    let timeout = state.http.request_timeout;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        // the operator console, and this document
+        .routes(routes!(console::index))
+        .routes(routes!(console::script))
+        .routes(routes!(console::style))
+        // operations
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::ready))
+        .routes(routes!(llm::health))
+        .routes(routes!(metrics::metrics))
+        // tokens and keys
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::bootstrap_admin))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        // realtime
+        .routes(routes!(ws::ticket))
+        .routes(routes!(ws::chat))
+        .routes(routes!(ws::chat_alias))
+        // accounts
+        .routes(routes!(users::register))
+        .routes(routes!(users::list))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::update))
+        // conversation (chats are timed by their handlers: see below)
+        .routes(routes!(conversation::history))
+        .routes(routes!(memory::turn_context))
+        .routes(routes!(llm::chat))
+        // memory, profile and the user's data
+        .routes(routes!(memory::list, memory::create))
+        .routes(routes!(memory::edit, memory::delete))
+        .routes(routes!(memory::profile))
+        .routes(routes!(memory::forget))
+        // review and UI helpers
+        .routes(routes!(review::rag_context))
+        .routes(routes!(review::suggestions))
+        // OpenAI-compatible
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::models))
+        .routes(routes!(embeddings::embeddings))
+        // models
+        .routes(routes!(models::list))
+        .routes(routes!(models::provision))
+        .route_layer(axum::middleware::from_fn(move |req, next| {
+            mw::timeout(timeout, req, next)
+        }))
+        // Chat turns enforce the request timeout themselves, so that a turn
+        // cut off by it is stored as failed with its reason.
+        .routes(routes!(conversation::chat))
+        .routes(routes!(conversation::chat_stream))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            mw::record_route,
+        ))
 }
 
 /// Browsers may call the API from the origins the socket accepts.

@@ -23,6 +23,7 @@ pub struct Mind {
 }
 
 /// What went into a turn's prompt, kept with the turn.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ContextTrace {
     /// The memory section as the model saw it.
@@ -34,6 +35,7 @@ pub struct ContextTrace {
     pub gap: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct TracedMemory {
     pub id: String,
@@ -42,6 +44,7 @@ pub struct TracedMemory {
     pub score: f32,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct TracedSource {
     pub title: String,

@@ -39,6 +39,7 @@ pub struct ChatRequest {
 }
 
 /// A finished reply, as the chat endpoints return it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatReply {
     #[serde(skip)]

@@ -165,6 +165,7 @@ pub struct TurnCompletion {
 }
 
 /// A reply cut into spoken segments with pacing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SpeechTurn {
     pub turn_id: String,
@@ -175,6 +176,7 @@ pub struct SpeechTurn {
     pub tempo: f64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SpeechSegment {
     pub text: String,

@@ -55,6 +55,7 @@ fn banded(
 }
 
 /// The profile as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ProfileView {
     pub messages: u64,

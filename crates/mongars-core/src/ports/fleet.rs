@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 /// One backend as `/llm/health` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendReport {
     pub name: String,
@@ -34,6 +35,7 @@ pub struct BackendReport {
 }
 
 /// A backend in a role's failover order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainEntry {
     pub backend: String,
@@ -41,6 +43,7 @@ pub struct ChainEntry {
     pub model: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
     pub role: ModelRole,
@@ -52,6 +55,7 @@ pub struct RoleView {
 }
 
 /// `GET /api/v1/models`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelsView {
     pub active_profile: String,
@@ -60,6 +64,7 @@ pub struct ModelsView {
 }
 
 /// The outcome of provisioning one backend of one role.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ProvisionResult {
     pub backend: String,
@@ -70,6 +75,7 @@ pub struct ProvisionResult {
     pub error: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleProvision {
     pub role: ModelRole,

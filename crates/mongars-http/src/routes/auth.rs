@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use mongars_core::auth::LoginOutcome;
 use mongars_core::domain::{Password, USERNAME_MAX, Username};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /token` form fields (OAuth2 password grant).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenForm {
     username: String,
     password: String,
@@ -24,13 +25,17 @@ pub struct TokenForm {
     client_secret: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
 }
 
+/// OAuth2 password grant: a form with `username` and `password`.
+#[utoipa::path(post, path = "/token", tag = "auth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "An access token", body = TokenResponse)))]
 pub async fn token(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -58,13 +63,13 @@ pub async fn token(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     access_token: String,
     token_type: &'static str,
@@ -72,6 +77,9 @@ pub struct LoginResponse {
     expires_in: u64,
 }
 
+/// JSON login.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "An access token", body = LoginResponse)))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -98,19 +106,22 @@ async fn login_with(
     Ok(state.auth.login(username, &password, client.0).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct BootstrapRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct BootstrapResponse {
     created: bool,
     username: String,
     admin: bool,
 }
 
+/// Create the first admin while none exists (if `bootstrap.endpoint_enabled`).
+#[utoipa::path(post, path = "/api/v1/auth/bootstrap-admin", tag = "auth", request_body = BootstrapRequest,
+    responses((status = 200, description = "The admin was created", body = BootstrapResponse)))]
 pub async fn bootstrap_admin(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<BootstrapRequest>,

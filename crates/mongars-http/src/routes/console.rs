@@ -35,16 +35,22 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /`
+/// The operator console.
+#[utoipa::path(get, path = "/", tag = "console", responses((status = 200, description = "The console page", content_type = "text/html", body = String)))]
 pub async fn index() -> Response {
     asset(INDEX, "text/html; charset=utf-8")
 }
 
 /// `GET /assets/app.js`
+/// The console's script.
+#[utoipa::path(get, path = "/assets/app.js", tag = "console", responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
 }
 
 /// `GET /assets/app.css`
+/// The console's style sheet.
+#[utoipa::path(get, path = "/assets/app.css", tag = "console", responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 pub async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
 }

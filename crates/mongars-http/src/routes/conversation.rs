@@ -14,10 +14,14 @@ use mongars_core::conversation::{ChatEvent, ChatReply, ChatRequest, ChatStream};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+/// A message to the assistant.
+#[derive(Deserialize, ToSchema)]
 pub struct ChatBody {
+    /// 1-1000 characters after sanitising.
     message: String,
+    /// Up to 100 of `[A-Za-z0-9_.:-]`: turns of one session share history.
     session_id: Option<String>,
 }
 
@@ -33,6 +37,9 @@ impl From<ChatBody> for ChatRequest {
 /// `POST /api/v1/conversation/chat`. Runs under its own request timeout
 /// rather than the router's: a turn cut off by it is stored as failed with
 /// `request.timeout` instead of being dropped mid-way.
+#[utoipa::path(post, path = "/api/v1/conversation/chat", tag = "conversation",
+    request_body = ChatBody, security(("bearer" = [])),
+    responses((status = 200, description = "The reply, stored with the turn", body = ChatReply)))]
 pub async fn chat(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -51,6 +58,10 @@ pub async fn chat(
 /// `{"detail", "code"}`. Problems found before the first token are plain
 /// JSON errors with their status, like the non-streaming endpoint; the
 /// request timeout applies until then.
+#[utoipa::path(post, path = "/api/v1/conversation/chat/stream", tag = "conversation",
+    request_body = ChatBody, security(("bearer" = [])),
+    responses((status = 200, description = "Server-sent events: `token` {delta}, then `done` (the /chat object) or `error` {detail, code}",
+        content_type = "text/event-stream", body = String)))]
 pub async fn chat_stream(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -123,13 +134,16 @@ pub(crate) fn error_event(e: CoreError) -> Event {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Another user's name (admins only).
     user_id: Option<String>,
+    /// 1-100, default 10.
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct HistoryItem {
     user_id: String,
     query: String,
@@ -140,6 +154,9 @@ pub struct HistoryItem {
 
 /// `GET /api/v1/conversation/history?user_id=&limit=`: the caller's complete
 /// turns, newest first. Admins may read anyone's.
+#[utoipa::path(get, path = "/api/v1/conversation/history", tag = "conversation",
+    params(HistoryQuery), security(("bearer" = [])),
+    responses((status = 200, description = "Complete turns, newest first", body = Vec<HistoryItem>)))]
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

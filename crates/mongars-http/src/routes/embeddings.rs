@@ -11,14 +11,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use mongars_core::CoreError;
 use mongars_core::ports::{EmbedError, MAX_EMBED_BATCH};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 /// Longest input text, in characters.
 const MAX_INPUT_CHARS: usize = 20_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmbeddingBody {
+    /// A string, or a list of up to 256 strings (each up to 20,000 characters).
+    #[schema(value_type = Object)]
     input: Value,
     /// Accepted for compatibility; there is one embedding model.
     #[serde(default)]
@@ -75,12 +78,40 @@ fn inputs(v: Value) -> Result<Vec<String>, ApiError> {
     Ok(texts)
 }
 
+/// One vector.
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingItem {
+    /// `embedding`.
+    object: &'static str,
+    index: usize,
+    /// Floats, or base64 of little-endian f32 when asked.
+    #[schema(value_type = Object)]
+    embedding: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingUsage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: String,
+    usage: EmbeddingUsage,
+}
+
 /// `POST /v1/embeddings`
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingBody,
+    security(("bearer" = [])), responses((status = 200, description = "Unit-length vectors", body = EmbeddingList)))]
 pub async fn embeddings(
     State(state): State<AppState>,
     who: Result<AuthUser, ApiError>,
     body: Result<ApiJson<EmbeddingBody>, ApiError>,
-) -> Result<Json<Value>, OpenAiError> {
+) -> Result<Json<EmbeddingList>, OpenAiError> {
     let AuthUser(who) = who?;
     let ApiJson(body) = body?;
     let embedder = state
@@ -109,25 +140,29 @@ pub async fn embeddings(
         EmbedError::Invalid(m) => invalid("input", m),
         e => ApiError::from(CoreError::Unavailable(e.to_string())),
     })?;
-    let data: Vec<Value> = out
+    let data = out
         .vectors
         .iter()
         .enumerate()
-        .map(|(index, v)| {
-            let embedding = if base64 {
+        .map(|(index, v)| EmbeddingItem {
+            object: "embedding",
+            index,
+            embedding: if base64 {
                 json!(encode_base64(&mongars_core::domain::vector_to_bytes(v)))
             } else {
                 json!(v)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
+            },
         })
         .collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": embedder.model(),
-        "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens},
-    })))
+    Ok(Json(EmbeddingList {
+        object: "list",
+        data,
+        model: embedder.model().to_string(),
+        usage: EmbeddingUsage {
+            prompt_tokens: out.tokens,
+            total_tokens: out.tokens,
+        },
+    }))
 }
 
 /// Standard base64 with padding.

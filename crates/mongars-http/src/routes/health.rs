@@ -1,20 +1,30 @@
 //! Liveness and readiness.
 
+use crate::openapi::Status;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 /// `GET /healthz`: the process answers. Checks nothing else, by design.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Status)))]
+pub async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
 }
 
-#[derive(Serialize)]
+/// Whether the server can serve: each dependency checked.
+#[derive(Serialize, ToSchema)]
 pub struct Readiness {
+    /// `ready` or `not_ready`.
     status: &'static str,
+    /// Each check: `ok`, or `error: <why>`.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
     checks: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
@@ -24,6 +34,11 @@ pub struct Readiness {
 
 /// `GET /ready`: 200 only when every dependency check passes; 503 naming the
 /// failing checks otherwise. Checks run concurrently, each with a deadline.
+/// 200 when the database answers, migrations are current and a generation
+/// backend is usable (and Redis answers, when configured).
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Not ready: the failing checks", body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let runs = state.readiness.iter().map(|c| async move {
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), c.check())

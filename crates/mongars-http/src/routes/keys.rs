@@ -15,15 +15,16 @@ use mongars_core::CoreError;
 use mongars_core::auth::Principal;
 use mongars_core::domain::ApiKey;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     name: String,
     expires_in_days: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyView {
     id: String,
     name: String,
@@ -50,7 +51,7 @@ impl From<&ApiKey> for KeyView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct NewKeyView {
     #[serde(flatten)]
     key: KeyView,
@@ -59,7 +60,7 @@ pub struct NewKeyView {
     secret: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyList {
     keys: Vec<KeyView>,
 }
@@ -75,6 +76,8 @@ fn signed_in(who: &Principal) -> Result<(), ApiError> {
 }
 
 /// `POST /api/v1/auth/keys` `{name, expires_in_days?}`: 201 with the key.
+#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = NewKeyBody,
+    security(("bearer" = [])), responses((status = 201, description = "The key, shown this once", body = NewKeyView)))]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -94,6 +97,8 @@ pub async fn create(
 
 /// `GET /api/v1/auth/keys`: the caller's usable keys, newest first, without
 /// their secrets.
+#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "auth",
+    security(("bearer" = [])), responses((status = 200, description = "Usable keys, without secrets", body = KeyList)))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -105,6 +110,9 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/auth/keys/{id}`: 204; the key stops working at once.
+#[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", tag = "auth",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])), responses((status = 204, description = "Revoked")))]
 pub async fn revoke(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -14,6 +14,7 @@ use mongars_core::memory::{Found, MemoryService};
 use mongars_core::personality::ProfileView;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 fn service(state: &AppState) -> Result<&Arc<MemoryService>, ApiError> {
     state
@@ -28,7 +29,7 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemoryItem {
     id: String,
     text: String,
@@ -60,13 +61,16 @@ impl From<Found> for MemoryItem {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     q: Option<String>,
     limit: Option<String>,
 }
 
 /// `GET /api/v1/memories?q=&limit=`: newest first, or closest to `q` first.
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memory", params(ListQuery),
+    security(("bearer" = [])), responses((status = 200, description = "The caller's facts", body = Vec<MemoryItem>)))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -93,13 +97,17 @@ pub async fn list(
     Ok(Json(found.into_iter().map(MemoryItem::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct TextBody {
     text: String,
 }
 
 /// `POST /api/v1/memories {text}`: 201 with the new memory, or 200 with the
 /// existing one it restates (now updated).
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memory", request_body = TextBody,
+    security(("bearer" = [])), responses(
+        (status = 201, description = "A new memory", body = MemoryItem),
+        (status = 200, description = "The memory it restates, updated", body = MemoryItem)))]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -119,6 +127,9 @@ pub async fn create(
 }
 
 /// `PATCH /api/v1/memories/{id} {text}`
+#[utoipa::path(patch, path = "/api/v1/memories/{id}", tag = "memory", request_body = TextBody,
+    params(("id" = String, Path, description = "The memory")),
+    security(("bearer" = [])), responses((status = 200, description = "The memory", body = MemoryItem)))]
 pub async fn edit(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -133,6 +144,9 @@ pub async fn edit(
 }
 
 /// `DELETE /api/v1/memories/{id}`: 204.
+#[utoipa::path(delete, path = "/api/v1/memories/{id}", tag = "memory",
+    params(("id" = String, Path, description = "The memory")),
+    security(("bearer" = [])), responses((status = 204, description = "Deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -143,6 +157,8 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/profile`: the caller's learned style.
+#[utoipa::path(get, path = "/api/v1/profile", tag = "memory",
+    security(("bearer" = [])), responses((status = 200, description = "The learned style", body = ProfileView)))]
 pub async fn profile(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -152,6 +168,9 @@ pub async fn profile(
 
 /// `GET /api/v1/conversation/turns/{id}/context`: what recall, style and
 /// research put into that turn's prompt.
+#[utoipa::path(get, path = "/api/v1/conversation/turns/{id}/context", tag = "conversation",
+    params(("id" = String, Path, description = "The turn")),
+    security(("bearer" = [])), responses((status = 200, description = "What went into the prompt", body = ContextTrace)))]
 pub async fn turn_context(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -160,19 +179,34 @@ pub async fn turn_context(
     Ok(Json(state.conversation.trace(who.id, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForgetQuery {
+    /// Another user's name (admins only).
     username: Option<String>,
 }
 
 /// `DELETE /api/v1/user/data[?username=]`: delete every turn, memory,
 /// vector and the profile of the caller (admins: of any user). The account
 /// stays.
+/// What forget-me deleted.
+#[derive(Serialize, ToSchema)]
+pub struct Forgotten {
+    /// `forgotten`.
+    status: &'static str,
+    username: String,
+    turns: u64,
+    memories: u64,
+    profile: bool,
+}
+
+#[utoipa::path(delete, path = "/api/v1/user/data", tag = "memory", params(ForgetQuery),
+    security(("bearer" = [])), responses((status = 200, description = "Deleted", body = Forgotten)))]
 pub async fn forget(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     ApiQuery(q): ApiQuery<ForgetQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Forgotten>> {
     let (user_id, username) = match q.username.as_deref().filter(|u| !u.is_empty()) {
         None => (who.id, who.username.clone()),
         Some(name) if name.eq_ignore_ascii_case(&who.username) => (who.id, who.username.clone()),
@@ -189,11 +223,11 @@ pub async fn forget(
     };
     let report = state.conversation.forget(user_id).await?;
     tracing::info!(user = %username, turns = report.turns, memories = report.memories, "user data deleted");
-    Ok(Json(serde_json::json!({
-        "status": "forgotten",
-        "username": username,
-        "turns": report.turns,
-        "memories": report.memories,
-        "profile": report.profile,
-    })))
+    Ok(Json(Forgotten {
+        status: "forgotten",
+        username,
+        turns: report.turns,
+        memories: report.memories,
+        profile: report.profile,
+    }))
 }

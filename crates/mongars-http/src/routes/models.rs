@@ -8,17 +8,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use mongars_core::domain::ModelRole;
 use mongars_core::ports::{ModelsView, PullProgress, RoleProvision};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// `GET /api/v1/models`: the active profile, each role's backends and
 /// models in failover order, and the profiles available.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", security(("bearer" = [])),
+    responses((status = 200, description = "The active profile and each role's backends", body = ModelsView)))]
 pub async fn list(State(state): State<AppState>, AdminUser(_): AdminUser) -> Json<ModelsView> {
     Json(state.fleet.models())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionBody {
     #[serde(default)]
@@ -30,12 +32,22 @@ pub struct ProvisionBody {
 /// `POST /api/v1/models/provision`: make sure each role's models are present
 /// (Ollama pull, file check for GGUF). One result per role and backend;
 /// `ok` is false when any failed.
+#[derive(Serialize, ToSchema)]
+pub struct Provisioned {
+    /// False when any role failed.
+    ok: bool,
+    roles: Vec<RoleProvision>,
+}
+
+#[utoipa::path(post, path = "/api/v1/models/provision", tag = "models", security(("bearer" = [])),
+    request_body(content = Option<ProvisionBody>, description = "Empty: every role, without forcing"),
+    responses((status = 200, description = "One result per role and backend", body = Provisioned)))]
 pub async fn provision(
     State(state): State<AppState>,
     AdminUser(who): AdminUser,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Provisioned>> {
     // An empty body means every role, without forcing; anything else is
     // JSON like every other route's body.
     let ProvisionBody { roles, force } = if body.iter().all(u8::is_ascii_whitespace) {
@@ -63,5 +75,5 @@ pub async fn provision(
     });
     let results: Vec<RoleProvision> = state.fleet.provision(&parsed, force, progress).await;
     let ok = results.iter().all(|r| r.ok);
-    Ok(Json(json!({ "ok": ok, "roles": results })))
+    Ok(Json(Provisioned { ok, roles: results }))
 }

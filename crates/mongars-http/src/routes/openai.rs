@@ -20,13 +20,14 @@ use mongars_core::domain::{
     ModelRole, PerRole, SamplingParams, classify_task, last_user_text,
 };
 use mongars_core::ports::{GenerationStream, LlmError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use utoipa::ToSchema;
 
 const MAX_MESSAGES: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CompletionBody {
     #[serde(default)]
     model: Option<String>,
@@ -43,33 +44,33 @@ pub struct CompletionBody {
     stream_options: Option<StreamOptions>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct OaMessage {
     role: String,
     content: Option<Content>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Part {
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum StopField {
     One(String),
@@ -219,7 +220,57 @@ impl IntoResponse for OpenAiError {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AssistantMessage {
+    /// `assistant`.
+    role: &'static str,
+    content: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CompletionChoice {
+    index: u32,
+    message: AssistantMessage,
+    /// `stop` or `length`.
+    finish_reason: &'static str,
+    /// Always null.
+    logprobs: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CompletionUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+}
+
+impl From<&GenerationUsage> for CompletionUsage {
+    fn from(u: &GenerationUsage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+        }
+    }
+}
+
+/// A whole completion (without `stream`).
+#[derive(Serialize, ToSchema)]
+pub struct ChatCompletion {
+    id: String,
+    /// `chat.completion`.
+    object: &'static str,
+    created: i64,
+    model: String,
+    choices: Vec<CompletionChoice>,
+    usage: CompletionUsage,
+}
+
 /// `POST /v1/chat/completions`
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = CompletionBody,
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The completion; with `stream`, `text/event-stream` of `chat.completion.chunk` objects ending with `data: [DONE]`",
+            body = ChatCompletion)))]
 pub async fn chat_completions(
     State(state): State<AppState>,
     who: Result<AuthUser, ApiError>,
@@ -242,19 +293,22 @@ pub async fn chat_completions(
             .into_response());
     }
     let (text, usage) = collect(rx).await?;
-    Ok(Json(json!({
-        "id": meta.id,
-        "object": "chat.completion",
-        "created": meta.created,
-        "model": meta.model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": text },
-            "finish_reason": finish(usage.finish_reason),
-            "logprobs": null,
+    Ok(Json(ChatCompletion {
+        id: meta.id,
+        object: "chat.completion",
+        created: meta.created,
+        model: meta.model,
+        choices: vec![CompletionChoice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: text,
+            },
+            finish_reason: finish(usage.finish_reason),
+            logprobs: None,
         }],
-        "usage": usage_json(&usage),
-    }))
+        usage: CompletionUsage::from(&usage),
+    })
     .into_response())
 }
 
@@ -272,11 +326,7 @@ fn finish(reason: FinishReason) -> &'static str {
 }
 
 fn usage_json(u: &GenerationUsage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
+    json!(CompletionUsage::from(u))
 }
 
 async fn collect(mut rx: GenerationStream) -> Result<(String, GenerationUsage), CoreError> {
@@ -375,20 +425,39 @@ fn stream_error(e: LlmError) -> Vec<Event> {
     ]
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct ModelEntry {
+    id: String,
+    /// `model`.
+    object: &'static str,
+    created: i64,
+    owned_by: &'static str,
+    context_window: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<ModelEntry>,
+}
+
 /// `GET /v1/models`
+#[utoipa::path(get, path = "/v1/models", tag = "openai", security(("bearer" = [])),
+    responses((status = 200, description = "The model that answers", body = ModelList)))]
 pub async fn models(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ModelList>> {
     let llm = state.conversation.llm();
-    Ok(Json(json!({
-        "object": "list",
-        "data": [{
-            "id": llm.model(),
-            "object": "model",
-            "created": 0,
-            "owned_by": "mongars",
-            "context_window": llm.context_window(),
+    Ok(Json(ModelList {
+        object: "list",
+        data: vec![ModelEntry {
+            id: llm.model().to_string(),
+            object: "model",
+            created: 0,
+            owned_by: "mongars",
+            context_window: llm.context_window(),
         }],
-    })))
+    }))
 }

@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use mongars_core::CoreError;
 use mongars_core::ports::{ResearchQuery, dot};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RagBody {
     query: String,
     #[serde(default)]
@@ -45,13 +45,44 @@ fn focus_areas(query: &str) -> Vec<String> {
     out
 }
 
+/// A document the retrieval service found.
+#[derive(Serialize, ToSchema)]
+pub struct Reference {
+    repository: String,
+    file_path: String,
+    summary: String,
+    /// 0..1, from the retrieval service.
+    score: f32,
+    url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RagContext {
+    /// False when research or the document service is off.
+    enabled: bool,
+    focus_areas: Vec<String>,
+    references: Vec<Reference>,
+}
+
+impl RagContext {
+    fn disabled() -> Self {
+        Self {
+            enabled: false,
+            focus_areas: Vec::new(),
+            references: Vec::new(),
+        }
+    }
+}
+
 /// `POST /api/v1/review/rag-context`: `enabled: false` and empty lists when
 /// research or the document service is off, never an error.
+#[utoipa::path(post, path = "/api/v1/review/rag-context", tag = "helpers", request_body = RagBody,
+    security(("bearer" = [])), responses((status = 200, description = "References", body = RagContext)))]
 pub async fn rag_context(
     State(state): State<AppState>,
     AuthUser(_who): AuthUser,
     ApiJson(body): ApiJson<RagBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RagContext>> {
     check_len("query", body.query.trim(), 1, 4000)?;
     let max = body.max_results.unwrap_or(5);
     if !(1..=20).contains(&max) {
@@ -64,9 +95,8 @@ pub async fn rag_context(
             "at most 20 repository names of 1 to 200 characters",
         ));
     }
-    let disabled = json!({"enabled": false, "focus_areas": [], "references": []});
     let Some(research) = state.conversation.mind().research.clone() else {
-        return Ok(Json(disabled));
+        return Ok(Json(RagContext::disabled()));
     };
     let query = ResearchQuery {
         text: body.query.trim().to_string(),
@@ -74,30 +104,28 @@ pub async fn rag_context(
         max_results: max as usize,
     };
     let found = match research.documents(query).await {
-        None => return Ok(Json(disabled)),
+        None => return Ok(Json(RagContext::disabled())),
         Some(Ok(found)) => found,
         Some(Err(e)) => {
             tracing::warn!(error = e, "document retrieval failed");
             Vec::new()
         }
     };
-    let references: Vec<Value> = found
+    let references = found
         .into_iter()
-        .map(|r| {
-            json!({
-                "repository": r.repository.unwrap_or_default(),
-                "file_path": r.file_path.unwrap_or_default(),
-                "summary": r.summary,
-                "score": r.score,
-                "url": r.url,
-            })
+        .map(|r| Reference {
+            repository: r.repository.unwrap_or_default(),
+            file_path: r.file_path.unwrap_or_default(),
+            summary: r.summary,
+            score: r.score,
+            url: r.url,
         })
         .collect();
-    Ok(Json(json!({
-        "enabled": true,
-        "focus_areas": focus_areas(&body.query),
-        "references": references,
-    })))
+    Ok(Json(RagContext {
+        enabled: true,
+        focus_areas: focus_areas(&body.query),
+        references,
+    }))
 }
 
 /// Actions offered when the client names none, with what each is for.
@@ -112,20 +140,32 @@ const DEFAULT_ACTIONS: &[(&str, &str)] = &[
     ("write", "draft an email, a letter or a message"),
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SuggestBody {
     prompt: String,
     #[serde(default)]
     actions: Option<Vec<String>>,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Suggestions {
+    /// Best first.
+    actions: Vec<String>,
+    /// Each action's score, 0..1.
+    scores: BTreeMap<String, f32>,
+    /// The embedding model that scored them.
+    model: String,
+}
+
 /// `POST /api/v1/ui/suggestions`: the actions ordered by cosine similarity
 /// between the prompt and each action's description, scored 0..1.
+#[utoipa::path(post, path = "/api/v1/ui/suggestions", tag = "helpers", request_body = SuggestBody,
+    security(("bearer" = [])), responses((status = 200, description = "Ranked actions", body = Suggestions)))]
 pub async fn suggestions(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     ApiJson(body): ApiJson<SuggestBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Suggestions>> {
     check_len("prompt", body.prompt.trim(), 1, 8000)?;
     let actions: Vec<(String, String)> = match body.actions {
         Some(list) if !list.is_empty() => {
@@ -173,10 +213,10 @@ pub async fn suggestions(
         })
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let scores: BTreeMap<&str, f32> = scored.iter().map(|(a, s)| (a.as_str(), *s)).collect();
-    Ok(Json(json!({
-        "actions": scored.iter().map(|(a, _)| a).collect::<Vec<_>>(),
-        "scores": scores,
-        "model": embedder.model(),
-    })))
+    let scores = scored.iter().map(|(a, s)| (a.clone(), *s)).collect();
+    Ok(Json(Suggestions {
+        actions: scored.into_iter().map(|(a, _)| a).collect(),
+        scores,
+        model: embedder.model().to_string(),
+    }))
 }

@@ -7,19 +7,22 @@ use axum::Json;
 use axum::extract::State;
 use mongars_core::domain::{Password, Username};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RegisterResponse {
     status: &'static str,
     is_admin: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/user/register", tag = "accounts", request_body = RegisterRequest,
+    security(("bearer" = [])), responses((status = 200, description = "Registered", body = RegisterResponse)))]
 pub async fn register(
     State(state): State<AppState>,
     caller: Option<AuthUser>,
@@ -35,14 +38,14 @@ pub async fn register(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserList {
     users: Vec<String>,
     /// The same accounts with their state, for the console.
     details: Vec<UserView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     username: String,
     is_admin: bool,
@@ -63,7 +66,7 @@ impl From<&mongars_core::domain::User> for UserView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserChange {
     disabled: bool,
 }
@@ -71,6 +74,9 @@ pub struct UserChange {
 /// `PATCH /api/v1/user/{username}` (admin) `{disabled}`: disable (revoking
 /// the account's tokens and closing its sockets on every replica) or
 /// re-enable an account. Admins cannot disable themselves.
+#[utoipa::path(patch, path = "/api/v1/user/{username}", tag = "accounts", request_body = UserChange,
+    params(("username" = String, Path, description = "The account")),
+    security(("bearer" = [])), responses((status = 200, description = "The account", body = UserView)))]
 pub async fn update(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
@@ -85,6 +91,9 @@ pub async fn update(
     Ok(Json(UserView::from(&user)))
 }
 
+/// Every account (admins).
+#[utoipa::path(get, path = "/api/v1/user/list", tag = "accounts",
+    security(("bearer" = [])), responses((status = 200, description = "Accounts", body = UserList)))]
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<UserList>> {
     let users = state.auth.list_users().await?;
     Ok(Json(UserList {
@@ -93,13 +102,13 @@ pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     old_password: String,
     new_password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StatusResponse {
     status: &'static str,
 }
@@ -107,6 +116,8 @@ pub struct StatusResponse {
 /// `POST /api/v1/user/change-password`: wrong current passwords are
 /// throttled like failed logins; success revokes every older token and
 /// closes the caller's sockets on every replica.
+#[utoipa::path(post, path = "/api/v1/user/change-password", tag = "accounts", request_body = ChangePasswordRequest,
+    security(("bearer" = [])), responses((status = 200, description = "Changed", body = StatusResponse)))]
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,

@@ -18,31 +18,46 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use mongars_core::CoreError;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Bytes read from a socket at a time; idle sockets keep only this much.
 const READ_BUFFER: usize = 4096;
 
+/// A single-use ticket for one socket.
+#[derive(Serialize, ToSchema)]
+pub struct Ticket {
+    /// 64 hex characters, for `GET /ws/chat/?t=`.
+    ticket: String,
+    /// Seconds it is good for.
+    ttl: u64,
+}
+
 /// `POST /api/v1/auth/ws/ticket`
+#[utoipa::path(post, path = "/api/v1/auth/ws/ticket", tag = "realtime", security(("bearer" = [])),
+    responses((status = 200, description = "A ticket", body = Ticket)))]
 pub async fn ticket(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     if !state.realtime.options().enabled {
         return Err(disabled());
     }
     let (ticket, ttl) = state.realtime.issue_ticket(&who).await?;
-    Ok(Json(json!({"ticket": ticket, "ttl": ttl})))
+    Ok(Json(Ticket { ticket, ttl }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
+    /// The ticket.
     #[serde(default)]
     t: Option<String>,
 }
 
-/// `GET /ws/chat/?t=<ticket>`
+/// `GET /ws/chat/?t=<ticket>`: the WebSocket (frames in docs/API.md).
+#[utoipa::path(get, path = "/ws/chat/", tag = "realtime", params(Handshake),
+    responses((status = 101, description = "Switching to the WebSocket protocol")))]
 pub async fn chat(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -98,6 +113,19 @@ pub async fn chat(
         .on_upgrade(move |socket| {
             session::Session::new(state, who, origin, subscription).run(socket)
         }))
+}
+
+/// The same without the trailing slash.
+#[utoipa::path(get, path = "/ws/chat", tag = "realtime", params(Handshake),
+    responses((status = 101, description = "Switching to the WebSocket protocol")))]
+pub async fn chat_alias(
+    state: State<AppState>,
+    headers: HeaderMap,
+    q: ApiQuery<Handshake>,
+    bearer: Option<AuthUser>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    chat(state, headers, q, bearer, upgrade).await
 }
 
 fn disabled() -> ApiError {

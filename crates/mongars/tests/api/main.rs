@@ -13,6 +13,7 @@ mod hosts;
 mod keys;
 mod memory;
 mod openai;
+mod openapi;
 mod operations;
 mod real_model;
 mod realtime;

@@ -13,10 +13,10 @@ use mongars_core::conversation::{ConversationOptions, ConversationService};
 use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{LlmBackend, SystemClock};
 use mongars_llm::embedded::{EmbeddedConfig, load_backend};
-use mongars_llm::remote::RemoteConfig;
-use mongars_llm::remote::ollama::OllamaBackend;
-use mongars_llm::remote::openai::OpenAiBackend;
-use mongars_llm::remote::ray::{RayBackend, RayOptions};
+use mongars_llm::remote::ollama::Ollama;
+use mongars_llm::remote::openai::OpenAi;
+use mongars_llm::remote::ray::{Ray, RayOptions};
+use mongars_llm::remote::{RemoteBackend, RemoteConfig};
 use mongars_llm::resilience::{Backoff, BreakerPolicy, Timeouts};
 use mongars_llm::router::{CachePolicy, GuardedBackend, Guards, RoleChain, Router};
 use mongars_metrics::Metrics;
@@ -144,18 +144,18 @@ pub async fn router_from_settings(
                     breaker,
                 };
                 let raw: Arc<dyn LlmBackend> = match b.kind {
-                    RemoteKind::Ollama => Arc::new(OllamaBackend::new(cfg)?),
-                    RemoteKind::Openai => Arc::new(OpenAiBackend::new(cfg)?),
-                    RemoteKind::Ray => Arc::new(RayBackend::new(
-                        cfg,
-                        RayOptions {
+                    RemoteKind::Ollama => Arc::new(RemoteBackend::new(cfg, Ollama)?),
+                    RemoteKind::Openai => Arc::new(RemoteBackend::new(cfg, OpenAi)?),
+                    RemoteKind::Ray => {
+                        let options = RayOptions {
                             stream: b.stream,
                             scale_cycles: b.scale_cycles,
                             backoff,
                             budget: Duration::from_millis(r.first_token_timeout_ms),
-                        },
-                        metrics.ray.clone(),
-                    )?),
+                        };
+                        let ray = Ray::new(options, metrics.ray.clone());
+                        Arc::new(RemoteBackend::new(cfg, ray)?)
+                    }
                 };
                 let kind = match b.kind {
                     RemoteKind::Ollama => "ollama",

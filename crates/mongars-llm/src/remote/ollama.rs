@@ -1,24 +1,122 @@
 //! Ollama: `POST /api/chat` streamed as NDJSON, `GET /api/tags` for health
 //! and presence of the model, `POST /api/pull` (NDJSON progress) to download.
 
-use super::scrubbed;
-use super::{
-    Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
-};
-use super::{expect_content_type, transport, with_auth};
+use super::lines::Lines;
+use super::wire::add_stop_and_seed;
+use super::wire::expect_content_type;
+use super::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend, RemoteConfig};
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-    PullProgress, estimate_prompt_tokens,
-};
+use mongars_core::domain::GenerationRequest;
+use mongars_core::ports::{LlmError, ProgressSink, ProvisionOutcome, PullProgress};
 use serde::Deserialize;
-use serde_json::json;
-use std::time::Instant;
+use serde_json::{Value, json};
 
-pub struct OllamaBackend {
-    cfg: RemoteConfig,
-    http: reqwest::Client,
+/// An Ollama backend.
+pub type OllamaBackend = RemoteBackend<Ollama>;
+
+/// The Ollama chat protocol.
+pub struct Ollama;
+
+impl Ollama {
+    /// Names of the models the server has.
+    pub async fn models(conn: &Conn) -> Result<Vec<String>, LlmError> {
+        conn.list_names("/api/tags", "models", &["name", "model"])
+            .await
+    }
+
+    async fn has_model(conn: &Conn) -> Result<bool, LlmError> {
+        let models = Self::models(conn).await?;
+        Ok(models.iter().any(|m| same_model(m, &conn.cfg().model)))
+    }
+
+    async fn pull(conn: &Conn, progress: ProgressSink) -> Result<(), LlmError> {
+        let model = &conn.cfg().model;
+        let body = json!({ "model": model, "stream": true });
+        let resp = conn.post_json("/api/pull", &body).await?;
+        expect_content_type(&resp, &["json"])?;
+        let mut lines = Lines::new(resp);
+        while let Some(line) = lines.next_line().await? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let p: PullLine = serde_json::from_str(&line)
+                .map_err(|e| LlmError::Malformed(format!("bad pull progress line: {e}")))?;
+            if let Some(error) = p.error {
+                let error = conn.upstream(&error);
+                return Err(LlmError::Failed(format!("pull of {model}: {error}")));
+            }
+            let status = p.status.unwrap_or_default();
+            let finished = status == "success";
+            progress(PullProgress {
+                status,
+                completed: p.completed,
+                total: p.total,
+            });
+            if finished {
+                return Ok(());
+            }
+        }
+        Err(LlmError::Malformed("pull ended without success".into()))
+    }
+}
+
+#[async_trait]
+impl Protocol for Ollama {
+    type Reader = ChatLines;
+    const KIND: &'static str = "ollama";
+
+    fn body(&self, cfg: &RemoteConfig, request: &GenerationRequest) -> Value {
+        let s = &request.sampling;
+        let mut options = json!({
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "num_predict": s.max_tokens,
+            "num_ctx": cfg.context_tokens,
+        });
+        add_stop_and_seed(&mut options, s);
+        json!({
+            "model": cfg.model,
+            "messages": request.messages,
+            "stream": true,
+            "options": options,
+        })
+    }
+
+    async fn send(&self, conn: &Conn, body: &Value) -> Result<reqwest::Response, LlmError> {
+        conn.post_json("/api/chat", body).await
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Lines(&["json"])
+    }
+
+    fn reader(&self) -> ChatLines {
+        ChatLines
+    }
+
+    async fn health(&self, conn: &Conn) -> Result<String, String> {
+        let model = &conn.cfg().model;
+        match Self::has_model(conn).await {
+            Ok(true) => Ok(format!("ollama serves {model}")),
+            Ok(false) => Err(format!(
+                "ollama is up but has no model {model}: run `mongars models pull`"
+            )),
+            Err(e) => Err(format!("ollama: {e}")),
+        }
+    }
+
+    async fn provision(
+        &self,
+        conn: &Conn,
+        force: bool,
+        progress: ProgressSink,
+    ) -> Result<ProvisionOutcome, LlmError> {
+        if !force && Self::has_model(conn).await? {
+            return Ok(ProvisionOutcome::Present);
+        }
+        Self::pull(conn, progress).await?;
+        Ok(ProvisionOutcome::Pulled)
+    }
 }
 
 #[derive(Deserialize)]
@@ -47,70 +145,23 @@ struct PullLine {
     error: Option<String>,
 }
 
-impl OllamaBackend {
-    pub fn new(cfg: RemoteConfig) -> Result<Self, LlmError> {
-        if cfg.urls.len() != 1 {
-            return Err(LlmError::Unavailable("ollama takes exactly one url".into()));
-        }
-        Ok(Self {
-            http: client(&cfg)?,
-            cfg,
-        })
-    }
+/// Reads chat lines until one says `done`.
+pub struct ChatLines;
 
-    fn url(&self, path: &str) -> String {
-        join(&self.cfg.urls[0], path)
-    }
-
-    /// Names of the models the server has.
-    pub async fn models(&self) -> Result<Vec<String>, LlmError> {
-        list_names(
-            &self.http,
-            &self.cfg,
-            &self.url("/api/tags"),
-            "models",
-            &["name", "model"],
-        )
-        .await
-    }
-
-    async fn pull(&self, progress: ProgressSink) -> Result<(), LlmError> {
-        let body = json!({ "model": self.cfg.model, "stream": true });
-        let resp = with_auth(self.http.post(self.url("/api/pull")), &self.cfg)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, &self.cfg).await);
+impl Reader for ChatLines {
+    fn read(&mut self, line: &str, text: &mut Vec<String>) -> Result<Option<Ending>, LlmError> {
+        let chunk: ChatLine = serde_json::from_str(line)
+            .map_err(|e| LlmError::Malformed(format!("bad chat line: {e}")))?;
+        if let Some(error) = chunk.error {
+            return Err(LlmError::Failed(error));
         }
-        expect_content_type(&resp, &["json"])?;
-        let mut lines = Lines::new(resp);
-        while let Some(line) = lines.next_line().await? {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let p: PullLine = serde_json::from_str(&line)
-                .map_err(|e| LlmError::Malformed(format!("bad pull progress line: {e}")))?;
-            if let Some(error) = p.error {
-                let error = super::upstream_message(&error, &self.cfg);
-                return Err(LlmError::Failed(format!(
-                    "pull of {}: {error}",
-                    self.cfg.model
-                )));
-            }
-            let status = p.status.unwrap_or_default();
-            let finished = status == "success";
-            progress(PullProgress {
-                status,
-                completed: p.completed,
-                total: p.total,
-            });
-            if finished {
-                return Ok(());
-            }
-        }
-        Err(LlmError::Malformed("pull ended without success".into()))
+        text.extend(chunk.message.map(|m| m.content));
+        Ok(chunk.done.then_some(Ending {
+            prompt_tokens: chunk.prompt_eval_count,
+            completion_tokens: chunk.eval_count,
+            finish_reason: chunk.done_reason,
+            model: None,
+        }))
     }
 }
 
@@ -126,153 +177,34 @@ fn same_model(have: &str, want: &str) -> bool {
     norm(have) == norm(want)
 }
 
-#[async_trait]
-impl LlmBackend for OllamaBackend {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-
-    fn model(&self) -> &str {
-        &self.cfg.model
-    }
-
-    fn context_window(&self) -> usize {
-        self.cfg.context_tokens
-    }
-
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        Ok(estimate_prompt_tokens(messages))
-    }
-
-    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
-        let started = Instant::now();
-        let prompt_estimate = estimate_prompt_tokens(&request.messages) as u32;
-        let s = &request.sampling;
-        let mut options = json!({
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "num_predict": s.max_tokens,
-            "num_ctx": self.cfg.context_tokens,
-        });
-        if !s.stop.is_empty() {
-            options["stop"] = json!(s.stop);
-        }
-        if let Some(seed) = s.seed {
-            options["seed"] = json!(seed);
-        }
-        let body = json!({
-            "model": self.cfg.model,
-            "messages": request.messages,
-            "stream": true,
-            "options": options,
-        });
-        let resp = with_auth(self.http.post(self.url("/api/chat")), &self.cfg)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, &self.cfg).await);
-        }
-        expect_content_type(&resp, &["json"])?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let model = self.cfg.model.clone();
-        let key = self.cfg.api_key.clone();
-        tokio::spawn(async move {
-            let mut p = Progress::new(started);
-            let lines = Lines::new(resp);
-            if let Err(e) = read_chat(lines, &tx, &mut p, &model, prompt_estimate).await {
-                let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
-            }
-        });
-        Ok(rx)
-    }
-
-    async fn health(&self) -> BackendHealth {
-        let (healthy, detail) = match self.models().await {
-            Ok(models) if models.iter().any(|m| same_model(m, &self.cfg.model)) => {
-                (true, format!("ollama serves {}", self.cfg.model))
-            }
-            Ok(_) => (
-                false,
-                format!(
-                    "ollama is up but has no model {}: run `mongars models pull`",
-                    self.cfg.model
-                ),
-            ),
-            Err(e) => (false, format!("ollama: {e}")),
-        };
-        BackendHealth {
-            healthy,
-            detail,
-            active: 0,
-            queued: 0,
-        }
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        let models = self.models().await?;
-        if !force && models.iter().any(|m| same_model(m, &self.cfg.model)) {
-            return Ok(ProvisionOutcome::Present);
-        }
-        self.pull(progress).await?;
-        Ok(ProvisionOutcome::Pulled)
-    }
-}
-
-/// Forward the chat lines until `done`; an error ends the stream.
-async fn read_chat(
-    mut lines: Lines,
-    tx: &Sender,
-    p: &mut Progress,
-    model: &str,
-    prompt_estimate: u32,
-) -> Result<(), LlmError> {
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line?,
-            _ = tx.closed() => return Ok(()),
-        };
-        let Some(line) = line else {
-            return Err(LlmError::Malformed("stream ended before done".into()));
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let chunk: ChatLine = serde_json::from_str(&line)
-            .map_err(|e| LlmError::Malformed(format!("bad chat line: {e}")))?;
-        if let Some(error) = chunk.error {
-            return Err(LlmError::Failed(error));
-        }
-        let text = chunk.message.map(|m| m.content).unwrap_or_default();
-        if !p.send(tx, text).await {
-            return Ok(());
-        }
-        if chunk.done {
-            let usage = p.usage(
-                model,
-                chunk.prompt_eval_count.unwrap_or(prompt_estimate),
-                chunk.eval_count,
-                finish_reason(chunk.done_reason.as_deref()),
-            );
-            let _ = tx.send(Ok(GenerationEvent::Done(usage))).await;
-            return Ok(());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::same_model;
+    use super::*;
 
     #[test]
     fn model_names_default_to_latest() {
         assert!(same_model("llama3.2:latest", "llama3.2"));
         assert!(same_model("llama3.2:1b", "llama3.2:1b"));
         assert!(!same_model("llama3.2:3b", "llama3.2:1b"));
+    }
+
+    #[test]
+    fn chat_lines_carry_text_until_done() {
+        let mut r = ChatLines;
+        let mut text = Vec::new();
+        let line = r#"{"message":{"content":"Hi"},"done":false}"#;
+        assert!(r.read(line, &mut text).unwrap().is_none());
+        let last = r#"{"message":{"content":"!"},"done":true,"done_reason":"length","prompt_eval_count":9,"eval_count":2}"#;
+        let end = r.read(last, &mut text).unwrap().unwrap();
+        assert_eq!(text, ["Hi", "!"]);
+        assert_eq!(
+            (end.prompt_tokens, end.completion_tokens),
+            (Some(9), Some(2))
+        );
+        assert_eq!(end.finish_reason.as_deref(), Some("length"));
+        let e = r
+            .read(r#"{"error":"model not found"}"#, &mut text)
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Failed(_)));
     }
 }

@@ -2,24 +2,75 @@
 //! `POST /v1/chat/completions` streamed as server-sent events, ending with
 //! `data: [DONE]`, and `GET /v1/models` for health and presence of the model.
 
-use super::scrubbed;
-use super::{
-    Lines, Progress, RemoteConfig, Sender, client, finish_reason, join, list_names, status_error,
-};
-use super::{expect_content_type, transport, with_auth};
+use super::wire::add_stop_and_seed;
+use super::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend, RemoteConfig};
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-    estimate_prompt_tokens,
-};
+use mongars_core::domain::GenerationRequest;
+use mongars_core::ports::LlmError;
 use serde::Deserialize;
-use serde_json::json;
-use std::time::Instant;
+use serde_json::{Value, json};
 
-pub struct OpenAiBackend {
-    cfg: RemoteConfig,
-    http: reqwest::Client,
+/// An OpenAI-compatible backend.
+pub type OpenAiBackend = RemoteBackend<OpenAi>;
+
+/// The OpenAI chat-completions protocol.
+pub struct OpenAi;
+
+impl OpenAi {
+    /// Ids of the models the server lists.
+    pub async fn models(conn: &Conn) -> Result<Vec<String>, LlmError> {
+        conn.list_names("/v1/models", "data", &["id"]).await
+    }
+
+    fn serves(conn: &Conn, models: &[String]) -> bool {
+        let model = &conn.cfg().model;
+        model.is_empty() || models.contains(model)
+    }
+}
+
+#[async_trait]
+impl Protocol for OpenAi {
+    type Reader = Events;
+    const KIND: &'static str = "openai";
+
+    fn body(&self, cfg: &RemoteConfig, request: &GenerationRequest) -> Value {
+        let s = &request.sampling;
+        let mut body = json!({
+            "model": cfg.model,
+            "messages": request.messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+        });
+        add_stop_and_seed(&mut body, s);
+        body
+    }
+
+    async fn send(&self, conn: &Conn, body: &Value) -> Result<reqwest::Response, LlmError> {
+        conn.post_json("/v1/chat/completions", body).await
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Lines(&["text/event-stream"])
+    }
+
+    fn reader(&self) -> Events {
+        Events::default()
+    }
+
+    async fn health(&self, conn: &Conn) -> Result<String, String> {
+        let model = &conn.cfg().model;
+        match Self::models(conn).await {
+            Ok(models) if Self::serves(conn, &models) => Ok(format!("serves {model}")),
+            Ok(models) => Err(format!(
+                "the server lists {} but not {model} (OpenAI-compatible servers load their models themselves)",
+                models.join(", ")
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -27,7 +78,7 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<Choice>,
     usage: Option<Usage>,
-    error: Option<serde_json::Value>,
+    error: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -47,182 +98,37 @@ struct Usage {
     completion_tokens: Option<u32>,
 }
 
-impl OpenAiBackend {
-    pub fn new(cfg: RemoteConfig) -> Result<Self, LlmError> {
-        if cfg.urls.len() != 1 {
-            return Err(LlmError::Unavailable("openai takes exactly one url".into()));
-        }
-        Ok(Self {
-            http: client(&cfg)?,
-            cfg,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        join(&self.cfg.urls[0], path)
-    }
-
-    /// Ids of the models the server lists.
-    pub async fn models(&self) -> Result<Vec<String>, LlmError> {
-        list_names(
-            &self.http,
-            &self.cfg,
-            &self.url("/v1/models"),
-            "data",
-            &["id"],
-        )
-        .await
-    }
-
-    fn serves(&self, models: &[String]) -> bool {
-        self.cfg.model.is_empty() || models.contains(&self.cfg.model)
-    }
+/// Reads `data:` events until `[DONE]`, remembering the finish reason,
+/// the usage and the model name as they pass.
+#[derive(Default)]
+pub struct Events {
+    finish: Option<String>,
+    usage: Option<Usage>,
+    model: Option<String>,
 }
 
-#[async_trait]
-impl LlmBackend for OpenAiBackend {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-
-    fn model(&self) -> &str {
-        &self.cfg.model
-    }
-
-    fn context_window(&self) -> usize {
-        self.cfg.context_tokens
-    }
-
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        Ok(estimate_prompt_tokens(messages))
-    }
-
-    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
-        let started = Instant::now();
-        let prompt_estimate = estimate_prompt_tokens(&request.messages) as u32;
-        let s = &request.sampling;
-        let mut body = json!({
-            "model": self.cfg.model,
-            "messages": request.messages,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
-        });
-        if !s.stop.is_empty() {
-            body["stop"] = json!(s.stop);
-        }
-        if let Some(seed) = s.seed {
-            body["seed"] = json!(seed);
-        }
-        let resp = with_auth(self.http.post(self.url("/v1/chat/completions")), &self.cfg)
-            .json(&body)
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(status_error(resp, &self.cfg).await);
-        }
-        expect_content_type(&resp, &["text/event-stream"])?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let model = self.cfg.model.clone();
-        let key = self.cfg.api_key.clone();
-        tokio::spawn(async move {
-            let mut p = Progress::new(started);
-            let lines = Lines::new(resp);
-            if let Err(e) = read_events(lines, &tx, &mut p, &model, prompt_estimate).await {
-                let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
-            }
-        });
-        Ok(rx)
-    }
-
-    async fn health(&self) -> BackendHealth {
-        let (healthy, detail) = match self.models().await {
-            Ok(models) if self.serves(&models) => (true, format!("serves {}", self.cfg.model)),
-            Ok(models) => (
-                false,
-                format!(
-                    "the server lists {} but not {}",
-                    models.join(", "),
-                    self.cfg.model
-                ),
-            ),
-            Err(e) => (false, e.to_string()),
-        };
-        BackendHealth {
-            healthy,
-            detail,
-            active: 0,
-            queued: 0,
-        }
-    }
-
-    async fn provision(
-        &self,
-        _force: bool,
-        _progress: ProgressSink,
-    ) -> Result<ProvisionOutcome, LlmError> {
-        let models = self.models().await?;
-        if self.serves(&models) {
-            Ok(ProvisionOutcome::Present)
-        } else {
-            Err(LlmError::Unavailable(format!(
-                "model {} is not served; OpenAI-compatible servers load models themselves",
-                self.cfg.model
-            )))
-        }
-    }
-}
-
-/// Forward `data:` events until `[DONE]`; an error ends the stream.
-async fn read_events(
-    mut lines: Lines,
-    tx: &Sender,
-    p: &mut Progress,
-    model: &str,
-    prompt_estimate: u32,
-) -> Result<(), LlmError> {
-    let mut finish: Option<String> = None;
-    let mut usage: Option<Usage> = None;
-    let mut model_seen: Option<String> = None;
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line?,
-            _ = tx.closed() => return Ok(()),
-        };
-        let Some(line) = line else {
-            return Err(LlmError::Malformed(
-                "event stream ended before [DONE]".into(),
-            ));
-        };
+impl Reader for Events {
+    fn read(&mut self, line: &str, text: &mut Vec<String>) -> Result<Option<Ending>, LlmError> {
         let Some(data) = line.strip_prefix("data:") else {
-            // Blank separators, comments (":"), "event:" and "id:" lines.
-            continue;
+            // Comments (":"), "event:" and "id:" lines.
+            return Ok(None);
         };
         let data = data.trim();
         if data == "[DONE]" {
-            let used = usage.unwrap_or(Usage {
-                prompt_tokens: None,
-                completion_tokens: None,
-            });
-            let name = model_seen.as_deref().unwrap_or(model);
-            let done = p.usage(
-                name,
-                used.prompt_tokens.unwrap_or(prompt_estimate),
-                used.completion_tokens,
-                finish_reason(finish.as_deref()),
-            );
-            let _ = tx.send(Ok(GenerationEvent::Done(done))).await;
-            return Ok(());
+            let usage = self.usage.take();
+            return Ok(Some(Ending {
+                prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
+                completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
+                finish_reason: self.finish.take(),
+                model: self.model.take(),
+            }));
         }
-        let value: serde_json::Value = serde_json::from_str(data)
+        let value: Value = serde_json::from_str(data)
             .map_err(|e| LlmError::Malformed(format!("bad event JSON: {e}")))?;
-        if model_seen.is_none() {
-            model_seen = value
+        if self.model.is_none() {
+            self.model = value
                 .get("model")
-                .and_then(|m| m.as_str())
+                .and_then(Value::as_str)
                 .filter(|m| !m.is_empty())
                 .map(str::to_string);
         }
@@ -231,21 +137,67 @@ async fn read_events(
         if let Some(e) = chunk.error {
             let msg = e
                 .get("message")
-                .and_then(|m| m.as_str())
+                .and_then(Value::as_str)
                 .map_or_else(|| e.to_string(), str::to_string);
             return Err(LlmError::Failed(msg));
         }
         if chunk.usage.is_some() {
-            usage = chunk.usage;
+            self.usage = chunk.usage;
         }
         for choice in chunk.choices {
             if choice.finish_reason.is_some() {
-                finish = choice.finish_reason;
+                self.finish = choice.finish_reason;
             }
-            let text = choice.delta.and_then(|d| d.content).unwrap_or_default();
-            if !p.send(tx, text).await {
-                return Ok(());
+            text.extend(choice.delta.and_then(|d| d.content));
+        }
+        Ok(None)
+    }
+
+    fn unfinished(&self) -> &'static str {
+        "event stream ended before [DONE]"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(lines: &[&str]) -> Result<(Vec<String>, Option<Ending>), LlmError> {
+        let mut r = Events::default();
+        let mut text = Vec::new();
+        for line in lines {
+            if let Some(end) = r.read(line, &mut text)? {
+                return Ok((text, Some(end)));
             }
         }
+        Ok((text, None))
+    }
+
+    #[test]
+    fn events_carry_text_usage_and_the_model_until_done() {
+        let (text, end) = read_all(&[
+            ": keep-alive",
+            r#"data: {"model":"m-1","choices":[{"delta":{"content":"Hel"}}]}"#,
+            r#"data: {"choices":[{"delta":{"content":"lo"},"finish_reason":"length"}]}"#,
+            r#"data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#,
+            "data: [DONE]",
+        ])
+        .unwrap();
+        assert_eq!(text, ["Hel", "lo"]);
+        let end = end.unwrap();
+        assert_eq!(end.model.as_deref(), Some("m-1"));
+        assert_eq!(
+            (end.prompt_tokens, end.completion_tokens),
+            (Some(7), Some(2))
+        );
+        assert_eq!(end.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn an_error_event_or_bad_json_fails_the_reply() {
+        let e = read_all(&[r#"data: {"error":{"message":"overloaded"}}"#]).unwrap_err();
+        assert!(matches!(e, LlmError::Failed(m) if m == "overloaded"));
+        let e = read_all(&["data: {nope"]).unwrap_err();
+        assert!(matches!(e, LlmError::Malformed(_)));
     }
 }

@@ -22,14 +22,12 @@
 //! Other 5xx and connection errors back off exponentially with jitter. Other
 //! 4xx fail at once. At most `endpoints x scale_cycles` attempts.
 
-use super::{Lines, Progress, RemoteConfig, Sender, client, finish_reason, status_error};
-use super::{expect_content_type, read_json, retry_after, scrubbed, transport, with_auth};
+use super::wire::{retry_after, status_error, transport};
+use super::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend, RemoteConfig};
 use crate::resilience::Backoff;
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest};
-use mongars_core::ports::{
-    BackendHealth, GenerationStream, LlmBackend, LlmError, estimate_prompt_tokens,
-};
+use mongars_core::domain::GenerationRequest;
+use mongars_core::ports::LlmError;
 use mongars_metrics::RayMetrics;
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -38,6 +36,9 @@ use std::time::{Duration, Instant};
 
 /// Waits after a scaling answer without `Retry-After`.
 const SCALING_BACKOFF_MS: [u64; 4] = [500, 1000, 2000, 4000];
+
+/// A Ray Serve backend.
+pub type RayBackend = RemoteBackend<Ray>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RayOptions {
@@ -51,12 +52,11 @@ pub struct RayOptions {
     pub budget: Duration,
 }
 
-pub struct RayBackend {
-    cfg: RemoteConfig,
+/// The Ray Serve protocol, with its rotation across endpoints.
+pub struct Ray {
     opts: RayOptions,
-    http: reqwest::Client,
     metrics: RayMetrics,
-    /// Index of the endpoint that answered last.
+    /// Index of the endpoint that answered last (`usize::MAX`: none yet).
     last_ok: AtomicUsize,
     /// Per endpoint: not to be tried before this instant (Retry-After).
     cooling: Mutex<Vec<Option<Instant>>>,
@@ -70,23 +70,17 @@ enum Attempt {
     Fail(LlmError),
 }
 
-impl RayBackend {
-    pub fn new(cfg: RemoteConfig, opts: RayOptions, metrics: RayMetrics) -> Result<Self, LlmError> {
-        if cfg.urls.is_empty() {
-            return Err(LlmError::Unavailable("ray needs at least one url".into()));
-        }
-        let n = cfg.urls.len();
-        Ok(Self {
-            http: client(&cfg)?,
-            last_ok: AtomicUsize::new(n - 1),
-            cooling: Mutex::new(vec![None; n]),
-            cfg,
+impl Ray {
+    pub fn new(opts: RayOptions, metrics: RayMetrics) -> Self {
+        Self {
             opts,
             metrics,
-        })
+            last_ok: AtomicUsize::new(usize::MAX),
+            cooling: Mutex::new(Vec::new()),
+        }
     }
 
-    fn body(&self, request: &GenerationRequest) -> Value {
+    fn prompt(request: &GenerationRequest) -> String {
         let mut prompt = String::new();
         for m in &request.messages {
             prompt.push_str(m.role.as_str());
@@ -95,27 +89,15 @@ impl RayBackend {
             prompt.push('\n');
         }
         prompt.push_str("assistant:");
-        let s = &request.sampling;
-        json!({
-            "prompt": prompt,
-            "messages": request.messages,
-            "max_new_tokens": s.max_tokens,
-            "context": {
-                "temperature": s.temperature,
-                "top_p": s.top_p,
-                "stop": s.stop,
-                "seed": s.seed,
-                "model": self.cfg.model,
-            },
-            "stream": self.opts.stream,
-        })
+        prompt
     }
 
-    async fn attempt(&self, index: usize, body: &Value) -> Attempt {
-        let url = &self.cfg.urls[index];
+    async fn attempt(&self, conn: &Conn, index: usize, body: &Value) -> Attempt {
+        let url = &conn.cfg().urls[index];
         self.metrics.requests.inc();
         let sent = Instant::now();
-        let result = with_auth(self.http.post(url), &self.cfg)
+        let result = conn
+            .request(reqwest::Method::POST, url)
             .json(body)
             .send()
             .await;
@@ -146,11 +128,11 @@ impl RayBackend {
                     .failures
                     .with_label_values(&["server_error"])
                     .inc();
-                Attempt::Retry(status_error(resp, &self.cfg).await)
+                Attempt::Retry(status_error(resp, conn.cfg()).await)
             }
             _ => {
                 self.metrics.failures.with_label_values(&["rejected"]).inc();
-                Attempt::Fail(status_error(resp, &self.cfg).await)
+                Attempt::Fail(status_error(resp, conn.cfg()).await)
             }
         }
     }
@@ -161,15 +143,18 @@ impl RayBackend {
 
     fn cool(&self, index: usize, until: Instant) {
         if let Ok(mut c) = self.cooling.lock() {
+            if c.len() <= index {
+                c.resize(index + 1, None);
+            }
             c[index] = Some(until);
         }
     }
 
     /// The first endpoint that answers 2xx, after rotation and retries.
-    async fn send(&self, body: &Value) -> Result<(usize, reqwest::Response), LlmError> {
-        let n = self.cfg.urls.len();
+    async fn rotate(&self, conn: &Conn, body: &Value) -> Result<reqwest::Response, LlmError> {
+        let n = conn.cfg().urls.len();
         let attempts = n * self.opts.scale_cycles as usize;
-        let start = (self.last_ok.load(Ordering::Relaxed) + 1) % n;
+        let start = self.last_ok.load(Ordering::Relaxed).wrapping_add(1) % n;
         let mut scaling = 0usize;
         let mut retries = 0u32;
         let mut last = LlmError::Unavailable("no attempt made".into());
@@ -187,10 +172,10 @@ impl RayBackend {
                 }
                 tokio::time::sleep_until(until.into()).await;
             }
-            match self.attempt(index, body).await {
+            match self.attempt(conn, index, body).await {
                 Attempt::Answer(resp) => {
                     self.last_ok.store(index, Ordering::Relaxed);
-                    return Ok((index, resp));
+                    return Ok(resp);
                 }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Scaling(status, wait) => {
@@ -238,78 +223,63 @@ impl RayBackend {
 }
 
 #[async_trait]
-impl LlmBackend for RayBackend {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
+impl Protocol for Ray {
+    type Reader = RayReader;
+    const KIND: &'static str = "ray";
 
-    fn model(&self) -> &str {
-        &self.cfg.model
-    }
-
-    fn context_window(&self) -> usize {
-        self.cfg.context_tokens
-    }
-
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        Ok(estimate_prompt_tokens(messages))
-    }
-
-    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
-        let started = Instant::now();
-        let prompt_estimate = estimate_prompt_tokens(&request.messages) as u32;
-        let body = self.body(&request);
-        let (_, resp) = self.send(&body).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let model = self.cfg.model.clone();
-        let failures = self.metrics.failures.clone();
-        let key = self.cfg.api_key.clone();
-        if self.opts.stream {
-            expect_content_type(&resp, &["json"])?;
-            tokio::spawn(async move {
-                let mut p = Progress::new(started);
-                if let Err(e) =
-                    read_stream(Lines::new(resp), &tx, &mut p, &model, prompt_estimate).await
-                {
-                    failures.with_label_values(&[e.kind()]).inc();
-                    let _ = tx.send(Err(scrubbed(e, key.as_deref()))).await;
-                }
-            });
+    fn check_urls(urls: &[String]) -> Result<(), LlmError> {
+        if urls.is_empty() {
+            Err(LlmError::Unavailable("ray needs at least one url".into()))
         } else {
-            let value = read_json(resp, 16 << 20)
-                .await
-                .inspect_err(|e| {
-                    failures.with_label_values(&[e.kind()]).inc();
-                })
-                .map_err(|e| scrubbed(e, key.as_deref()))?;
-            let text = ["text", "generated_text", "response"]
-                .iter()
-                .find_map(|k| value.get(*k)?.as_str())
-                .ok_or_else(|| {
-                    failures.with_label_values(&["malformed"]).inc();
-                    LlmError::Malformed("answer has no text, generated_text or response".into())
-                })?
-                .to_string();
-            tokio::spawn(async move {
-                let mut p = Progress::new(started);
-                if p.send(&tx, text).await {
-                    let done = done_usage(&p, &value, &model, prompt_estimate);
-                    let _ = tx.send(Ok(GenerationEvent::Done(done))).await;
-                }
-            });
+            Ok(())
         }
-        Ok(rx)
     }
 
-    async fn health(&self) -> BackendHealth {
+    fn body(&self, cfg: &RemoteConfig, request: &GenerationRequest) -> Value {
+        let s = &request.sampling;
+        json!({
+            "prompt": Self::prompt(request),
+            "messages": request.messages,
+            "max_new_tokens": s.max_tokens,
+            "context": {
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "stop": s.stop,
+                "seed": s.seed,
+                "model": cfg.model,
+            },
+            "stream": self.opts.stream,
+        })
+    }
+
+    async fn send(&self, conn: &Conn, body: &Value) -> Result<reqwest::Response, LlmError> {
+        self.rotate(conn, body).await
+    }
+
+    fn framing(&self) -> Framing {
+        if self.opts.stream {
+            Framing::Lines(&["json"])
+        } else {
+            Framing::Whole
+        }
+    }
+
+    fn reader(&self) -> RayReader {
+        RayReader {
+            stream: self.opts.stream,
+        }
+    }
+
+    async fn health(&self, conn: &Conn) -> Result<String, String> {
         let mut details = Vec::new();
         let mut healthy = false;
-        for (i, url) in self.cfg.urls.iter().enumerate() {
+        for (i, url) in conn.cfg().urls.iter().enumerate() {
             let root = url
                 .find("://")
                 .and_then(|s| url[s + 3..].find('/').map(|p| &url[..s + 3 + p]))
                 .unwrap_or(url);
-            let probe = with_auth(self.http.get(format!("{root}/-/healthz")), &self.cfg)
+            let probe = conn
+                .request(reqwest::Method::GET, &format!("{root}/-/healthz"))
                 .timeout(Duration::from_secs(3))
                 .send()
                 .await;
@@ -322,21 +292,56 @@ impl LlmBackend for RayBackend {
                 Err(e) => details.push(format!("endpoint {i}: {}", transport(e))),
             }
         }
-        BackendHealth {
-            healthy,
-            detail: details.join("; "),
-            active: 0,
-            queued: 0,
-        }
+        let detail = details.join("; ");
+        if healthy { Ok(detail) } else { Err(detail) }
+    }
+
+    fn failed(&self, error: &LlmError) {
+        self.metrics
+            .failures
+            .with_label_values(&[error.kind()])
+            .inc();
     }
 }
 
-fn done_usage(
-    p: &Progress,
-    value: &Value,
-    model: &str,
-    prompt_estimate: u32,
-) -> mongars_core::domain::GenerationUsage {
+/// Reads a whole answer (`{"text"}`), or NDJSON lines (`{"delta"}` ...
+/// `{"done": true}`) when streaming.
+pub struct RayReader {
+    stream: bool,
+}
+
+impl Reader for RayReader {
+    fn read(&mut self, line: &str, text: &mut Vec<String>) -> Result<Option<Ending>, LlmError> {
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            let what = if self.stream { "stream line" } else { "JSON" };
+            LlmError::Malformed(format!("bad {what}: {e}"))
+        })?;
+        if let Some(e) = value.get("error") {
+            return Err(LlmError::Failed(
+                e.as_str().map_or_else(|| e.to_string(), str::to_string),
+            ));
+        }
+        if !self.stream {
+            let whole = ["text", "generated_text", "response"]
+                .iter()
+                .find_map(|k| value.get(*k)?.as_str())
+                .ok_or_else(|| {
+                    LlmError::Malformed("answer has no text, generated_text or response".into())
+                })?;
+            text.push(whole.to_string());
+            return Ok(Some(ending(&value)));
+        }
+        text.extend(
+            ["delta", "text"]
+                .iter()
+                .find_map(|k| value.get(*k)?.as_str())
+                .map(str::to_string),
+        );
+        Ok((value.get("done").and_then(Value::as_bool) == Some(true)).then(|| ending(&value)))
+    }
+}
+
+fn ending(value: &Value) -> Ending {
     let usage = value.get("usage");
     let count = |k: &str| {
         usage
@@ -344,51 +349,45 @@ fn done_usage(
             .and_then(Value::as_u64)
             .map(|n| n.min(u64::from(u32::MAX)) as u32)
     };
-    p.usage(
-        model,
-        count("prompt_tokens").unwrap_or(prompt_estimate),
-        count("completion_tokens"),
-        finish_reason(value.get("finish_reason").and_then(Value::as_str)),
-    )
+    Ending {
+        prompt_tokens: count("prompt_tokens"),
+        completion_tokens: count("completion_tokens"),
+        finish_reason: value
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        model: None,
+    }
 }
 
-async fn read_stream(
-    mut lines: Lines,
-    tx: &Sender,
-    p: &mut Progress,
-    model: &str,
-    prompt_estimate: u32,
-) -> Result<(), LlmError> {
-    loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line?,
-            _ = tx.closed() => return Ok(()),
-        };
-        let Some(line) = line else {
-            return Err(LlmError::Malformed("stream ended before done".into()));
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(&line)
-            .map_err(|e| LlmError::Malformed(format!("bad stream line: {e}")))?;
-        if let Some(e) = value.get("error") {
-            return Err(LlmError::Failed(
-                e.as_str().map_or_else(|| e.to_string(), str::to_string),
-            ));
-        }
-        let text = ["delta", "text"]
-            .iter()
-            .find_map(|k| value.get(*k)?.as_str())
-            .unwrap_or_default()
-            .to_string();
-        if !p.send(tx, text).await {
-            return Ok(());
-        }
-        if value.get("done").and_then(Value::as_bool) == Some(true) {
-            let done = done_usage(p, &value, model, prompt_estimate);
-            let _ = tx.send(Ok(GenerationEvent::Done(done))).await;
-            return Ok(());
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_answers_take_the_first_text_key_and_the_usage() {
+        let mut r = RayReader { stream: false };
+        let mut text = Vec::new();
+        let body = r#"{"generated_text":"Paris","usage":{"prompt_tokens":5,"completion_tokens":1},"finish_reason":"stop"}"#;
+        let end = r.read(body, &mut text).unwrap().unwrap();
+        assert_eq!(text, ["Paris"]);
+        assert_eq!(
+            (end.prompt_tokens, end.completion_tokens),
+            (Some(5), Some(1))
+        );
+        let e = r.read(r#"{"answer":"?"}"#, &mut text).unwrap_err();
+        assert!(matches!(e, LlmError::Malformed(_)));
+    }
+
+    #[test]
+    fn streamed_lines_end_at_done_and_errors_fail() {
+        let mut r = RayReader { stream: true };
+        let mut text = Vec::new();
+        assert!(r.read(r#"{"delta":"Pa"}"#, &mut text).unwrap().is_none());
+        assert!(r.read(r#"{"text":"ris"}"#, &mut text).unwrap().is_none());
+        assert!(r.read(r#"{"done":true}"#, &mut text).unwrap().is_some());
+        assert_eq!(text, ["Pa", "ris"]);
+        let e = r.read(r#"{"error":"boom"}"#, &mut text).unwrap_err();
+        assert!(matches!(e, LlmError::Failed(m) if m == "boom"));
     }
 }

@@ -16,8 +16,8 @@ use mongars_core::domain::{
     ChatMessage, ChatRole, GenerationEvent, GenerationRequest, SamplingParams,
 };
 use mongars_core::ports::LlmBackend;
-use mongars_llm::remote::RemoteConfig;
-use mongars_llm::remote::openai::OpenAiBackend;
+use mongars_llm::remote::openai::OpenAi;
+use mongars_llm::remote::{RemoteBackend, RemoteConfig};
 use mongars_metrics::Metrics;
 use std::time::{Duration, Instant};
 
@@ -88,15 +88,18 @@ pub async fn run(settings: Settings, args: RouterArgs) -> anyhow::Result<i32> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         format!("http://{}", l.local_addr()?)
     };
-    let raw = OpenAiBackend::new(RemoteConfig {
-        name: "openai".into(),
-        urls: vec![url.clone()],
-        model: "fake".into(),
-        api_key: None,
-        context_tokens: 4096,
-        connect_timeout: Duration::from_secs(2),
-        tls: mongars_net::Tls::public_roots(),
-    })?;
+    let raw = RemoteBackend::new(
+        RemoteConfig {
+            name: "openai".into(),
+            urls: vec![url.clone()],
+            model: "fake".into(),
+            api_key: None,
+            context_tokens: 4096,
+            connect_timeout: Duration::from_secs(2),
+            tls: mongars_net::Tls::public_roots(),
+        },
+        OpenAi,
+    )?;
     let n = args.requests;
     timed(&raw, 50).await?;
     let base = timed(&raw, n).await?;

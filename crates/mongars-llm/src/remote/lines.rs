@@ -1,0 +1,67 @@
+//! A bounded line reader for streamed bodies (NDJSON and server-sent
+//! events).
+
+use super::wire::transport;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use mongars_core::ports::LlmError;
+use std::pin::Pin;
+
+/// Longest line accepted in a streamed body; longer means malformed.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Splits a streamed body into lines (without `\r\n`), refusing lines over
+/// [`MAX_LINE_BYTES`] and invalid UTF-8. A last line without a newline is
+/// still returned.
+pub(crate) struct Lines {
+    body: ByteStream,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl Lines {
+    pub fn new(resp: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(resp.bytes_stream()),
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next line; `Ok(None)` at the end of the body.
+    pub async fn next_line(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return to_text(line).map(Some);
+            }
+            if self.buf.len() > MAX_LINE_BYTES {
+                return Err(LlmError::Malformed(format!(
+                    "line longer than {MAX_LINE_BYTES} bytes"
+                )));
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let line = std::mem::take(&mut self.buf);
+                return to_text(line).map(Some);
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(transport(e)),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+fn to_text(line: Vec<u8>) -> Result<String, LlmError> {
+    String::from_utf8(line).map_err(|_| LlmError::Malformed("invalid UTF-8 in stream".into()))
+}

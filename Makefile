@@ -25,10 +25,12 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 lint: ## Lints as CI runs them
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-bench: build ## Start-up, login throughput, generation, router, memory and realtime figures
+bench: ## Start-up, login throughput, generation, router, memory and realtime figures (built with the bench feature)
+	@scripts/deps.sh run
 	@scripts/models.sh
+	$(CARGO) build --release --locked -p mongars --features bench
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench auth
 	MONGARS_LOGGING__LEVEL=warn ./target/release/mongars bench generate
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench router

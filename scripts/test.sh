@@ -22,7 +22,7 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 echo "== starting PostgreSQL and Redis on loopback"
 url=$(scripts/test-postgres.sh start)

@@ -2,8 +2,9 @@
 //! takes one token; a rejected request takes none, and says how long until
 //! one is available. Replicas that share Redis use its limiter instead.
 
+use crate::ports::Clock;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +17,7 @@ pub struct LocalRateLimiter {
     capacity: f64,
     per_second: f64,
     buckets: Mutex<HashMap<i64, Bucket>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Buckets kept before full ones are forgotten.
@@ -23,11 +25,12 @@ const SWEEP_AT: usize = 10_000;
 
 impl LocalRateLimiter {
     /// `per_minute` tokens refill each minute, up to `burst` at once.
-    pub fn new(per_minute: u32, burst: u32) -> Self {
+    pub fn new(per_minute: u32, burst: u32, clock: Arc<dyn Clock>) -> Self {
         Self {
             capacity: f64::from(burst.max(1)),
             per_second: f64::from(per_minute.max(1)) / 60.0,
             buckets: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -57,7 +60,7 @@ impl LocalRateLimiter {
 #[async_trait::async_trait]
 impl crate::ports::RateLimiter for LocalRateLimiter {
     async fn acquire(&self, user_id: i64) -> Result<(), u64> {
-        self.try_acquire(user_id, Instant::now())
+        self.try_acquire(user_id, self.clock.instant())
     }
 }
 
@@ -69,11 +72,12 @@ fn refill(b: &Bucket, now: Instant, capacity: f64, per_second: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::SystemClock;
     use std::time::Duration;
 
     #[test]
     fn burst_then_refill_and_rejections_are_free() {
-        let rl = LocalRateLimiter::new(60, 3);
+        let rl = LocalRateLimiter::new(60, 3, Arc::new(SystemClock));
         let t0 = Instant::now();
         for _ in 0..3 {
             assert!(rl.try_acquire(1, t0).is_ok());
@@ -91,7 +95,7 @@ mod tests {
 
     #[test]
     fn retry_after_reflects_the_rate() {
-        let rl = LocalRateLimiter::new(6, 1);
+        let rl = LocalRateLimiter::new(6, 1, Arc::new(SystemClock));
         let t0 = Instant::now();
         rl.try_acquire(1, t0).unwrap();
         assert_eq!(rl.try_acquire(1, t0), Err(10));

@@ -5,13 +5,14 @@
 //! - [`resilience`]: timeout, retry, circuit breaker and metrics decorators.
 //! - [`router`]: failover across the backends of each model role, and the
 //!   response cache.
-//! - [`scripted`]: a backend that plays a script, for tests of the pipeline
-//!   (failures before or after the first token, slow streams).
+//! - `scripted` (feature `testing`): a backend that plays a script, for tests
+//!   of the pipeline (failures before or after the first token, slow streams).
 
 pub mod embedded;
 pub mod remote;
 pub mod resilience;
 pub mod router;
+#[cfg(feature = "testing")]
 pub mod scripted;
 pub mod text;
 

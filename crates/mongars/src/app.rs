@@ -2,24 +2,17 @@
 //! call the same [`build`], then [`serve`] on a listener of their choice.
 
 use crate::jwt_key;
-use anyhow::Context;
+use crate::wiring::auth::{auth_service, bootstrap_from_settings};
+use crate::wiring::database::open_database;
 use axum::Router;
-use mongars_config::{DatabaseTarget, Settings};
-use mongars_core::CoreError;
-use mongars_core::auth::{
-    AuthOptions, AuthParts, AuthService, HashParams, LoginThrottle, PasswordHasher, ThrottlePolicy,
-    TokenCodec,
-};
+use mongars_config::Settings;
+use mongars_core::auth::AuthService;
 use mongars_core::conversation::Mind;
-use mongars_core::domain::{Password, Username};
-use mongars_core::ports::{Embedder, HealthCheck, LlmBackend, SystemClock};
+use mongars_core::ports::{Clock, Embedder, HealthCheck, LlmBackend};
 use mongars_http::listener::ListenOptions;
 use mongars_http::{AppState, HttpOptions};
 use mongars_metrics::Metrics;
-use mongars_store::{
-    Database, DatabaseCheck, DbConfig, DbTarget, MigrationsCheck, SqlApiKeyRepository,
-    SqlThrottleStore, SqlUserRepository,
-};
+use mongars_store::{Database, DatabaseCheck, MigrationsCheck};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +41,8 @@ pub struct Overrides {
     pub llm: Option<Arc<dyn LlmBackend>>,
     /// The embedder, instead of the one in `[embeddings]`.
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// The clock of every service, instead of the system's.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Open the database (migrating when configured), load the signing key and
@@ -62,6 +57,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 /// this way). Remote backends still come from settings.
 pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<App> {
     let llm = overrides.llm;
+    let clock = overrides.clock.unwrap_or_else(crate::wiring::system_clock);
     let db = open_database(&settings).await?;
     if settings.database.migrate_on_start {
         let applied = db.migrate().await?;
@@ -71,7 +67,7 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
     }
     let (key, source) = jwt_key::resolve(&settings)?;
     tracing::info!(source = ?source, "JWT signing key loaded");
-    let auth = Arc::new(auth_service(&settings, &db, &key).await?);
+    let auth = Arc::new(auth_service(&settings, &db, &key, clock.clone()).await?);
     if db.migration_status().await?.is_current() {
         bootstrap_from_settings(&settings, &auth).await?;
     } else {
@@ -82,11 +78,11 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
     }
 
     let metrics = Metrics::new();
-    let router = crate::llm::router_from_settings(&settings, llm, &metrics).await?;
+    let router = crate::wiring::llm::router_from_settings(&settings, llm, &metrics, &clock).await?;
     let llm: Arc<dyn LlmBackend> = router.clone();
     let embedder = match overrides.embedder {
         Some(e) => Some(e),
-        None => match crate::mind::embedder_from_settings(&settings).await {
+        None => match crate::wiring::mind::embedder_from_settings(&settings).await {
             Ok(e) => Some(e),
             Err(e) if settings.memory.enabled => return Err(e),
             Err(e) => {
@@ -95,11 +91,17 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
             }
         },
     };
-    let (mind, profiles) = crate::mind::mind_from_settings(&settings, &db, embedder.clone())?;
-    let shared = crate::realtime::shared_from_settings(&settings, auth.clone())?;
-    let mut conversation =
-        crate::llm::conversation_service(&settings, &db, llm.clone(), shared.limiter)
-            .with_mind(mind.clone());
+    let (mind, profiles) =
+        crate::wiring::mind::mind_from_settings(&settings, &db, embedder.clone(), &clock)?;
+    let shared = crate::wiring::realtime::shared_from_settings(&settings, auth.clone(), &clock)?;
+    let mut conversation = crate::wiring::conversation::conversation_service(
+        &settings,
+        &db,
+        llm.clone(),
+        shared.limiter,
+        mind.clone(),
+        &clock,
+    );
     if settings.realtime.enabled {
         conversation = conversation.with_events(shared.realtime.bus().clone());
     }
@@ -171,8 +173,8 @@ pub async fn serve(
         app.settings.clone(),
         Duration::from_secs(app.settings.memory.purge_interval_secs),
     ));
-    let purge = tokio::spawn(purge_throttle_windows(app.auth.clone()));
-    let forget = tokio::spawn(crate::mind::purge_loop(
+    let purge = tokio::spawn(crate::background::purge_throttle_windows(app.auth.clone()));
+    let forget = tokio::spawn(crate::background::purge_loop(
         app.mind.clone(),
         Duration::from_secs(app.settings.memory.purge_interval_secs),
     ));
@@ -213,118 +215,4 @@ pub async fn serve(
 fn scrape_token(settings: &Settings) -> Option<String> {
     let t = &settings.metrics.scrape_token;
     t.is_set().then(|| t.expose().to_string())
-}
-
-/// Open the configured database without migrating. The data folder is
-/// created private to this user (0700) when missing: it holds the database
-/// and the signing key.
-pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
-    create_private_dir(&settings.data_dir)?;
-    let target = match settings.database_target() {
-        DatabaseTarget::Sqlite(path) => DbTarget::Sqlite(path),
-        DatabaseTarget::Postgres(url) => DbTarget::Postgres(url.expose().to_string()),
-    };
-    let cfg = DbConfig {
-        target,
-        max_connections: settings.database.max_connections,
-        connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
-        ca_file: Some(settings.tls.ca_file.clone()).filter(|p| !p.as_os_str().is_empty()),
-    };
-    Ok(Database::connect(&cfg).await?)
-}
-
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("cannot create data folder {} (data_dir)", dir.display()))
-}
-
-/// The auth service on `db`, signing with `key`.
-pub async fn auth_service(
-    settings: &Settings,
-    db: &Database,
-    key: &[u8],
-) -> anyhow::Result<AuthService> {
-    let a = &settings.auth;
-    let hasher = PasswordHasher::new(
-        HashParams {
-            memory_kib: a.argon2_memory_kib,
-            iterations: a.argon2_iterations,
-            parallelism: a.argon2_parallelism,
-        },
-        a.max_concurrent_hashes as usize,
-    )
-    .await?;
-    let throttle = LoginThrottle::new(
-        Arc::new(SqlThrottleStore::new(db.clone())),
-        ThrottlePolicy {
-            window_secs: a.throttle.window_secs,
-            max_failures_per_user: a.throttle.max_failures_per_user,
-            max_failures_per_address: a.throttle.max_failures_per_address,
-        },
-    );
-    Ok(AuthService::new(
-        AuthParts {
-            users: Arc::new(SqlUserRepository::new(db.clone())),
-            keys: Arc::new(SqlApiKeyRepository::new(db.clone())),
-            throttle,
-            hasher,
-            tokens: TokenCodec::new(key, u64::from(a.token_ttl_minutes) * 60),
-            clock: Arc::new(SystemClock),
-        },
-        AuthOptions {
-            open_registration: a.open_registration,
-            bootstrap_enabled: settings.bootstrap.endpoint_enabled,
-        },
-    ))
-}
-
-async fn bootstrap_from_settings(settings: &Settings, auth: &AuthService) -> anyhow::Result<()> {
-    let b = &settings.bootstrap;
-    if b.admin_username.is_empty() {
-        if auth.count_admins().await? == 0 {
-            tracing::warn!(
-                "no admin account yet: run `mongars user add NAME --admin`, set \
-                 bootstrap.admin_username/admin_password, or POST /api/v1/auth/bootstrap-admin"
-            );
-        }
-        return Ok(());
-    }
-    let username = Username::parse(&b.admin_username).context("bootstrap.admin_username")?;
-    let password = Password::new_secret(b.admin_password.expose(), "bootstrap.admin_password")
-        .context("bootstrap.admin_password")?;
-    match auth.create_first_admin(username, &password).await {
-        Ok(user) => tracing::info!(username = %user.username, "first admin created from settings"),
-        Err(CoreError::AdminExists) => {
-            tracing::debug!("an admin exists; bootstrap settings ignored")
-        }
-        Err(CoreError::UserExists) => tracing::warn!(
-            username = %b.admin_username,
-            "bootstrap.admin_username names an existing non-admin account; no admin created"
-        ),
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
-}
-
-/// Forget closed failed-login windows now and then.
-async fn purge_throttle_windows(auth: Arc<AuthService>) {
-    let every = Duration::from_secs(auth.throttle().policy().window_secs.clamp(10, 3600));
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let now = chrono::Utc::now().timestamp_millis();
-        match auth.throttle().purge(now).await {
-            Ok(n) if n > 0 => tracing::debug!(removed = n, "closed login windows purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging login windows failed"),
-        }
-    }
 }

@@ -2,16 +2,14 @@
 //! tests share with `mongars serve`, and start-up helpers.
 
 pub mod app;
+pub mod background;
 pub mod cli;
 pub mod commands;
 pub mod hardware;
 pub mod instance;
 pub mod jwt_key;
 pub mod limits;
-pub mod llm;
-pub mod mind;
-pub mod net;
 pub mod observe;
-pub mod realtime;
 pub mod recovery;
 pub mod telemetry;
+pub mod wiring;

@@ -35,7 +35,7 @@ pub async fn start(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Vec
             metrics.clone(),
             mongars_metrics::otlp::OtlpTarget {
                 endpoint: t.otlp_endpoint.clone(),
-                tls: crate::net::outbound_tls(settings)?,
+                tls: crate::wiring::net::outbound_tls(settings)?,
             },
             Duration::from_secs(t.otlp_interval_secs),
             t.service_name.clone(),

@@ -156,7 +156,9 @@ async fn status_counts(
     let mut settings = mongars_config::defaults().unwrap();
     settings.data_dir = dir.to_path_buf();
     settings.database.url = mongars_config::Secret::new(url);
-    let db = mongars::app::open_database(&settings).await.unwrap();
+    let db = mongars::wiring::database::open_database(&settings)
+        .await
+        .unwrap();
     let rows = mongars_store::SqlTurnRepository::new(db.clone())
         .count_by_status()
         .await

@@ -2,7 +2,7 @@
 //! from it off the reply's path.
 
 use super::context::Mind;
-use super::service::{ChatEvent, ChatReply, confidence_from_logprob};
+use super::reply::{ChatEvent, ChatReply, confidence_from_logprob};
 use super::speech;
 use super::stream::AbandonReason;
 use crate::domain::{

@@ -5,14 +5,13 @@ mod context;
 mod finish;
 mod prompt;
 pub mod recovery;
+mod reply;
 mod service;
 pub mod speech;
 mod stream;
 
 pub use context::{ContextTrace, Mind, TracedMemory, TracedSource};
 pub use prompt::fit_history;
-pub use service::{
-    ChatEvent, ChatReply, ChatRequest, ConversationOptions, ConversationService,
-    confidence_from_logprob, history_window,
-};
+pub use reply::{ChatEvent, ChatReply, confidence_from_logprob};
+pub use service::{ChatRequest, ConversationOptions, ConversationService, history_window};
 pub use stream::{CANCELLED, ChatStream};

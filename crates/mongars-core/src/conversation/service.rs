@@ -4,17 +4,16 @@
 use super::context::{ContextTrace, Mind};
 use super::finish::{Announce, Finish, Learn, TurnRun};
 use super::prompt::fit_history;
+use super::reply::ChatReply;
 use super::speech;
 use super::stream::{AbandonReason, ChatStream};
 use crate::auth::Principal;
 use crate::domain::{
-    GenerationRequest, GenerationUsage, ModelRole, NewTurn, PerRole, SamplingParams, SpeechTurn,
-    Turn, UserMessage, classify_task,
+    GenerationRequest, ModelRole, NewTurn, PerRole, SamplingParams, Turn, UserMessage,
+    classify_task,
 };
 use crate::error::CoreError;
-use crate::memory::{WorkingMemory, WorkingMemoryOptions};
 use crate::ports::{Clock, EventBus, GenerationStream, LlmBackend, RateLimiter, TurnRepository};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -38,39 +37,6 @@ pub struct ChatRequest {
     pub session_id: Option<String>,
 }
 
-/// A finished reply, as the chat endpoints return it.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Serialize)]
-pub struct ChatReply {
-    #[serde(skip)]
-    pub turn_id: String,
-    pub response: String,
-    /// exp(mean token log-probability): the model's average probability for
-    /// the tokens it chose, 0..1. 0.5 when the backend cannot tell.
-    pub confidence: f64,
-    /// Seconds from the request to the end of the reply.
-    pub processing_time: f64,
-    pub speech_turn: SpeechTurn,
-    #[serde(skip)]
-    pub usage: GenerationUsage,
-}
-
-/// What a streamed chat yields: text as it comes, then the reply or an error.
-#[derive(Debug)]
-pub enum ChatEvent {
-    Delta(String),
-    Done(Box<ChatReply>),
-    Error(CoreError),
-}
-
-/// Map a mean log-probability to a 0..1 confidence.
-pub fn confidence_from_logprob(mean_logprob: Option<f64>) -> f64 {
-    mean_logprob
-        .filter(|l| l.is_finite())
-        .map_or(0.5, |l| (l.exp() * 1000.0).round() / 1000.0)
-        .clamp(0.0, 1.0)
-}
-
 pub struct ConversationService {
     llm: Arc<dyn LlmBackend>,
     turns: Arc<dyn TurnRepository>,
@@ -87,37 +53,18 @@ impl ConversationService {
         turns: Arc<dyn TurnRepository>,
         limiter: Arc<dyn RateLimiter>,
         clock: Arc<dyn Clock>,
+        mind: Mind,
         options: ConversationOptions,
     ) -> Self {
-        let working = WorkingMemory::new(
-            turns.clone(),
-            clock.clone(),
-            WorkingMemoryOptions {
-                max_turns: 100,
-                ttl: std::time::Duration::from_secs(24 * 3600),
-            },
-        );
         Self {
             llm,
             turns,
             limiter,
             clock,
             options,
-            mind: Mind {
-                working,
-                records: None,
-                memory: None,
-                personality: None,
-                research: None,
-            },
+            mind,
             events: None,
         }
-    }
-
-    /// Use these memory, personality and research services.
-    pub fn with_mind(mut self, mind: Mind) -> Self {
-        self.mind = mind;
-        self
     }
 
     pub fn mind(&self) -> &Mind {
@@ -396,13 +343,5 @@ mod tests {
         assert_eq!(starts, [5, 5, 5, 5, 5, 10, 10, 10, 10, 10, 15]);
         assert_eq!(history_window(5, 0), 0);
         assert_eq!(history_window(3, 1), 1);
-    }
-
-    #[test]
-    fn confidence_is_the_mean_token_probability() {
-        assert_eq!(confidence_from_logprob(Some(0.0)), 1.0);
-        assert_eq!(confidence_from_logprob(Some(-std::f64::consts::LN_2)), 0.5);
-        assert_eq!(confidence_from_logprob(None), 0.5);
-        assert_eq!(confidence_from_logprob(Some(f64::NEG_INFINITY)), 0.5);
     }
 }

@@ -7,7 +7,7 @@
 //! still stores the turn as failed, with the reason given to
 //! [`ChatStream::abandon`] or `conversation.cancelled`.
 
-use super::service::{ChatEvent, ChatReply};
+use super::reply::{ChatEvent, ChatReply};
 use crate::error::CoreError;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;

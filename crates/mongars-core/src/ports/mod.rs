@@ -104,20 +104,7 @@ pub trait HealthCheck: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// Source of the current time, swappable in tests.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
+mod clock;
 mod embed;
 mod fleet;
 mod llm;
@@ -126,6 +113,7 @@ mod realtime;
 mod research;
 mod turns;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use embed::{EmbedError, Embedder, Embeddings, MAX_EMBED_BATCH, dot, embed_one, normalize};
 pub use fleet::{
     BackendReport, ChainEntry, ModelFleet, ModelsView, ProvisionResult, RoleProvision, RoleView,

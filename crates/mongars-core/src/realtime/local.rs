@@ -1,7 +1,7 @@
 //! The in-process event bus and ticket store, for a single replica.
 
 use super::hub::Hub;
-use crate::ports::{Event, EventBus, TicketClaims, TicketStore};
+use crate::ports::{Clock, Event, EventBus, TicketClaims, TicketStore};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,9 +29,18 @@ impl EventBus for LocalBus {
 }
 
 /// Tickets kept in this process; expired ones are swept as new ones come.
-#[derive(Default)]
 pub struct LocalTickets {
     tickets: Mutex<HashMap<String, (TicketClaims, Instant)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LocalTickets {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            tickets: Mutex::default(),
+            clock,
+        }
+    }
 }
 
 /// Tickets held before expired ones are swept.
@@ -45,7 +54,7 @@ impl TicketStore for LocalTickets {
         claims: &TicketClaims,
         valid_for: Duration,
     ) -> Result<(), String> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         if tickets.len() >= SWEEP_AT {
             tickets.retain(|_, (_, until)| *until > now);
@@ -55,10 +64,11 @@ impl TicketStore for LocalTickets {
     }
 
     async fn take(&self, ticket: &str) -> Result<Option<TicketClaims>, String> {
+        let now = self.clock.instant();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         Ok(tickets
             .remove(ticket)
-            .filter(|(_, until)| *until > Instant::now())
+            .filter(|(_, until)| *until > now)
             .map(|(claims, _)| claims))
     }
 }

@@ -9,10 +9,12 @@
 
 mod load;
 mod logprob;
+#[cfg(feature = "bench")]
 mod raw;
 mod worker;
 
 pub use load::load_backend;
+#[cfg(feature = "bench")]
 pub use raw::{RawRun, raw_greedy_decode};
 
 use async_trait::async_trait;

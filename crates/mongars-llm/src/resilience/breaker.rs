@@ -11,7 +11,7 @@
 use super::Decorator;
 use async_trait::async_trait;
 use mongars_core::domain::GenerationRequest;
-use mongars_core::ports::{GenerationStream, LlmBackend, LlmError};
+use mongars_core::ports::{Clock, GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::{BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, LlmMetrics};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,7 @@ pub struct Breaker {
     policy: BreakerPolicy,
     inner: Mutex<Inner>,
     metrics: LlmMetrics,
+    clock: Arc<dyn Clock>,
 }
 
 /// The right to send one request; settles the breaker when dropped unsettled
@@ -102,7 +103,12 @@ impl Drop for Permit {
 }
 
 impl Breaker {
-    pub fn new(backend: &str, policy: BreakerPolicy, metrics: LlmMetrics) -> Arc<Self> {
+    pub fn new(
+        backend: &str,
+        policy: BreakerPolicy,
+        metrics: LlmMetrics,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         metrics
             .breaker_state
             .with_label_values(&[backend])
@@ -118,6 +124,7 @@ impl Breaker {
                 probe_in_flight: false,
             }),
             metrics,
+            clock,
         })
     }
 
@@ -147,7 +154,7 @@ impl Breaker {
         let probe = match inner.state {
             BreakerState::Closed => false,
             BreakerState::Open => {
-                if inner.open_until.is_some_and(|t| Instant::now() < t) {
+                if inner.open_until.is_some_and(|t| self.clock.instant() < t) {
                     return Err(LlmError::CircuitOpen);
                 }
                 self.transition(&mut inner, BreakerState::HalfOpen);
@@ -180,7 +187,7 @@ impl Breaker {
 
     fn on_failure(&self, probe: bool) {
         let mut inner = self.lock();
-        let now = Instant::now();
+        let now = self.clock.instant();
         if probe || inner.state == BreakerState::HalfOpen {
             inner.probe_in_flight = false;
             self.open(&mut inner, now);
@@ -219,7 +226,7 @@ impl Breaker {
 
     pub fn snapshot(&self) -> BreakerSnapshot {
         let inner = self.lock();
-        let now = Instant::now();
+        let now = self.clock.instant();
         BreakerSnapshot {
             state: inner.state,
             consecutive_failures: inner.failures,
@@ -237,7 +244,7 @@ impl Breaker {
         let inner = self.lock();
         match inner.state {
             BreakerState::Closed => true,
-            BreakerState::Open => inner.open_until.is_none_or(|t| Instant::now() >= t),
+            BreakerState::Open => inner.open_until.is_none_or(|t| self.clock.instant() >= t),
             BreakerState::HalfOpen => !inner.probe_in_flight,
         }
     }
@@ -294,21 +301,28 @@ impl Decorator for BreakerBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mongars_core::ports::ManualClock;
     use mongars_metrics::Metrics;
 
-    fn breaker(failures: u32, cooldown_ms: u64) -> (Arc<Breaker>, Metrics) {
+    fn breaker(failures: u32, cooldown_ms: u64) -> (Arc<Breaker>, Metrics, Arc<ManualClock>) {
         let m = Metrics::new();
         let policy = BreakerPolicy {
             failures,
             window: Duration::from_secs(60),
             cooldown: Duration::from_millis(cooldown_ms),
         };
-        (Breaker::new("b", policy, m.llm.clone()), m)
+        let clock = Arc::new(ManualClock::new());
+        clock.freeze();
+        (
+            Breaker::new("b", policy, m.llm.clone(), clock.clone()),
+            m,
+            clock,
+        )
     }
 
     #[test]
     fn opens_after_consecutive_failures_and_a_success_resets() {
-        let (b, _) = breaker(3, 10_000);
+        let (b, _, _) = breaker(3, 10_000);
         b.acquire().unwrap().failure();
         b.acquire().unwrap().failure();
         b.acquire().unwrap().success();
@@ -322,10 +336,12 @@ mod tests {
 
     #[test]
     fn half_open_lets_exactly_one_probe_through() {
-        let (b, m) = breaker(1, 30);
+        let (b, m, clock) = breaker(1, 30);
         b.acquire().unwrap().failure();
         assert!(b.acquire().is_err());
-        std::thread::sleep(Duration::from_millis(40));
+        clock.advance(Duration::from_millis(29));
+        assert!(b.acquire().is_err(), "still cooling down");
+        clock.advance(Duration::from_millis(1));
         let probe = b.acquire().expect("probe after cool-down");
         assert_eq!(b.snapshot().state, BreakerState::HalfOpen);
         assert!(matches!(b.acquire(), Err(LlmError::CircuitOpen)));
@@ -343,12 +359,12 @@ mod tests {
 
     #[test]
     fn failed_probe_reopens_and_dropped_probe_frees_the_slot() {
-        let (b, _) = breaker(1, 20);
+        let (b, _, clock) = breaker(1, 20);
         b.acquire().unwrap().failure();
-        std::thread::sleep(Duration::from_millis(30));
+        clock.advance(Duration::from_millis(20));
         b.acquire().unwrap().failure();
         assert_eq!(b.snapshot().state, BreakerState::Open);
-        std::thread::sleep(Duration::from_millis(30));
+        clock.advance(Duration::from_millis(20));
         drop(b.acquire().unwrap());
         assert_eq!(b.snapshot().state, BreakerState::HalfOpen);
         assert!(b.acquire().is_ok(), "a cancelled probe frees the slot");

@@ -4,9 +4,10 @@
 //! the oldest goes. Sampled requests are never cached.
 
 use mongars_core::domain::{GenerationRequest, GenerationUsage};
+use mongars_core::ports::Clock;
 use mongars_metrics::CacheMetrics;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -25,14 +26,16 @@ pub struct ResponseCache {
     policy: CachePolicy,
     metrics: CacheMetrics,
     inner: Mutex<(HashMap<String, Entry>, VecDeque<String>)>,
+    clock: Arc<dyn Clock>,
 }
 
 impl ResponseCache {
-    pub fn new(policy: CachePolicy, metrics: CacheMetrics) -> Self {
+    pub fn new(policy: CachePolicy, metrics: CacheMetrics, clock: Arc<dyn Clock>) -> Self {
         Self {
             policy,
             metrics,
             inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            clock,
         }
     }
 
@@ -56,10 +59,13 @@ impl ResponseCache {
     }
 
     pub fn get(&self, key: &str) -> Option<(String, GenerationUsage)> {
+        let now = self.clock.instant();
         let mut guard = self.inner.lock().ok()?;
         let (map, _) = &mut *guard;
         let hit = match map.get(key) {
-            Some(e) if e.at.elapsed() < self.policy.ttl => Some((e.text.clone(), e.usage.clone())),
+            Some(e) if now.saturating_duration_since(e.at) < self.policy.ttl => {
+                Some((e.text.clone(), e.usage.clone()))
+            }
             Some(_) => {
                 map.remove(key);
                 None
@@ -73,6 +79,7 @@ impl ResponseCache {
     }
 
     pub fn put(&self, key: String, text: String, usage: GenerationUsage) {
+        let at = self.clock.instant();
         let Ok(mut guard) = self.inner.lock() else {
             return;
         };
@@ -84,17 +91,7 @@ impl ResponseCache {
                 }
             }
         }
-        if map
-            .insert(
-                key.clone(),
-                Entry {
-                    text,
-                    usage,
-                    at: Instant::now(),
-                },
-            )
-            .is_none()
-        {
+        if map.insert(key.clone(), Entry { text, usage, at }).is_none() {
             order.push_back(key);
         }
         self.metrics.entries.set(map.len() as i64);
@@ -107,6 +104,7 @@ mod tests {
     use mongars_core::domain::{
         ChatMessage, ChatRole, FinishReason, GenerationRequest, SamplingParams,
     };
+    use mongars_core::ports::ManualClock;
     use mongars_metrics::Metrics;
 
     fn req(text: &str, temperature: f32) -> GenerationRequest {
@@ -141,19 +139,22 @@ mod tests {
     #[test]
     fn bounded_expiring_and_counted() {
         let m = Metrics::new();
+        let clock = Arc::new(ManualClock::new());
+        clock.freeze();
         let c = ResponseCache::new(
             CachePolicy {
                 ttl: Duration::from_millis(50),
                 max_entries: 2,
             },
             m.cache.clone(),
+            clock.clone(),
         );
         for k in ["a", "b", "c"] {
             c.put(k.into(), k.into(), usage());
         }
         assert!(c.get("a").is_none(), "oldest evicted");
         assert_eq!(c.get("c").map(|x| x.0), Some("c".into()));
-        std::thread::sleep(Duration::from_millis(60));
+        clock.advance(Duration::from_millis(50));
         assert!(c.get("c").is_none(), "expired");
         let text = m.render();
         assert!(text.contains("mongars_llm_cache_requests_total{result=\"hit\"} 1"));

@@ -5,7 +5,7 @@ use crate::resilience::{
     BackendStats, Backoff, Breaker, BreakerBackend, BreakerPolicy, Decorated, MeteredBackend,
     RetryBackend, TimeoutBackend, Timeouts,
 };
-use mongars_core::ports::{BackendHealth, LlmBackend};
+use mongars_core::ports::{BackendHealth, Clock, LlmBackend};
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,9 +42,10 @@ impl GuardedBackend {
         kind: &str,
         guards: Guards,
         metrics: &Metrics,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         let name = raw.name().to_string();
-        let breaker = Breaker::new(&name, guards.breaker, metrics.llm.clone());
+        let breaker = Breaker::new(&name, guards.breaker, metrics.llm.clone(), clock);
         let stats = Arc::new(BackendStats::default());
         let timed: Arc<dyn LlmBackend> =
             Arc::new(Decorated(TimeoutBackend::new(raw.clone(), guards.timeouts)));

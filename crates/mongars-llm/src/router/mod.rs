@@ -21,7 +21,7 @@ use mongars_core::domain::{
     ChatMessage, FinishReason, GenerationEvent, GenerationRequest, ModelRole, PerRole,
     SamplingParams, classify_task, last_user_text,
 };
-use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+use mongars_core::ports::{BackendHealth, Clock, GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +52,7 @@ impl Router {
         chains: PerRole<RoleChain>,
         cache: Option<CachePolicy>,
         metrics: Metrics,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, LlmError> {
         let mut all: Vec<Arc<GuardedBackend>> = Vec::new();
         for role in ModelRole::ALL {
@@ -74,7 +75,7 @@ impl Router {
         Ok(Self {
             profile,
             profiles,
-            cache: cache.map(|p| Arc::new(ResponseCache::new(p, metrics.cache.clone()))),
+            cache: cache.map(|p| Arc::new(ResponseCache::new(p, metrics.cache.clone(), clock))),
             chains,
             all,
             metrics,

@@ -1,6 +1,5 @@
 //! `mongars doctor`: a readable check of the installation.
 
-use crate::app;
 use crate::hardware::{HardwareProfile, MachineKind};
 use crate::jwt_key;
 use mongars_config::{DatabaseTarget, Settings};
@@ -36,7 +35,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         DatabaseTarget::Sqlite(p) => format!("SQLite at {}", p.display()),
         DatabaseTarget::Postgres(_) => "PostgreSQL (URL redacted)".to_string(),
     };
-    match app::open_database(&settings).await {
+    match crate::wiring::database::open_database(&settings).await {
         Ok(db) => {
             let target = match db.encrypted().await {
                 Ok(true) => format!("{target}, over TLS"),
@@ -140,7 +139,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         let shown = mongars_config::redact_url_credentials(url);
         println!("[info] {:<14} {what} {shown}: {how}", "remote");
     }
-    match crate::net::outbound_tls(&settings) {
+    match crate::wiring::net::outbound_tls(&settings) {
         Ok(tls) if tls.extra_cas() > 0 => println!(
             "[info] {:<14} public roots and {} CA certificate(s) from {}",
             "tls",

@@ -1,13 +1,15 @@
 //! One module per subcommand.
 
-mod bench;
+#[cfg(feature = "bench")]
+pub mod bench;
 mod doctor;
 mod models;
 mod serve;
 mod user;
 
-use crate::app;
-use crate::cli::{BenchCommand, Command, ConfigCommand};
+use crate::cli::{Command, ConfigCommand};
+#[cfg(feature = "bench")]
+use crate::commands::bench::BenchCommand;
 use mongars_config::Settings;
 
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
@@ -21,17 +23,20 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Doctor => doctor::run(settings).await,
-        Command::Bench(BenchCommand::Auth(args)) => bench::auth(settings, args).await,
-        Command::Bench(BenchCommand::Generate(args)) => bench::generate(settings, args).await,
-        Command::Bench(BenchCommand::Router(args)) => bench::router(settings, args).await,
-        Command::Bench(BenchCommand::Memory(args)) => bench::memory(settings, args).await,
-        Command::Bench(BenchCommand::Realtime(args)) => bench::realtime(settings, args).await,
+        #[cfg(feature = "bench")]
+        Command::Bench(cmd) => match cmd {
+            BenchCommand::Auth(args) => bench::auth(settings, args).await,
+            BenchCommand::Generate(args) => bench::generate(settings, args).await,
+            BenchCommand::Router(args) => bench::router(settings, args).await,
+            BenchCommand::Memory(args) => bench::memory(settings, args).await,
+            BenchCommand::Realtime(args) => bench::realtime(settings, args).await,
+        },
         Command::Models(cmd) => models::run(cmd, settings).await,
     }
 }
 
 async fn migrate(settings: Settings, check: bool) -> anyhow::Result<i32> {
-    let db = app::open_database(&settings).await?;
+    let db = crate::wiring::database::open_database(&settings).await?;
     let status = db.migration_status().await?;
     if check {
         for (version, name) in &status.pending {

@@ -11,7 +11,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 pub async fn run(cmd: ModelsCommand, settings: Settings) -> anyhow::Result<i32> {
-    let router = crate::llm::router_from_settings(&settings, None, &Metrics::new()).await?;
+    let router = crate::wiring::llm::router_from_settings(
+        &settings,
+        None,
+        &Metrics::new(),
+        &crate::wiring::system_clock(),
+    )
+    .await?;
     match cmd {
         ModelsCommand::List => {
             let view = router.models();

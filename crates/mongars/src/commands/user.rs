@@ -1,7 +1,6 @@
 //! `mongars user ...` and `mongars key ...`: accounts and their API keys,
 //! managed on the database directly.
 
-use crate::app;
 use crate::cli::{KeyCommand, UserCommand};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
@@ -114,7 +113,7 @@ pub async fn keys(cmd: KeyCommand, settings: Settings) -> anyhow::Result<()> {
 /// The auth service on the configured database. The CLI never issues tokens,
 /// so it signs with a throw-away key instead of touching the real one.
 async fn open(settings: &Settings) -> anyhow::Result<AuthService> {
-    let db = app::open_database(settings).await?;
+    let db = crate::wiring::database::open_database(settings).await?;
     if settings.database.migrate_on_start {
         db.migrate().await?;
     } else if !db.migration_status().await?.is_current() {
@@ -122,7 +121,8 @@ async fn open(settings: &Settings) -> anyhow::Result<AuthService> {
     }
     let mut ephemeral = [0u8; 32];
     getrandom::fill(&mut ephemeral).context("no system randomness")?;
-    app::auth_service(settings, &db, &ephemeral).await
+    crate::wiring::auth::auth_service(settings, &db, &ephemeral, crate::wiring::system_clock())
+        .await
 }
 
 fn read_new_password(prompt: &str) -> anyhow::Result<Password> {

@@ -158,7 +158,9 @@ async fn expired_malformed_and_unknown_keys_are_refused() {
     let app = TestApp::spawn().await;
     let (_, ana) = admin_and_user(&app).await;
     // A key that expired yesterday, stored as the server would store it.
-    let db = mongars::app::open_database(&app.settings).await.unwrap();
+    let db = mongars::wiring::database::open_database(&app.settings)
+        .await
+        .unwrap();
     let ana_name = mongars_core::domain::Username::parse("ana").unwrap();
     let owner = app.app_auth.principal_of(&ana_name).await.unwrap();
     let long_ago = chrono::Utc::now() - chrono::Duration::days(2);

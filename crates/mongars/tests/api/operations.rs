@@ -45,7 +45,9 @@ async fn ready_is_503_until_migrations_are_applied() {
     // Health is independent of readiness.
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
 
-    let db = mongars::app::open_database(&app.settings).await.unwrap();
+    let db = mongars::wiring::database::open_database(&app.settings)
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     let (status, _) = status_json(app.get("/ready", None).await).await;
     assert_eq!(status, StatusCode::OK);

@@ -75,6 +75,8 @@ async fn tickets_are_single_use_short_lived_and_bound_to_their_user() {
         s.realtime.ticket_skew_secs = 0;
     })
     .await;
+    // A one-second ticket outlives any slow step: time moves only when told.
+    app.clock.freeze();
     let (ana, bob) = two_users(&app).await;
     let (status, body) = status_json(
         app.post_json("/api/v1/auth/ws/ticket", json!({}), Some(&ana))
@@ -92,7 +94,7 @@ async fn tickets_are_single_use_short_lived_and_bound_to_their_user() {
     );
 
     let stale = app.ticket(&ana).await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.clock.advance(Duration::from_millis(1001));
     assert_eq!(
         app.open(&stale, None, None).await.err(),
         Some(401),

@@ -100,10 +100,17 @@ async fn changing_the_password_closes_the_users_sockets() {
 /// The database changed by another process (the CLI), which the bus never
 /// hears of.
 async fn disable_behind_the_servers_back(app: &TestApp, name: &str) {
-    let db = mongars::app::open_database(&app.settings).await.unwrap();
-    let auth = mongars::app::auth_service(&app.settings, &db, TEST_JWT_SECRET.as_bytes())
+    let db = mongars::wiring::database::open_database(&app.settings)
         .await
         .unwrap();
+    let auth = mongars::wiring::auth::auth_service(
+        &app.settings,
+        &db,
+        TEST_JWT_SECRET.as_bytes(),
+        std::sync::Arc::new(mongars_core::ports::SystemClock),
+    )
+    .await
+    .unwrap();
     auth.set_disabled(&Username::parse(name).unwrap(), true)
         .await
         .unwrap();
@@ -136,10 +143,17 @@ async fn an_idle_socket_of_a_revoked_account_closes_at_its_next_ping() {
     let mut tab = app.socket(&ana).await;
     tab.until("history.snapshot").await;
     // A password set by an operator is a revocation too.
-    let db = mongars::app::open_database(&app.settings).await.unwrap();
-    let auth = mongars::app::auth_service(&app.settings, &db, TEST_JWT_SECRET.as_bytes())
+    let db = mongars::wiring::database::open_database(&app.settings)
         .await
         .unwrap();
+    let auth = mongars::wiring::auth::auth_service(
+        &app.settings,
+        &db,
+        TEST_JWT_SECRET.as_bytes(),
+        std::sync::Arc::new(mongars_core::ports::SystemClock),
+    )
+    .await
+    .unwrap();
     auth.set_password(
         &Username::parse("ana").unwrap(),
         &Password::new_secret("operator-set-pw", "password").unwrap(),

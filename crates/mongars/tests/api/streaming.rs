@@ -1,14 +1,14 @@
 //! Streamed chat over Server-Sent Events on a scripted backend: events,
 //! failures mid-stream, and a client leaving.
 
-use crate::common::TestApp;
+use crate::common::{TestApp, eventually};
 use crate::conversation::{app_with, stored_turns, user};
 use mongars_core::domain::TurnStatus;
 use mongars_llm::scripted::{Script, ScriptedBackend};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn sse_events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
@@ -91,15 +91,16 @@ async fn leaving_mid_stream_stops_generation() {
     assert!(String::from_utf8_lossy(&first).contains("token"));
     assert_eq!(backend.active(), 1);
     drop(resp);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while backend.active() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "generation still running after the client left"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(
+        Duration::from_secs(30),
+        "generation stops after the client left",
+        || async { backend.active() == 0 },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the turn is ended", || async {
+        stored_turns(&app, "ana").await[0].status != TurnStatus::Pending
+    })
+    .await;
     let turns = stored_turns(&app, "ana").await;
     assert_eq!(turns[0].status, TurnStatus::Failed);
     assert_eq!(

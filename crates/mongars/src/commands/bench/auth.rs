@@ -6,8 +6,8 @@
 //! the same cores (the baseline), `/healthz` latency while logins saturate the
 //! CPU, and the unknown-user / wrong-password timing ratio.
 
+use super::args::BenchArgs;
 use super::pct;
-use crate::cli::BenchArgs;
 use anyhow::{Context, bail};
 use mongars_config::Settings;
 use mongars_core::auth::{HashParams, PasswordHasher};

@@ -2,8 +2,8 @@
 //! llama-cpp-2 decode loop on the same model, prompt and threads, then the
 //! pipeline's own cost around generation with 1,000 stored turns.
 
+use super::args::GenerateArgs;
 use super::{ScratchDb, pct, unthrottled};
-use crate::cli::GenerateArgs;
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::conversation::ChatRequest;
@@ -21,7 +21,7 @@ const PROMPT: &str =
     "Write a short story about a lighthouse keeper who finds a message in a bottle.";
 
 pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> {
-    let mut cfg = crate::llm::embedded_config(&settings);
+    let mut cfg = crate::wiring::llm::embedded_config(&settings);
     cfg.parallel = 1;
     let threads = cfg.threads;
     let engine = Arc::new(
@@ -158,11 +158,15 @@ async fn pipeline_overhead(
 
     // The configured pipeline, with short replies and no rate limit.
     let settings = unthrottled(settings, 8);
-    let service = crate::llm::conversation_service(
+    let clock = crate::wiring::system_clock();
+    let (mind, _) = crate::wiring::mind::mind_from_settings(&settings, db, None, &clock)?;
+    let service = crate::wiring::conversation::conversation_service(
         &settings,
         db,
         engine,
-        crate::llm::local_limiter(&settings),
+        crate::wiring::conversation::local_limiter(&settings, &clock),
+        mind,
+        &clock,
     );
     let (mut overhead, mut ttft) = (Vec::new(), Vec::new());
     for i in 0..30 {

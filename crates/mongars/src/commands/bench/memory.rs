@@ -3,8 +3,8 @@
 //! in-process model, and the reply latency of chat turns with memory on
 //! next to memory off on the embedded engine.
 
+use super::args::MemoryBenchArgs;
 use super::{ScratchDb, pct, unthrottled};
-use crate::cli::MemoryBenchArgs;
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::conversation::ChatRequest;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub async fn run(settings: Settings, args: MemoryBenchArgs) -> anyhow::Result<i32> {
     index_figures(args.memories as usize, args.queries as usize);
-    let embedder = crate::mind::embedder_from_settings(&settings).await?;
+    let embedder = crate::wiring::mind::embedder_from_settings(&settings).await?;
     embedding_figures(embedder.as_ref()).await?;
     chat_figures(&settings, embedder, args.turns).await?;
     Ok(0)
@@ -176,28 +176,36 @@ async fn chat_figures(
     let db = &scratch.db;
     let settings = unthrottled(settings, 64);
     let metrics = mongars_metrics::Metrics::new();
+    let clock = crate::wiring::system_clock();
     let llm: Arc<dyn mongars_core::ports::LlmBackend> =
-        crate::llm::router_from_settings(&settings, None, &metrics)
+        crate::wiring::llm::router_from_settings(&settings, None, &metrics, &clock)
             .await
             .context("generation backend")?;
     let who = [
         scratch.user("with-memory").await?,
         scratch.user("without-memory").await?,
     ];
-    let (mind, _) = crate::mind::mind_from_settings(&settings, db, Some(embedder))?;
+    let (mind, _) = crate::wiring::mind::mind_from_settings(&settings, db, Some(embedder), &clock)?;
     let memory = mind.memory.clone().context("memory.enabled is off")?;
-    let on = crate::llm::conversation_service(
+    let limiter = || crate::wiring::conversation::local_limiter(&settings, &clock);
+    let on = crate::wiring::conversation::conversation_service(
         &settings,
         db,
         llm.clone(),
-        crate::llm::local_limiter(&settings),
-    )
-    .with_mind(mind.clone());
+        limiter(),
+        mind.clone(),
+        &clock,
+    );
     let mut plain = mind.clone();
     (plain.memory, plain.personality) = (None, None);
-    let off =
-        crate::llm::conversation_service(&settings, db, llm, crate::llm::local_limiter(&settings))
-            .with_mind(plain);
+    let off = crate::wiring::conversation::conversation_service(
+        &settings,
+        db,
+        llm,
+        limiter(),
+        plain,
+        &clock,
+    );
     // Give the remembering user something to recall.
     for (i, fact) in [
         "My name is Ana.",

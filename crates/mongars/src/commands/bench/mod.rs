@@ -1,12 +1,14 @@
 //! `mongars bench ...`: figures measured on this machine, each next to a
 //! baseline run in the same process.
 
+mod args;
 mod auth;
 mod generate;
 mod memory;
 mod realtime;
 mod router;
 
+pub use args::BenchCommand;
 pub use auth::run as auth;
 pub use generate::run as generate;
 pub use memory::run as memory;

@@ -3,9 +3,9 @@
 //! from a chat's completion (the event's timestamp) to delivery on a
 //! socket, in process and, with `--redis`, through Redis.
 
+use super::args::RealtimeBenchArgs;
 use super::auth::{Server, rss_kib, wait_ready};
 use super::pct;
-use crate::cli::RealtimeBenchArgs;
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use mongars_config::Settings;

@@ -7,8 +7,8 @@
 //!    request while its breaker is closed (every request tries it first) and
 //!    once it is open (skipped).
 
+use super::args::RouterArgs;
 use super::pct;
-use crate::cli::RouterArgs;
 use axum::body::Body;
 use axum::http::{Response, header};
 use mongars_config::Settings;
@@ -105,7 +105,13 @@ pub async fn run(settings: Settings, args: RouterArgs) -> anyhow::Result<i32> {
     let base = timed(&raw, n).await?;
 
     let s = settings_for(&settings, &url, &["openai"], &dead, 1000);
-    let router = crate::llm::router_from_settings(&s, None, &Metrics::new()).await?;
+    let router = crate::wiring::llm::router_from_settings(
+        &s,
+        None,
+        &Metrics::new(),
+        &crate::wiring::system_clock(),
+    )
+    .await?;
     timed(router.as_ref(), 50).await?;
     let routed = timed(router.as_ref(), n).await?;
 
@@ -128,11 +134,23 @@ pub async fn run(settings: Settings, args: RouterArgs) -> anyhow::Result<i32> {
 
     // Breaker closed: every request tries the dead primary first.
     let s = settings_for(&settings, &url, &["ollama", "openai"], &dead, u32::MAX);
-    let closed = crate::llm::router_from_settings(&s, None, &Metrics::new()).await?;
+    let closed = crate::wiring::llm::router_from_settings(
+        &s,
+        None,
+        &Metrics::new(),
+        &crate::wiring::system_clock(),
+    )
+    .await?;
     let via_closed = timed(closed.as_ref(), n.min(200)).await?;
     // Breaker open after the first failure: the primary is skipped.
     let s = settings_for(&settings, &url, &["ollama", "openai"], &dead, 1);
-    let open = crate::llm::router_from_settings(&s, None, &Metrics::new()).await?;
+    let open = crate::wiring::llm::router_from_settings(
+        &s,
+        None,
+        &Metrics::new(),
+        &crate::wiring::system_clock(),
+    )
+    .await?;
     timed(open.as_ref(), 1).await?;
     let via_open = timed(open.as_ref(), n.min(200)).await?;
     println!("failover from a dead primary (connection refused) to the fake");

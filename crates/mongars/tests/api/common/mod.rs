@@ -8,7 +8,7 @@ pub mod ws;
 
 use mongars_config::{Secret, Settings};
 use mongars_core::domain::{Password, Role, Username};
-use mongars_core::ports::LlmBackend;
+use mongars_core::ports::{LlmBackend, ManualClock};
 use mongars_llm::scripted::{Script, ScriptedBackend};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -26,6 +26,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub app_auth: std::sync::Arc<mongars_core::auth::AuthService>,
     pub settings: Settings,
+    /// The clock of every service of this server: tests move it forward
+    /// (and may freeze it) instead of sleeping.
+    pub clock: Arc<ManualClock>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -215,9 +218,11 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
         adjust(&mut s);
+        let clock = Arc::new(ManualClock::new());
         let overrides = mongars::app::Overrides {
             llm,
             embedder: shared_embedder(),
+            clock: Some(clock.clone()),
         };
         let app = mongars::app::build_with(s.clone(), overrides)
             .await
@@ -238,6 +243,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             app_auth,
             settings: s,
+            clock,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,

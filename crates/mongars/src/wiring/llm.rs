@@ -1,4 +1,4 @@
-//! Building the generation router and the conversation service from settings.
+//! Building the generation router from settings.
 //!
 //! The active profile names, per role, an ordered list of backends:
 //! `embedded` (the in-process engine, loaded once and only when used) or a
@@ -9,9 +9,8 @@
 use crate::hardware::HardwareProfile;
 use anyhow::Context;
 use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
-use mongars_core::conversation::{ConversationOptions, ConversationService};
 use mongars_core::domain::{PerRole, SamplingParams};
-use mongars_core::ports::{LlmBackend, SystemClock};
+use mongars_core::ports::{Clock, LlmBackend};
 use mongars_llm::embedded::{EmbeddedConfig, load_backend};
 use mongars_llm::remote::ollama::Ollama;
 use mongars_llm::remote::openai::OpenAi;
@@ -20,7 +19,6 @@ use mongars_llm::remote::{RemoteBackend, RemoteConfig};
 use mongars_llm::resilience::{Backoff, BreakerPolicy, Timeouts};
 use mongars_llm::router::{CachePolicy, GuardedBackend, Guards, RoleChain, Router};
 use mongars_metrics::Metrics;
-use mongars_store::{Database, SqlTurnRepository};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +64,7 @@ pub async fn router_from_settings(
     settings: &Settings,
     embedded: Option<Arc<dyn LlmBackend>>,
     metrics: &Metrics,
+    clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<Router>> {
     let llm = &settings.llm;
     let profile = llm
@@ -93,7 +92,7 @@ pub async fn router_from_settings(
         between_tokens: Duration::from_millis(r.inter_token_timeout_ms),
         total: Duration::from_millis(r.total_timeout_ms),
     };
-    let tls = crate::net::outbound_tls(settings)?;
+    let tls = crate::wiring::net::outbound_tls(settings)?;
     let mut built: Vec<(String, Arc<GuardedBackend>)> = Vec::new();
     let mut chain = |role: &RoleSettings| -> anyhow::Result<RoleChain> {
         let mut backends = Vec::new();
@@ -168,7 +167,7 @@ pub async fn router_from_settings(
                 backends.push(g.clone());
                 continue;
             }
-            let g = GuardedBackend::new(raw, kind, guards, metrics);
+            let g = GuardedBackend::new(raw, kind, guards, metrics, clock.clone());
             built.push((label, g.clone()));
             backends.push(g);
         }
@@ -191,6 +190,7 @@ pub async fn router_from_settings(
         chains,
         cache,
         metrics.clone(),
+        clock.clone(),
     )?;
     Ok(Arc::new(router))
 }
@@ -214,35 +214,4 @@ pub fn sampling_defaults(settings: &Settings) -> PerRole<SamplingParams> {
         },
         None => PerRole::both(SamplingParams::greedy(256)),
     }
-}
-
-/// The chat rate limiter of one process, from `[conversation]`.
-pub fn local_limiter(settings: &Settings) -> Arc<dyn mongars_core::ports::RateLimiter> {
-    let c = &settings.conversation;
-    Arc::new(mongars_core::ratelimit::LocalRateLimiter::new(
-        c.rate_limit_per_minute,
-        c.rate_limit_burst,
-    ))
-}
-
-pub fn conversation_service(
-    settings: &Settings,
-    db: &Database,
-    llm: Arc<dyn LlmBackend>,
-    limiter: Arc<dyn mongars_core::ports::RateLimiter>,
-) -> ConversationService {
-    let c = &settings.conversation;
-    ConversationService::new(
-        llm,
-        Arc::new(SqlTurnRepository::new(db.clone())),
-        limiter,
-        Arc::new(SystemClock),
-        ConversationOptions {
-            system_prompt: c.system_prompt.clone(),
-            history_turns: c.history_turns,
-            max_message_chars: c.max_message_chars as usize,
-            sampling: sampling_defaults(settings),
-            owner: Some(crate::instance::current().to_string()),
-        },
-    )
 }

@@ -3,7 +3,7 @@
 
 use mongars_config::Settings;
 use mongars_core::auth::AuthService;
-use mongars_core::ports::{EventBus, HealthCheck, RateLimiter, TicketStore};
+use mongars_core::ports::{Clock, EventBus, HealthCheck, RateLimiter, TicketStore};
 use mongars_core::ratelimit::LocalRateLimiter;
 use mongars_core::realtime::{
     Hub, LocalBus, LocalTickets, RealtimeOptions, RealtimeParts, RealtimeService,
@@ -21,18 +21,23 @@ pub struct Shared {
 
 /// Build the event bus, ticket store and chat rate limiter. Nothing connects
 /// here: Redis is reached on first use.
-pub fn shared_from_settings(settings: &Settings, auth: Arc<AuthService>) -> anyhow::Result<Shared> {
+pub fn shared_from_settings(
+    settings: &Settings,
+    auth: Arc<AuthService>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Shared> {
     let hub = Hub::new();
     let parts = if settings.redis.url.is_set() {
         on_redis(settings, &hub)?
     } else {
         Parts {
             bus: Arc::new(LocalBus::new(hub.clone())),
-            tickets: Arc::new(LocalTickets::default()),
-            limiter: crate::llm::local_limiter(settings),
+            tickets: Arc::new(LocalTickets::new(clock.clone())),
+            limiter: super::conversation::local_limiter(settings, clock),
             ticket_rate: Arc::new(LocalRateLimiter::new(
                 settings.realtime.tickets_per_minute,
                 settings.realtime.ticket_burst,
+                clock.clone(),
             )),
             health: None,
         }

@@ -7,8 +7,7 @@ use mongars_core::curiosity::{ResearchOptions, Researcher};
 use mongars_core::memory::{MemoryOptions, MemoryService, WorkingMemory, WorkingMemoryOptions};
 use mongars_core::personality::PersonalityService;
 use mongars_core::ports::{
-    Clock, Embedder, MemoryRepository, ProfileRepository, ResearchProvider, SystemClock,
-    TurnRepository,
+    Clock, Embedder, MemoryRepository, ProfileRepository, ResearchProvider, TurnRepository,
 };
 use mongars_embed::{MiniLm, MiniLmOptions, RemoteEmbedder, RemoteEmbedderConfig, RemoteKind};
 use mongars_research::{Documents, PageFetcher, PageOptions, SearxNg};
@@ -45,7 +44,7 @@ pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<d
                 dimensions: e.dimensions as usize,
                 api_key: e.api_key.is_set().then(|| e.api_key.expose().to_string()),
                 timeout: Duration::from_millis(e.timeout_ms),
-                tls: crate::net::outbound_tls(settings)?,
+                tls: crate::wiring::net::outbound_tls(settings)?,
             })
             .context("embeddings")?,
         ),
@@ -63,7 +62,7 @@ fn researcher(settings: &Settings) -> anyhow::Result<Option<Arc<Researcher>>> {
     if !r.enabled {
         return Ok(None);
     }
-    let tls = crate::net::outbound_tls(settings)?;
+    let tls = crate::wiring::net::outbound_tls(settings)?;
     let pages = if r.fetch_pages {
         Some(Arc::new(
             PageFetcher::new(PageOptions {
@@ -107,9 +106,9 @@ pub fn mind_from_settings(
     settings: &Settings,
     db: &Database,
     embedder: Option<Arc<dyn Embedder>>,
+    clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<(Mind, Arc<PersonalityService>)> {
     let m = &settings.memory;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let turns: Arc<dyn TurnRepository> = Arc::new(SqlTurnRepository::new(db.clone()));
     let store = Arc::new(SqlMemoryRepository::new(db.clone()));
     let records: Arc<dyn MemoryRepository> = store.clone();
@@ -140,7 +139,7 @@ pub fn mind_from_settings(
         ))),
         _ => None,
     };
-    let profiles = Arc::new(PersonalityService::new(profiles_repo, clock));
+    let profiles = Arc::new(PersonalityService::new(profiles_repo, clock.clone()));
     let mind = Mind {
         working,
         records: Some(records),
@@ -149,25 +148,4 @@ pub fn mind_from_settings(
         research: researcher(settings)?,
     };
     Ok((mind, profiles))
-}
-
-/// Purge expired working-memory turns and memories now and then.
-pub async fn purge_loop(mind: Mind, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match mind.working.purge().await {
-            Ok(n) if n > 0 => tracing::debug!(turns = n, "working memory purged"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging working memory failed"),
-        }
-        if let Some(memory) = &mind.memory {
-            match memory.purge_expired().await {
-                Ok(n) if n > 0 => tracing::debug!(memories = n, "expired memories purged"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purging memories failed"),
-            }
-        }
-    }
 }

@@ -1,0 +1,43 @@
+//! Work a running server repeats now and then: forgetting closed login
+//! windows, expired working memory and memories.
+
+use mongars_core::auth::AuthService;
+use mongars_core::conversation::Mind;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Forget closed failed-login windows now and then.
+pub async fn purge_throttle_windows(auth: Arc<AuthService>) {
+    let every = Duration::from_secs(auth.throttle().policy().window_secs.clamp(10, 3600));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        match auth.throttle().purge(now).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "closed login windows purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging login windows failed"),
+        }
+    }
+}
+
+/// Purge expired working-memory turns and memories now and then.
+pub async fn purge_loop(mind: Mind, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match mind.working.purge().await {
+            Ok(n) if n > 0 => tracing::debug!(turns = n, "working memory purged"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging working memory failed"),
+        }
+        if let Some(memory) = &mind.memory {
+            match memory.purge_expired().await {
+                Ok(n) if n > 0 => tracing::debug!(memories = n, "expired memories purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging memories failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The arguments of `mongars bench ...`.
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Start `mongars serve` on a temporary SQLite database and report time to
+    /// /ready, idle and peak RSS, POST /token throughput next to raw argon2
+    /// verification on the same cores, and /healthz latency under login load.
+    Auth(BenchArgs),
+    /// Compare the embedded engine with the plain llama-cpp-2 decode loop on
+    /// the same model, prompt and threads (tokens/s, time to first token),
+    /// then measure the chat pipeline's cost outside generation with stored
+    /// history on SQLite.
+    Generate(GenerateArgs),
+    /// Router overhead per request against a fake backend that answers at
+    /// once (next to the raw backend), and failover time from a dead primary
+    /// with its breaker closed and open.
+    Router(RouterArgs),
+    /// Vector recall over one user's memories (int8 index next to an exact
+    /// float scan: speed and recall@10), embedding throughput, and chat reply
+    /// latency with memory on next to memory off.
+    Memory(MemoryBenchArgs),
+    /// Idle WebSocket connections held by one `mongars serve` (its RSS and
+    /// the memory per connection), and event fan-out latency from a chat's
+    /// completion to socket delivery, in process and through Redis.
+    Realtime(RealtimeBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RealtimeBenchArgs {
+    /// Idle sockets to open.
+    #[arg(long, default_value_t = 5000)]
+    pub connections: usize,
+    /// Chats whose event delivery is timed.
+    #[arg(long, default_value_t = 100)]
+    pub events: usize,
+    /// Also time fan-out through this Redis (redis://HOST:PORT).
+    #[arg(long)]
+    pub redis: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemoryBenchArgs {
+    /// Memories in the index.
+    #[arg(long, default_value_t = 100_000)]
+    pub memories: u32,
+    /// Searches measured.
+    #[arg(long, default_value_t = 200)]
+    pub queries: u32,
+    /// Chat turns with memory on and as many off.
+    #[arg(long, default_value_t = 20)]
+    pub turns: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RouterArgs {
+    /// Requests per measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Tokens generated per run.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: u32,
+    /// Runs of each engine (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Stored turns of the user for the pipeline measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub turns: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent clients (default: twice the CPU cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}

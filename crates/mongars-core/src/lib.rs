@@ -14,6 +14,7 @@ pub mod personality;
 pub mod ports;
 pub mod ratelimit;
 pub mod realtime;
+pub mod suggest;
 pub mod text;
 
 pub use error::CoreError;

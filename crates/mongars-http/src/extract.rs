@@ -194,11 +194,7 @@ fn nul_in(value: &Value, at: &str) -> Option<String> {
 
 fn nul_error(field: &str) -> ApiError {
     let field = if field.is_empty() { "body" } else { field };
-    ApiError::field(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        field,
-        format!("{field} must not contain NUL characters"),
-    )
+    invalid(field, format!("{field} must not contain NUL characters"))
 }
 
 /// URL-encoded form body with the same error shape and the same NUL rule.
@@ -281,15 +277,73 @@ fn body_error(status: StatusCode) -> ApiError {
     }
 }
 
+/// The one 422 for a field that failed a check at the edge.
+pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
+}
+
 /// Check a length bound on a string field at the edge (422 otherwise).
 pub fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
     let n = value.chars().count();
     if n < min || n > max {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(invalid(
             field,
             format!("{field} must be {min} to {max} characters"),
         ));
     }
     Ok(())
+}
+
+/// A `limit` query value: `default` when absent or empty, otherwise a whole
+/// number from 1 to `max` (422 otherwise).
+pub fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| invalid("limit", format!("limit must be 1 to {max}"))),
+    }
+}
+
+/// The account a request is about: the caller's own when `name` is absent,
+/// empty or the caller's; another's for admins; otherwise 403 `refusal`.
+pub async fn subject(
+    state: &AppState,
+    who: &Principal,
+    name: Option<&str>,
+    refusal: &'static str,
+) -> Result<(i64, String), ApiError> {
+    match name.filter(|n| !n.is_empty()) {
+        None => Ok((who.id, who.username.clone())),
+        Some(n) if n.eq_ignore_ascii_case(&who.username) => Ok((who.id, who.username.clone())),
+        Some(_) if !who.is_admin() => Err(CoreError::Forbidden(refusal).into()),
+        Some(n) => {
+            let user = state
+                .auth
+                .find(&mongars_core::domain::Username::parse(n)?)
+                .await?;
+            Ok((user.id, user.username))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_when_absent_and_refuse_out_of_range() {
+        assert_eq!(parse_limit(None, 10, 100).unwrap(), 10);
+        assert_eq!(parse_limit(Some(""), 10, 100).unwrap(), 10);
+        assert_eq!(parse_limit(Some("100"), 10, 100).unwrap(), 100);
+        for bad in ["0", "101", "-1", "ten", "1.5"] {
+            assert_eq!(
+                parse_limit(Some(bad), 10, 100).unwrap_err().status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad}"
+            );
+        }
+    }
 }

@@ -3,9 +3,10 @@
 use crate::edge;
 use crate::middleware::{self as mw, REQUEST_ID};
 use crate::openapi::ApiDoc;
+use crate::routes::auth::{self, keys};
 use crate::routes::{
-    auth, console, conversation, embeddings, health, keys, llm, memory, metrics, models, openai,
-    review, users,
+    console, conversation, embeddings, health, llm, memory, metrics, models, openai, profile,
+    review, ui, users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -104,16 +105,16 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(users::update))
         // conversation (chats are timed by their handlers: see below)
         .routes(routes!(conversation::history))
-        .routes(routes!(memory::turn_context))
+        .routes(routes!(conversation::turn_context))
         .routes(routes!(llm::chat))
         // memory, profile and the user's data
         .routes(routes!(memory::list, memory::create))
         .routes(routes!(memory::edit, memory::delete))
-        .routes(routes!(memory::profile))
-        .routes(routes!(memory::forget))
+        .routes(routes!(profile::profile))
+        .routes(routes!(users::forget))
         // review and UI helpers
         .routes(routes!(review::rag_context))
-        .routes(routes!(review::suggestions))
+        .routes(routes!(ui::suggestions))
         // OpenAI-compatible
         .routes(routes!(openai::chat_completions))
         .routes(routes!(openai::models))

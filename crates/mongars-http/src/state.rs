@@ -2,8 +2,11 @@
 
 use mongars_core::auth::AuthService;
 use mongars_core::conversation::ConversationService;
+use mongars_core::curiosity::Researcher;
+use mongars_core::memory::MemoryService;
 use mongars_core::personality::PersonalityService;
 use mongars_core::ports::{Embedder, HealthCheck, ModelFleet};
+use mongars_core::suggest::Suggester;
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +37,12 @@ pub struct AppState {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Style profiles, readable even when learning them is off.
     pub profiles: Arc<PersonalityService>,
+    /// Long-term memory; `None` when memory is off.
+    pub memory: Option<Arc<MemoryService>>,
+    /// Research providers; `None` when research is off.
+    pub research: Option<Arc<Researcher>>,
+    /// Ranking of suggested actions; `None` without an embedding model.
+    pub suggester: Option<Arc<Suggester>>,
     /// Tickets, sockets and the event bus.
     pub realtime: Arc<mongars_core::realtime::RealtimeService>,
     /// Origins allowed to open sockets and make CORS requests.

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use mongars_core::domain::{
-    ChatMessage, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
+    ChatMessage, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, ModelRole,
 };
 use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
 use std::sync::Arc;
@@ -90,8 +90,12 @@ impl LlmBackend for ScriptedBackend {
         self.context_window
     }
 
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        Ok(Self::count(messages))
+    async fn count_tokens(
+        &self,
+        _role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        Ok(prompts.iter().map(|p| Self::count(p)).collect())
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {

@@ -2,7 +2,8 @@
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
 use mongars_core::domain::{
-    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, SamplingParams,
+    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, ModelRole,
+    SamplingParams,
 };
 use mongars_core::ports::{LlmBackend, LlmError};
 use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
@@ -69,14 +70,15 @@ async fn answers_the_capital_of_france() {
     let lp = usage.mean_logprob.unwrap();
     assert!(lp < 0.0 && lp > -5.0, "mean logprob {lp}");
     assert!(!text.contains("<|im_end|>"));
+    let question = vec![ChatMessage::new(
+        ChatRole::User,
+        "What is the capital of France?",
+    )];
     let counted = backend
-        .count_prompt_tokens(&[ChatMessage::new(
-            ChatRole::User,
-            "What is the capital of France?",
-        )])
+        .count_tokens(ModelRole::General, &[question.clone(), question])
         .await
         .unwrap();
-    assert_eq!(counted as u32, usage.prompt_tokens);
+    assert_eq!(counted, [usage.prompt_tokens as usize; 2]);
 }
 
 #[tokio::test]

@@ -123,6 +123,11 @@ pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Res
         metrics: metrics.clone(),
         embedder: embedder.clone(),
         profiles,
+        memory: mind.memory.clone(),
+        research: mind.research.clone(),
+        suggester: embedder
+            .clone()
+            .map(|e| Arc::new(mongars_core::suggest::Suggester::new(e))),
         realtime: shared.realtime.clone(),
         origins: Arc::new(
             mongars_http::OriginPolicy::new(&settings.server.allowed_origins)

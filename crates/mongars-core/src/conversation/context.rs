@@ -3,7 +3,7 @@
 //! the system prompt and a trace of what went into it, stored with the turn.
 
 use crate::curiosity::{Researcher, detect_gap, research_section};
-use crate::domain::{ChatMessage, ChatRole, Turn};
+use crate::domain::{ChatMessage, ChatRole, ModelRole, Turn};
 use crate::memory::{MemoryService, Recalled, WorkingMemory};
 use crate::personality::PersonalityService;
 use crate::ports::{LlmBackend, MemoryRepository, Reference};
@@ -52,20 +52,45 @@ pub struct TracedSource {
     pub provider: String,
 }
 
+/// What a turn's context is drawn for.
+pub struct ContextRequest<'a> {
+    /// The configured system prompt, which comes first.
+    pub base: &'a str,
+    pub user_id: i64,
+    pub message: &'a str,
+    /// The turns already in the prompt (not recalled again), newest first.
+    pub history: &'a [Turn],
+    /// Whose backends count the tokens.
+    pub role: ModelRole,
+    /// Recalled memories take at most this many tokens.
+    pub max_memory_tokens: usize,
+}
+
+/// A turn's context: what goes before the history, what goes after it, and
+/// the trace of both.
+#[derive(Debug, Clone, Default)]
+pub struct TurnContext {
+    /// The system prompt: the base, the user's style, remembered facts.
+    pub system: String,
+    /// For this message only, after the history: recalled exchanges and
+    /// research.
+    pub note: String,
+    pub trace: ContextTrace,
+}
+
 impl Mind {
-    /// The system prompt for `message`, and its trace; recalled memories
-    /// take at most `max_memory_tokens`. Failures of memory,
-    /// profile or research are logged and leave their part out: a reply
-    /// never fails for want of context.
-    pub async fn system_prompt(
-        &self,
-        llm: &dyn LlmBackend,
-        base: &str,
-        user_id: i64,
-        message: &str,
-        history: &[Turn],
-        max_memory_tokens: usize,
-    ) -> (String, String, ContextTrace) {
+    /// The context of a turn. Failures of memory, profile or research are
+    /// logged and leave their part out: a reply never fails for want of
+    /// context.
+    pub async fn context(&self, llm: &dyn LlmBackend, req: &ContextRequest<'_>) -> TurnContext {
+        let ContextRequest {
+            base,
+            user_id,
+            message,
+            history,
+            role,
+            max_memory_tokens,
+        } = *req;
         let mut trace = ContextTrace::default();
         let mut parts = vec![base.to_string()];
         let mut notes: Vec<String> = Vec::new();
@@ -91,7 +116,7 @@ impl Mind {
                     // Memories never take more than a quarter of the
                     // prompt, so recent history keeps its place.
                     let budget = memory.options().recall_max_tokens.min(max_memory_tokens);
-                    let (facts, turns, used) = fit_section(llm, &recalled, budget).await;
+                    let (facts, turns, used) = fit_section(llm, role, &recalled, budget).await;
                     trace.memories = used
                         .iter()
                         .map(|r| TracedMemory {
@@ -137,7 +162,11 @@ impl Mind {
         }
         parts.retain(|p| !p.trim().is_empty());
         notes.retain(|p| !p.trim().is_empty());
-        (parts.join("\n\n"), notes.join("\n\n"), trace)
+        TurnContext {
+            system: parts.join("\n\n"),
+            note: notes.join("\n\n"),
+            trace,
+        }
     }
 }
 
@@ -145,6 +174,7 @@ impl Mind {
 /// memories (best first) as fit in `budget` tokens together.
 async fn fit_section(
     llm: &dyn LlmBackend,
+    role: ModelRole,
     recalled: &[Recalled],
     budget: usize,
 ) -> (String, String, Vec<Recalled>) {
@@ -173,22 +203,33 @@ async fn fit_section(
         }
         (f, t)
     };
-    let mut keep = recalled.len();
-    while keep > 0 {
-        let (facts, turns) = render(&recalled[..keep]);
-        let tokens = llm
-            .count_prompt_tokens(&[
+    // Every candidate (the best 1, 2, ... n memories) counted in one call.
+    let rendered: Vec<(String, String)> = (1..=recalled.len())
+        .map(|keep| render(&recalled[..keep]))
+        .collect();
+    let prompts: Vec<Vec<ChatMessage>> = rendered
+        .iter()
+        .map(|(facts, turns)| {
+            vec![
                 ChatMessage::new(ChatRole::System, facts.clone()),
                 ChatMessage::new(ChatRole::System, turns.clone()),
-            ])
-            .await
-            .unwrap_or(usize::MAX);
-        if tokens <= budget {
-            return (facts, turns, recalled[..keep].to_vec());
+            ]
+        })
+        .collect();
+    let counts = match llm.count_tokens(role, &prompts).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "counting recalled memories failed");
+            return (String::new(), String::new(), Vec::new());
         }
-        keep -= 1;
+    };
+    match counts.iter().rposition(|&tokens| tokens <= budget) {
+        Some(i) => {
+            let (facts, turns) = rendered[i].clone();
+            (facts, turns, recalled[..=i].to_vec())
+        }
+        None => (String::new(), String::new(), Vec::new()),
     }
-    (String::new(), String::new(), Vec::new())
 }
 
 /// A stored exchange (`User: ...\nAssistant: ...`) as one short line: the

@@ -10,8 +10,8 @@ mod service;
 pub mod speech;
 mod stream;
 
-pub use context::{ContextTrace, Mind, TracedMemory, TracedSource};
-pub use prompt::fit_history;
+pub use context::{ContextRequest, ContextTrace, Mind, TracedMemory, TracedSource, TurnContext};
+pub use prompt::{PromptParts, fit_history};
 pub use reply::{ChatEvent, ChatReply, confidence_from_logprob};
 pub use service::{ChatRequest, ConversationOptions, ConversationService, history_window};
 pub use stream::{CANCELLED, ChatStream};

@@ -1,9 +1,9 @@
 //! The chat pipeline: validate, rate-limit, load history, fit the prompt in
 //! the token budget, keep the user's message, generate, plan speech, store.
 
-use super::context::{ContextTrace, Mind};
+use super::context::{ContextRequest, ContextTrace, Mind};
 use super::finish::{Announce, Finish, Learn, TurnRun};
-use super::prompt::fit_history;
+use super::prompt::{PromptParts, fit_history};
 use super::reply::ChatReply;
 use super::speech;
 use super::stream::{AbandonReason, ChatStream};
@@ -67,10 +67,6 @@ impl ConversationService {
         }
     }
 
-    pub fn mind(&self) -> &Mind {
-        &self.mind
-    }
-
     pub fn llm(&self) -> &Arc<dyn LlmBackend> {
         &self.llm
     }
@@ -114,26 +110,28 @@ impl ConversationService {
         let recent = working.recent(who.id, session.as_deref(), window).await?;
         let role = classify_task(message.as_str());
         let budget = self.prompt_budget(role);
-        let (system, note, trace) = self
+        let context = self
             .mind
-            .system_prompt(
+            .context(
                 self.llm.as_ref(),
-                &self.options.system_prompt,
-                who.id,
-                message.as_str(),
-                &recent,
-                budget / 4,
+                &ContextRequest {
+                    base: &self.options.system_prompt,
+                    user_id: who.id,
+                    message: message.as_str(),
+                    history: &recent,
+                    role,
+                    max_memory_tokens: budget / 4,
+                },
             )
             .await;
-        let (messages, prompt_tokens) = fit_history(
-            self.llm.as_ref(),
-            &system,
-            &recent,
-            &note,
-            message.as_str(),
-            budget,
-        )
-        .await?;
+        let parts = PromptParts {
+            system: &context.system,
+            recent: &recent,
+            note: &context.note,
+            message: message.as_str(),
+        };
+        let (messages, prompt_tokens) =
+            fit_history(self.llm.as_ref(), role, &parts, budget).await?;
         let turn_id = uuid::Uuid::new_v4().to_string();
         tracing::debug!(
             turn_id,
@@ -153,7 +151,7 @@ impl ConversationService {
                 created_at: self.clock.now(),
                 owner: self.options.owner.clone(),
             },
-            trace: trace_json(&turn_id, &trace, &note),
+            trace: trace_json(&turn_id, &context.trace, &context.note),
             llm: self.llm.clone(),
             request: GenerationRequest {
                 messages,
@@ -203,15 +201,14 @@ impl ConversationService {
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         self.check_rate(who).await?;
         let role = classify_task(message.as_str());
-        let (messages, _) = fit_history(
-            self.llm.as_ref(),
-            "",
-            &[],
-            "",
-            message.as_str(),
-            self.prompt_budget(role),
-        )
-        .await?;
+        let parts = PromptParts {
+            system: "",
+            recent: &[],
+            note: "",
+            message: message.as_str(),
+        };
+        let (messages, _) =
+            fit_history(self.llm.as_ref(), role, &parts, self.prompt_budget(role)).await?;
         let stream = self
             .llm
             .generate(GenerationRequest {
@@ -244,7 +241,9 @@ impl ConversationService {
         request: GenerationRequest,
     ) -> Result<(GenerationStream, usize), CoreError> {
         self.check_rate(who).await?;
-        let tokens = self.llm.count_prompt_tokens(&request.messages).await?;
+        let tokens =
+            crate::ports::count_prompt(self.llm.as_ref(), request.role, request.messages.clone())
+                .await?;
         if tokens >= self.llm.context_window() {
             return Err(CoreError::PromptTooLarge);
         }

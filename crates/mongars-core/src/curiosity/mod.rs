@@ -7,8 +7,10 @@
 //! even built.
 
 mod gap;
+mod review;
 
 pub use gap::{KnowledgeGap, detect_gap};
+pub use review::{ReviewContext, focus_areas, review_context};
 
 use crate::ports::{Reference, ResearchProvider, ResearchQuery};
 use std::sync::Arc;

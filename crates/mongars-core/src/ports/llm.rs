@@ -2,7 +2,7 @@
 //! the embedded llama.cpp engine and the HTTP backends implement it, and the
 //! router and its decorators (timeouts, retries, breakers, metrics) wrap it.
 
-use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest};
+use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest, ModelRole};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -146,9 +146,15 @@ pub trait LlmBackend: Send + Sync {
     fn model(&self) -> &str;
     /// Tokens the model can attend to (prompt plus reply).
     fn context_window(&self) -> usize;
-    /// Tokens `messages` take once formatted with the model's chat template:
-    /// exact for the embedded engine, a conservative estimate for remote ones.
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError>;
+    /// Tokens each of `prompts` takes once formatted with the model's chat
+    /// template: exact for the embedded engine, a conservative estimate for
+    /// remote ones. Several prompts are counted in one call; `role` says
+    /// which backends will answer (the router counts with the largest).
+    async fn count_tokens(
+        &self,
+        role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError>;
     /// Start generating. Errors that happen before any token (queue full,
     /// prompt too long, backend down) are returned here; later ones arrive
     /// on the stream.
@@ -168,6 +174,19 @@ pub trait LlmBackend: Send + Sync {
             Err(LlmError::Unavailable(h.detail))
         }
     }
+}
+
+/// Tokens one prompt takes (see [`LlmBackend::count_tokens`]).
+pub async fn count_prompt(
+    llm: &dyn LlmBackend,
+    role: ModelRole,
+    messages: Vec<ChatMessage>,
+) -> Result<usize, LlmError> {
+    let counts = llm.count_tokens(role, &[messages]).await?;
+    counts
+        .first()
+        .copied()
+        .ok_or_else(|| LlmError::Failed("no token count".into()))
 }
 
 /// A conservative token count for backends whose tokenizer is remote: about

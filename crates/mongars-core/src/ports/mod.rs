@@ -120,7 +120,7 @@ pub use fleet::{
 };
 pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-    PullProgress, estimate_prompt_tokens,
+    PullProgress, count_prompt, estimate_prompt_tokens,
 };
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
 pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};

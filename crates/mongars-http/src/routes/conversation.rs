@@ -1,16 +1,15 @@
 //! Chat turns: JSON, Server-Sent Events, and history.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiQuery, AuthUser, parse_limit, subject};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use mongars_core::CoreError;
 use mongars_core::auth::Principal;
-use mongars_core::conversation::{ChatEvent, ChatReply, ChatRequest, ChatStream};
+use mongars_core::conversation::{ChatEvent, ChatReply, ChatRequest, ChatStream, ContextTrace};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use tokio::time::Instant;
@@ -162,32 +161,14 @@ pub async fn history(
     AuthUser(who): AuthUser,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryItem>>> {
-    let limit = match q.limit.as_deref() {
-        None | Some("") => 10,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                ApiError::field(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "limit",
-                    "limit must be 1 to 100",
-                )
-            })?,
-    };
-    let (user_id, username) = match q.user_id.as_deref().filter(|u| !u.is_empty()) {
-        None => (who.id, who.username.clone()),
-        Some(name) if name.eq_ignore_ascii_case(&who.username) => (who.id, who.username.clone()),
-        Some(_) if !who.is_admin() => {
-            return Err(CoreError::Forbidden("You may only read your own history").into());
-        }
-        Some(name) => {
-            let name = mongars_core::domain::Username::parse(name)?;
-            let user = state.auth.find(&name).await?;
-            (user.id, user.username)
-        }
-    };
+    let limit = parse_limit(q.limit.as_deref(), 10, 100)?;
+    let (user_id, username) = subject(
+        &state,
+        &who,
+        q.user_id.as_deref(),
+        "You may only read your own history",
+    )
+    .await?;
     let turns = state.conversation.history(user_id, limit).await?;
     Ok(Json(
         turns
@@ -205,4 +186,17 @@ pub async fn history(
             })
             .collect(),
     ))
+}
+
+/// `GET /api/v1/conversation/turns/{id}/context`: what recall, style and
+/// research put into that turn's prompt.
+#[utoipa::path(get, path = "/api/v1/conversation/turns/{id}/context", tag = "conversation",
+    params(("id" = String, Path, description = "The turn")),
+    security(("bearer" = [])), responses((status = 200, description = "What went into the prompt", body = ContextTrace)))]
+pub async fn turn_context(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContextTrace>> {
+    Ok(Json(state.conversation.trace(who.id, &id).await?))
 }

@@ -4,11 +4,10 @@
 
 use super::openai::OpenAiError;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, invalid};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use mongars_core::CoreError;
 use mongars_core::ports::{EmbedError, MAX_EMBED_BATCH};
 use serde::{Deserialize, Serialize};
@@ -34,10 +33,6 @@ pub struct EmbeddingBody {
     #[serde(default)]
     #[allow(dead_code)]
     user: Option<String>,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
 }
 
 fn inputs(v: Value) -> Result<Vec<String>, ApiError> {

@@ -1,11 +1,10 @@
 //! Model profiles and provisioning, for admins.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::AdminUser;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use mongars_core::domain::ModelRole;
 use mongars_core::ports::{ModelsView, PullProgress, RoleProvision};
 use serde::{Deserialize, Serialize};
@@ -61,8 +60,7 @@ pub async fn provision(
     let mut parsed = Vec::new();
     for r in &roles {
         let role = ModelRole::parse(r).ok_or_else(|| {
-            ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            crate::extract::invalid(
                 "roles",
                 format!("unknown role {r:?}: use general or coding"),
             )

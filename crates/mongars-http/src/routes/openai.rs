@@ -6,11 +6,10 @@
 //! Responses carry the id of the model that answered.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, invalid};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -75,10 +74,6 @@ struct Part {
 enum StopField {
     One(String),
     Many(Vec<String>),
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, message)
 }
 
 /// Parse the body into a generation request, with defaults from settings.

@@ -1,13 +1,14 @@
-//! Accounts: registration, listing, password change, disabling.
+//! `/api/v1/user/...`: registration, listing, password change, disabling,
+//! and forgetting everything a user said.
 
 use crate::error::ApiResult;
-use crate::extract::{AdminUser, ApiJson, AuthUser, ClientAddr};
+use crate::extract::{AdminUser, ApiJson, ApiQuery, AuthUser, ClientAddr, subject};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use mongars_core::domain::{Password, Username};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
@@ -131,4 +132,50 @@ pub async fn change_password(
         .change_password(&principal, &old, &new, client.0)
         .await?;
     Ok(Json(StatusResponse { status: "changed" }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ForgetQuery {
+    /// Another user's name (admins only).
+    username: Option<String>,
+}
+
+/// What forget-me deleted.
+#[derive(Serialize, ToSchema)]
+pub struct Forgotten {
+    /// `forgotten`.
+    status: &'static str,
+    username: String,
+    turns: u64,
+    memories: u64,
+    profile: bool,
+}
+
+/// `DELETE /api/v1/user/data[?username=]`: delete every turn, memory,
+/// vector and the profile of the caller (admins: of any user). The account
+/// stays.
+#[utoipa::path(delete, path = "/api/v1/user/data", tag = "memory", params(ForgetQuery),
+    security(("bearer" = [])), responses((status = 200, description = "Deleted", body = Forgotten)))]
+pub async fn forget(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiQuery(q): ApiQuery<ForgetQuery>,
+) -> ApiResult<Json<Forgotten>> {
+    let (user_id, username) = subject(
+        &state,
+        &who,
+        q.username.as_deref(),
+        "You may only delete your own data",
+    )
+    .await?;
+    let report = state.conversation.forget(user_id).await?;
+    tracing::info!(user = %username, turns = report.turns, memories = report.memories, "user data deleted");
+    Ok(Json(Forgotten {
+        status: "forgotten",
+        username,
+        turns: report.turns,
+        memories: report.memories,
+        profile: report.profile,
+    }))
 }

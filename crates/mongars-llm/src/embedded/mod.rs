@@ -20,7 +20,7 @@ pub use raw::{RawRun, raw_greedy_decode};
 use async_trait::async_trait;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
-use mongars_core::domain::{ChatMessage, GenerationRequest};
+use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
 use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,8 +106,15 @@ impl LlmBackend for EmbeddedBackend {
         self.shared.n_ctx
     }
 
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.tokenize(messages).map(|t| t.len())
+    async fn count_tokens(
+        &self,
+        _role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        prompts
+            .iter()
+            .map(|p| self.tokenize(p).map(|t| t.len()))
+            .collect()
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {

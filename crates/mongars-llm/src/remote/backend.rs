@@ -12,7 +12,9 @@ use super::wire::{
     status_error, transport, upstream_message, with_auth,
 };
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest, GenerationUsage};
+use mongars_core::domain::{
+    ChatMessage, GenerationEvent, GenerationRequest, GenerationUsage, ModelRole,
+};
 use mongars_core::ports::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
     estimate_prompt_tokens,
@@ -208,8 +210,12 @@ impl<P: Protocol> LlmBackend for RemoteBackend<P> {
         self.conn.cfg.context_tokens
     }
 
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        Ok(estimate_prompt_tokens(messages))
+    async fn count_tokens(
+        &self,
+        _role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        Ok(prompts.iter().map(|p| estimate_prompt_tokens(p)).collect())
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {

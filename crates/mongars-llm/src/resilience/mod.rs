@@ -14,7 +14,7 @@
 //! The router then tries the guarded backends of a role in order.
 
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationRequest};
+use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
 use mongars_core::ports::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
 };
@@ -53,8 +53,12 @@ impl<D: Decorator> LlmBackend for Decorated<D> {
     fn context_window(&self) -> usize {
         self.0.inner().context_window()
     }
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        self.0.inner().count_prompt_tokens(messages).await
+    async fn count_tokens(
+        &self,
+        role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        self.0.inner().count_tokens(role, prompts).await
     }
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
         self.0.generate(request).await

@@ -19,7 +19,7 @@ pub use guarded::{GuardedBackend, Guards};
 use async_trait::async_trait;
 use mongars_core::domain::{
     ChatMessage, FinishReason, GenerationEvent, GenerationRequest, ModelRole, PerRole,
-    SamplingParams, classify_task, last_user_text,
+    SamplingParams,
 };
 use mongars_core::ports::{BackendHealth, Clock, GenerationStream, LlmBackend, LlmError};
 use mongars_metrics::Metrics;
@@ -86,10 +86,6 @@ impl Router {
 
     pub fn backends_in_order(&self) -> &[Arc<GuardedBackend>] {
         &self.all
-    }
-
-    fn role_of(messages: &[ChatMessage]) -> ModelRole {
-        last_user_text(messages).map_or(ModelRole::General, classify_task)
     }
 
     async fn route(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -167,11 +163,17 @@ impl LlmBackend for Router {
 
     /// The largest count among the role's backends, so the prompt fits
     /// whichever of them ends up answering.
-    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, LlmError> {
-        let chain = &self.chains.get(Self::role_of(messages)).backends;
-        let mut most = 0;
-        for b in chain {
-            most = most.max(b.backend.count_prompt_tokens(messages).await?);
+    async fn count_tokens(
+        &self,
+        role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        let mut most = vec![0; prompts.len()];
+        for b in &self.chains.get(role).backends {
+            let counts = b.backend.count_tokens(role, prompts).await?;
+            for (m, c) in most.iter_mut().zip(counts) {
+                *m = (*m).max(c);
+            }
         }
         Ok(most)
     }

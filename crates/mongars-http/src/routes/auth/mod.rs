@@ -1,4 +1,7 @@
-//! Tokens: OAuth2 password flow, JSON login, first-admin bootstrap.
+//! `/token` and `/api/v1/auth/...`: OAuth2 password flow, JSON login,
+//! first-admin bootstrap; API keys in [`keys`].
+
+pub mod keys;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiForm, ApiJson, ClientAddr, check_len};

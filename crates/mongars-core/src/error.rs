@@ -1,8 +1,7 @@
 //! The one error type of the core layer. Each variant has a stable machine
 //! code that clients may rely on; the HTTP layer maps variants to statuses in
 //! one place. Internal details (`Internal`, `Unavailable`) are for logs only.
-
-use crate::ports::{LlmError, RepoError};
+//! Each port's error converts into this one next to the port that defines it.
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -120,29 +119,6 @@ impl CoreError {
         CoreError::Validation {
             field,
             message: message.into(),
-        }
-    }
-}
-
-impl From<RepoError> for CoreError {
-    fn from(e: RepoError) -> Self {
-        match e {
-            RepoError::Duplicate => CoreError::Internal("unexpected duplicate key".into()),
-            RepoError::Unavailable(m) => CoreError::Unavailable(m),
-            RepoError::Other(m) => CoreError::Internal(m),
-        }
-    }
-}
-
-impl From<LlmError> for CoreError {
-    fn from(e: LlmError) -> Self {
-        match e {
-            LlmError::Overloaded { retry_after_secs } => CoreError::Overloaded { retry_after_secs },
-            LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
-            e @ LlmError::Exhausted { .. } => CoreError::BackendsExhausted(e.to_string()),
-            e @ LlmError::Timeout(_) => CoreError::BackendTimeout(e.to_string()),
-            e @ LlmError::Tls(_) => CoreError::BackendTls(e.to_string()),
-            e => CoreError::BackendFailed(e.to_string()),
         }
     }
 }

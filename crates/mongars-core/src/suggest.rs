@@ -52,7 +52,7 @@ impl Suggester {
             .embedder
             .embed(&texts)
             .await
-            .map_err(|e| CoreError::Unavailable(e.to_string()))?
+            .map_err(CoreError::from)?
             .vectors;
         let mut ranked: Vec<(String, f32)> = actions
             .into_iter()

@@ -2,7 +2,9 @@
 //! write, edit and delete facts, and forget everything.
 
 use super::service::{Found, MemoryService};
-use crate::domain::{Memory, MemoryChange, MemoryKind, SOURCE_USER, parse_memory_text};
+use crate::domain::{
+    Memory, MemoryChange, MemoryKind, MemoryUpdate, SOURCE_USER, parse_memory_text,
+};
 use crate::error::CoreError;
 use crate::memory::extract::first_person;
 use crate::ports::ForgetReport;
@@ -61,12 +63,15 @@ impl MemoryService {
             .await?;
         if let Some(h) = near.first() {
             let old = self.repo.get(user_id, &h.id, self.clock.now()).await?;
-            let slot = old.and_then(|m| m.slot);
-            return Ok((
-                self.restate(user_id, &h.id, &text, slot, SOURCE_USER, v, true)
-                    .await?,
-                false,
-            ));
+            let update = MemoryUpdate {
+                text,
+                slot: old.and_then(|m| m.slot),
+                source: SOURCE_USER.to_string(),
+                embedding: v,
+                at: self.clock.now(),
+                mentioned: true,
+            };
+            return Ok((self.restate(user_id, &h.id, update).await?, false));
         }
         Ok((
             self.create_fact(user_id, &text, None, SOURCE_USER, v)
@@ -85,8 +90,15 @@ impl MemoryService {
             .filter(|m| m.kind == MemoryKind::Fact)
             .ok_or(CoreError::NotFound("memory"))?;
         let v = self.embed(&first_person(&text)).await?;
-        self.restate(user_id, id, &text, old.slot, SOURCE_USER, v, false)
-            .await
+        let update = MemoryUpdate {
+            text,
+            slot: old.slot,
+            source: SOURCE_USER.to_string(),
+            embedding: v,
+            at: self.clock.now(),
+            mentioned: false,
+        };
+        self.restate(user_id, id, update).await
     }
 
     /// Delete a fact of the user.

@@ -6,7 +6,7 @@ use super::extract::{Fact, extract_facts, first_person};
 use super::index::{Hit, VectorIndex};
 use crate::domain::{Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory};
 use crate::error::CoreError;
-use crate::ports::{Clock, EmbedError, Embedder, MemoryRepository, embed_one};
+use crate::ports::{Clock, Embedder, MemoryRepository, embed_one};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -92,7 +92,7 @@ impl MemoryService {
     pub(super) async fn embed(&self, text: &str) -> Result<Vec<f32>, CoreError> {
         embed_one(self.embedder.as_ref(), text)
             .await
-            .map_err(embed_err)
+            .map_err(CoreError::from)
     }
 
     pub(super) async fn search(
@@ -253,7 +253,7 @@ impl MemoryService {
             .embedder
             .embed(&texts)
             .await
-            .map_err(embed_err)?
+            .map_err(CoreError::from)?
             .vectors;
         let now = self.clock.now();
         // Short enough that a recalled exchange costs few prompt tokens.
@@ -297,17 +297,15 @@ impl MemoryService {
             });
         }
         if let Some((old, _)) = same {
-            return self
-                .restate(
-                    user_id,
-                    &old.id,
-                    &fact.text,
-                    Some(fact.slot.clone()),
-                    source,
-                    vector,
-                    true,
-                )
-                .await;
+            let update = MemoryUpdate {
+                text: fact.text.clone(),
+                slot: Some(fact.slot.clone()),
+                source: source.to_string(),
+                embedding: vector,
+                at: self.clock.now(),
+                mentioned: true,
+            };
+            return self.restate(user_id, &old.id, update).await;
         }
         if same_slot.is_empty() || !fact.single {
             // A restatement in other words of a fact about another slot.
@@ -321,17 +319,15 @@ impl MemoryService {
                 )
                 .await?;
             if let Some(h) = near.first() {
-                return self
-                    .restate(
-                        user_id,
-                        &h.id,
-                        &fact.text,
-                        Some(fact.slot.clone()),
-                        source,
-                        vector,
-                        true,
-                    )
-                    .await;
+                let update = MemoryUpdate {
+                    text: fact.text.clone(),
+                    slot: Some(fact.slot.clone()),
+                    source: source.to_string(),
+                    embedding: vector,
+                    at: self.clock.now(),
+                    mentioned: true,
+                };
+                return self.restate(user_id, &h.id, update).await;
             }
         }
         let created = self
@@ -369,25 +365,14 @@ impl MemoryService {
             .collect())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Give memory `id` the wording, vector and slot of `update`.
     pub(super) async fn restate(
         &self,
         user_id: i64,
         id: &str,
-        text: &str,
-        slot: Option<String>,
-        source: &str,
-        embedding: Vec<f32>,
-        mentioned: bool,
+        update: MemoryUpdate,
     ) -> Result<Memory, CoreError> {
-        let update = MemoryUpdate {
-            text: text.to_string(),
-            slot,
-            source: source.to_string(),
-            embedding: embedding.clone(),
-            at: self.clock.now(),
-            mentioned,
-        };
+        let embedding = update.embedding.clone();
         let rev = self
             .repo
             .update(user_id, id, update)
@@ -455,13 +440,4 @@ impl MemoryService {
 fn expiry(now: DateTime<Utc>, ttl: Option<Duration>) -> Option<DateTime<Utc>> {
     ttl.and_then(|t| chrono::Duration::from_std(t).ok())
         .map(|t| now + t)
-}
-
-pub(crate) fn embed_err(e: EmbedError) -> CoreError {
-    match e {
-        EmbedError::Invalid(m) => CoreError::validation("input", m),
-        EmbedError::Unavailable(m) | EmbedError::Failed(m) => {
-            CoreError::Unavailable(format!("embedder: {m}"))
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! Sentence embeddings: text in, unit-length vectors out.
 
+use crate::error::CoreError;
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +14,18 @@ pub enum EmbedError {
     /// The embedder answered with something unusable.
     #[error("embedder failed: {0}")]
     Failed(String),
+}
+
+/// What an embedding failure means to a caller of the core.
+impl From<EmbedError> for CoreError {
+    fn from(e: EmbedError) -> Self {
+        match e {
+            EmbedError::Invalid(m) => CoreError::validation("input", m),
+            EmbedError::Unavailable(m) | EmbedError::Failed(m) => {
+                CoreError::Unavailable(format!("embedder: {m}"))
+            }
+        }
+    }
 }
 
 /// Vectors for a batch of texts, in input order.

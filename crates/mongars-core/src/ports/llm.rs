@@ -3,6 +3,7 @@
 //! router and its decorators (timeouts, retries, breakers, metrics) wrap it.
 
 use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest, ModelRole};
+use crate::error::CoreError;
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -199,4 +200,19 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage]) -> usize {
         .map(|m| m.content.len().div_ceil(3) + 4)
         .sum::<usize>()
         + 2
+}
+
+/// What a generation failure means to a caller of the core: the codes
+/// clients see.
+impl From<LlmError> for CoreError {
+    fn from(e: LlmError) -> Self {
+        match e {
+            LlmError::Overloaded { retry_after_secs } => CoreError::Overloaded { retry_after_secs },
+            LlmError::PromptTooLong { .. } => CoreError::PromptTooLarge,
+            e @ LlmError::Exhausted { .. } => CoreError::BackendsExhausted(e.to_string()),
+            e @ LlmError::Timeout(_) => CoreError::BackendTimeout(e.to_string()),
+            e @ LlmError::Tls(_) => CoreError::BackendTls(e.to_string()),
+            e => CoreError::BackendFailed(e.to_string()),
+        }
+    }
 }

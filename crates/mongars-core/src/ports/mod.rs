@@ -2,6 +2,7 @@
 //! other crates (`mongars-store` for the database); tests may supply their own.
 
 use crate::domain::{NewUser, StoredUser, User};
+use crate::error::CoreError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -16,6 +17,17 @@ pub enum RepoError {
     Unavailable(String),
     #[error("store error: {0}")]
     Other(String),
+}
+
+/// What a storage failure means to a caller of the core.
+impl From<RepoError> for CoreError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Duplicate => CoreError::Internal("unexpected duplicate key".into()),
+            RepoError::Unavailable(m) => CoreError::Unavailable(m),
+            RepoError::Other(m) => CoreError::Internal(m),
+        }
+    }
 }
 
 #[async_trait]

@@ -297,14 +297,7 @@ impl MemoryService {
             });
         }
         if let Some((old, _)) = same {
-            let update = MemoryUpdate {
-                text: fact.text.clone(),
-                slot: Some(fact.slot.clone()),
-                source: source.to_string(),
-                embedding: vector,
-                at: self.clock.now(),
-                mentioned: true,
-            };
+            let update = self.restatement(fact, source, vector);
             return self.restate(user_id, &old.id, update).await;
         }
         if same_slot.is_empty() || !fact.single {
@@ -319,14 +312,7 @@ impl MemoryService {
                 )
                 .await?;
             if let Some(h) = near.first() {
-                let update = MemoryUpdate {
-                    text: fact.text.clone(),
-                    slot: Some(fact.slot.clone()),
-                    source: source.to_string(),
-                    embedding: vector,
-                    at: self.clock.now(),
-                    mentioned: true,
-                };
+                let update = self.restatement(fact, source, vector);
                 return self.restate(user_id, &h.id, update).await;
             }
         }
@@ -363,6 +349,18 @@ impl MemoryService {
             .iter()
             .map(|id| hits.iter().find(|h| &h.id == id).map_or(0.0, |h| h.score))
             .collect())
+    }
+
+    /// `fact` said again: one more mention, in its latest wording.
+    fn restatement(&self, fact: &Fact, source: &str, embedding: Vec<f32>) -> MemoryUpdate {
+        MemoryUpdate {
+            text: fact.text.clone(),
+            slot: Some(fact.slot.clone()),
+            source: source.to_string(),
+            embedding,
+            at: self.clock.now(),
+            mentioned: true,
+        }
     }
 
     /// Give memory `id` the wording, vector and slot of `update`.

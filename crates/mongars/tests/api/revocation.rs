@@ -97,20 +97,24 @@ async fn changing_the_password_closes_the_users_sockets() {
     assert_eq!(ack["payload"]["status"], "ok", "{ack}");
 }
 
-/// The database changed by another process (the CLI), which the bus never
-/// hears of.
-async fn disable_behind_the_servers_back(app: &TestApp, name: &str) {
+/// The auth service as another process (the CLI) builds it, on the same
+/// database: what it changes, the server's bus never hears of.
+async fn behind_the_servers_back(app: &TestApp) -> mongars_core::auth::AuthService {
     let db = mongars::wiring::database::open_database(&app.settings)
         .await
         .unwrap();
-    let auth = mongars::wiring::auth::auth_service(
+    mongars::wiring::auth::auth_service(
         &app.settings,
         &db,
         TEST_JWT_SECRET.as_bytes(),
-        std::sync::Arc::new(mongars_core::ports::SystemClock),
+        mongars::wiring::system_clock(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn disable_behind_the_servers_back(app: &TestApp, name: &str) {
+    let auth = behind_the_servers_back(app).await;
     auth.set_disabled(&Username::parse(name).unwrap(), true)
         .await
         .unwrap();
@@ -143,17 +147,7 @@ async fn an_idle_socket_of_a_revoked_account_closes_at_its_next_ping() {
     let mut tab = app.socket(&ana).await;
     tab.until("history.snapshot").await;
     // A password set by an operator is a revocation too.
-    let db = mongars::wiring::database::open_database(&app.settings)
-        .await
-        .unwrap();
-    let auth = mongars::wiring::auth::auth_service(
-        &app.settings,
-        &db,
-        TEST_JWT_SECRET.as_bytes(),
-        std::sync::Arc::new(mongars_core::ports::SystemClock),
-    )
-    .await
-    .unwrap();
+    let auth = behind_the_servers_back(&app).await;
     auth.set_password(
         &Username::parse("ana").unwrap(),
         &Password::new_secret("operator-set-pw", "password").unwrap(),

@@ -31,6 +31,17 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Ask the server on this machine whether it is alive (`GET /healthz` on
+    /// server.port over loopback): exit 0 when it answers 200, 1 otherwise.
+    /// For container health checks, where no curl is installed.
+    Probe {
+        /// Ask `/ready` instead: the database, migrations and backends too.
+        #[arg(long)]
+        ready: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
+    },
     /// Manage accounts in the database.
     #[command(subcommand)]
     User(UserCommand),

@@ -4,6 +4,7 @@
 pub mod bench;
 mod doctor;
 mod models;
+mod probe;
 mod serve;
 mod user;
 
@@ -23,6 +24,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Doctor => doctor::run(settings).await,
+        Command::Probe {
+            ready,
+            timeout_secs,
+        } => probe::run(&settings, ready, timeout_secs).await,
         #[cfg(feature = "bench")]
         Command::Bench(cmd) => match cmd {
             BenchCommand::Auth(args) => bench::auth(settings, args).await,

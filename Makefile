@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test models build deps fmt lint bench clean help
+.PHONY: run test models build deps fmt lint bench image clean help
 
 run: ## Install what is missing, fetch the models, build, and start the server (SQLite in ./data)
 	@scripts/deps.sh run
@@ -38,6 +38,10 @@ bench: ## Start-up, login throughput, generation, router, memory and realtime fi
 	@url=$$(scripts/test-redis.sh start 2>/dev/null) || url=; \
 	  MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench realtime $${url:+--redis $$url}; \
 	  status=$$?; [ -z "$$url" ] || scripts/test-redis.sh stop; exit $$status
+
+image: ## Container image built here without a registry (deploy/build.sh --offline)
+	@scripts/deps.sh run
+	deploy/build.sh --offline
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

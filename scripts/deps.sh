@@ -4,7 +4,9 @@
 #   scripts/deps.sh run    build tools
 #   scripts/deps.sh test   build tools, PostgreSQL, Redis, procps, OpenSSL (the
 #                          test database's certificates), Chromium and its
-#                          WebDriver (browser tests of the console)
+#                          WebDriver (browser tests of the console), debootstrap
+#                          (the image's base, made from Debian's packages; the
+#                          Docker engine itself must be running already)
 # Debian/Ubuntu packages are installed with apt-get when running as root;
 # otherwise the exact command to run is printed and the script stops.
 set -euo pipefail
@@ -13,7 +15,7 @@ mode="${1:-run}"
 # cmake and libclang-dev build llama.cpp; python3-pip fetches the models.
 packages=(build-essential pkg-config ca-certificates cmake libclang-dev python3 python3-pip)
 if [ "$mode" = test ]; then
-  packages+=(postgresql redis-server procps openssl chromium chromium-driver fonts-dejavu-core)
+  packages+=(postgresql redis-server procps openssl chromium chromium-driver fonts-dejavu-core debootstrap)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

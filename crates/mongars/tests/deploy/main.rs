@@ -1,0 +1,10 @@
+//! The deployment files, exercised: the Dockerfile linted, the build
+//! context checked for what must stay out, and the image built here (on a
+//! base made from Debian's packages) and run as operators run it. Tests that
+//! need Docker fail under `CI=true` when the engine is missing.
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
+
+mod context;
+mod docker;
+mod image;
+mod lint;

@@ -7,4 +7,5 @@
 mod context;
 mod docker;
 mod image;
+mod k8s;
 mod lint;

@@ -197,6 +197,8 @@ pub struct ServerSettings {
     pub header_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub max_connections: u32,
+    /// Async runtime worker threads; 0: one per usable CPU.
+    pub worker_threads: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -33,9 +33,9 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "must be empty (SQLite in data_dir), sqlite://PATH or postgres://...".into(),
     );
     check(
-        s.database.max_connections >= 1,
+        s.database.max_connections <= 1000,
         "database.max_connections",
-        "must be at least 1".into(),
+        "must be at most 1000 (0: chosen for the machine)".into(),
     );
     check(
         s.database.connect_timeout_secs >= 1,
@@ -108,14 +108,14 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "must name a GGUF file".into(),
     );
     check(
-        (256..=1 << 20).contains(&e.context_tokens),
+        e.context_tokens == 0 || (256..=1 << 20).contains(&e.context_tokens),
         "llm.embedded.context_tokens",
-        "must be between 256 and 1048576".into(),
+        "must be 0 (chosen for the machine) or between 256 and 1048576".into(),
     );
     check(
-        (1..=64).contains(&e.parallel),
+        e.parallel <= 64,
         "llm.embedded.parallel",
-        "must be between 1 and 64".into(),
+        "must be between 0 (chosen for the machine) and 64".into(),
     );
     check(
         (1..=100_000).contains(&e.queue_capacity),

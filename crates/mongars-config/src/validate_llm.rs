@@ -150,15 +150,21 @@ fn role_rules(
         &format!("{key}.top_p"),
         "must be greater than 0 and at most 1".into(),
     );
+    // An automatic embedded context is chosen with room for every role's
+    // max_tokens, so only an explicit one can be too small.
+    let embedded = match s.llm.embedded.context_tokens {
+        0 => u32::MAX,
+        n => n,
+    };
     let window = r
         .backends
         .iter()
         .map(|b| match s.llm.backends.get(b) {
             Some(remote) => remote.context_tokens,
-            None => s.llm.embedded.context_tokens,
+            None => embedded,
         })
         .min()
-        .unwrap_or(s.llm.embedded.context_tokens);
+        .unwrap_or(embedded);
     check(
         r.max_tokens >= 1 && r.max_tokens < window,
         &format!("{key}.max_tokens"),

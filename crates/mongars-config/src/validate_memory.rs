@@ -61,9 +61,9 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "must be between 8 and 512".into(),
     );
     check(
-        (1..=256).contains(&e.batch_size),
+        e.batch_size <= 256,
         "embeddings.batch_size",
-        "must be between 1 and 256".into(),
+        "must be between 0 (chosen for the machine) and 256".into(),
     );
     check(
         e.timeout_ms >= 100,

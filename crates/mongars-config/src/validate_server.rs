@@ -41,6 +41,11 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "server.max_connections",
         "must be 0 (derived from the open-file limit) or at least 16".into(),
     );
+    check(
+        v.worker_threads <= 1024,
+        "server.worker_threads",
+        "must be between 0 (one per usable CPU) and 1024".into(),
+    );
     for host in &v.allowed_hosts {
         check(
             host_pattern_ok(host),

@@ -55,7 +55,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 /// [`build`], with some parts chosen by the caller instead of loaded from
 /// settings (tests use a scripted generation backend and a shared embedder
 /// this way). Remote backends still come from settings.
-pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<App> {
+pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow::Result<App> {
+    let hardware = crate::hardware::HardwareProfile::detect();
+    for c in crate::hardware::tuning::tune(&mut settings, &hardware) {
+        tracing::info!(setting = c.setting, value = c.value, reason = %c.reason, "tuned");
+    }
     let llm = overrides.llm;
     let clock = overrides.clock.unwrap_or_else(crate::wiring::system_clock);
     let db = open_database(&settings).await?;

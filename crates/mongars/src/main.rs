@@ -22,7 +22,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
+    let hardware = mongars::hardware::HardwareProfile::detect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(mongars::hardware::tuning::worker_threads(
+            &settings, &hardware,
+        ))
         .enable_all()
         .build()
     {

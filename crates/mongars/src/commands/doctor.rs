@@ -125,10 +125,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         (None, None) => "unknown".into(),
     };
     println!("[info] {:<14} {mem}", "memory");
+    let mut tuned = settings.clone();
+    for c in crate::hardware::tuning::tune(&mut tuned, &hw) {
+        println!(
+            "[info] {:<14} {} = {} ({})",
+            "tuning", c.setting, c.value, c.reason
+        );
+    }
     println!(
         "[info] {:<14} {}",
         "connections",
-        crate::limits::describe(&settings)
+        crate::limits::describe(&tuned)
     );
     for (what, url) in remote_urls(&settings) {
         let how = if mongars_net::uses_tls(url) {

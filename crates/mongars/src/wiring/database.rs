@@ -16,7 +16,9 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
     };
     let cfg = DbConfig {
         target,
-        max_connections: settings.database.max_connections,
+        max_connections: crate::hardware::tuning::tuned(settings)
+            .database
+            .max_connections,
         connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
         ca_file: Some(settings.tls.ca_file.clone()).filter(|p| !p.as_os_str().is_empty()),
     };

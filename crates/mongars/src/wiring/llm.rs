@@ -6,7 +6,7 @@
 //! guarded backend with its own breaker and metrics label: the backend's name,
 //! or `name@model` when a role overrides the model.
 
-use crate::hardware::HardwareProfile;
+use crate::hardware::tuning::tuned;
 use anyhow::Context;
 use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
 use mongars_core::domain::{PerRole, SamplingParams};
@@ -22,16 +22,13 @@ use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Engine settings with `threads = 0` resolved to the CPUs this process may use.
+/// Engine settings, automatic values chosen for this machine.
 pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
+    let settings = tuned(settings);
     let e = &settings.llm.embedded;
-    let threads = match e.threads {
-        0 => HardwareProfile::detect().usable_cpus(),
-        n => n as usize,
-    };
     EmbeddedConfig {
         model_path: e.model_path.clone(),
-        threads,
+        threads: e.threads as usize,
         context_tokens: e.context_tokens,
         parallel: e.parallel as usize,
         queue_capacity: e.queue_capacity as usize,

@@ -18,6 +18,7 @@ use std::time::Duration;
 /// The embedder named in settings. The in-process model is loaded on a
 /// blocking thread (about 90 MB read from disk).
 pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
+    let settings = &crate::hardware::tuning::tuned(settings);
     let e = &settings.embeddings;
     Ok(match e.kind {
         EmbedderKind::Embedded => {

@@ -83,6 +83,24 @@ async fn the_image_runs_unprivileged_read_only_serves_a_chat_and_stops_on_sigter
         );
     }
 
+    // On a small share of the machine, it tunes itself to that share.
+    let out = output(
+        "docker",
+        &["run", "--rm", "--cpus=1", "--memory=512m", &tag, "doctor"],
+    );
+    let doctor = String::from_utf8_lossy(&out.stdout);
+    for choice in [
+        "server.worker_threads = 1 ",
+        "llm.embedded.threads = 1 ",
+        "llm.embedded.parallel = 1 ",
+        "llm.embedded.context_tokens = 1024 (512 MiB of memory",
+        "embeddings.batch_size = 8 (512 MiB of memory)",
+        "database.max_connections = 4 ",
+        "cgroup quota 1.00",
+    ] {
+        assert!(doctor.contains(choice), "doctor lacks {choice:?}:\n{doctor}");
+    }
+
     let volume = format!("{}:/models:ro", models.display());
     let admin = format!("MONGARS_BOOTSTRAP__ADMIN_PASSWORD={ADMIN_PASSWORD}");
     let started = Instant::now();

@@ -1,6 +1,8 @@
 //! What machine this is: board (Raspberry Pi, Jetson), CPUs and memory,
-//! including cgroup limits inside containers. Used by `doctor` now and for
-//! choosing worker and inference thread counts.
+//! including cgroup limits inside containers; [`tuning`] chooses the
+//! settings that follow from it.
+
+pub mod tuning;
 
 use std::path::Path;
 
@@ -41,9 +43,22 @@ impl HardwareProfile {
             (Some(b), _) if b.contains("Jetson") || b.contains("NVIDIA") => MachineKind::Jetson,
             _ => MachineKind::Generic,
         };
-        let cgroup_cpus = read("sys/fs/cgroup/cpu.max").and_then(|s| parse_cpu_max(&s));
-        let cgroup_memory_bytes =
-            read("sys/fs/cgroup/memory.max").and_then(|s| s.trim().parse().ok());
+        // cgroup v2 (unified), else v1 (cpu and memory controllers).
+        let cgroup_cpus = read("sys/fs/cgroup/cpu.max")
+            .and_then(|s| parse_cpu_max(&s))
+            .or_else(|| {
+                let quota = read("sys/fs/cgroup/cpu/cpu.cfs_quota_us")?;
+                let period = read("sys/fs/cgroup/cpu/cpu.cfs_period_us")?;
+                parse_cfs(&quota, &period)
+            });
+        let cgroup_memory_bytes = read("sys/fs/cgroup/memory.max")
+            .and_then(|s| s.trim().parse().ok())
+            .or_else(|| {
+                read("sys/fs/cgroup/memory/memory.limit_in_bytes")
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    // v1 says "no limit" with a number near i64::MAX.
+                    .filter(|b| *b < 1 << 60)
+            });
         let memory_bytes = read("proc/meminfo").and_then(|s| parse_mem_total(&s));
         Self {
             board,
@@ -84,6 +99,13 @@ fn parse_cpu_max(s: &str) -> Option<f64> {
     Some(quota.parse::<f64>().ok()? / period)
 }
 
+/// cgroup v1 `cpu.cfs_quota_us` (-1: no limit) over `cpu.cfs_period_us`.
+fn parse_cfs(quota: &str, period: &str) -> Option<f64> {
+    let quota: f64 = quota.trim().parse().ok()?;
+    let period: f64 = period.trim().parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
 fn parse_mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -121,6 +143,29 @@ mod tests {
         assert_eq!(p.usable_cpus(), p.cpus.min(2));
         assert_eq!(p.usable_memory_bytes(), Some(536_870_912));
         assert_eq!(p.memory_bytes, Some(3_884_096 * 1024));
+    }
+
+    #[test]
+    fn cgroup_v1_limits_and_its_no_limit() {
+        let t = tree(&[
+            ("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "100000\n"),
+            ("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+            ("sys/fs/cgroup/memory/memory.limit_in_bytes", "536870912\n"),
+        ]);
+        let p = HardwareProfile::detect_in(t.path());
+        assert_eq!(p.cgroup_cpus, Some(1.0));
+        assert_eq!(p.usable_cpus(), 1);
+        assert_eq!(p.cgroup_memory_bytes, Some(536_870_912));
+        let t = tree(&[
+            ("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n"),
+            ("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+            (
+                "sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+        ]);
+        let p = HardwareProfile::detect_in(t.path());
+        assert_eq!((p.cgroup_cpus, p.cgroup_memory_bytes), (None, None));
     }
 
     #[test]

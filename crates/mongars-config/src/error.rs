@@ -8,6 +8,8 @@ pub enum Origin {
     Defaults,
     File(String),
     Env(String),
+    /// A secret store, with the secret's path.
+    Store(String),
     Validation,
 }
 
@@ -17,6 +19,7 @@ impl fmt::Display for Origin {
             Origin::Defaults => f.write_str("built-in defaults"),
             Origin::File(path) => write!(f, "file {path}"),
             Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Store(path) => write!(f, "secret {path}"),
             Origin::Validation => f.write_str("validation"),
         }
     }

@@ -14,6 +14,7 @@ mod error;
 mod layers;
 mod redact;
 mod secret;
+mod secrets;
 mod settings;
 mod settings_memory;
 mod settings_realtime;
@@ -26,6 +27,7 @@ pub use error::{ConfigError, ConfigErrors, Origin};
 pub use layers::{CONFIG_PATH_VAR, ENV_PREFIX};
 pub use redact::redact_url_credentials;
 pub use secret::{REDACTED, Secret};
+pub use secrets::{STORE_SETTINGS, apply_secrets};
 pub use settings::*;
 pub use validate::MIN_JWT_SECRET_BYTES;
 

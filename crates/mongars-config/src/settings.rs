@@ -28,7 +28,30 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub telemetry: TelemetrySettings,
     pub tls: TlsSettings,
+    pub vault: VaultSettings,
     pub logging: LoggingSettings,
+}
+
+/// Secrets read from HashiCorp Vault (KV version 2) at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    /// `https://vault.example.com:8200`; empty: Vault is not used.
+    pub address: String,
+    /// The KV v2 secrets engine's mount.
+    pub mount: String,
+    /// The secret under the mount whose fields are settings.
+    pub path: String,
+    /// A file holding a Vault token.
+    pub token_file: PathBuf,
+    /// Log in with Kubernetes auth as this role (instead of a token file).
+    pub kubernetes_role: String,
+    pub kubernetes_mount: String,
+    /// The pod's ServiceAccount token, sent to Vault's Kubernetes login.
+    pub kubernetes_token_file: PathBuf,
+    pub timeout_ms: u64,
+    /// Attempts at reaching Vault before start-up fails.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

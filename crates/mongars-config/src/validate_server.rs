@@ -41,6 +41,29 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "server.max_connections",
         "must be 0 (derived from the open-file limit) or at least 16".into(),
     );
+    let vault = &s.vault;
+    if !vault.address.is_empty() {
+        check(
+            vault.address.starts_with("https://") || vault.address.starts_with("http://"),
+            "vault.address",
+            "must be an http:// or https:// URL".into(),
+        );
+        check(
+            !vault.token_file.as_os_str().is_empty() || !vault.kubernetes_role.is_empty(),
+            "vault.token_file",
+            "Vault needs vault.token_file or vault.kubernetes_role".into(),
+        );
+        check(
+            !vault.mount.is_empty() && !vault.path.is_empty(),
+            "vault.path",
+            "vault.mount and vault.path must name the secret".into(),
+        );
+        check(
+            (1..=20).contains(&vault.attempts) && vault.timeout_ms >= 100,
+            "vault.attempts",
+            "attempts must be 1 to 20 and timeout_ms at least 100".into(),
+        );
+    }
     check(
         v.worker_threads <= 1024,
         "server.worker_threads",

@@ -12,4 +12,5 @@ pub mod limits;
 pub mod observe;
 pub mod recovery;
 pub mod telemetry;
+pub mod vault;
 pub mod wiring;

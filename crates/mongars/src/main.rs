@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     mongars_net::install_crypto();
     let cli = Cli::parse();
-    let settings = match LoadOptions::from_process(cli.config.clone()).and_then(|o| load(&o)) {
+    let mut settings = match LoadOptions::from_process(cli.config.clone()).and_then(|o| load(&o)) {
         Ok(s) => s,
         Err(errors) => {
             eprint!("{errors}");
@@ -36,6 +36,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Secrets from Vault, when configured, before any command uses them.
+    if let Err(e) = runtime.block_on(mongars::vault::apply(&mut settings)) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     match runtime.block_on(mongars::commands::run(cli.command, settings)) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -25,3 +25,4 @@ mod tls;
 mod tokens;
 mod turns;
 mod upstream;
+mod vault;

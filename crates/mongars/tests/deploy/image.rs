@@ -98,7 +98,10 @@ async fn the_image_runs_unprivileged_read_only_serves_a_chat_and_stops_on_sigter
         "database.max_connections = 4 ",
         "cgroup quota 1.00",
     ] {
-        assert!(doctor.contains(choice), "doctor lacks {choice:?}:\n{doctor}");
+        assert!(
+            doctor.contains(choice),
+            "doctor lacks {choice:?}:\n{doctor}"
+        );
     }
 
     let volume = format!("{}:/models:ro", models.display());

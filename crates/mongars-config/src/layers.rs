@@ -143,10 +143,29 @@ pub fn apply_env(
         let origin = Origin::Env(name.clone());
         let lowered = name[ENV_PREFIX.len()..].to_ascii_lowercase();
         let segments: Vec<&str> = lowered.split("__").collect();
-        let Some(path) = resolve(base, &segments) else {
-            let key = segments.join(".");
-            errors.push(ConfigError::new(key, "unknown setting", origin));
-            continue;
+        let mut raw = raw;
+        let path = match resolve(base, &segments) {
+            Some(path) => path,
+            // `MONGARS_X_FILE=/run/secrets/x`: the value of X is in that file
+            // (Docker and Compose secrets), unless X_FILE is itself a setting.
+            None => match file_variant(base, &lowered) {
+                Some(path) => match std::fs::read_to_string(&raw) {
+                    Ok(content) => {
+                        raw = content.trim_end_matches(['\n', '\r']).to_string();
+                        path
+                    }
+                    Err(e) => {
+                        let msg = format!("cannot read the file {raw}: {e}");
+                        errors.push(ConfigError::new(path.join("."), msg, origin));
+                        continue;
+                    }
+                },
+                None => {
+                    let key = segments.join(".");
+                    errors.push(ConfigError::new(key, "unknown setting", origin));
+                    continue;
+                }
+            },
         };
         let key = path.join(".");
         let Some(slot) = lookup_mut(base, &path) else {
@@ -157,6 +176,13 @@ pub fn apply_env(
             Err(msg) => errors.push(ConfigError::new(key, msg, origin)),
         }
     }
+}
+
+/// The setting an `..._FILE` variable names, if it is one.
+fn file_variant(base: &Table, lowered: &str) -> Option<Vec<String>> {
+    let stem = lowered.strip_suffix("_file")?;
+    let segments: Vec<&str> = stem.split("__").collect();
+    resolve(base, &segments)
 }
 
 /// Find the key path named by env segments. A segment that is not a key of

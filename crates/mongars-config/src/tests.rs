@@ -36,6 +36,35 @@ fn file_then_env_precedence() {
 }
 
 #[test]
+fn a_file_variable_reads_its_value_from_the_file() {
+    let mut f = tempfile_in_target();
+    writeln!(f.1, "postgres://u:p@db/mongars").unwrap();
+    let path = f.0.display().to_string();
+    let s = load(&LoadOptions {
+        file: None,
+        env: env(&[
+            ("MONGARS_DATABASE__URL_FILE", path.as_str()),
+            ("MONGARS_VAULT__TOKEN_FILE", "/run/secrets/vault-token"),
+        ]),
+    })
+    .unwrap();
+    assert_eq!(s.database.url.expose(), "postgres://u:p@db/mongars");
+    assert_eq!(
+        s.vault.token_file,
+        std::path::PathBuf::from("/run/secrets/vault-token"),
+        "a setting named ..._file is itself"
+    );
+    let _ = std::fs::remove_file(&f.0);
+    let err = load(&LoadOptions {
+        file: None,
+        env: env(&[("MONGARS_AUTH__JWT_SECRET_FILE", "/nonexistent/jwt")]),
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("auth.jwt_secret: cannot read the file /nonexistent/jwt"), "{err}");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let err = load(&LoadOptions {
         file: None,

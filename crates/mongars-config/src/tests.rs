@@ -61,7 +61,10 @@ fn a_file_variable_reads_its_value_from_the_file() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("auth.jwt_secret: cannot read the file /nonexistent/jwt"), "{err}");
+    assert!(
+        err.contains("auth.jwt_secret: cannot read the file /nonexistent/jwt"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! hadolint on the Dockerfile: nothing to report.
+//! hadolint on every Dockerfile: nothing to report.
 
 use super::docker::{output, repo};
 
@@ -16,12 +16,22 @@ fn the_dockerfile_is_lint_clean() {
         mongars_store::testing::skipped("hadolint missing (MONGARS_TEST_TOOLS unset)");
         return;
     };
-    let dockerfile = repo().join("deploy/Dockerfile");
-    let out = output(&hadolint, &[dockerfile.to_str().unwrap()]);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    for file in [
+        "deploy/Dockerfile",
+        "deploy/compose/postgres/Dockerfile",
+        "deploy/compose/redis/Dockerfile",
+        "deploy/compose/proxy/Dockerfile",
+    ] {
+        let path = repo().join(file);
+        let out = output(&hadolint, &[path.to_str().unwrap()]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{file}: {said}"
+        );
+    }
 }

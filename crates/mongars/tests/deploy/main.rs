@@ -4,6 +4,7 @@
 //! need Docker fail under `CI=true` when the engine is missing.
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
+mod compose;
 mod context;
 mod docker;
 mod image;

@@ -48,6 +48,8 @@ async fn stalled_clients_cannot_exhaust_a_server_with_1024_descriptors() {
             ("MONGARS_SERVER__PORT", "0"),
             ("MONGARS_SERVER__HEADER_READ_TIMEOUT_SECS", "10"),
             ("MONGARS_MEMORY__ENABLED", "false"),
+            // The reserve below counts a pool of 10, whatever the machine.
+            ("MONGARS_DATABASE__MAX_CONNECTIONS", "10"),
         ],
     );
     // The same binary, under a shell that lowers the limit first.

@@ -95,7 +95,9 @@ async fn a_chat_through_one_replica_reaches_a_socket_on_the_other() {
 
     // A ticket from A opens a socket on B, once: A refuses it afterwards.
     let (_, t) = post(&addr_a, "/api/v1/auth/ws/ticket", &token, json!({})).await;
-    let ticket = t["ticket"].as_str().unwrap();
+    let ticket = t["ticket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("ticket: {t}"));
     let mut on_b = socket(&addr_b, ticket).await.expect("B accepts A's ticket");
     assert_eq!(
         socket(&addr_a, ticket).await.err(),

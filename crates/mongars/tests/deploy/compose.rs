@@ -4,7 +4,7 @@
 //! through the proxy while one replica is stopped and started again: every
 //! accepted turn is kept, and sockets reconnect to the replica still up.
 
-use super::docker::{Cleanup, available, docker, output, repo, unique};
+use super::docker::{Cleanup, available, build_image, docker, login, output, repo, unique};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -41,21 +41,7 @@ fn images(run: &str, cleanup: &mut Cleanup) -> Vec<(String, String)> {
         vars.push((var.to_string(), tag));
     }
     let tag = format!("{run}:compose-test");
-    let out = output(
-        "deploy/build.sh",
-        &[
-            "--offline",
-            "--binary",
-            env!("CARGO_BIN_EXE_mongars"),
-            "--tag",
-            &tag,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_image(&tag);
     cleanup.0.push(Cleanup::image(&tag));
     vars.push(("MONGARS_IMAGE".into(), tag));
     vars
@@ -233,20 +219,7 @@ async fn two_replicas_behind_the_proxy_lose_no_turn_when_one_stops() {
         assert_eq!(line.contains("->"), line.contains("proxy"), "{published}");
     }
 
-    let token: Value = client
-        .post(format!("{base}/token"))
-        .form(&[
-            ("username", "admin"),
-            ("password", admin_password.trim()),
-            ("grant_type", "password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("a token").to_string();
+    let token = login(&client, &base, "admin", admin_password.trim()).await;
 
     // Two sockets: the proxy spreads them over the replicas.
     let mut sockets = vec![

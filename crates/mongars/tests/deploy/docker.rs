@@ -80,3 +80,51 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// The server image, built the offline way from this test build's binary
+/// (`deploy/build.sh`, on a base made from Debian's packages).
+pub fn build_image(tag: &str) {
+    let started = std::time::Instant::now();
+    let out = output(
+        "deploy/build.sh",
+        &[
+            "--offline",
+            "--binary",
+            env!("CARGO_BIN_EXE_mongars"),
+            "--tag",
+            tag,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "deploy/build.sh: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "image {tag}: built in {:.1} s (base included), {} bytes",
+        started.elapsed().as_secs_f64(),
+        docker(&["inspect", "-f", "{{.Size}}", tag])
+    );
+}
+
+/// A token for `username` from the server at `base`.
+pub async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let answer: serde_json::Value = client
+        .post(format!("{base}/token"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("grant_type", "password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_string()
+}

@@ -3,7 +3,7 @@
 //! `deploy/build.sh`), run as operators run it: read-only root filesystem,
 //! no capabilities, models on a read-only volume.
 
-use super::docker::{Cleanup, available, docker, output, repo, unique};
+use super::docker::{Cleanup, available, build_image, docker, login, output, repo, unique};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -11,34 +11,6 @@ const ADMIN_PASSWORD: &str = "correct-horse-battery-1";
 
 fn inspect(what: &str, format: &str) -> String {
     docker(&["inspect", "-f", format, what])
-}
-
-/// Build the image from this test build's binary; its tag.
-fn build_image() -> String {
-    let tag = format!("{}:latest-test", unique("image"));
-    let started = Instant::now();
-    let out = output(
-        "deploy/build.sh",
-        &[
-            "--offline",
-            "--binary",
-            env!("CARGO_BIN_EXE_mongars"),
-            "--tag",
-            &tag,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "deploy/build.sh: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "image {tag}: built in {:.1} s (base included), {} bytes",
-        started.elapsed().as_secs_f64(),
-        inspect(&tag, "{{.Size}}")
-    );
-    tag
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> Duration {
@@ -67,7 +39,8 @@ async fn the_image_runs_unprivileged_read_only_serves_a_chat_and_stops_on_sigter
         models.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists(),
         "`make test` fetches the models"
     );
-    let tag = build_image();
+    let tag = format!("{}:latest-test", unique("image"));
+    build_image(&tag);
     let mut cleanup = Cleanup(vec![Cleanup::image(&tag)]);
 
     // What the image says of itself.
@@ -176,20 +149,7 @@ async fn the_image_runs_unprivileged_read_only_serves_a_chat_and_stops_on_sigter
     ]);
 
     // A chat on the embedded model.
-    let token: Value = client
-        .post(format!("{base}/token"))
-        .form(&[
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-            ("grant_type", "password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("a token").to_string();
+    let token = login(&client, &base, "admin", ADMIN_PASSWORD).await;
     let reply = client
         .post(format!("{base}/api/v1/conversation/chat"))
         .bearer_auth(&token)

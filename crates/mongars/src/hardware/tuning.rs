@@ -5,6 +5,7 @@
 
 use super::{HardwareProfile, MachineKind};
 use mongars_config::Settings;
+use std::borrow::Cow;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -28,11 +29,23 @@ pub fn worker_threads(settings: &Settings, hw: &HardwareProfile) -> usize {
 
 /// `settings` with every automatic value chosen for this machine. Builders
 /// that read one of these settings start from here, so that a `0` never
-/// reaches a pool or an engine.
-pub fn tuned(settings: &Settings) -> Settings {
+/// reaches a pool or an engine; settings already tuned (as `app::build`
+/// leaves them) are used as they are, without reading the hardware again.
+pub fn tuned(settings: &Settings) -> Cow<'_, Settings> {
+    let automatic = [
+        settings.server.worker_threads,
+        settings.llm.embedded.parallel,
+        settings.llm.embedded.threads,
+        settings.llm.embedded.context_tokens,
+        settings.embeddings.batch_size,
+        settings.database.max_connections,
+    ];
+    if !automatic.contains(&0) {
+        return Cow::Borrowed(settings);
+    }
     let mut s = settings.clone();
     tune(&mut s, &HardwareProfile::detect());
-    s
+    Cow::Owned(s)
 }
 
 /// Fill in every automatic setting of `settings`; the choices, explicit ones

@@ -17,6 +17,16 @@ async fn make_key(app: &TestApp, token: &str, body: Value) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Disable or enable ana, as the admin `root`.
+async fn set_disabled(app: &TestApp, root: &str, disabled: bool) -> S {
+    send(app, "PATCH", "/api/v1/user/ana", Some(root))
+        .json(&json!({"disabled": disabled}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 async fn status_with(app: &TestApp, method: &str, path: &str, key: &str) -> S {
     send(app, method, path, Some(key))
         .send()
@@ -121,31 +131,13 @@ async fn disabling_the_owner_or_a_new_password_ends_every_key() {
         let second = make_key(&app, &ana, json!({"name": "two"})).await["key"].clone();
         let second = second.as_str().unwrap();
         assert_eq!(status_with(&app, "GET", "/v1/models", second).await, S::OK);
-        let disable = send(&app, "PATCH", "/api/v1/user/ana", Some(&root));
-        assert_eq!(
-            disable
-                .json(&json!({"disabled": true}))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            S::OK
-        );
+        assert_eq!(set_disabled(&app, &root, true).await, S::OK);
         assert_eq!(
             status_with(&app, "GET", "/v1/models", second).await,
             S::UNAUTHORIZED
         );
         // Enabling the account again does not bring its keys back.
-        let enable = send(&app, "PATCH", "/api/v1/user/ana", Some(&root));
-        assert_eq!(
-            enable
-                .json(&json!({"disabled": false}))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            S::OK
-        );
+        assert_eq!(set_disabled(&app, &root, false).await, S::OK);
         assert_eq!(
             status_with(&app, "GET", "/v1/models", second).await,
             S::UNAUTHORIZED

@@ -53,14 +53,18 @@ struct Stack {
 }
 
 impl Stack {
-    fn compose(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new("docker-compose")
-            .args(["-p", &self.project, "-f", "deploy/compose/compose.yaml"])
+    /// `docker-compose` on this stack's project, file and variables.
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("docker-compose");
+        cmd.args(["-p", &self.project, "-f", "deploy/compose/compose.yaml"])
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(repo())
-            .output()
-            .expect("docker-compose");
+            .current_dir(repo());
+        cmd
+    }
+
+    fn compose(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().expect("docker-compose");
         assert!(
             out.status.success(),
             "docker-compose {}: {}",
@@ -73,11 +77,8 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("docker-compose")
-            .args(["-p", &self.project, "-f", "deploy/compose/compose.yaml"])
-            .args(["down", "-v", "--remove-orphans", "-t", "5"])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(repo())
+        let _ = self
+            .command(&["down", "-v", "--remove-orphans", "-t", "5"])
             .output();
     }
 }

@@ -6,7 +6,10 @@
 # checked: `file` must say aarch64, and `--version` and `doctor` must run
 # under qemu-aarch64.
 #
-#   deploy/cross-arm64.sh [--profile release|dev]   prints the binary's path
+#   deploy/cross-arm64.sh [--profile release|dev|arm64-check]   prints the binary's path
+#
+# release (the default) is the binary to ship; arm64-check, quick to build and
+# slow to run, is what the test suite builds to check the toolchain.
 #
 # The apt packages are installed when missing (as root).
 set -euo pipefail
@@ -16,7 +19,7 @@ profile=release
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -24,7 +27,7 @@ done
 
 target=aarch64-unknown-linux-gnu
 packages=(rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
-  libc6-dev-arm64-cross qemu-user file)
+  libc6-dev-arm64-cross libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64 qemu-user file)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -56,16 +59,21 @@ dir=$profile
 binary="target/arm64/$target/$dir/mongars"
 
 file "$binary" | grep -q "ARM aarch64" || { file "$binary" >&2; echo "not an aarch64 binary" >&2; exit 1; }
-run() { qemu-aarch64 -L /usr/aarch64-linux-gnu "$binary" "$@"; }
+# Under qemu the loader and the C library must come from one package: the
+# multiarch libc6:arm64 in / (the cross toolchain's loader in
+# /usr/aarch64-linux-gnu would pick up the multiarch libraries through the
+# host's ld.so.cache, and a loader and libc of different builds spin forever
+# on their first shared lock).
+run() { qemu-aarch64 -L / "$binary" "$@"; }
 run --version >&2
-# doctor reports problems of this machine's setup (exit 1), but must run.
+# doctor reports problems of this machine's setup (exit 1), but must run; it
+# runs from the checkout so that it finds the models `make models` fetched.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 set +e
-MONGARS_DATA_DIR="$scratch" timeout "${DOCTOR_TIMEOUT:-600}" \
-  qemu-aarch64 -L /usr/aarch64-linux-gnu "$binary" doctor >&2
+MONGARS_DATA_DIR="$scratch" timeout "${DOCTOR_TIMEOUT:-300}" qemu-aarch64 -L / "$binary" doctor >&2
 status=$?
-[ "$status" -ne 124 ] || { echo "doctor did not finish under qemu within ${DOCTOR_TIMEOUT:-600} s" >&2; exit 1; }
 set -e
+[ "$status" -ne 124 ] || { echo "doctor did not finish under qemu within ${DOCTOR_TIMEOUT:-300} s" >&2; exit 1; }
 [ "$status" -le 1 ] || { echo "doctor failed under qemu (exit $status)" >&2; exit 1; }
 echo "$binary"

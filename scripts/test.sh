@@ -35,7 +35,11 @@ echo "== arm64 cross build started in the background"
 arm64_dir="$PWD/target/arm64-check"
 mkdir -p "$arm64_dir"
 rm -f "$arm64_dir/stdout" "$arm64_dir/stderr" "$arm64_dir/status"
-setsid bash -c 'nice -n 19 deploy/cross-arm64.sh --profile arm64-check >"$1/stdout" 2>"$1/stderr"; echo $? >"$1/status"' \
+# A session of its own (so that it can be stopped as a whole), whose
+# scheduling group is niced too: with autogroups, nice alone only ranks
+# processes within their session.
+setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null || true
+  nice -n 19 deploy/cross-arm64.sh --profile arm64-check >"$1/stdout" 2>"$1/stderr"; echo $? >"$1/status"' \
   arm64 "$arm64_dir" &
 arm64_pid=$!
 trap 'kill -- -"$arm64_pid" 2>/dev/null || true' EXIT

@@ -59,12 +59,20 @@ pub async fn record_route(State(metrics): State<Metrics>, req: Request, next: Ne
     resp
 }
 
+/// Marks a successful answer to a probe (liveness, readiness, a metrics
+/// scrape): logged at debug, since orchestrators and load balancers ask
+/// many times a second and each line would say the same.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe;
+
 /// Log one line per response, at a level that follows the status.
 pub fn log_response<B>(resp: &axum::http::Response<B>, latency: Duration, _span: &Span) {
     let status = resp.status().as_u16();
     let ms = latency.as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::error!(status, latency_ms = ms, "request failed");
+    } else if resp.extensions().get::<Probe>().is_some() {
+        tracing::debug!(status, latency_ms = ms, "probe answered");
     } else {
         tracing::info!(status, latency_ms = ms, "request done");
     }

@@ -15,6 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread exists: the embedder's compute threads follow the
+    // CPUs this process may use (cgroup quota included).
+    let hardware = mongars::hardware::HardwareProfile::detect();
+    let (compute_threads, _) = mongars::hardware::compute::pin(hardware.usable_cpus());
     // `config show` prints only the settings; everything else logs.
     if !matches!(cli.command, Command::Config(ConfigCommand::Show))
         && let Err(e) = mongars::telemetry::init(&settings.logging)
@@ -22,7 +26,7 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    let hardware = mongars::hardware::HardwareProfile::detect();
+    tracing::debug!(compute_threads, "embedder compute threads");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(mongars::hardware::tuning::worker_threads(
             &settings, &hardware,

@@ -1,5 +1,6 @@
 //! Logs captured across the whole auth flow, at TRACE level, contain no
-//! password and no token.
+//! password and no token; probes that orchestrators send many times a
+//! second are logged at debug, not info.
 
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
@@ -67,4 +68,38 @@ async fn auth_flow_logs_no_secrets() {
         "headers logged"
     );
     assert!(!logs.contains("$argon2id$"), "password hash logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_are_logged_at_debug_and_other_requests_at_info() {
+    let capture = Capture::install();
+    let app = TestApp::spawn().await;
+    for _ in 0..20 {
+        assert_eq!(app.get("/healthz", None).await.status(), 200);
+        assert_eq!(app.get("/ready", None).await.status(), 200);
+    }
+    assert_eq!(app.get("/api/v1/user/list", None).await.status(), 401);
+    app.shutdown().await;
+
+    let logs = capture.text();
+    let of = |path: &str| -> Vec<serde_json::Value> {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["span"]["path"] == path)
+            .filter(|l| l["fields"]["latency_ms"].is_number())
+            .collect()
+    };
+    for probe in ["/healthz", "/ready"] {
+        let lines = of(probe);
+        assert!(lines.len() >= 20, "{probe}: {} response lines", lines.len());
+        assert!(
+            lines.iter().all(|l| l["level"] == "DEBUG"),
+            "{probe} logged above debug: {lines:?}"
+        );
+    }
+    let other = of("/api/v1/user/list");
+    assert!(
+        !other.is_empty() && other.iter().all(|l| l["level"] == "INFO"),
+        "{other:?}"
+    );
 }

@@ -76,6 +76,9 @@ pub struct TurnContext {
     /// research.
     pub note: String,
     pub trace: ContextTrace,
+    /// The message's embedding, made for recall; learning from the turn
+    /// stores it rather than embedding the message again.
+    pub query_vector: Option<Vec<f32>>,
 }
 
 impl Mind {
@@ -104,10 +107,15 @@ impl Mind {
             }
         }
         let mut best = None;
+        let mut query_vector = None;
         if let Some(memory) = &self.memory {
             let exclude: Vec<String> = history.iter().map(|t| t.id.clone()).collect();
             let recalled = match memory.embed_query(message).await {
-                Ok(v) => memory.recall(user_id, &v, &exclude).await,
+                Ok(v) => {
+                    let recalled = memory.recall(user_id, &v, &exclude).await;
+                    query_vector = Some(v);
+                    recalled
+                }
                 Err(e) => Err(e),
             };
             match recalled {
@@ -166,6 +174,7 @@ impl Mind {
             system: parts.join("\n\n"),
             note: notes.join("\n\n"),
             trace,
+            query_vector,
         }
     }
 }

@@ -152,14 +152,17 @@ impl Announce {
 pub(super) struct Learn {
     pub(super) user_id: i64,
     pub(super) query: String,
+    /// The message's embedding from recall, if memory made one.
+    pub(super) query_vector: Option<Vec<f32>>,
     pub(super) mind: Mind,
 }
 
 impl Learn {
     /// Everything that follows a stored reply, off the reply's path.
-    fn after_reply(self, turn_id: String, response: String) {
+    fn after_reply(mut self, turn_id: String, response: String) {
         if let Some(memory) = &self.mind.memory {
-            memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response);
+            let vector = self.query_vector.take();
+            memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response, vector);
         }
         tokio::spawn(async move {
             if let Err(e) = self.mind.working.trim(self.user_id).await {

@@ -167,6 +167,7 @@ impl ConversationService {
                 learn: Some(Learn {
                     user_id: who.id,
                     query: message.as_str().to_string(),
+                    query_vector: context.query_vector,
                     mind: self.mind.clone(),
                 }),
                 announce: self.events.clone().map(|bus| Announce {

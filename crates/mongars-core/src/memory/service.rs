@@ -208,17 +208,21 @@ impl MemoryService {
 
     /// Learn from a finished turn, in the background: keep the turn for
     /// recall and the facts the user stated. Never delays the reply.
+    /// `query_vector` is the message's embedding when recall already made
+    /// it: a turn embeds the user's message once.
     pub fn learn_in_background(
         self: &Arc<Self>,
         user_id: i64,
         turn_id: String,
         query: String,
         response: String,
+        query_vector: Option<Vec<f32>>,
     ) {
         self.pending.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.learn(user_id, &turn_id, &query, &response).await {
+            let learnt = this.learn(user_id, &turn_id, &query, &response, query_vector);
+            if let Err(e) = learnt.await {
                 tracing::warn!(error = %e, turn_id, "could not learn from the turn");
             }
             if this.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -238,23 +242,40 @@ impl MemoryService {
         }
     }
 
-    /// Store the turn and the user's facts from it.
+    /// Store the turn and the user's facts from it. The stored exchange is
+    /// found by the user's words, so its vector is the message's own
+    /// (`query_vector` when the caller has it already); the reply is not
+    /// embedded.
     pub async fn learn(
         &self,
         user_id: i64,
         turn_id: &str,
         query: &str,
         response: &str,
+        query_vector: Option<Vec<f32>>,
     ) -> Result<usize, CoreError> {
         let facts = extract_facts(query);
-        let mut texts = vec![query.to_string()];
+        let mut texts = Vec::with_capacity(facts.len() + 1);
+        if query_vector.is_none() {
+            texts.push(query.to_string());
+        }
         texts.extend(facts.iter().map(|f| first_person(&f.text)));
-        let vectors = self
-            .embedder
-            .embed(&texts)
-            .await
-            .map_err(CoreError::from)?
-            .vectors;
+        let mut vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            let embedded = self.embedder.embed(&texts).await.map_err(CoreError::from)?;
+            if embedded.vectors.len() != texts.len() {
+                return Err(CoreError::Internal(format!(
+                    "the embedder returned {} vectors for {} texts",
+                    embedded.vectors.len(),
+                    texts.len()
+                )));
+            }
+            embedded.vectors
+        };
+        if let Some(v) = query_vector {
+            vectors.insert(0, v);
+        }
         let now = self.clock.now();
         // Short enough that a recalled exchange costs few prompt tokens.
         let reply: String = response.chars().take(160).collect();
@@ -265,12 +286,12 @@ impl MemoryService {
             text: format!("User: {query}\nAssistant: {reply}"),
             slot: None,
             source: turn_id.to_string(),
-            embedding: vectors[0].clone(),
+            embedding: vectors.remove(0),
             at: now,
             expires_at: expiry(now, self.options.turn_ttl),
         };
         self.insert(turn).await?;
-        for (fact, vector) in facts.iter().zip(vectors.into_iter().skip(1)) {
+        for (fact, vector) in facts.iter().zip(vectors) {
             self.remember(user_id, fact, turn_id, vector).await?;
         }
         Ok(facts.len())

@@ -1,10 +1,11 @@
 //! Liveness and readiness.
 
+use crate::middleware::Probe;
 use crate::openapi::Status;
 use crate::state::AppState;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -12,10 +13,11 @@ use utoipa::ToSchema;
 /// `GET /healthz`: the process answers. Checks nothing else, by design.
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Status)))]
-pub async fn healthz() -> Json<Status> {
-    Json(Status {
+pub async fn healthz() -> (Extension<Probe>, Json<Status>) {
+    let body = Status {
         status: "ok".into(),
-    })
+    };
+    (Extension(Probe), Json(body))
 }
 
 /// Whether the server can serve: each dependency checked.
@@ -39,7 +41,8 @@ pub struct Readiness {
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "Not ready: the failing checks", body = Readiness)))]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+pub async fn ready(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let runs = state.readiness.iter().map(|c| async move {
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), c.check())
             .await
@@ -67,7 +70,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             detail: None,
             code: None,
         };
-        (StatusCode::OK, Json(body))
+        (StatusCode::OK, Extension(Probe), Json(body)).into_response()
     } else {
         let body = Readiness {
             status: "not_ready",
@@ -75,6 +78,6 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             detail: Some(format!("Failing checks: {}", failing.join(", "))),
             code: Some("service.not_ready"),
         };
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{NewTurn, SpeechTurn, Turn, TurnCompletion, TurnStatus};
 use mongars_core::ports::{RepoError, TurnRepository};
 
+mod working;
+
 #[derive(sqlx::FromRow)]
 struct TurnRow {
     id: String,
@@ -208,26 +210,19 @@ impl TurnRepository for SqlTurnRepository {
     ) -> Result<u64, RepoError> {
         let n: i64 = match session_id {
             Some(session) => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM conversation_turns \
-                     WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
-                     AND wm_expires_at > $3",
-                )
-                .bind(user_id)
-                .bind(session)
-                .bind(now)
-                .fetch_one(p)
-                .await
+                sqlx::query_scalar(working::COUNT_IN_SESSION)
+                    .bind(user_id)
+                    .bind(session)
+                    .bind(now)
+                    .fetch_one(p)
+                    .await
             }),
             None => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 \
-                     AND status = 'complete' AND wm_expires_at > $2",
-                )
-                .bind(user_id)
-                .bind(now)
-                .fetch_one(p)
-                .await
+                sqlx::query_scalar(working::COUNT)
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_one(p)
+                    .await
             }),
         }
         .map_err(repo_err)?;
@@ -244,27 +239,21 @@ impl TurnRepository for SqlTurnRepository {
         let limit = i64::from(limit);
         let rows: Vec<TurnRow> = match session_id {
             Some(session) => on_pool!(self.db.pool(), |p| {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
-                     AND wm_expires_at > $4 ORDER BY created_at DESC, id DESC LIMIT $3"
-                )))
-                .bind(user_id)
-                .bind(session)
-                .bind(limit)
-                .bind(now)
-                .fetch_all(p)
-                .await
+                sqlx::query_as(sqlx::AssertSqlSafe(working::recent(SELECT, true)))
+                    .bind(user_id)
+                    .bind(session)
+                    .bind(limit)
+                    .bind(now)
+                    .fetch_all(p)
+                    .await
             }),
             None => on_pool!(self.db.pool(), |p| {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "{SELECT} WHERE user_id = $1 AND status = 'complete' \
-                     AND wm_expires_at > $3 ORDER BY created_at DESC, id DESC LIMIT $2"
-                )))
-                .bind(user_id)
-                .bind(limit)
-                .bind(now)
-                .fetch_all(p)
-                .await
+                sqlx::query_as(sqlx::AssertSqlSafe(working::recent(SELECT, false)))
+                    .bind(user_id)
+                    .bind(limit)
+                    .bind(now)
+                    .fetch_all(p)
+                    .await
             }),
         }
         .map_err(repo_err)?;
@@ -273,31 +262,23 @@ impl TurnRepository for SqlTurnRepository {
 
     async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError> {
         on_pool!(self.db.pool(), |p| {
-            sqlx::query(
-                "UPDATE conversation_turns SET wm_expires_at = NULL \
-                 WHERE user_id = $1 AND wm_expires_at IS NOT NULL AND id NOT IN ( \
-                   SELECT id FROM conversation_turns \
-                   WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
-                   ORDER BY created_at DESC, id DESC LIMIT $2)",
-            )
-            .bind(user_id)
-            .bind(i64::from(keep))
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(working::TRIM)
+                .bind(user_id)
+                .bind(i64::from(keep))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })
         .map_err(repo_err)
     }
 
     async fn purge_working(&self, now: DateTime<Utc>) -> Result<u64, RepoError> {
         on_pool!(self.db.pool(), |p| {
-            sqlx::query(
-                "UPDATE conversation_turns SET wm_expires_at = NULL WHERE wm_expires_at <= $1",
-            )
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(working::PURGE)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })
         .map_err(repo_err)
     }

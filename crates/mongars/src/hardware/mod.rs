@@ -2,6 +2,7 @@
 //! including cgroup limits inside containers; [`tuning`] chooses the
 //! settings that follow from it.
 
+pub mod compute;
 pub mod tuning;
 
 use std::path::Path;

@@ -9,6 +9,7 @@ mod connections;
 mod console;
 mod conversation;
 mod edge;
+mod embedding_per_turn;
 mod hosts;
 mod keys;
 mod memory;

@@ -8,15 +8,21 @@ use std::sync::{Arc, Mutex};
 pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
-    /// Install a JSON subscriber at TRACE writing here, for this test binary.
+    /// Install a JSON subscriber at TRACE writing here, once for this test
+    /// binary: the tests of one binary share it (and see each other's lines).
     pub fn install() -> Self {
-        let capture = Capture::default();
-        tracing_subscriber::fmt()
-            .with_env_filter("trace")
-            .with_writer(capture.clone())
-            .json()
-            .init();
-        capture
+        static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let capture = Capture::default();
+                tracing_subscriber::fmt()
+                    .with_env_filter("trace")
+                    .with_writer(capture.clone())
+                    .json()
+                    .init();
+                capture
+            })
+            .clone()
     }
 
     pub fn text(&self) -> String {

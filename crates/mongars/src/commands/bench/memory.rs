@@ -217,7 +217,7 @@ async fn chat_figures(
     .enumerate()
     {
         memory
-            .learn(who[0].id, &format!("seed-{i}"), fact, "Noted.")
+            .learn(who[0].id, &format!("seed-{i}"), fact, "Noted.", None)
             .await?;
     }
     let (mut t_on, mut t_off, mut pre_on, mut pre_off) = (vec![], vec![], vec![], vec![]);

@@ -175,6 +175,14 @@ impl TestApp {
         Self::start(adjust, Some(llm), None).await
     }
 
+    /// A scripted server whose memory embeds through `embedder`.
+    pub async fn spawn_embedding_with(
+        embedder: Arc<dyn mongars_core::ports::Embedder>,
+        llm: Arc<dyn LlmBackend>,
+    ) -> Self {
+        Self::launch(|_| {}, Some(llm), None, Some(embedder)).await
+    }
+
     /// A scripted server whose sockets have a small kernel send buffer, so
     /// that a client that stops reading fills it quickly.
     pub async fn spawn_small_buffers(
@@ -214,6 +222,15 @@ impl TestApp {
         llm: Option<Arc<dyn LlmBackend>>,
         listener: Option<tokio::net::TcpListener>,
     ) -> Self {
+        Self::launch(adjust, llm, listener, shared_embedder()).await
+    }
+
+    async fn launch(
+        adjust: impl FnOnce(&mut Settings),
+        llm: Option<Arc<dyn LlmBackend>>,
+        listener: Option<tokio::net::TcpListener>,
+        embedder: Option<Arc<dyn mongars_core::ports::Embedder>>,
+    ) -> Self {
         mongars_net::install_crypto();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = settings(dir.path());
@@ -221,7 +238,7 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new());
         let overrides = mongars::app::Overrides {
             llm,
-            embedder: shared_embedder(),
+            embedder,
             clock: Some(clock.clone()),
         };
         let app = mongars::app::build_with(s.clone(), overrides)

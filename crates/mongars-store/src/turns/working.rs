@@ -1,0 +1,101 @@
+//! The statements of working memory: counted, read newest first and trimmed
+//! per user on every turn, swept by expiry in the background. Each is served
+//! by the partial indexes of migration 6 (`conversation_turns_working_*`)
+//! without sorting, so a turn costs the same however long the history; a
+//! test reads SQLite's plans to keep it so.
+
+/// Complete turns of a user still in working memory (`$1` user, `$2` now).
+pub(super) const COUNT: &str = "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 \
+     AND status = 'complete' AND wm_expires_at > $2";
+
+/// The same within one session (`$1` user, `$2` session, `$3` now).
+pub(super) const COUNT_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_turns \
+     WHERE user_id = $1 AND session_id = $2 AND status = 'complete' AND wm_expires_at > $3";
+
+/// The newest working turns, `select` being the columns' `SELECT ... FROM`:
+/// `$1` user, then `$2` session when `in_session`, then the limit and now.
+pub(super) fn recent(select: &str, in_session: bool) -> String {
+    if in_session {
+        format!(
+            "{select} WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
+             AND wm_expires_at > $4 ORDER BY created_at DESC, id DESC LIMIT $3"
+        )
+    } else {
+        format!(
+            "{select} WHERE user_id = $1 AND status = 'complete' \
+             AND wm_expires_at > $3 ORDER BY created_at DESC, id DESC LIMIT $2"
+        )
+    }
+}
+
+/// Keep a user's newest `$2` working turns; the others leave working memory.
+pub(super) const TRIM: &str = "UPDATE conversation_turns SET wm_expires_at = NULL \
+     WHERE user_id = $1 AND wm_expires_at IS NOT NULL AND id NOT IN ( \
+       SELECT id FROM conversation_turns \
+       WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
+       ORDER BY created_at DESC, id DESC LIMIT $2)";
+
+/// Every turn whose working time has passed (`$1` now) leaves it.
+pub(super) const PURGE: &str =
+    "UPDATE conversation_turns SET wm_expires_at = NULL WHERE wm_expires_at <= $1";
+
+#[cfg(test)]
+mod plans {
+    use super::*;
+    use crate::db::{Database, DbConfig, DbTarget};
+    use sqlx::Row;
+
+    /// SQLite's plan for `sql`, its placeholders bound to plausible values.
+    async fn plan(db: &Database, sql: &str, binds: usize) -> String {
+        let crate::db::Pool::Sqlite(pool) = db.pool() else {
+            unreachable!("a SQLite database")
+        };
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
+        for i in 0..binds {
+            q = match i {
+                0 => q.bind(1_i64),
+                _ => q.bind("2026-01-01T00:00:00+00:00"),
+            };
+        }
+        let rows = q.fetch_all(pool).await.expect("explain");
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn every_working_memory_statement_uses_its_index_and_sorts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DbConfig {
+            target: DbTarget::Sqlite(dir.path().join("plans.db")),
+            max_connections: 1,
+            connect_timeout: std::time::Duration::from_secs(10),
+            ca_file: None,
+        };
+        let db = Database::connect(&cfg).await.unwrap();
+        db.migrate().await.unwrap();
+        let select = "SELECT * FROM conversation_turns";
+        for (sql, binds, index) in [
+            (COUNT.to_string(), 2, "conversation_turns_working_order"),
+            (
+                COUNT_IN_SESSION.to_string(),
+                3,
+                "conversation_turns_working_order",
+            ),
+            (recent(select, false), 3, "conversation_turns_working_order"),
+            (recent(select, true), 4, "conversation_turns_working_order"),
+            (TRIM.to_string(), 2, "conversation_turns_working_order"),
+            (PURGE.to_string(), 1, "conversation_turns_working_expiry"),
+        ] {
+            let plan = plan(&db, &sql, binds).await;
+            assert!(plan.contains(index), "{sql}\nplan:\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\nsorts:\n{plan}");
+            assert!(
+                !plan.contains("SCAN conversation_turns"),
+                "{sql}\nscans:\n{plan}"
+            );
+        }
+    }
+}

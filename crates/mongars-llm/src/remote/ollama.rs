@@ -1,4 +1,5 @@
-//! Ollama: `POST /api/chat` streamed as NDJSON, `GET /api/tags` for health
+//! Ollama: `POST /api/chat` streamed as NDJSON (or, with `stream = false`,
+//! answered as one JSON document of the same shape), `GET /api/tags` for health
 //! and presence of the model, `POST /api/pull` (NDJSON progress) to download.
 
 use super::lines::Lines;
@@ -15,7 +16,10 @@ use serde_json::{Value, json};
 pub type OllamaBackend = RemoteBackend<Ollama>;
 
 /// The Ollama chat protocol.
-pub struct Ollama;
+pub struct Ollama {
+    /// Ask for NDJSON lines (the default) or for one whole answer.
+    pub stream: bool,
+}
 
 impl Ollama {
     /// Names of the models the server has.
@@ -77,7 +81,7 @@ impl Protocol for Ollama {
         json!({
             "model": cfg.model,
             "messages": request.messages,
-            "stream": true,
+            "stream": self.stream,
             "options": options,
         })
     }
@@ -87,7 +91,12 @@ impl Protocol for Ollama {
     }
 
     fn framing(&self) -> Framing {
-        Framing::Lines(&["json"])
+        if self.stream {
+            Framing::Lines(&["json"])
+        } else {
+            // The whole answer is the last line's shape, with all the text.
+            Framing::Whole
+        }
     }
 
     fn reader(&self) -> ChatLines {

@@ -1,6 +1,7 @@
 //! OpenAI-compatible servers (vLLM, llama.cpp server, ...):
 //! `POST /v1/chat/completions` streamed as server-sent events, ending with
-//! `data: [DONE]`, and `GET /v1/models` for health and presence of the model.
+//! `data: [DONE]` (or, with `stream = false`, answered as one JSON
+//! document), and `GET /v1/models` for health and presence of the model.
 
 use super::wire::add_stop_and_seed;
 use super::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend, RemoteConfig};
@@ -14,7 +15,10 @@ use serde_json::{Value, json};
 pub type OpenAiBackend = RemoteBackend<OpenAi>;
 
 /// The OpenAI chat-completions protocol.
-pub struct OpenAi;
+pub struct OpenAi {
+    /// Ask for server-sent events (the default) or for one whole answer.
+    pub stream: bool,
+}
 
 impl OpenAi {
     /// Ids of the models the server lists.
@@ -38,12 +42,14 @@ impl Protocol for OpenAi {
         let mut body = json!({
             "model": cfg.model,
             "messages": request.messages,
-            "stream": true,
-            "stream_options": { "include_usage": true },
+            "stream": self.stream,
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
         });
+        if self.stream {
+            body["stream_options"] = json!({ "include_usage": true });
+        }
         add_stop_and_seed(&mut body, s);
         body
     }
@@ -53,11 +59,18 @@ impl Protocol for OpenAi {
     }
 
     fn framing(&self) -> Framing {
-        Framing::Lines(&["text/event-stream"])
+        if self.stream {
+            Framing::Lines(&["text/event-stream"])
+        } else {
+            Framing::Whole
+        }
     }
 
     fn reader(&self) -> Events {
-        Events::default()
+        Events {
+            whole: !self.stream,
+            ..Events::default()
+        }
     }
 
     async fn health(&self, conn: &Conn) -> Result<String, String> {
@@ -83,7 +96,10 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct Choice {
+    /// A streamed event's piece.
     delta: Option<Delta>,
+    /// A whole answer's message.
+    message: Option<Delta>,
     finish_reason: Option<String>,
 }
 
@@ -99,9 +115,12 @@ struct Usage {
 }
 
 /// Reads `data:` events until `[DONE]`, remembering the finish reason,
-/// the usage and the model name as they pass.
+/// the usage and the model name as they pass; or, for a whole answer, the
+/// one document.
 #[derive(Default)]
 pub struct Events {
+    /// The answer is one JSON document, not events.
+    whole: bool,
     finish: Option<String>,
     usage: Option<Usage>,
     model: Option<String>,
@@ -109,20 +128,41 @@ pub struct Events {
 
 impl Reader for Events {
     fn read(&mut self, line: &str, text: &mut Vec<String>) -> Result<Option<Ending>, LlmError> {
+        if self.whole {
+            self.document(line, text)?;
+            return Ok(Some(self.ending()));
+        }
         let Some(data) = line.strip_prefix("data:") else {
             // Comments (":"), "event:" and "id:" lines.
             return Ok(None);
         };
         let data = data.trim();
         if data == "[DONE]" {
-            let usage = self.usage.take();
-            return Ok(Some(Ending {
-                prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
-                completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
-                finish_reason: self.finish.take(),
-                model: self.model.take(),
-            }));
+            return Ok(Some(self.ending()));
         }
+        self.document(data, text)?;
+        Ok(None)
+    }
+
+    fn unfinished(&self) -> &'static str {
+        "event stream ended before [DONE]"
+    }
+}
+
+impl Events {
+    fn ending(&mut self) -> Ending {
+        let usage = self.usage.take();
+        Ending {
+            prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
+            completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
+            finish_reason: self.finish.take(),
+            model: self.model.take(),
+        }
+    }
+
+    /// One event's JSON, or the whole answer: its text, and what it says of
+    /// the model, the usage and the finish reason.
+    fn document(&mut self, data: &str, text: &mut Vec<String>) -> Result<(), LlmError> {
         let value: Value = serde_json::from_str(data)
             .map_err(|e| LlmError::Malformed(format!("bad event JSON: {e}")))?;
         if self.model.is_none() {
@@ -148,13 +188,14 @@ impl Reader for Events {
             if choice.finish_reason.is_some() {
                 self.finish = choice.finish_reason;
             }
-            text.extend(choice.delta.and_then(|d| d.content));
+            let piece = if self.whole {
+                choice.message
+            } else {
+                choice.delta
+            };
+            text.extend(piece.and_then(|d| d.content));
         }
-        Ok(None)
-    }
-
-    fn unfinished(&self) -> &'static str {
-        "event stream ended before [DONE]"
+        Ok(())
     }
 }
 
@@ -191,6 +232,37 @@ mod tests {
             (Some(7), Some(2))
         );
         assert_eq!(end.finish_reason.as_deref(), Some("length"));
+    }
+
+    #[test]
+    fn a_whole_answer_carries_its_text_usage_model_and_finish() {
+        let mut r = Events {
+            whole: true,
+            ..Events::default()
+        };
+        let mut text = Vec::new();
+        let end = r
+            .read(
+                r#"{"model":"m-2","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3}}"#,
+                &mut text,
+            )
+            .unwrap()
+            .expect("a whole answer ends at once");
+        assert_eq!(text, ["Hello there"]);
+        assert_eq!(end.model.as_deref(), Some("m-2"));
+        assert_eq!(
+            (end.prompt_tokens, end.completion_tokens),
+            (Some(9), Some(3))
+        );
+        assert_eq!(end.finish_reason.as_deref(), Some("stop"));
+        let mut r = Events {
+            whole: true,
+            ..Events::default()
+        };
+        let e = r
+            .read(r#"{"error":{"message":"no such model"}}"#, &mut text)
+            .unwrap_err();
+        assert!(matches!(e, LlmError::Failed(m) if m == "no such model"));
     }
 
     #[test]

@@ -140,8 +140,12 @@ pub async fn router_from_settings(
                     breaker,
                 };
                 let raw: Arc<dyn LlmBackend> = match b.kind {
-                    RemoteKind::Ollama => Arc::new(RemoteBackend::new(cfg, Ollama)?),
-                    RemoteKind::Openai => Arc::new(RemoteBackend::new(cfg, OpenAi)?),
+                    RemoteKind::Ollama => {
+                        Arc::new(RemoteBackend::new(cfg, Ollama { stream: b.stream })?)
+                    }
+                    RemoteKind::Openai => {
+                        Arc::new(RemoteBackend::new(cfg, OpenAi { stream: b.stream })?)
+                    }
                     RemoteKind::Ray => {
                         let options = RayOptions {
                             stream: b.stream,

@@ -332,6 +332,24 @@ async fn ollama_and_openai_answer_with_their_key_and_model() {
 }
 
 #[tokio::test]
+async fn ollama_and_openai_answer_whole_when_streaming_is_off() {
+    for backend in ["ollama", "openai"] {
+        let fake = Fake::start(Mode::Ok(format!("Whole answer from {backend}"))).await;
+        let app = TestApp::spawn_with(|s| {
+            configure(s, backend, &fake.url, &[backend]);
+            s.llm.backends.get_mut(backend).unwrap().stream = false;
+        })
+        .await;
+        let (user, _) = user_and_admin(&app).await;
+        let (status, body) = chat(&app, &user, "hi").await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {body}");
+        assert_eq!(body["response"], format!("Whole answer from {backend}"));
+        assert_eq!(fake.chat_hits()[0].body["stream"], false, "{backend}");
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn models_view_and_provisioning_pull_through_ollama() {
     let fake = Fake::start(Mode::Ok("hi".into())).await;
     let app = TestApp::spawn_scripted(

@@ -98,7 +98,7 @@ pub async fn run(settings: Settings, args: RouterArgs) -> anyhow::Result<i32> {
             connect_timeout: Duration::from_secs(2),
             tls: mongars_net::Tls::public_roots(),
         },
-        OpenAi,
+        OpenAi { stream: true },
     )?;
     let n = args.requests;
     timed(&raw, 50).await?;

@@ -275,8 +275,8 @@ fn json_text(text: String) -> Response<Body> {
 
 fn typed(path: &str, stream: bool, body: Body) -> Response<Body> {
     let ct = match path {
-        "/v1/chat/completions" => "text/event-stream",
-        "/api/chat" => "application/x-ndjson",
+        "/v1/chat/completions" if stream => "text/event-stream",
+        "/api/chat" if stream => "application/x-ndjson",
         _ if stream => "application/x-ndjson",
         _ => "application/json",
     };
@@ -301,6 +301,16 @@ fn body_text(path: &str, text: &str, stream: bool) -> String {
     let mid = text.find(' ').unwrap_or(text.len());
     let (a, b) = text.split_at(mid);
     match path {
+        "/api/chat" if !stream => json!({"model": "fake-model",
+            "message": {"role": "assistant", "content": text}, "done": true,
+            "done_reason": "stop", "prompt_eval_count": 7, "eval_count": 2})
+        .to_string(),
+        "/v1/chat/completions" if !stream => json!({"id": "x", "object": "chat.completion",
+            "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 2}})
+        .to_string(),
         "/api/chat" => [
             json!({"message": {"role": "assistant", "content": a}, "done": false}),
             json!({"message": {"role": "assistant", "content": b}, "done": false}),

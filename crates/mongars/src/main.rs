@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     // Before any thread exists: the embedder's compute threads follow the
     // CPUs this process may use (cgroup quota included).
     let hardware = mongars::hardware::HardwareProfile::detect();
-    let (compute_threads, _) = mongars::hardware::compute::pin(hardware.usable_cpus());
+    let compute_threads = mongars::hardware::compute::pin(hardware.usable_cpus());
     // `config show` prints only the settings; everything else logs.
     if !matches!(cli.command, Command::Config(ConfigCommand::Show))
         && let Err(e) = mongars::telemetry::init(&settings.logging)

@@ -19,13 +19,12 @@ pub fn choose(explicit: Option<&str>, usable_cpus: usize) -> (usize, bool) {
     }
 }
 
-/// Fix the compute threads for the whole process; returns the count and
-/// whether the operator chose it.
+/// Fix the compute threads for the whole process; returns the count.
 ///
 /// Call it from `main` before any other thread exists: changing the
 /// environment is only sound while nothing else can read it.
 #[allow(unsafe_code, clippy::disallowed_methods)] // a library's knob, not a setting
-pub fn pin(usable_cpus: usize) -> (usize, bool) {
+pub fn pin(usable_cpus: usize) -> usize {
     let current = std::env::var(VARIABLE).ok();
     let (threads, explicit) = choose(current.as_deref(), usable_cpus);
     if !explicit {
@@ -33,7 +32,7 @@ pub fn pin(usable_cpus: usize) -> (usize, bool) {
         // logger or anything else has started a thread.
         unsafe { std::env::set_var(VARIABLE, threads.to_string()) };
     }
-    (threads, explicit)
+    threads
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use crate::secret::Secret;
 pub use crate::settings_memory::{
-    EmbedderKind, EmbeddingSettings, MemorySettings, ResearchSettings, WorkingMemorySettings,
+    EmbedPrecision, EmbedderKind, EmbeddingSettings, MemorySettings, ResearchSettings,
+    WorkingMemorySettings,
 };
 pub use crate::settings_realtime::{RealtimeSettings, RedisSettings};
 use serde::{Deserialize, Serialize};

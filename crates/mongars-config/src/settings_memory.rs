@@ -37,6 +37,14 @@ pub enum EmbedderKind {
     Openai,
 }
 
+/// Weights of the embedded model's projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedPrecision {
+    Int8,
+    F32,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingSettings {
@@ -44,6 +52,8 @@ pub struct EmbeddingSettings {
     pub model_dir: PathBuf,
     pub max_tokens: u32,
     pub batch_size: u32,
+    pub precision: EmbedPrecision,
+    pub cache_entries: u32,
     pub url: String,
     pub model: String,
     pub dimensions: u32,

@@ -66,6 +66,11 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "must be between 0 (chosen for the machine) and 256".into(),
     );
     check(
+        e.cache_entries <= 1_000_000,
+        "embeddings.cache_entries",
+        "must be between 0 (none) and 1000000".into(),
+    );
+    check(
         e.timeout_ms >= 100,
         "embeddings.timeout_ms",
         "must be at least 100".into(),

@@ -2,17 +2,36 @@
 //! (fetched by `make models`).
 
 use mongars_core::ports::{EmbedError, Embedder, dot};
-use mongars_embed::{MiniLm, MiniLmOptions};
+use mongars_embed::{MiniLm, MiniLmOptions, Precision};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 fn options() -> MiniLmOptions {
+    MiniLmOptions::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2"),
+    )
+}
+
+fn exact() -> MiniLmOptions {
     MiniLmOptions {
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2"),
-        max_tokens: 256,
-        batch_size: 32,
+        precision: Precision::F32,
+        cache_entries: 0,
+        ..options()
     }
 }
+
+/// The sentences the 8-bit model is held to (written for the project).
+fn sentences() -> Vec<String> {
+    include_str!("data/sentences.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+// sentence-transformers' output for "This is an example sentence" starts
+// with these.
+const REFERENCE: [f32; 5] = [0.06766, 0.06350, 0.04871, 0.07930, 0.03745];
 
 fn strings(texts: &[&str]) -> Vec<String> {
     texts.iter().map(|s| s.to_string()).collect()
@@ -20,7 +39,7 @@ fn strings(texts: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_example_sentence_matches_the_published_reference() {
-    let model = MiniLm::load(&options()).expect("run `make models` first");
+    let model = MiniLm::load(&exact()).expect("run `make models` first");
     assert_eq!(model.dimensions(), 384);
     let out = model
         .embed(&strings(&["This is an example sentence"]))
@@ -28,9 +47,7 @@ async fn the_example_sentence_matches_the_published_reference() {
         .unwrap();
     let v = &out.vectors[0];
     assert_eq!(v.len(), 384);
-    // sentence-transformers' output for this sentence starts with these.
-    let reference = [0.06766_f32, 0.06350, 0.04871, 0.07930, 0.03745];
-    for (i, (got, want)) in v.iter().zip(reference).enumerate() {
+    for (i, (got, want)) in v.iter().zip(REFERENCE).enumerate() {
         assert!(
             (got - want).abs() < 1e-4,
             "component {i}: got {got}, want {want}"
@@ -60,6 +77,78 @@ async fn batches_give_the_same_vectors_as_single_calls_and_mean_what_they_say() 
     let project = dot(&batch[1], &batch[2]);
     let weather = dot(&batch[3], &batch[2]);
     assert!(project > weather + 0.1, "{project} vs {weather}");
+}
+
+#[tokio::test]
+async fn eight_bit_weights_keep_the_vectors_of_the_exact_model() {
+    let (exact, int8) = (
+        MiniLm::load(&exact()).unwrap(),
+        MiniLm::load(&options()).unwrap(),
+    );
+    let texts = sentences();
+    assert_eq!(texts.len(), 40);
+    let want = exact.embed(&texts).await.unwrap();
+    let got = int8.embed(&texts).await.unwrap();
+    assert_eq!(got.tokens, want.tokens);
+    let mut worst = 1.0f32;
+    for (text, (a, b)) in texts.iter().zip(want.vectors.iter().zip(&got.vectors)) {
+        let cosine = dot(a, b);
+        if cosine < 0.999 {
+            eprintln!("cosine {cosine} for {text:?}");
+        }
+        worst = worst.min(cosine);
+    }
+    assert!(worst < 1.0 - 1e-7, "the 8-bit model gave the exact vectors");
+    // Recall: each sentence's ten nearest neighbours among the others are
+    // the same under both models.
+    let neighbours = |vectors: &[Vec<f32>], i: usize| {
+        let mut by: Vec<(f32, usize)> = (0..vectors.len())
+            .filter(|&j| j != i)
+            .map(|j| (dot(&vectors[i], &vectors[j]), j))
+            .collect();
+        by.sort_by(|a, b| b.0.total_cmp(&a.0));
+        by.into_iter().take(10).map(|(_, j)| j).collect::<Vec<_>>()
+    };
+    let mut same = 0;
+    for i in 0..texts.len() {
+        let (a, b) = (neighbours(&want.vectors, i), neighbours(&got.vectors, i));
+        same += b.iter().filter(|j| a.contains(j)).count();
+    }
+    let recall = same as f64 / (texts.len() * 10) as f64;
+    assert!(recall >= 0.99, "recall@10 of the 8-bit model: {recall}");
+    let example = int8
+        .embed(&strings(&["This is an example sentence"]))
+        .await
+        .unwrap();
+    for (i, (got, want)) in example.vectors[0].iter().zip(REFERENCE).enumerate() {
+        assert!(
+            (got - want).abs() < 1e-3,
+            "component {i}: got {got}, want {want}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_text_seen_lately_is_answered_from_the_cache() {
+    let model = MiniLm::load(&options()).unwrap();
+    let first = model.embed(&strings(&["thanks", "ok"])).await.unwrap();
+    assert_eq!(model.stats().cache_hits, 0);
+    let forwards = model.stats().forwards;
+    let again = model
+        .embed(&strings(&["ok", "Good morning!", "thanks"]))
+        .await
+        .unwrap();
+    let stats = model.stats();
+    assert_eq!(stats.cache_hits, 2);
+    assert_eq!(stats.forwards, forwards + 1, "only the new text ran");
+    assert_eq!(again.vectors[0], first.vectors[1]);
+    assert_eq!(again.vectors[2], first.vectors[0]);
+    assert_eq!(again.tokens, first.tokens + 5, "[CLS] good morning ! [SEP]");
+    let off = MiniLm::load(&exact()).unwrap();
+    off.embed(&strings(&["thanks"])).await.unwrap();
+    off.embed(&strings(&["thanks"])).await.unwrap();
+    assert_eq!(off.stats().cache_hits, 0);
+    assert_eq!(off.stats().forwards, 2);
 }
 
 async fn futures_like_join(model: Arc<MiniLm>, texts: Vec<String>) -> Vec<Vec<f32>> {
@@ -103,4 +192,22 @@ fn a_missing_model_folder_is_named_in_the_error() {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("loaded from nowhere"),
     }
+}
+
+#[tokio::test]
+async fn the_lazy_model_loads_on_first_use_and_reports_missing_files_at_once() {
+    let lazy = mongars_embed::LazyMiniLm::new(options()).unwrap();
+    assert!(!lazy.is_loaded());
+    assert_eq!(lazy.dimensions(), 384);
+    assert_eq!(lazy.model(), "all-MiniLM-L6-v2");
+    let out = lazy.embed(&strings(&["thanks"])).await.unwrap();
+    assert!(lazy.is_loaded());
+    assert_eq!(out.vectors[0].len(), 384);
+    assert_eq!(lazy.stats().forwards, 1);
+    let mut o = options();
+    o.dir = PathBuf::from("/nonexistent/minilm");
+    assert!(matches!(
+        mongars_embed::LazyMiniLm::new(o),
+        Err(EmbedError::Unavailable(m)) if m.contains("/nonexistent/minilm")
+    ));
 }

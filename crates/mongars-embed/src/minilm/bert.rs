@@ -1,8 +1,9 @@
 //! A BERT encoder (the all-MiniLM-L6-v2 shape: 6 layers of 384, 12 heads)
 //! written with candle, with mean pooling and L2 normalisation on top.
 
+use super::proj::{Precision, Proj};
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
+use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
 
 /// The parts of a BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -29,13 +30,13 @@ fn default_act() -> String {
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
+    query: Proj,
+    key: Proj,
+    value: Proj,
+    attn_out: Proj,
     attn_norm: LayerNorm,
-    inter: Linear,
-    out: Linear,
+    inter: Proj,
+    out: Proj,
     out_norm: LayerNorm,
 }
 
@@ -51,7 +52,7 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
+    pub fn load(vb: VarBuilder, cfg: &BertConfig, precision: Precision) -> Result<Self> {
         if cfg.hidden_act != "gelu" {
             candle_core::bail!("unsupported activation {}", cfg.hidden_act);
         }
@@ -61,6 +62,7 @@ impl Bert {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("embeddings");
+        let linear = |i: usize, o: usize, vb: VarBuilder| Proj::load(i, o, vb, precision);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp(format!("encoder.layer.{i}"));

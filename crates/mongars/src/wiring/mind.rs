@@ -1,7 +1,7 @@
 //! Memory, embeddings, personality and research, assembled from settings.
 
 use anyhow::Context;
-use mongars_config::{EmbedderKind, Settings};
+use mongars_config::{EmbedPrecision, EmbedderKind, Settings};
 use mongars_core::conversation::Mind;
 use mongars_core::curiosity::{ResearchOptions, Researcher};
 use mongars_core::memory::{MemoryOptions, MemoryService, WorkingMemory, WorkingMemoryOptions};
@@ -9,14 +9,17 @@ use mongars_core::personality::PersonalityService;
 use mongars_core::ports::{
     Clock, Embedder, MemoryRepository, ProfileRepository, ResearchProvider, TurnRepository,
 };
-use mongars_embed::{MiniLm, MiniLmOptions, RemoteEmbedder, RemoteEmbedderConfig, RemoteKind};
+use mongars_embed::{
+    LazyMiniLm, MiniLm, MiniLmOptions, Precision, RemoteEmbedder, RemoteEmbedderConfig, RemoteKind,
+};
 use mongars_research::{Documents, PageFetcher, PageOptions, SearxNg};
 use mongars_store::{Database, SqlMemoryRepository, SqlTurnRepository};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The embedder named in settings. The in-process model is loaded on a
-/// blocking thread (about 90 MB read from disk).
+/// blocking thread (about 90 MB read from disk); with memory off, where no
+/// chat turn embeds anything, it is loaded on first use instead.
 pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
     let settings = &crate::hardware::tuning::tuned(settings);
     let e = &settings.embeddings;
@@ -26,7 +29,17 @@ pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<d
                 dir: e.model_dir.clone(),
                 max_tokens: e.max_tokens as usize,
                 batch_size: e.batch_size as usize,
+                precision: match e.precision {
+                    EmbedPrecision::Int8 => Precision::Int8,
+                    EmbedPrecision::F32 => Precision::F32,
+                },
+                cache_entries: e.cache_entries as usize,
             };
+            if !settings.memory.enabled {
+                return Ok(Arc::new(
+                    LazyMiniLm::new(options).context("embeddings.model_dir")?,
+                ));
+            }
             let model = tokio::task::spawn_blocking(move || MiniLm::load(&options))
                 .await
                 .context("embedder loader")?

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub async fn run(settings: Settings, args: MemoryBenchArgs) -> anyhow::Result<i32> {
     index_figures(args.memories as usize, args.queries as usize);
     let embedder = crate::wiring::mind::embedder_from_settings(&settings).await?;
-    embedding_figures(embedder.as_ref()).await?;
+    embedding_figures(&settings, &embedder).await?;
     chat_figures(&settings, embedder, args.turns).await?;
     Ok(0)
 }
@@ -113,7 +113,9 @@ fn index_figures(n: usize, queries: usize) {
     );
 }
 
-async fn embedding_figures(embedder: &dyn Embedder) -> anyhow::Result<()> {
+/// Sentences as people write them to an assistant, varied enough that no
+/// two in a run are the same.
+fn bench_sentences() -> Vec<String> {
     let subjects = [
         "the project",
         "my sister",
@@ -138,7 +140,7 @@ async fn embedding_figures(embedder: &dyn Embedder) -> anyhow::Result<()> {
         "the last chapter",
         "a long walk by the sea",
     ];
-    let sentences: Vec<String> = (0..256)
+    (0..216)
         .map(|i| {
             format!(
                 "{} {} {}.",
@@ -147,22 +149,96 @@ async fn embedding_figures(embedder: &dyn Embedder) -> anyhow::Result<()> {
                 objects[(i / 36) % 6]
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Sentences per second of `embedder` at batch sizes 1, 8 and 32, and with
+/// 8 callers asking for one sentence each at once.
+async fn throughput(embedder: Arc<dyn Embedder>, sentences: &[String]) -> anyhow::Result<[f64; 4]> {
     embedder.embed(&sentences[..8]).await?; // warm up
-    let t = Instant::now();
-    for chunk in sentences.chunks(32) {
-        embedder.embed(chunk).await?;
+    let mut out = [0.0; 4];
+    for (slot, batch) in [1usize, 8, 32].into_iter().enumerate() {
+        let take = if batch == 1 { 64 } else { sentences.len() };
+        let t = Instant::now();
+        for chunk in sentences[..take].chunks(batch) {
+            embedder.embed(chunk).await?;
+        }
+        out[slot] = take as f64 / t.elapsed().as_secs_f64();
     }
-    let batched = sentences.len() as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
-    for s in &sentences[..64] {
-        embedder.embed(std::slice::from_ref(s)).await?;
+    let callers: Vec<_> = sentences
+        .chunks(sentences.len() / 8)
+        .take(8)
+        .map(|mine| {
+            let (embedder, mine) = (embedder.clone(), mine.to_vec());
+            tokio::spawn(async move {
+                for s in &mine {
+                    embedder.embed(std::slice::from_ref(s)).await?;
+                }
+                anyhow::Ok(mine.len())
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for c in callers {
+        done += c.await??;
     }
-    let single = 64.0 / t.elapsed().as_secs_f64();
+    out[3] = done as f64 / t.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+async fn embedding_figures(
+    settings: &Settings,
+    embedder: &Arc<dyn Embedder>,
+) -> anyhow::Result<()> {
+    let sentences = bench_sentences();
     println!();
+    if settings.embeddings.kind != mongars_config::EmbedderKind::Embedded {
+        let [one, eight, many, _] = throughput(embedder.clone(), &sentences).await?;
+        println!(
+            "embeddings ({}): {one:.0} sentences/s one at a time, {eight:.0} in batches of 8, {many:.0} in batches of 32",
+            embedder.model()
+        );
+        return Ok(());
+    }
+    // The in-process model in both precisions, without the cache (every
+    // sentence is new to it), side by side in this run.
+    let options = |precision| mongars_embed::MiniLmOptions {
+        precision,
+        cache_entries: 0,
+        batch_size: 32,
+        ..mongars_embed::MiniLmOptions::new(settings.embeddings.model_dir.clone())
+    };
     println!(
-        "embeddings ({}): {batched:.0} sentences/s in batches of 32, {single:.0} sentences/s one at a time",
-        embedder.model()
+        "embeddings (all-MiniLM-L6-v2 in-process, sentences/s; 8 callers: one sentence each, at once):"
+    );
+    println!(
+        "  {:<12} {:>9} {:>11} {:>12} {:>10} {:>14}",
+        "precision", "one", "batch of 8", "batch of 32", "8 callers", "mean batch"
+    );
+    let mut rows = Vec::new();
+    for (name, precision) in [
+        ("f32", mongars_embed::Precision::F32),
+        ("int8", mongars_embed::Precision::Int8),
+    ] {
+        let model = Arc::new(mongars_embed::MiniLm::load(&options(precision))?);
+        let before = model.stats();
+        let figures = throughput(model.clone(), &sentences).await?;
+        let after = model.stats();
+        let batches = (after.forwards - before.forwards).max(1);
+        let [one, eight, many, callers] = figures;
+        println!(
+            "  {name:<12} {one:>9.0} {eight:>11.0} {many:>12.0} {callers:>10.0} {:>14.2}",
+            (after.texts - before.texts) as f64 / batches as f64
+        );
+        rows.push(figures);
+    }
+    println!(
+        "  int8 / f32:  one {:.2}x, batch of 8 {:.2}x, batch of 32 {:.2}x, 8 callers {:.2}x",
+        rows[1][0] / rows[0][0],
+        rows[1][1] / rows[0][1],
+        rows[1][2] / rows[0][2],
+        rows[1][3] / rows[0][3]
     );
     Ok(())
 }

@@ -61,11 +61,7 @@ pub fn shared_embedder() -> Option<Arc<dyn mongars_core::ports::Embedder>> {
         std::sync::OnceLock::new();
     EMBEDDER
         .get_or_init(|| {
-            let options = mongars_embed::MiniLmOptions {
-                dir: embedder_dir(),
-                max_tokens: 256,
-                batch_size: 32,
-            };
+            let options = mongars_embed::MiniLmOptions::new(embedder_dir());
             match mongars_embed::MiniLm::load(&options) {
                 Ok(m) => Some(Arc::new(m) as Arc<dyn mongars_core::ports::Embedder>),
                 Err(e) => {

@@ -171,3 +171,103 @@ async fn missing_or_corrupt_model_files_are_clear_errors() {
     assert!(err.contains("damaged"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn replies_that_arrive_while_one_runs_share_its_decode_steps() {
+    let Some(path) = model_path() else { return };
+    let backend = std::sync::Arc::new(load_backend(&config(path, 4, 8)).unwrap());
+    let mut long = backend
+        .generate(ask("Write a very long story about the sea.", 160))
+        .await
+        .unwrap();
+    // Once the long reply is generating, three more join it between steps.
+    assert!(matches!(
+        long.recv().await.unwrap().unwrap(),
+        GenerationEvent::Delta(_)
+    ));
+    let questions = [
+        "What is the capital of France?",
+        "What is the capital of France? Answer in one word.",
+        "Tell me the capital city of France.",
+    ];
+    let joined: Vec<_> = questions
+        .iter()
+        .map(|q| {
+            let b = backend.clone();
+            let req = ask(q, 48);
+            tokio::spawn(async move { collect(&b, req).await })
+        })
+        .collect();
+    for (q, task) in questions.iter().zip(joined) {
+        let (text, usage) = task.await.unwrap();
+        assert!(text.contains("Paris"), "{q}: {text}");
+        assert_ne!(usage.finish_reason, FinishReason::Cancelled);
+    }
+    let stats = backend.stats();
+    assert!(
+        stats.widest_step >= 2,
+        "replies never shared a step: {stats:?}"
+    );
+    assert!(stats.sequence_steps > stats.steps, "{stats:?}");
+    // The long reply went on meanwhile and still ends properly.
+    let mut finished = None;
+    while let Some(ev) = long.recv().await {
+        if let GenerationEvent::Done(u) = ev.unwrap() {
+            finished = Some(u.finish_reason);
+        }
+    }
+    assert!(
+        matches!(finished, Some(FinishReason::Stop | FinishReason::Length)),
+        "{finished:?}"
+    );
+}
+
+#[tokio::test]
+async fn each_conversation_keeps_its_prompt_cache_while_others_run() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 2, 4)).unwrap();
+    let turn = |history: &[(&str, &str)], next: &str| {
+        let mut messages = Vec::new();
+        for (q, a) in history {
+            messages.push(ChatMessage::new(ChatRole::User, *q));
+            messages.push(ChatMessage::new(ChatRole::Assistant, *a));
+        }
+        messages.push(ChatMessage::new(ChatRole::User, next));
+        GenerationRequest::classified(messages, SamplingParams::greedy(24))
+    };
+    let (ana, _) = collect(
+        &backend,
+        turn(&[], "Hello, my name is Ana. I grow tomatoes."),
+    )
+    .await;
+    let (bob, _) = collect(&backend, turn(&[], "Hi, I am Bob and I fix bicycles.")).await;
+    let before = backend.stats();
+    let next = turn(
+        &[("Hello, my name is Ana. I grow tomatoes.", ana.as_str())],
+        "How often should I water them?",
+    );
+    let prompt = backend.prompt_tokens(&next.messages).unwrap().len() as u64;
+    collect(&backend, next).await;
+    let after = backend.stats();
+    let (read, reused) = (
+        after.prompt_tokens_read - before.prompt_tokens_read,
+        after.prompt_tokens_reused - before.prompt_tokens_reused,
+    );
+    assert_eq!(read + reused, prompt);
+    assert!(
+        reused * 2 > prompt,
+        "Ana's second turn read {read} of {prompt} prompt tokens again (Bob's turn evicted hers?)"
+    );
+    // Bob's conversation is still where he left it, too.
+    let before = backend.stats();
+    collect(
+        &backend,
+        turn(
+            &[("Hi, I am Bob and I fix bicycles.", bob.as_str())],
+            "Any tips for brakes?",
+        ),
+    )
+    .await;
+    let reused = backend.stats().prompt_tokens_reused - before.prompt_tokens_reused;
+    assert!(reused > 10, "Bob reused {reused} tokens");
+}

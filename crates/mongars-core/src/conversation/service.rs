@@ -105,7 +105,7 @@ impl ConversationService {
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
         self.check_rate(who).await?;
         let working = &self.mind.working;
-        let complete = working.count(who.id, session.as_deref()).await?;
+        let complete = working.ordinal(who.id, session.as_deref()).await?;
         let window = history_window(complete, self.options.history_turns);
         let recent = working.recent(who.id, session.as_deref(), window).await?;
         let role = classify_task(message.as_str());

@@ -68,6 +68,20 @@ impl WorkingMemory {
         Ok(n.min(u64::from(self.options.max_turns)))
     }
 
+    /// The number of the user's turn about to start, counting every
+    /// complete one (in `session_id` when given): the working count while
+    /// working memory has room, the whole history's once it is full and
+    /// trimmed at each turn (the working count then stands still, and a
+    /// history window aligned on it would slide by one turn every time,
+    /// defeating the engine's prompt cache).
+    pub async fn ordinal(&self, user_id: i64, session_id: Option<&str>) -> Result<u64, RepoError> {
+        let working = self.count(user_id, session_id).await?;
+        if working < u64::from(self.options.max_turns) {
+            return Ok(working);
+        }
+        self.turns.count_history(user_id, session_id).await
+    }
+
     /// Keep the bound after a turn completed.
     pub async fn trim(&self, user_id: i64) -> Result<u64, RepoError> {
         self.turns

@@ -31,6 +31,11 @@ pub trait TurnRepository: Send + Sync {
         session_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError>;
+    /// How many complete turns the user has ever had (in `session_id` when
+    /// given), in working memory or not: a count that only grows, which
+    /// keeps the history window's steps aligned once working memory is full.
+    async fn count_history(&self, user_id: i64, session_id: Option<&str>)
+    -> Result<u64, RepoError>;
     /// Complete turns of a user in working memory at `now`, newest first;
     /// only those of `session_id` when given.
     async fn recent(

@@ -1,4 +1,4 @@
-//! Loading the model and starting the workers.
+//! Loading the model and starting the engine thread.
 
 use super::worker::run_worker;
 use super::{EmbeddedBackend, EmbeddedConfig, Shared};
@@ -8,7 +8,7 @@ use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use mongars_core::ports::LlmError;
 use std::io::Read;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 
 /// llama.cpp's backend is process-wide and may be initialised only once.
 pub(crate) fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
@@ -25,7 +25,7 @@ pub(crate) fn llama_backend() -> Result<&'static LlamaBackend, LlmError> {
 const FETCH_HINT: &str = "run `make models` (scripts/models.sh) to fetch the default model, \
                           or set llm.embedded.model_path to a GGUF file";
 
-/// Load the model at `cfg.model_path` and start the workers. Never reaches
+/// Load the model at `cfg.model_path` and start the engine thread. Never reaches
 /// the network: a missing or corrupt file is a clear error naming the path.
 pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
     let path = &cfg.model_path;
@@ -69,30 +69,26 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         model_name,
         n_ctx,
         threads,
+        parallel: cfg.parallel.max(1),
         active: AtomicUsize::new(0),
         queued: AtomicUsize::new(0),
+        counters: Default::default(),
     });
 
     let (jobs, queue) = mpsc::sync_channel(cfg.queue_capacity.max(1));
-    let queue = Arc::new(Mutex::new(queue));
     let (ready_tx, ready_rx) = mpsc::channel();
-    for i in 0..cfg.parallel.max(1) {
-        let (shared, queue, ready) = (shared.clone(), queue.clone(), ready_tx.clone());
-        std::thread::Builder::new()
-            .name(format!("mongars-llm-{i}"))
-            .spawn(move || run_worker(backend, &shared, &queue, ready))
-            .map_err(|e| LlmError::Unavailable(format!("cannot start an engine thread: {e}")))?;
-    }
-    drop(ready_tx);
-    for _ in 0..cfg.parallel.max(1) {
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(LlmError::Unavailable(
-                    "an engine thread died while starting".into(),
-                ));
-            }
+    let engine = shared.clone();
+    std::thread::Builder::new()
+        .name("mongars-llm".into())
+        .spawn(move || run_worker(backend, &engine, queue, ready_tx))
+        .map_err(|e| LlmError::Unavailable(format!("cannot start the engine thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(LlmError::Unavailable(
+                "the engine thread died while starting".into(),
+            ));
         }
     }
     tracing::info!(

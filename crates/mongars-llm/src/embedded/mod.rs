@@ -1,21 +1,23 @@
 //! The embedded engine: a GGUF model run in-process by llama.cpp.
 //!
-//! One model is loaded and shared by `parallel` worker threads, each with its
-//! own llama.cpp context (KV cache) and `threads` compute threads. Requests
-//! wait in a bounded FIFO queue; when it is full, `generate` answers
-//! `Overloaded` at once instead of piling up work. Workers never run on the
-//! async runtime. A request whose consumer has gone away is skipped if still
-//! queued and stopped between tokens if running.
+//! One engine thread owns a llama.cpp context whose KV cache holds
+//! `parallel` sequences, and decodes every running reply in one batch per
+//! step with `threads` compute threads in all (see `worker`). Requests wait
+//! in a bounded FIFO queue; when it is full, `generate` answers
+//! `Overloaded` at once instead of piling up work. The engine never runs on
+//! the async runtime. A request whose consumer has gone away is skipped if
+//! still queued and stopped between tokens if running.
 
 mod load;
 mod logprob;
 #[cfg(feature = "bench")]
 mod raw;
+mod slot;
 mod worker;
 
 pub use load::load_backend;
 #[cfg(feature = "bench")]
-pub use raw::{RawRun, raw_greedy_decode};
+pub use raw::{RawBatchRun, RawRun, raw_batched_greedy, raw_greedy_decode};
 
 use async_trait::async_trait;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -23,7 +25,7 @@ use llama_cpp_2::token::LlamaToken;
 use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
 use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
@@ -31,11 +33,11 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     pub model_path: PathBuf,
-    /// Compute threads per worker.
+    /// Compute threads of the engine, whatever `parallel` is.
     pub threads: usize,
-    /// Context window per worker, in tokens (capped by the model's own).
+    /// Context window per reply, in tokens (capped by the model's own).
     pub context_tokens: u32,
-    /// Requests generated at the same time.
+    /// Replies generated together, one sequence each in a shared batch.
     pub parallel: usize,
     /// Requests that may wait for a worker.
     pub queue_capacity: usize,
@@ -48,8 +50,37 @@ pub(crate) struct Shared {
     pub model_name: String,
     pub n_ctx: usize,
     pub threads: usize,
+    /// Sequences of the context.
+    pub parallel: usize,
     pub active: AtomicUsize,
     pub queued: AtomicUsize,
+    pub counters: Counters,
+}
+
+/// What the engine thread has done, counted as it goes.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub steps: AtomicU64,
+    pub sequence_steps: AtomicU64,
+    pub widest: AtomicUsize,
+    pub prompt_read: AtomicU64,
+    pub prompt_reused: AtomicU64,
+}
+
+/// What the engine has done since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Decode calls.
+    pub steps: u64,
+    /// Replies served by those calls, summed over calls (a step that gives
+    /// four replies a token counts four).
+    pub sequence_steps: u64,
+    /// The most replies in one decode call.
+    pub widest_step: usize,
+    /// Prompt tokens read into the context.
+    pub prompt_tokens_read: u64,
+    /// Prompt tokens found already in the context (the prompt cache).
+    pub prompt_tokens_reused: u64,
 }
 
 pub(crate) struct Job {
@@ -84,6 +115,17 @@ impl EmbeddedBackend {
             .model
             .vocab()
             .tokenize(prompt.as_bytes(), true, true))
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.shared.counters;
+        EngineStats {
+            steps: c.steps.load(Ordering::Relaxed),
+            sequence_steps: c.sequence_steps.load(Ordering::Relaxed),
+            widest_step: c.widest.load(Ordering::Relaxed),
+            prompt_tokens_read: c.prompt_read.load(Ordering::Relaxed),
+            prompt_tokens_reused: c.prompt_reused.load(Ordering::Relaxed),
+        }
     }
 
     /// Prompt tokens for `messages`, as the engine would feed them.

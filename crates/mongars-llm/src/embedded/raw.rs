@@ -80,3 +80,97 @@ pub fn raw_greedy_decode(
         decode: first_at.elapsed(),
     })
 }
+
+/// What one raw batched run measured.
+#[derive(Debug, Clone)]
+pub struct RawBatchRun {
+    /// Per sequence: prompt read and first token sampled.
+    pub time_to_first_token: Vec<Duration>,
+    /// Per sequence: tokens generated, the first included.
+    pub tokens: Vec<u32>,
+    /// Per sequence: time from start to its last token.
+    pub finished: Vec<Duration>,
+}
+
+/// Greedy-decode `prompts` side by side, one sequence each, on a fresh
+/// context of the engine's threads: every prompt read in one batch, then one
+/// decode call per step for all the sequences still going. The ceiling for
+/// the engine's batching, as a minimal llama-cpp-2 program would write it.
+pub fn raw_batched_greedy(
+    engine: &EmbeddedBackend,
+    prompts: &[Vec<LlamaToken>],
+    max_tokens: u32,
+) -> Result<RawBatchRun, LlmError> {
+    let shared = &engine.shared;
+    let n = prompts.len().max(1);
+    let threads = i32::try_from(shared.threads).unwrap_or(1);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new((shared.n_ctx * n) as u32))
+        .with_n_batch(512)
+        .with_n_ubatch(512)
+        .with_n_seq_max(n as u32)
+        .with_kv_unified(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let backend = super::load::llama_backend()?;
+    let mut ctx = {
+        let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
+        shared.model.new_context(backend, params)
+    }
+    .map_err(|e| LlmError::Failed(e.to_string()))?;
+    let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
+    let vocab = shared.model.vocab();
+
+    let started = Instant::now();
+    let total: usize = prompts.iter().map(Vec::len).sum();
+    let mut batch = LlamaBatch::new(total.max(n), 1);
+    for (seq, prompt) in prompts.iter().enumerate() {
+        for (pos, &t) in prompt.iter().enumerate() {
+            batch
+                .add(t, pos as i32, &[seq as i32], pos + 1 == prompt.len())
+                .map_err(|e| fail(&e))?;
+        }
+    }
+    ctx.decode(&mut batch).map_err(|e| fail(&e))?;
+    let mut samplers: Vec<LlamaSampler> = (0..n).map(|_| LlamaSampler::greedy()).collect();
+    let mut at: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut end = 0;
+    for prompt in prompts {
+        end += prompt.len() as i32;
+        at.push(Some(end - 1));
+    }
+    let mut out = RawBatchRun {
+        time_to_first_token: vec![Duration::ZERO; n],
+        tokens: vec![0; n],
+        finished: vec![Duration::ZERO; n],
+    };
+    let mut positions: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
+    loop {
+        let mut next = Vec::new();
+        for seq in 0..n {
+            let Some(index) = at[seq] else { continue };
+            let token = samplers[seq].sample(&ctx, index);
+            if out.tokens[seq] == 0 {
+                out.time_to_first_token[seq] = started.elapsed();
+            }
+            out.tokens[seq] += 1;
+            out.finished[seq] = started.elapsed();
+            if out.tokens[seq] < max_tokens && !vocab.is_eog(token) {
+                next.push((seq, token));
+            }
+        }
+        if next.is_empty() {
+            return Ok(out);
+        }
+        batch.clear();
+        at = vec![None; n];
+        for (i, (seq, token)) in next.into_iter().enumerate() {
+            batch
+                .add(token, positions[seq], &[seq as i32], true)
+                .map_err(|e| fail(&e))?;
+            positions[seq] += 1;
+            at[seq] = Some(i as i32);
+        }
+        ctx.decode(&mut batch).map_err(|e| fail(&e))?;
+    }
+}

@@ -1,23 +1,27 @@
-//! One engine thread: owns a llama.cpp context and runs queued jobs.
+//! The engine thread: one llama.cpp context whose unified KV cache holds
+//! `parallel` sequences, and a loop that decodes every active reply in one
+//! batch per step. New requests join between steps, finished ones leave,
+//! and a long prompt is read in chunks so that the replies already running
+//! keep getting a token each step. With one context there is one set of
+//! compute threads, however many replies run.
 
-use super::logprob::logprob;
+use super::slot::{Slot, Step};
 use super::{Job, Shared};
-use crate::text::TextAssembler;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::sampling::LlamaSampler;
-use llama_cpp_2::token::LlamaToken;
-use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage, SamplingParams};
+use mongars_core::domain::FinishReason;
 use mongars_core::ports::LlmError;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, mpsc};
-use std::time::{Duration, Instant};
 
-/// Tokens fed to llama.cpp per decode call while reading the prompt.
-const PREFILL_BATCH: usize = 512;
+/// Most tokens in one decode call.
+const BATCH: usize = 512;
+/// Most prompt tokens read in a step while other replies are generating:
+/// small enough that their next token is not held up for long.
+const SHARED_PREFILL: usize = 128;
 
 /// Creating contexts from one model concurrently is unsound in llama.cpp.
 pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
@@ -25,13 +29,17 @@ pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
 pub(crate) fn run_worker(
     backend: &'static LlamaBackend,
     shared: &Shared,
-    queue: &Mutex<mpsc::Receiver<Job>>,
+    queue: mpsc::Receiver<Job>,
     ready: mpsc::Sender<Result<(), LlmError>>,
 ) {
     let threads = i32::try_from(shared.threads).unwrap_or(1);
+    let total = shared.n_ctx * shared.parallel;
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(shared.n_ctx as u32))
-        .with_n_batch(PREFILL_BATCH as u32)
+        .with_n_ctx(NonZeroU32::new(total as u32))
+        .with_n_batch(BATCH as u32)
+        .with_n_ubatch(BATCH as u32)
+        .with_n_seq_max(shared.parallel as u32)
+        .with_kv_unified(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let context = {
@@ -51,207 +59,162 @@ pub(crate) fn run_worker(
         }
     };
     drop(ready);
-    // Tokens whose keys and values are in the context, at positions 0.. .
-    let mut cached: Vec<LlamaToken> = Vec::new();
+    let mut slots: Vec<Slot> = (0..shared.parallel as i32).map(Slot::new).collect();
+    let mut batch = LlamaBatch::new(BATCH, 1);
     loop {
-        let job = match queue.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else {
-            return; // the backend was dropped
+        if !admit(&mut ctx, shared, &queue, &mut slots) {
+            return; // the backend was dropped and nothing is running
+        }
+        if let Err(e) = step(&mut ctx, shared, &mut slots, &mut batch) {
+            tracing::warn!(error = %e, "embedded generation failed");
+            ctx.clear_kv_cache();
+            for slot in &mut slots {
+                slot.cached.clear();
+                if let Some(run) = slot.run.take() {
+                    shared.active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = run.job.tx.blocking_send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Take waiting requests into free slots: block for one when nothing runs,
+/// else only take what is already queued. Each goes to the free slot whose
+/// cached tokens share the longest prefix with its prompt (a user's next
+/// turn lands where their conversation already is). False when the queue
+/// is closed and no reply is running.
+fn admit(
+    ctx: &mut LlamaContext<'_>,
+    shared: &Shared,
+    queue: &mpsc::Receiver<Job>,
+    slots: &mut [Slot],
+) -> bool {
+    let running = slots.iter().filter(|s| s.run.is_some()).count();
+    let mut free = slots.len() - running;
+    while free > 0 {
+        let job = if running == 0 && free == slots.len() {
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return false,
+            }
+        } else {
+            match queue.try_recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
         };
         shared.queued.fetch_sub(1, Ordering::SeqCst);
         if job.tx.is_closed() {
             continue; // the client left while the job waited
         }
-        shared.active.fetch_add(1, Ordering::SeqCst);
-        let result = generate(&mut ctx, shared, &job, &mut cached);
-        if result.is_err() {
-            ctx.clear_kv_cache();
-            cached.clear();
+        let best = slots
+            .iter_mut()
+            .filter(|s| s.run.is_none())
+            .max_by_key(|s| (s.fit(&job.prompt), std::cmp::Reverse(s.last_used)))
+            .expect("a free slot");
+        best.last_used = shared.counters.steps.load(Ordering::Relaxed);
+        let keep = best.start(job);
+        if ctx
+            .kv_cache_seq_rm(best.seq, Some(keep as u32), None)
+            .is_err()
+        {
+            let _ = ctx.clear_kv_cache_seq(Some(best.seq as u32), None, None);
+            best.cached.clear();
         }
-        shared.active.fetch_sub(1, Ordering::SeqCst);
-        let last = match result {
-            Ok(usage) => Ok(GenerationEvent::Done(usage)),
-            Err(e) => {
-                tracing::warn!(error = %e, "embedded generation failed");
-                Err(e)
-            }
-        };
-        let _ = job.tx.blocking_send(last);
+        let c = &shared.counters;
+        c.prompt_reused
+            .fetch_add(best.cached.len() as u64, Ordering::Relaxed);
+        tracing::debug!(seq = best.seq, reused = best.cached.len(), "prompt cache");
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        free -= 1;
     }
+    true
 }
 
-fn sampler(p: &SamplingParams) -> LlamaSampler {
-    if p.temperature <= 0.0 {
-        return LlamaSampler::greedy();
-    }
-    LlamaSampler::chain_simple([
-        LlamaSampler::top_k(40),
-        LlamaSampler::top_p(p.top_p.clamp(0.01, 1.0), 1),
-        LlamaSampler::temp(p.temperature),
-        LlamaSampler::dist(p.seed.unwrap_or_else(rand_seed)),
-    ])
-}
-
-fn rand_seed() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
-}
-
-/// How much of `cached` can stay in the context for `prompt`: the common
-/// prefix, leaving at least the last prompt token to read again (its logits
-/// start the reply).
-fn reusable(cached: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
-    let common = cached
-        .iter()
-        .zip(prompt)
-        .take_while(|(a, b)| a == b)
-        .count();
-    common.min(prompt.len().saturating_sub(1))
-}
-
-/// Read the prompt and generate. The context keeps what it already holds of
-/// the prompt's beginning (a conversation's next prompt starts with the
-/// previous one), so only the new part is read.
-fn generate(
+/// One decode of every running reply: the next token of each one that is
+/// generating, and a chunk of prompt for those still reading theirs.
+fn step(
     ctx: &mut LlamaContext<'_>,
     shared: &Shared,
-    job: &Job,
-    cached: &mut Vec<LlamaToken>,
-) -> Result<GenerationUsage, LlmError> {
-    let started = Instant::now();
-    let queued = started.duration_since(job.received);
+    slots: &mut [Slot],
+    batch: &mut LlamaBatch,
+) -> Result<(), LlmError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| LlmError::Failed(format!("{what}: {e}"));
-    let sampling = &job.request.sampling;
-    let prompt = &job.prompt;
-
-    let mut keep = reusable(cached, prompt);
-    if ctx.kv_cache_seq_rm(0, Some(keep as u32), None).is_err() {
-        ctx.clear_kv_cache();
-        keep = 0;
+    // Replies whose client left stop here, before any work for them.
+    for slot in slots.iter_mut() {
+        if slot.run.as_ref().is_some_and(|r| r.job.tx.is_closed()) {
+            finish(slot, shared, FinishReason::Cancelled);
+        }
     }
-    cached.truncate(keep);
-    tracing::debug!(reused = keep, read = prompt.len() - keep, "prompt cache");
-
-    let mut batch = LlamaBatch::new(PREFILL_BATCH, 1);
-    for (c, chunk) in prompt[keep..].chunks(PREFILL_BATCH).enumerate() {
-        batch.clear();
-        for (j, &token) in chunk.iter().enumerate() {
-            let pos = keep + c * PREFILL_BATCH + j;
+    batch.clear();
+    let mut generating = 0;
+    for slot in slots.iter_mut() {
+        let pos = slot.cached.len();
+        if let Some(run) = slot.run.as_mut() {
+            run.logits_at = None;
+            if let Some(token) = run.next.take() {
+                batch
+                    .add(token, pos as i32, &[slot.seq], true)
+                    .map_err(|e| fail("batch", &e))?;
+                run.logits_at = Some(batch.n_tokens() - 1);
+                slot.cached.push(token);
+                generating += 1;
+            }
+        }
+    }
+    let mut served = generating;
+    let mut room = if generating > 0 {
+        SHARED_PREFILL
+    } else {
+        BATCH
+    };
+    for slot in slots.iter_mut() {
+        let unread = slot.unread();
+        if unread.is_empty() || room == 0 {
+            continue;
+        }
+        let take = unread.len().min(room);
+        shared
+            .counters
+            .prompt_read
+            .fetch_add(take as u64, Ordering::Relaxed);
+        let last = take == unread.len();
+        let chunk = unread[..take].to_vec();
+        let start = slot.cached.len();
+        for (i, &token) in chunk.iter().enumerate() {
+            let at_end = last && i + 1 == take;
             batch
-                .add(token, pos as i32, &[0], pos + 1 == prompt.len())
+                .add(token, (start + i) as i32, &[slot.seq], at_end)
                 .map_err(|e| fail("batch", &e))?;
         }
-        ctx.decode(&mut batch).map_err(|e| fail("prefill", &e))?;
-        cached.extend_from_slice(chunk);
-        if job.tx.is_closed() {
-            return Ok(Progress::default().usage(shared, job, queued, FinishReason::Cancelled));
+        slot.cached.extend_from_slice(&chunk);
+        if last && let Some(run) = slot.run.as_mut() {
+            run.logits_at = Some(batch.n_tokens() - 1);
+        }
+        room -= take;
+        served += 1;
+    }
+    if batch.n_tokens() == 0 {
+        return Ok(());
+    }
+    ctx.decode(batch).map_err(|e| fail("decode", &e))?;
+    let c = &shared.counters;
+    c.steps.fetch_add(1, Ordering::Relaxed);
+    c.sequence_steps.fetch_add(served as u64, Ordering::Relaxed);
+    c.widest.fetch_max(served, Ordering::Relaxed);
+    for slot in slots.iter_mut() {
+        let Some(at) = slot.run.as_ref().and_then(|r| r.logits_at) else {
+            continue;
+        };
+        if let Step::Finished(reason) = slot.sample(ctx, shared, at) {
+            finish(slot, shared, reason);
         }
     }
-
-    let vocab = shared.model.vocab();
-    let mut sampler = sampler(sampling);
-    let mut text = TextAssembler::new(&sampling.stop);
-    let mut logit_index = batch.n_tokens() - 1;
-    let mut position = prompt.len();
-    let mut progress = Progress::default();
-    let finish = loop {
-        let token = sampler.sample(ctx, logit_index);
-        progress.logprob_sum += logprob(ctx.get_logits_ith(logit_index), token.0 as usize);
-        progress.generated += 1;
-        progress.first_token_at.get_or_insert_with(Instant::now);
-        if vocab.is_eog(token) {
-            break FinishReason::Stop;
-        }
-        let delta = text.push(&vocab.token_to_piece(token, false, None));
-        if !delta.is_empty()
-            && job
-                .tx
-                .blocking_send(Ok(GenerationEvent::Delta(delta)))
-                .is_err()
-        {
-            break FinishReason::Cancelled;
-        }
-        if text.stopped() {
-            break FinishReason::Stop;
-        }
-        if job.tx.is_closed() {
-            break FinishReason::Cancelled;
-        }
-        if progress.generated >= sampling.max_tokens || position + 1 >= shared.n_ctx {
-            break FinishReason::Length;
-        }
-        batch.clear();
-        batch
-            .add(token, position as i32, &[0], true)
-            .map_err(|e| fail("batch", &e))?;
-        ctx.decode(&mut batch).map_err(|e| fail("decode", &e))?;
-        cached.push(token);
-        position += 1;
-        logit_index = 0;
-    };
-    if finish != FinishReason::Cancelled {
-        let rest = text.finish();
-        if !rest.is_empty() {
-            let _ = job.tx.blocking_send(Ok(GenerationEvent::Delta(rest)));
-        }
-    }
-    Ok(progress.usage(shared, job, queued, finish))
+    Ok(())
 }
 
-/// Counters of one generation.
-#[derive(Default)]
-struct Progress {
-    generated: u32,
-    logprob_sum: f64,
-    first_token_at: Option<Instant>,
-}
-
-impl Progress {
-    fn usage(
-        &self,
-        shared: &Shared,
-        job: &Job,
-        queued: Duration,
-        finish_reason: FinishReason,
-    ) -> GenerationUsage {
-        let first = self.first_token_at.unwrap_or_else(Instant::now);
-        GenerationUsage {
-            model: shared.model_name.clone(),
-            prompt_tokens: job.prompt.len() as u32,
-            completion_tokens: self.generated,
-            finish_reason,
-            mean_logprob: (self.generated > 0)
-                .then(|| self.logprob_sum / f64::from(self.generated)),
-            time_to_first_token: first.duration_since(job.received),
-            queued,
-            total: job.received.elapsed(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(ids: &[i32]) -> Vec<LlamaToken> {
-        ids.iter().map(|&i| LlamaToken(i)).collect()
-    }
-
-    #[test]
-    fn reuse_is_the_common_prefix_minus_the_last_prompt_token() {
-        assert_eq!(reusable(&t(&[]), &t(&[1, 2, 3])), 0);
-        assert_eq!(reusable(&t(&[1, 2, 9, 9]), &t(&[1, 2, 3, 4])), 2);
-        assert_eq!(
-            reusable(&t(&[1, 2, 3, 4, 5]), &t(&[1, 2, 3])),
-            2,
-            "same prompt: read the last again"
-        );
-        assert_eq!(reusable(&t(&[1, 2]), &t(&[1, 2, 3, 4])), 2);
-        assert_eq!(reusable(&t(&[7]), &t(&[1])), 0);
-    }
+fn finish(slot: &mut Slot, shared: &Shared, reason: FinishReason) {
+    slot.finish(shared, reason);
+    shared.active.fetch_sub(1, Ordering::SeqCst);
 }

@@ -202,6 +202,30 @@ impl TurnRepository for SqlTurnRepository {
         .map_err(repo_err)
     }
 
+    async fn count_history(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<u64, RepoError> {
+        let n: i64 = match session_id {
+            Some(session) => on_pool!(self.db.pool(), |p| {
+                sqlx::query_scalar(working::HISTORY_IN_SESSION)
+                    .bind(user_id)
+                    .bind(session)
+                    .fetch_one(p)
+                    .await
+            }),
+            None => on_pool!(self.db.pool(), |p| {
+                sqlx::query_scalar(working::HISTORY)
+                    .bind(user_id)
+                    .fetch_one(p)
+                    .await
+            }),
+        }
+        .map_err(repo_err)?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn count_complete(
         &self,
         user_id: i64,

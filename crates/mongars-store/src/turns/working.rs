@@ -12,6 +12,15 @@ pub(super) const COUNT: &str = "SELECT COUNT(*) FROM conversation_turns WHERE us
 pub(super) const COUNT_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_turns \
      WHERE user_id = $1 AND session_id = $2 AND status = 'complete' AND wm_expires_at > $3";
 
+/// Every complete turn of a user (`$1`), served by the index on
+/// `(user_id, status, created_at)` without reading rows.
+pub(super) const HISTORY: &str =
+    "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 AND status = 'complete'";
+
+/// The same within one session (`$2`), by the session index.
+pub(super) const HISTORY_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_turns \
+     WHERE user_id = $1 AND session_id = $2 AND status = 'complete'";
+
 /// The newest working turns, `select` being the columns' `SELECT ... FROM`:
 /// `$1` user, then `$2` session when `in_session`, then the limit and now.
 pub(super) fn recent(select: &str, in_session: bool) -> String {
@@ -88,6 +97,16 @@ mod plans {
             (recent(select, true), 4, "conversation_turns_working_order"),
             (TRIM.to_string(), 2, "conversation_turns_working_order"),
             (PURGE.to_string(), 1, "conversation_turns_working_expiry"),
+            (
+                HISTORY.to_string(),
+                1,
+                "COVERING INDEX conversation_turns_user",
+            ),
+            (
+                HISTORY_IN_SESSION.to_string(),
+                2,
+                "COVERING INDEX conversation_turns_session",
+            ),
         ] {
             let plan = plan(&db, &sql, binds).await;
             assert!(plan.contains(index), "{sql}\nplan:\n{plan}");

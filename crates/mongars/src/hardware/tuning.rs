@@ -75,28 +75,35 @@ pub fn tune(settings: &mut Settings, hw: &HardwareProfile) -> Vec<Choice> {
         (cpus as u32, format!("one per usable CPU ({cpu_words})")),
     );
 
-    // Replies at once: each reply's threads must have cores of their own, or
-    // llama.cpp's spinning threads slow every reply down; below 8 cores one
-    // reply at a time with every core is fastest.
-    let parallel = if cpus >= 8 { (cpus / 4).min(8) } else { 1 };
-    let why = if parallel == 1 {
-        format!("{cpu_words}: one reply at a time with every core is fastest below 8 cores")
-    } else {
-        format!("{cpu_words}: four cores per reply")
+    // Replies generated together: they share one batch per decode step and
+    // one set of compute threads, so four cost little more per step than one;
+    // each keeps its own part of the KV cache, which is what memory limits.
+    let (parallel, why) = match memory {
+        Some(m) if m < 1024 * MIB => (
+            2,
+            format!(
+                "{} MiB of memory: each reply keeps its own KV cache",
+                m / MIB
+            ),
+        ),
+        _ => (
+            4,
+            "replies share each decode step; four at once cost little more than one".to_string(),
+        ),
     };
     pick(
         "llm.embedded.parallel",
         &mut settings.llm.embedded.parallel,
-        (parallel as u32, why),
+        (parallel, why),
     );
-    let parallel = settings.llm.embedded.parallel.max(1) as usize;
-    let threads = (cpus / parallel).max(1);
+    // One context decodes for every reply: its threads are the engine's in
+    // all, whatever `parallel` says.
     pick(
         "llm.embedded.threads",
         &mut settings.llm.embedded.threads,
         (
-            threads as u32,
-            format!("{cpus} usable CPUs shared by {parallel} concurrent replies"),
+            cpus as u32,
+            format!("one per usable CPU, shared by every reply ({cpu_words})"),
         ),
     );
 
@@ -230,7 +237,7 @@ mod tests {
             values(&choices),
             [
                 ("server.worker_threads", 1),
-                ("llm.embedded.parallel", 1),
+                ("llm.embedded.parallel", 2),
                 ("llm.embedded.threads", 1),
                 ("llm.embedded.context_tokens", 1024),
                 ("embeddings.batch_size", 8),
@@ -245,11 +252,11 @@ mod tests {
     }
 
     #[test]
-    fn a_big_machine_runs_replies_side_by_side_on_cores_of_their_own() {
+    fn a_big_machine_batches_replies_on_every_core() {
         let mut s = auto();
         let choices = tune(&mut s, &profile(16, None, None, MachineKind::Generic));
         assert_eq!(s.llm.embedded.parallel, 4);
-        assert_eq!(s.llm.embedded.threads, 4);
+        assert_eq!(s.llm.embedded.threads, 16, "one context, every core");
         assert_eq!(s.server.worker_threads, 16);
         assert_eq!(s.database.max_connections, 32);
         assert_eq!(s.embeddings.batch_size, 32);
@@ -266,7 +273,7 @@ mod tests {
             &profile(4, None, Some(4096), MachineKind::RaspberryPi),
         );
         assert_eq!(s.llm.embedded.parallel, 2);
-        assert_eq!(s.llm.embedded.threads, 2, "4 CPUs for 2 replies");
+        assert_eq!(s.llm.embedded.threads, 4, "the engine's threads in all");
         assert_eq!(s.database.max_connections, 7);
         assert_eq!(s.embeddings.batch_size, 8, "Raspberry Pi");
         let kept: Vec<_> = choices

@@ -16,6 +16,7 @@ mod memory;
 mod openai;
 mod openapi;
 mod operations;
+mod prompt_window;
 mod real_model;
 mod realtime;
 mod research;

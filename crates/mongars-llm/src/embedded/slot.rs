@@ -1,0 +1,229 @@
+//! One sequence of the engine's context: the tokens it holds (a user's
+//! conversation so far, kept after a reply so that the next turn reads only
+//! what is new) and the reply it is generating, if any.
+
+use super::logprob::logprob;
+use super::{Job, Shared};
+use crate::text::TextAssembler;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage, SamplingParams};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Slot {
+    /// llama.cpp's sequence id.
+    pub seq: i32,
+    /// Tokens whose keys and values are in the context for this sequence,
+    /// at positions 0.. .
+    pub cached: Vec<LlamaToken>,
+    pub run: Option<Running>,
+    /// When it last took a reply (a step count), to evict the oldest first.
+    pub last_used: u64,
+}
+
+/// A reply being generated.
+pub(crate) struct Running {
+    pub job: Job,
+    queued: Duration,
+    sampler: LlamaSampler,
+    text: TextAssembler,
+    progress: Progress,
+    /// The sampled token not yet fed back.
+    pub next: Option<LlamaToken>,
+    /// Where this sequence's logits are in the batch just decoded.
+    pub logits_at: Option<i32>,
+}
+
+/// What a step did to a reply.
+pub(crate) enum Step {
+    Continue,
+    Finished(FinishReason),
+}
+
+impl Slot {
+    pub fn new(seq: i32) -> Self {
+        Self {
+            seq,
+            cached: Vec::new(),
+            run: None,
+            last_used: 0,
+        }
+    }
+
+    /// How well `prompt` fits here: tokens it would reuse less tokens of
+    /// another conversation it would evict. A new user goes to an empty or
+    /// stale slot rather than over someone's long conversation for the
+    /// sake of a shared system prompt.
+    pub fn fit(&self, prompt: &[LlamaToken]) -> i64 {
+        let reuse = reusable(&self.cached, prompt);
+        reuse as i64 - (self.cached.len() - reuse) as i64
+    }
+
+    /// Start `job` here. Returns how many cached tokens stay (the common
+    /// prefix with its prompt); the caller removes the rest from the context.
+    pub fn start(&mut self, job: Job) -> usize {
+        let keep = reusable(&self.cached, &job.prompt);
+        self.cached.truncate(keep);
+        let queued = Instant::now().duration_since(job.received);
+        self.run = Some(Running {
+            sampler: sampler(&job.request.sampling),
+            text: TextAssembler::new(&job.request.sampling.stop),
+            progress: Progress::default(),
+            queued,
+            next: None,
+            logits_at: None,
+            job,
+        });
+        keep
+    }
+
+    /// Prompt tokens still to read, when the reply is in its prefill.
+    pub fn unread(&self) -> &[LlamaToken] {
+        match &self.run {
+            Some(r) if r.next.is_none() && r.progress.generated == 0 => {
+                &r.job.prompt[self.cached.len().min(r.job.prompt.len())..]
+            }
+            _ => &[],
+        }
+    }
+
+    /// Sample the next token from the logits at `at`, send what text it
+    /// completes, and say whether the reply goes on.
+    pub fn sample(&mut self, ctx: &LlamaContext<'_>, shared: &Shared, at: i32) -> Step {
+        let position = self.cached.len();
+        let Some(run) = self.run.as_mut() else {
+            return Step::Finished(FinishReason::Cancelled);
+        };
+        let vocab = shared.model.vocab();
+        let token = run.sampler.sample(ctx, at);
+        let p = &mut run.progress;
+        p.logprob_sum += logprob(ctx.get_logits_ith(at), token.0 as usize);
+        p.generated += 1;
+        p.first_token_at.get_or_insert_with(Instant::now);
+        if vocab.is_eog(token) {
+            return Step::Finished(FinishReason::Stop);
+        }
+        let delta = run.text.push(&vocab.token_to_piece(token, false, None));
+        if !delta.is_empty()
+            && run
+                .job
+                .tx
+                .blocking_send(Ok(GenerationEvent::Delta(delta)))
+                .is_err()
+        {
+            return Step::Finished(FinishReason::Cancelled);
+        }
+        if run.text.stopped() {
+            return Step::Finished(FinishReason::Stop);
+        }
+        if run.job.tx.is_closed() {
+            return Step::Finished(FinishReason::Cancelled);
+        }
+        if p.generated >= run.job.request.sampling.max_tokens || position + 1 >= shared.n_ctx {
+            return Step::Finished(FinishReason::Length);
+        }
+        run.next = Some(token);
+        Step::Continue
+    }
+
+    /// End the reply: flush held-back text, send the usage, free the slot.
+    /// The cached tokens stay for the next prompt that shares them.
+    pub fn finish(&mut self, shared: &Shared, reason: FinishReason) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        if reason != FinishReason::Cancelled {
+            let rest = run.text.finish();
+            if !rest.is_empty() {
+                let _ = run.job.tx.blocking_send(Ok(GenerationEvent::Delta(rest)));
+            }
+        }
+        let usage = run.progress.usage(shared, &run.job, run.queued, reason);
+        let _ = run.job.tx.blocking_send(Ok(GenerationEvent::Done(usage)));
+    }
+}
+
+fn sampler(p: &SamplingParams) -> LlamaSampler {
+    if p.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    LlamaSampler::chain_simple([
+        LlamaSampler::top_k(40),
+        LlamaSampler::top_p(p.top_p.clamp(0.01, 1.0), 1),
+        LlamaSampler::temp(p.temperature),
+        LlamaSampler::dist(p.seed.unwrap_or_else(rand_seed)),
+    ])
+}
+
+fn rand_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// How much of `cached` can stay in the context for `prompt`: the common
+/// prefix, leaving at least the last prompt token to read again (its logits
+/// start the reply).
+pub(crate) fn reusable(cached: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+    let common = cached
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    common.min(prompt.len().saturating_sub(1))
+}
+
+/// Counters of one generation.
+#[derive(Default)]
+struct Progress {
+    generated: u32,
+    logprob_sum: f64,
+    first_token_at: Option<Instant>,
+}
+
+impl Progress {
+    fn usage(
+        &self,
+        shared: &Shared,
+        job: &Job,
+        queued: Duration,
+        finish_reason: FinishReason,
+    ) -> GenerationUsage {
+        let first = self.first_token_at.unwrap_or_else(Instant::now);
+        GenerationUsage {
+            model: shared.model_name.clone(),
+            prompt_tokens: job.prompt.len() as u32,
+            completion_tokens: self.generated,
+            finish_reason,
+            mean_logprob: (self.generated > 0)
+                .then(|| self.logprob_sum / f64::from(self.generated)),
+            time_to_first_token: first.duration_since(job.received),
+            queued,
+            total: job.received.elapsed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ids: &[i32]) -> Vec<LlamaToken> {
+        ids.iter().map(|&i| LlamaToken(i)).collect()
+    }
+
+    #[test]
+    fn reuse_is_the_common_prefix_minus_the_last_prompt_token() {
+        assert_eq!(reusable(&t(&[]), &t(&[1, 2, 3])), 0);
+        assert_eq!(reusable(&t(&[1, 2, 9, 9]), &t(&[1, 2, 3, 4])), 2);
+        assert_eq!(
+            reusable(&t(&[1, 2, 3, 4, 5]), &t(&[1, 2, 3])),
+            2,
+            "same prompt: read the last again"
+        );
+        assert_eq!(reusable(&t(&[1, 2]), &t(&[1, 2, 3, 4])), 2);
+        assert_eq!(reusable(&t(&[7]), &t(&[1])), 0);
+    }
+}

@@ -21,7 +21,8 @@ pub use raw::{RawBatchRun, RawRun, raw_batched_greedy, raw_greedy_decode};
 
 use async_trait::async_trait;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
-use llama_cpp_2::token::LlamaToken;
+/// The engine's token type (of [`EmbeddedBackend::prompt_tokens`]).
+pub use llama_cpp_2::token::LlamaToken;
 use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
 use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
 use std::path::PathBuf;

@@ -110,13 +110,25 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
         pct(overhead, 95.0),
         overhead.len()
     );
+    let (cold, warm) = (figures.ttft_ms[0], pct(&figures.ttft_ms[1..], 50.0));
     println!(
-        "time to first token with {} history turns in the prompt: first chat (cold) {:.0} ms, \
-         following chats (prompt cache) p50 {:.0} ms",
+        "time to first token with {} history turns in the prompt: first chat (cold) {cold:.0} ms, \
+         following chats (prompt cache) p50 {warm:.0} ms; prompt tokens found in the cache: {:.0}%",
         settings.conversation.history_turns,
-        figures.ttft_ms[0],
-        pct(&figures.ttft_ms[1..], 50.0)
+        figures.reused * 100.0
     );
+    super::sweep::run(&settings, args.tokens, args.runs).await?;
+    // Consecutive chats of one conversation must find most of their prompt
+    // in the engine's cache; when they do not, every figure above hides a
+    // regression, so the bench fails.
+    if figures.reused < 0.5 || warm > cold * 0.6 {
+        eprintln!(
+            "FAILED: the prompt cache did not serve consecutive chats ({:.0}% of prompt tokens \
+             reused; first token after {warm:.0} ms against {cold:.0} ms cold)",
+            figures.reused * 100.0
+        );
+        return Ok(1);
+    }
     Ok(0)
 }
 
@@ -144,6 +156,8 @@ struct PipelineFigures {
     overhead_ms: Vec<f64>,
     /// Per chat: time to first token, in ms.
     ttft_ms: Vec<f64>,
+    /// Share of the following chats' prompt tokens found in the cache.
+    reused: f64,
 }
 
 async fn pipeline_overhead(
@@ -163,13 +177,17 @@ async fn pipeline_overhead(
     let service = crate::wiring::conversation::conversation_service(
         &settings,
         db,
-        engine,
+        engine.clone(),
         crate::wiring::conversation::local_limiter(&settings, &clock),
         mind,
         &clock,
     );
     let (mut overhead, mut ttft) = (Vec::new(), Vec::new());
+    let mut before = engine.stats();
     for i in 0..30 {
+        if i == 1 {
+            before = engine.stats();
+        }
         let req = ChatRequest {
             message: format!("Question number {i}: what should I read next?"),
             session_id: Some("bench".into()),
@@ -178,10 +196,14 @@ async fn pipeline_overhead(
         overhead.push(reply.processing_time * 1000.0 - ms(reply.usage.total));
         ttft.push(ms(reply.usage.time_to_first_token));
     }
+    let after = engine.stats();
+    let reused = (after.prompt_tokens_reused - before.prompt_tokens_reused) as f64;
+    let read = (after.prompt_tokens_read - before.prompt_tokens_read) as f64;
     scratch.close().await;
     Ok(PipelineFigures {
         overhead_ms: overhead,
         ttft_ms: ttft,
+        reused: reused / (reused + read).max(1.0),
     })
 }
 

@@ -7,6 +7,7 @@ mod generate;
 mod memory;
 mod realtime;
 mod router;
+mod sweep;
 
 pub use args::BenchCommand;
 pub use auth::run as auth;

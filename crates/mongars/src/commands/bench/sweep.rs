@@ -1,0 +1,187 @@
+//! `mongars bench generate`, concurrent part: 1, 2, 4 and 8 replies at once
+//! on the embedded engine (one batch per decode step), side by side with a
+//! plain llama-cpp-2 loop that decodes the same prompts as sequences of one
+//! batch (the ceiling), on the same model and threads.
+
+use super::pct;
+use anyhow::Context;
+use mongars_config::Settings;
+use mongars_core::domain::{
+    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, SamplingParams,
+};
+use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_batched_greedy};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const STREAMS: [usize; 4] = [1, 2, 4, 8];
+
+/// Figures of one run of `n` streams.
+#[derive(Default)]
+struct Run {
+    /// All tokens over the time to the last one.
+    aggregate: f64,
+    /// Each stream's decode rate after its first token.
+    per_stream: Vec<f64>,
+    /// Each stream's time to first token, ms.
+    ttft: Vec<f64>,
+}
+
+fn messages(tag: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(
+            ChatRole::System,
+            format!("Session {tag}. You tell short stories."),
+        ),
+        ChatMessage::new(
+            ChatRole::User,
+            "Write a short story about a lighthouse keeper who finds a message in a bottle.",
+        ),
+    ]
+}
+
+pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<()> {
+    let mut cfg = crate::wiring::llm::embedded_config(settings);
+    cfg.parallel = *STREAMS.last().unwrap_or(&8);
+    cfg.queue_capacity = cfg.queue_capacity.max(cfg.parallel);
+    let threads = cfg.threads;
+    let engine = Arc::new(
+        tokio::task::spawn_blocking(move || load_backend(&cfg))
+            .await?
+            .context("llm.embedded.model_path")?,
+    );
+    println!();
+    println!(
+        "concurrent replies: engine with parallel = 8 and {threads} threads in all, against a raw \
+         llama-cpp-2 loop decoding the same prompts as one batch; {tokens} tokens each, greedy, \
+         {runs} runs each, medians"
+    );
+    println!(
+        "{:>8} {:>14} {:>12} {:>7} {:>16} {:>14} {:>12}",
+        "streams",
+        "engine tok/s",
+        "raw tok/s",
+        "ratio",
+        "per stream tok/s",
+        "engine TTFT ms",
+        "raw TTFT ms"
+    );
+    let mut table = Vec::new();
+    for n in STREAMS {
+        let (mut eng, mut raw) = (Vec::new(), Vec::new());
+        for r in 0..runs.max(1) {
+            let tag = |i: usize| format!("{n}-{r}-{i}");
+            let order = if r % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for raw_turn in order {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if raw_turn {
+                    let prompts = (0..n)
+                        .map(|i| engine.prompt_tokens(&messages(&format!("raw {}", tag(i)))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let e = engine.clone();
+                    raw.push(
+                        tokio::task::spawn_blocking(move || raw_run(&e, &prompts, tokens))
+                            .await??,
+                    );
+                } else {
+                    eng.push(engine_run(&engine, n, tokens, &tag).await?);
+                }
+            }
+        }
+        let med = |runs: &[Run], f: &dyn Fn(&Run) -> f64| {
+            pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
+        };
+        let ea = med(&eng, &|x| x.aggregate);
+        let ra = med(&raw, &|x| x.aggregate);
+        let es = med(&eng, &|x| pct(&x.per_stream, 50.0));
+        let et = med(&eng, &|x| pct(&x.ttft, 50.0));
+        let rt = med(&raw, &|x| pct(&x.ttft, 50.0));
+        println!(
+            "{n:>8} {ea:>14.1} {ra:>12.1} {:>7.3} {es:>16.1} {et:>14.0} {rt:>12.0}",
+            ea / ra
+        );
+        table.push((n, ea, et));
+    }
+    let one = table[0];
+    for (n, agg, ttft) in &table[1..] {
+        println!(
+            "  {n} streams: aggregate {:.2}x one stream's, time to first token {:.2}x one stream's",
+            agg / one.1,
+            ttft / one.2
+        );
+    }
+    let stats = engine.stats();
+    println!(
+        "  engine: {} decode steps, {:.2} replies per step on average, at most {}",
+        stats.steps,
+        stats.sequence_steps as f64 / stats.steps.max(1) as f64,
+        stats.widest_step
+    );
+    Ok(())
+}
+
+async fn engine_run(
+    engine: &Arc<EmbeddedBackend>,
+    n: usize,
+    tokens: u32,
+    tag: &dyn Fn(usize) -> String,
+) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let engine = engine.clone();
+            let request =
+                GenerationRequest::classified(messages(&tag(i)), SamplingParams::greedy(tokens));
+            tokio::spawn(async move {
+                let mut rx =
+                    mongars_core::ports::LlmBackend::generate(engine.as_ref(), request).await?;
+                while let Some(event) = rx.recv().await {
+                    if let GenerationEvent::Done(u) = event? {
+                        return anyhow::Ok((u, Instant::now()));
+                    }
+                }
+                anyhow::bail!("engine stream ended without a summary")
+            })
+        })
+        .collect();
+    let mut run = Run::default();
+    let (mut total, mut last) = (0u32, started);
+    for t in tasks {
+        let (u, done) = t.await??;
+        total += u.completion_tokens;
+        last = last.max(done);
+        let decode = u.total.saturating_sub(u.time_to_first_token);
+        run.per_stream
+            .push(f64::from(u.completion_tokens.saturating_sub(1)) / decode.as_secs_f64());
+        run.ttft.push(u.time_to_first_token.as_secs_f64() * 1000.0);
+    }
+    run.aggregate = f64::from(total) / last.duration_since(started).as_secs_f64();
+    Ok(run)
+}
+
+fn raw_run(
+    engine: &EmbeddedBackend,
+    prompts: &[Vec<mongars_llm::embedded::LlamaToken>],
+    tokens: u32,
+) -> anyhow::Result<Run> {
+    let r = raw_batched_greedy(engine, prompts, tokens)?;
+    let end = r.finished.iter().max().copied().unwrap_or_default();
+    let total: u32 = r.tokens.iter().sum();
+    Ok(Run {
+        aggregate: f64::from(total) / end.as_secs_f64(),
+        per_stream: (0..r.tokens.len())
+            .map(|i| {
+                let decode = r.finished[i].saturating_sub(r.time_to_first_token[i]);
+                f64::from(r.tokens[i].saturating_sub(1)) / decode.as_secs_f64()
+            })
+            .collect(),
+        ttft: r
+            .time_to_first_token
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect(),
+    })
+}

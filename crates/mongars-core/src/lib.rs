@@ -10,6 +10,7 @@ pub mod curiosity;
 pub mod domain;
 pub mod error;
 pub mod memory;
+pub mod pending;
 pub mod personality;
 pub mod ports;
 pub mod ratelimit;

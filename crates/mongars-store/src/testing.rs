@@ -47,6 +47,26 @@ pub async fn create_postgres_database(admin_url: &str) -> String {
     }
 }
 
+/// Drop a database made by [`create_postgres_database`] (`url` is what it
+/// returned); errors are ignored, as for any clean-up.
+pub async fn drop_postgres_database(admin_url: &str, url: &str) {
+    let path = url.split_once('?').map_or(url, |(p, _)| p);
+    let Some((_, name)) = path.rsplit_once('/') else {
+        return;
+    };
+    if !name.starts_with("mongars_test_")
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return;
+    }
+    if let Ok(admin) = Database::connect(&config(DbTarget::Postgres(admin_url.to_string()))).await {
+        let _ = admin
+            .execute_unchecked(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        admin.close().await;
+    }
+}
+
 /// A new PostgreSQL database on the server of `admin_url`, migrated.
 pub async fn fresh_postgres(admin_url: &str) -> Database {
     let url = create_postgres_database(admin_url).await;

@@ -213,6 +213,17 @@ pub async fn serve(
     purge.abort();
     forget.abort();
     recovery.abort();
+    // What the last replies left to do (learning, trimming) still needs the
+    // database: wait for it, within the grace period, before closing.
+    let after = async {
+        app.mind.after.settled().await;
+        if let Some(memory) = &app.mind.memory {
+            memory.settled().await;
+        }
+    };
+    if tokio::time::timeout(grace, after).await.is_err() {
+        tracing::warn!("work after replies still running at shutdown; stopping it");
+    }
     crate::recovery::interrupt_own(&app.db).await;
     for task in side {
         task.abort();

@@ -20,6 +20,8 @@ pub struct Mind {
     pub memory: Option<Arc<MemoryService>>,
     pub personality: Option<Arc<PersonalityService>>,
     pub research: Option<Arc<Researcher>>,
+    /// What replies leave to do after them, waited for at shutdown.
+    pub after: Arc<crate::pending::Pending>,
 }
 
 /// What went into a turn's prompt, kept with the turn.

@@ -164,7 +164,8 @@ impl Learn {
             let vector = self.query_vector.take();
             memory.learn_in_background(self.user_id, turn_id, self.query.clone(), response, vector);
         }
-        tokio::spawn(async move {
+        let after = self.mind.after.clone();
+        after.spawn(async move {
             if let Err(e) = self.mind.working.trim(self.user_id).await {
                 tracing::warn!(error = %e, "could not trim working memory");
             }

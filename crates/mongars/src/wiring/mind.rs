@@ -160,6 +160,7 @@ pub fn mind_from_settings(
         memory,
         personality: m.personality.then(|| profiles.clone()),
         research: researcher(settings)?,
+        after: Default::default(),
     };
     Ok((mind, profiles))
 }

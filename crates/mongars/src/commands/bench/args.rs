@@ -25,6 +25,34 @@ pub enum BenchCommand {
     /// the memory per connection), and event fan-out latency from a chat's
     /// completion to socket delivery, in process and through Redis.
     Realtime(RealtimeBenchArgs),
+    /// Chats per second over HTTP through the whole pipeline of a `mongars
+    /// serve` process, with an instant fake backend in a process of its own:
+    /// SQLite and PostgreSQL, memory on and off, fresh users and users with
+    /// stored turns, 4, 16 and 64 connections; p50, p99 and server CPU by
+    /// thread.
+    Chat(ChatBenchArgs),
+    /// The instant OpenAI-compatible backend of `bench chat` (prints its
+    /// URL, serves until stopped).
+    #[command(hide = true)]
+    FakeOpenai,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChatBenchArgs {
+    /// Users chatting, in turn.
+    #[arg(long, default_value_t = 256)]
+    pub users: usize,
+    /// Stored turns per user for the second half of the table.
+    #[arg(long, default_value_t = 64)]
+    pub turns: u32,
+    /// Chats measured per cell.
+    #[arg(long, default_value_t = 3000)]
+    pub requests: usize,
+    /// Also measure on a new database of this PostgreSQL server
+    /// (postgres://USER@HOST/DB; the account must be allowed to create
+    /// databases).
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

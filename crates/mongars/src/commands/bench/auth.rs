@@ -121,7 +121,6 @@ impl Server {
         let exe = std::env::current_exe().context("cannot find the mongars executable")?;
         let mut child = Command::new(exe)
             .arg("serve")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("MONGARS_DATA_DIR", data)
             .env("MONGARS_DATABASE__URL", "")
             .env("MONGARS_SERVER__HOST", "127.0.0.1")
@@ -144,6 +143,8 @@ impl Server {
                 "MONGARS_AUTH__THROTTLE__MAX_FAILURES_PER_ADDRESS",
                 "1000000",
             )
+            // Last, so that the caller's variables win.
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -162,9 +163,19 @@ impl Server {
     }
 
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let _ = self.child.wait();
+    }
+}
+
+/// A bench that fails half-way does not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -174,6 +174,7 @@ async fn pipeline_overhead(
     let settings = unthrottled(settings, 8);
     let clock = crate::wiring::system_clock();
     let (mind, _) = crate::wiring::mind::mind_from_settings(&settings, db, None, &clock)?;
+    let after = mind.after.clone();
     let service = crate::wiring::conversation::conversation_service(
         &settings,
         db,
@@ -196,6 +197,7 @@ async fn pipeline_overhead(
         overhead.push(reply.processing_time * 1000.0 - ms(reply.usage.total));
         ttft.push(ms(reply.usage.time_to_first_token));
     }
+    after.settled().await;
     let after = engine.stats();
     let reused = (after.prompt_tokens_reused - before.prompt_tokens_reused) as f64;
     let read = (after.prompt_tokens_read - before.prompt_tokens_read) as f64;

@@ -402,6 +402,8 @@ async fn chat_figures(
             1.0 + (a - b) / pct(&t_off, 50.0)
         );
     }
+    mind.after.settled().await;
+    memory.settled().await;
     scratch.close().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod auth;
+mod chat;
 mod generate;
 mod memory;
 mod realtime;
@@ -11,6 +12,7 @@ mod sweep;
 
 pub use args::BenchCommand;
 pub use auth::run as auth;
+pub use chat::{fake_openai, run as chat};
 pub use generate::run as generate;
 pub use memory::run as memory;
 pub use realtime::run as realtime;

@@ -25,16 +25,29 @@ const SSE: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"},\"finish_
 data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n\
 data: [DONE]\n\n";
 
+/// An OpenAI-compatible server that streams a one-word reply at once and
+/// lists one model, `fake`.
+pub(crate) fn fake_app() -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "text/event-stream")
+                    .body(Body::from(SSE))
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/v1/models",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"object": "list", "data": [{"id": "fake"}]}))
+            }),
+        )
+}
+
 async fn fake() -> anyhow::Result<String> {
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(|| async {
-            Response::builder()
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .body(Body::from(SSE))
-                .unwrap_or_default()
-        }),
-    );
+    let app = fake_app();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });

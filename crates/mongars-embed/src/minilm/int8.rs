@@ -134,13 +134,16 @@ impl Int8Matrix {
 /// (each as long as the weight row): one accumulator lane per block
 /// position and row, so that `2 R` vector chains run side by side, with
 /// fused multiply-adds where the target has them.
-#[inline(always)]
+#[inline(never)]
 fn dot_rows<const R: usize>(w: &[i8], scales: &[f32], x: &[f32]) -> [f32; R] {
     let n = w.len();
     let mut acc = [[0f32; BLOCK]; R];
     for (b, (wb, &scale)) in w.chunks_exact(BLOCK).zip(scales).enumerate() {
         let wb: &[i8; BLOCK] = wb.try_into().expect("whole block");
-        let wf: [f32; BLOCK] = std::array::from_fn(|i| f32::from(wb[i]) * scale);
+        let mut wf = [0f32; BLOCK];
+        for i in 0..BLOCK {
+            wf[i] = f32::from(wb[i]) * scale;
+        }
         for (r, acc) in acc.iter_mut().enumerate() {
             let at = r * n + b * BLOCK;
             let xb: &[f32; BLOCK] = x[at..at + BLOCK].try_into().expect("whole block");

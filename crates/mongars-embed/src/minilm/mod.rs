@@ -2,8 +2,8 @@
 //! thread of its own, so that the async runtime never waits on matrix
 //! products. Requests that arrive while the worker is busy are embedded
 //! together in the next batch, sorted by length to keep padding small.
-//! The projections run on 8-bit weights unless f32 is asked for, and a
-//! bounded cache answers texts embedded lately without a forward pass.
+//! The projections run on f32 weights or, when asked, 8-bit ones; a bounded
+//! cache answers texts embedded lately without a forward pass.
 
 mod bert;
 mod cache;
@@ -47,7 +47,7 @@ impl MiniLmOptions {
             dir: dir.into(),
             max_tokens: 256,
             batch_size: 32,
-            precision: Precision::Int8,
+            precision: Precision::F32,
             cache_entries: 1024,
         }
     }

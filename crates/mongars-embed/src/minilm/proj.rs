@@ -11,9 +11,9 @@ use candle_nn::{Linear, VarBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// 32-bit floats, as published.
+    #[default]
     F32,
     /// 8-bit blocks for the weights; biases and activations in f32.
-    #[default]
     Int8,
 }
 

@@ -65,7 +65,7 @@ async fn the_image_runs_unprivileged_read_only_serves_a_chat_and_stops_on_sigter
     for choice in [
         "server.worker_threads = 1 ",
         "llm.embedded.threads = 1 ",
-        "llm.embedded.parallel = 1 ",
+        "llm.embedded.parallel = 2 (512 MiB of memory",
         "llm.embedded.context_tokens = 1024 (512 MiB of memory",
         "embeddings.batch_size = 8 (512 MiB of memory)",
         "database.max_connections = 4 ",

@@ -9,7 +9,6 @@ use crate::error::CoreError;
 use crate::ports::{Clock, Embedder, MemoryRepository, embed_one};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Past exchanges must be at least this close to the question to be
@@ -58,8 +57,7 @@ pub struct MemoryService {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) options: MemoryOptions,
     pub(super) cache: IndexCache,
-    pending: AtomicUsize,
-    idle: tokio::sync::Notify,
+    pending: Arc<crate::pending::Pending>,
 }
 
 impl MemoryService {
@@ -76,8 +74,7 @@ impl MemoryService {
             clock,
             options,
             cache,
-            pending: AtomicUsize::new(0),
-            idle: tokio::sync::Notify::new(),
+            pending: Default::default(),
         }
     }
 
@@ -218,28 +215,18 @@ impl MemoryService {
         response: String,
         query_vector: Option<Vec<f32>>,
     ) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
         let this = self.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let learnt = this.learn(user_id, &turn_id, &query, &response, query_vector);
             if let Err(e) = learnt.await {
                 tracing::warn!(error = %e, turn_id, "could not learn from the turn");
-            }
-            if this.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-                this.idle.notify_waiters();
             }
         });
     }
 
     /// Wait until no background learning is running.
     pub async fn settled(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.pending.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        self.pending.settled().await;
     }
 
     /// Store the turn and the user's facts from it. The stored exchange is

@@ -2,13 +2,11 @@
 //! the baseline the engine is measured against (`mongars bench generate`).
 
 use super::EmbeddedBackend;
-use super::worker::CONTEXT_CREATION;
-use llama_cpp_2::context::params::LlamaContextParams;
+use super::worker::new_context;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use mongars_core::ports::LlmError;
-use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 /// What one raw run measured.
@@ -30,18 +28,8 @@ pub fn raw_greedy_decode(
     max_tokens: u32,
 ) -> Result<RawRun, LlmError> {
     let shared = &engine.shared;
-    let threads = i32::try_from(shared.threads).unwrap_or(1);
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(shared.n_ctx as u32))
-        .with_n_batch(512)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let backend = super::load::llama_backend()?;
-    let mut ctx = {
-        let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-        shared.model.new_context(backend, params)
-    }
-    .map_err(|e| LlmError::Failed(e.to_string()))?;
+    let mut ctx =
+        new_context(super::load::llama_backend()?, shared, 1).map_err(LlmError::Failed)?;
     let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
 
     let started = Instant::now();
@@ -103,21 +91,8 @@ pub fn raw_batched_greedy(
 ) -> Result<RawBatchRun, LlmError> {
     let shared = &engine.shared;
     let n = prompts.len().max(1);
-    let threads = i32::try_from(shared.threads).unwrap_or(1);
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new((shared.n_ctx * n) as u32))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
-        .with_n_seq_max(n as u32)
-        .with_kv_unified(true)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let backend = super::load::llama_backend()?;
-    let mut ctx = {
-        let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-        shared.model.new_context(backend, params)
-    }
-    .map_err(|e| LlmError::Failed(e.to_string()))?;
+    let mut ctx =
+        new_context(super::load::llama_backend()?, shared, n).map_err(LlmError::Failed)?;
     let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
     let vocab = shared.model.vocab();
 

@@ -24,7 +24,31 @@ const BATCH: usize = 512;
 const SHARED_PREFILL: usize = 128;
 
 /// Creating contexts from one model concurrently is unsound in llama.cpp.
-pub(crate) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+
+/// A context of the engine's model and threads whose unified KV cache holds
+/// `sequences` sequences of the engine's context length each. The engine
+/// and the benchmarks' raw loops make theirs here, one at a time.
+pub(crate) fn new_context<'a>(
+    backend: &'static LlamaBackend,
+    shared: &'a Shared,
+    sequences: usize,
+) -> Result<LlamaContext<'a>, String> {
+    let threads = i32::try_from(shared.threads).unwrap_or(1);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new((shared.n_ctx * sequences) as u32))
+        .with_n_batch(BATCH as u32)
+        .with_n_ubatch(BATCH as u32)
+        .with_n_seq_max(sequences as u32)
+        .with_kv_unified(true)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
+    shared
+        .model
+        .new_context(backend, params)
+        .map_err(|e| e.to_string())
+}
 
 pub(crate) fn run_worker(
     backend: &'static LlamaBackend,
@@ -32,21 +56,7 @@ pub(crate) fn run_worker(
     queue: mpsc::Receiver<Job>,
     ready: mpsc::Sender<Result<(), LlmError>>,
 ) {
-    let threads = i32::try_from(shared.threads).unwrap_or(1);
-    let total = shared.n_ctx * shared.parallel;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(total as u32))
-        .with_n_batch(BATCH as u32)
-        .with_n_ubatch(BATCH as u32)
-        .with_n_seq_max(shared.parallel as u32)
-        .with_kv_unified(true)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let context = {
-        let _guard = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
-        shared.model.new_context(backend, params)
-    };
-    let mut ctx = match context {
+    let mut ctx = match new_context(backend, shared, shared.parallel) {
         Ok(c) => {
             let _ = ready.send(Ok(()));
             c

@@ -64,6 +64,35 @@ pub struct SqlTurnRepository {
 }
 
 impl SqlTurnRepository {
+    /// One of a pair of `COUNT(*)` statements (the user's, or the user's in
+    /// a session), bound in order: user, session when given, `now` when
+    /// given.
+    async fn count(
+        &self,
+        (all, in_session): (&'static str, &'static str),
+        user_id: i64,
+        session_id: Option<&str>,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<u64, RepoError> {
+        let sql = if session_id.is_some() {
+            in_session
+        } else {
+            all
+        };
+        let n: i64 = on_pool!(self.db.pool(), |p| {
+            let mut q = sqlx::query_scalar(sql).bind(user_id);
+            if let Some(session) = session_id {
+                q = q.bind(session);
+            }
+            if let Some(now) = now {
+                q = q.bind(now);
+            }
+            q.fetch_one(p).await
+        })
+        .map_err(repo_err)?;
+        Ok(n.max(0) as u64)
+    }
+
     pub fn new(db: Database) -> Self {
         Self { db }
     }
@@ -207,23 +236,8 @@ impl TurnRepository for SqlTurnRepository {
         user_id: i64,
         session_id: Option<&str>,
     ) -> Result<u64, RepoError> {
-        let n: i64 = match session_id {
-            Some(session) => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(working::HISTORY_IN_SESSION)
-                    .bind(user_id)
-                    .bind(session)
-                    .fetch_one(p)
-                    .await
-            }),
-            None => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(working::HISTORY)
-                    .bind(user_id)
-                    .fetch_one(p)
-                    .await
-            }),
-        }
-        .map_err(repo_err)?;
-        Ok(n.max(0) as u64)
+        let sql = (working::HISTORY, working::HISTORY_IN_SESSION);
+        self.count(sql, user_id, session_id, None).await
     }
 
     async fn count_complete(
@@ -232,25 +246,8 @@ impl TurnRepository for SqlTurnRepository {
         session_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
-        let n: i64 = match session_id {
-            Some(session) => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(working::COUNT_IN_SESSION)
-                    .bind(user_id)
-                    .bind(session)
-                    .bind(now)
-                    .fetch_one(p)
-                    .await
-            }),
-            None => on_pool!(self.db.pool(), |p| {
-                sqlx::query_scalar(working::COUNT)
-                    .bind(user_id)
-                    .bind(now)
-                    .fetch_one(p)
-                    .await
-            }),
-        }
-        .map_err(repo_err)?;
-        Ok(n.max(0) as u64)
+        let sql = (working::COUNT, working::COUNT_IN_SESSION);
+        self.count(sql, user_id, session_id, Some(now)).await
     }
 
     async fn recent(

@@ -7,5 +7,5 @@
 pub mod minilm;
 pub mod remote;
 
-pub use minilm::{LazyMiniLm, MiniLm, MiniLmOptions, MiniLmStats, Precision};
+pub use minilm::{Kernel, LazyMiniLm, MiniLm, MiniLmOptions, MiniLmStats, Precision};
 pub use remote::{RemoteEmbedder, RemoteEmbedderConfig, RemoteKind};

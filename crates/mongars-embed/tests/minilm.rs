@@ -2,7 +2,7 @@
 //! (fetched by `make models`).
 
 use mongars_core::ports::{EmbedError, Embedder, dot};
-use mongars_embed::{MiniLm, MiniLmOptions, Precision};
+use mongars_embed::{Kernel, MiniLm, MiniLmOptions, Precision};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -83,7 +83,11 @@ async fn batches_give_the_same_vectors_as_single_calls_and_mean_what_they_say() 
 async fn eight_bit_weights_keep_the_vectors_of_the_exact_model() {
     let (exact, int8) = (
         MiniLm::load(&exact()).unwrap(),
-        MiniLm::load(&options()).unwrap(),
+        MiniLm::load(&MiniLmOptions {
+            precision: Precision::Int8,
+            ..exact()
+        })
+        .unwrap(),
     );
     let texts = sentences();
     assert_eq!(texts.len(), 40);
@@ -125,6 +129,41 @@ async fn eight_bit_weights_keep_the_vectors_of_the_exact_model() {
             (got - want).abs() < 1e-3,
             "component {i}: got {got}, want {want}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_packed_encoder_gives_the_vectors_of_the_candle_one() {
+    let (packed, candle) = (
+        MiniLm::load(&exact()).unwrap(),
+        MiniLm::load(&MiniLmOptions {
+            kernel: Kernel::Candle,
+            ..exact()
+        })
+        .unwrap(),
+    );
+    let texts = sentences();
+    let want = candle.embed(&texts).await.unwrap();
+    let got = packed.embed(&texts).await.unwrap();
+    assert_eq!(got.tokens, want.tokens);
+    for (text, (a, b)) in texts.iter().zip(want.vectors.iter().zip(&got.vectors)) {
+        let most = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(most < 1e-5, "{text:?}: a component moved by {most}");
+    }
+    // One at a time, the same again: sentences laid end to end in a batch
+    // do not see each other.
+    for (text, want) in texts.iter().zip(&got.vectors).take(5) {
+        let alone = packed.embed(std::slice::from_ref(text)).await.unwrap();
+        let most = alone.vectors[0]
+            .iter()
+            .zip(want)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(most < 1e-6, "{text:?} alone moved by {most}");
     }
 }
 

@@ -1,9 +1,16 @@
-//! A BERT encoder (the all-MiniLM-L6-v2 shape: 6 layers of 384, 12 heads)
-//! written with candle, with mean pooling and L2 normalisation on top.
+//! The BERT encoder (the all-MiniLM-L6-v2 shape: 6 layers of 384, 12 heads)
+//! on plain rows of floats, with mean pooling and L2 normalisation on top.
+//!
+//! The sentences of a batch are laid end to end, one row per token and no
+//! padding: the projections (query, key and value stacked into one) see
+//! every token of the batch at once, and attention runs within each
+//! sentence. [`super::reference`] is the same model written with candle
+//! tensors; the tests hold the two to the same vectors.
 
+use super::math;
 use super::proj::{Precision, Proj};
-use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
 
 /// The parts of a BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -29,25 +36,45 @@ fn default_act() -> String {
     "gelu".into()
 }
 
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(width: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            gamma: vb.get(width, "weight")?.to_vec1()?,
+            beta: vb.get(width, "bias")?.to_vec1()?,
+            eps: eps as f32,
+        })
+    }
+
+    fn apply(&self, x: &mut [f32]) {
+        math::layer_norm(x, &self.gamma, &self.beta, self.eps);
+    }
+}
+
 struct Layer {
-    query: Proj,
-    key: Proj,
-    value: Proj,
+    qkv: Proj,
     attn_out: Proj,
-    attn_norm: LayerNorm,
+    attn_norm: Norm,
     inter: Proj,
     out: Proj,
-    out_norm: LayerNorm,
+    out_norm: Norm,
 }
 
 pub struct Bert {
-    words: Embedding,
-    positions: Embedding,
-    types: Embedding,
-    emb_norm: LayerNorm,
+    words: Vec<f32>,
+    positions: Vec<f32>,
+    /// Every token is of type 0.
+    token_type: Vec<f32>,
+    emb_norm: Norm,
     layers: Vec<Layer>,
+    hidden: usize,
     heads: usize,
-    head_dim: usize,
+    vocab: usize,
     pub max_positions: usize,
 }
 
@@ -62,86 +89,140 @@ impl Bert {
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("embeddings");
-        let linear = |i: usize, o: usize, vb: VarBuilder| Proj::load(i, o, vb, precision);
+        let table = |rows: usize, name: &str| -> Result<Vec<f32>> {
+            e.pp(name)
+                .get((rows, h), "weight")?
+                .flatten_all()?
+                .to_vec1()
+        };
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp(format!("encoder.layer.{i}"));
             let a = l.pp("attention");
+            let parts = [
+                (h, a.pp("self.query")),
+                (h, a.pp("self.key")),
+                (h, a.pp("self.value")),
+            ];
             layers.push(Layer {
-                query: linear(h, h, a.pp("self.query"))?,
-                key: linear(h, h, a.pp("self.key"))?,
-                value: linear(h, h, a.pp("self.value"))?,
-                attn_out: linear(h, h, a.pp("output.dense"))?,
-                attn_norm: layer_norm(h, eps, a.pp("output.LayerNorm"))?,
-                inter: linear(h, cfg.intermediate_size, l.pp("intermediate.dense"))?,
-                out: linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                out_norm: layer_norm(h, eps, l.pp("output.LayerNorm"))?,
+                qkv: Proj::stacked(h, &parts, precision)?,
+                attn_out: Proj::load(h, h, a.pp("output.dense"), precision)?,
+                attn_norm: Norm::load(h, eps, a.pp("output.LayerNorm"))?,
+                inter: Proj::load(
+                    h,
+                    cfg.intermediate_size,
+                    l.pp("intermediate.dense"),
+                    precision,
+                )?,
+                out: Proj::load(cfg.intermediate_size, h, l.pp("output.dense"), precision)?,
+                out_norm: Norm::load(h, eps, l.pp("output.LayerNorm"))?,
             });
         }
+        let token_types = table(cfg.type_vocab_size, "token_type_embeddings")?;
         Ok(Self {
-            words: embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?,
-            positions: embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?,
-            types: embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?,
-            emb_norm: layer_norm(h, eps, e.pp("LayerNorm"))?,
+            words: table(cfg.vocab_size, "word_embeddings")?,
+            positions: table(cfg.max_position_embeddings, "position_embeddings")?,
+            token_type: token_types[..h].to_vec(),
+            emb_norm: Norm::load(h, eps, e.pp("LayerNorm"))?,
             layers,
+            hidden: h,
             heads: cfg.num_attention_heads,
-            head_dim: h / cfg.num_attention_heads,
+            vocab: cfg.vocab_size,
             max_positions: cfg.max_position_embeddings,
         })
     }
 
-    /// Mean-pooled, unit-length sentence vectors `[batch, hidden]` for
-    /// `ids` and `mask` (`[batch, seq]`, 1 for real tokens, 0 for padding).
-    pub fn embed(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let hidden = self.encode(ids, mask)?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        mean.broadcast_div(&norm)
-    }
-
-    fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (batch, seq) = ids.dims2()?;
-        let device = ids.device();
-        let positions = Tensor::arange(0u32, seq as u32, device)?;
-        let types = Tensor::zeros((batch, seq), DType::U32, device)?;
-        let x = self
-            .words
-            .forward(ids)?
-            .broadcast_add(&self.positions.forward(&positions)?)?
-            .add(&self.types.forward(&types)?)?;
-        let mut x = self.emb_norm.forward(&x)?;
-        // 0 where attended, a large negative number on padding.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10_000.0)?.reshape((batch, 1, 1, seq))?;
-        for layer in &self.layers {
-            x = self.layer(layer, &x, &bias)?;
+    /// Mean-pooled, unit-length sentence vectors, one per token sequence.
+    pub fn embed(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let h = self.hidden;
+        let rows: usize = batch.iter().map(|s| s.len()).sum();
+        let mut x = Vec::with_capacity(rows * h);
+        for seq in batch {
+            if seq.len() > self.max_positions {
+                candle_core::bail!("{} tokens, more than {}", seq.len(), self.max_positions);
+            }
+            for (at, &id) in seq.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    candle_core::bail!("token {id} is outside the vocabulary");
+                }
+                let word = &self.words[id * h..(id + 1) * h];
+                let place = &self.positions[at * h..(at + 1) * h];
+                x.extend(
+                    word.iter()
+                        .zip(place)
+                        .zip(&self.token_type)
+                        .map(|((w, p), t)| w + p + t),
+                );
+            }
         }
-        Ok(x)
+        self.emb_norm.apply(&mut x);
+        let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+        for layer in &self.layers {
+            x = self.layer(layer, x, rows, &lengths);
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        let mut at = 0;
+        for &n in &lengths {
+            out.push(math::mean_unit(&x[at * h..(at + n) * h], h));
+            at += n;
+        }
+        Ok(out)
     }
 
-    fn layer(&self, l: &Layer, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (batch, seq, hidden) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((batch, seq, self.heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(l.query.forward(x)?)?;
-        let k = split(l.key.forward(x)?)?;
-        let v = split(l.value.forward(x)?)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((batch, seq, hidden))?;
-        let attended = l.attn_norm.forward(&(l.attn_out.forward(&context)? + x)?)?;
-        let inner = l.inter.forward(&attended)?.gelu_erf()?;
-        l.out_norm.forward(&(l.out.forward(&inner)? + attended)?)
+    fn layer(&self, l: &Layer, x: Vec<f32>, rows: usize, lengths: &[usize]) -> Vec<f32> {
+        let qkv = l.qkv.forward(&x, rows);
+        let context = self.attention(&qkv, lengths);
+        let mut attended = l.attn_out.forward(&context, rows);
+        for (a, v) in attended.iter_mut().zip(&x) {
+            *a += v;
+        }
+        l.attn_norm.apply(&mut attended);
+        let mut inner = l.inter.forward(&attended, rows);
+        math::gelu(&mut inner);
+        let mut y = l.out.forward(&inner, rows);
+        for (a, v) in y.iter_mut().zip(&attended) {
+            *a += v;
+        }
+        l.out_norm.apply(&mut y);
+        y
+    }
+
+    /// Scaled dot-product attention of every head within each sequence;
+    /// `qkv` holds each token's query, key and value side by side.
+    fn attention(&self, qkv: &[f32], lengths: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let d = h / self.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut context = vec![0f32; qkv.len() / 3];
+        let mut scores = Vec::new();
+        let mut start = 0;
+        for &n in lengths {
+            let token = |i: usize, part: usize, head: usize| {
+                let at = (start + i) * 3 * h + part * h + head * d;
+                &qkv[at..at + d]
+            };
+            for head in 0..self.heads {
+                for i in 0..n {
+                    let q = token(i, 0, head);
+                    scores.clear();
+                    scores.extend((0..n).map(|j| {
+                        let k = token(j, 1, head);
+                        q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale
+                    }));
+                    math::softmax(&mut scores);
+                    let at = (start + i) * h + head * d;
+                    let out = &mut context[at..at + d];
+                    for (j, p) in scores.iter().enumerate() {
+                        for (o, v) in out.iter_mut().zip(token(j, 2, head)) {
+                            *o += p * v;
+                        }
+                    }
+                }
+            }
+            start += n;
+        }
+        context
     }
 }
 

@@ -1,9 +1,11 @@
 //! The worker thread of the in-process embedder: it takes every request
-//! queued while it was busy into one batch (up to the batch size), sorts the
-//! texts by length so that padding stays small, and runs the encoder.
+//! queued while it was busy into one batch (up to the batch size) and runs
+//! the encoder on it (texts sorted by length, which keeps the candle
+//! baseline's padding small).
 
 use super::bert::{self, Bert, BertConfig};
-use super::{Job, MiniLmOptions, Stats};
+use super::reference::Reference;
+use super::{Job, Kernel, MiniLmOptions, Stats};
 use candle_core::{Device, Tensor};
 use mongars_core::ports::{EmbedError, MAX_EMBED_BATCH};
 use std::path::{Path, PathBuf};
@@ -49,8 +51,13 @@ impl ModelFiles {
     }
 }
 
+enum Model {
+    Packed(Bert),
+    Candle(Reference),
+}
+
 pub(super) struct Engine {
-    bert: Bert,
+    model: Model,
     tokenizer: Tokenizer,
     batch_size: usize,
     stats: Arc<Stats>,
@@ -61,9 +68,21 @@ impl Engine {
         let files = ModelFiles::find(o)?;
         let (config, weights, tok_path) = (files.config, files.weights, files.tokenizer);
         let vb = bert::var_builder(&weights).map_err(|e| broken(&weights, &e))?;
-        let bert = Bert::load(vb, &config, o.precision).map_err(|e| broken(&weights, &e))?;
+        let (model, max_positions) = match o.kernel {
+            Kernel::Packed => {
+                let bert =
+                    Bert::load(vb, &config, o.precision).map_err(|e| broken(&weights, &e))?;
+                let max = bert.max_positions;
+                (Model::Packed(bert), max)
+            }
+            Kernel::Candle => {
+                let model = Reference::load(vb, &config).map_err(|e| broken(&weights, &e))?;
+                let max = model.max_positions;
+                (Model::Candle(model), max)
+            }
+        };
         let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| broken(&tok_path, &e))?;
-        let max_length = o.max_tokens.clamp(8, bert.max_positions);
+        let max_length = o.max_tokens.clamp(8, max_positions);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
@@ -72,7 +91,7 @@ impl Engine {
             .map_err(|e| broken(&tok_path, &e))?;
         tokenizer.with_padding(None);
         let engine = Self {
-            bert,
+            model,
             tokenizer,
             batch_size: o.batch_size.clamp(1, MAX_EMBED_BATCH),
             stats,
@@ -133,6 +152,10 @@ impl Engine {
         batch: impl Iterator<Item = &'a [u32]>,
     ) -> candle_core::Result<Vec<Vec<f32>>> {
         let batch: Vec<&[u32]> = batch.collect();
+        let model = match &self.model {
+            Model::Packed(bert) => return bert.embed(&batch),
+            Model::Candle(model) => model,
+        };
         let width = batch.iter().map(|b| b.len()).max().unwrap_or(0).max(1);
         let mut ids = Vec::with_capacity(batch.len() * width);
         let mut mask = Vec::with_capacity(batch.len() * width);
@@ -145,7 +168,7 @@ impl Engine {
         let shape = (batch.len(), width);
         let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
         let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
-        bert::rows(&self.bert.embed(&ids, &mask)?)
+        bert::rows(&model.embed(&ids, &mask)?)
     }
 }
 

@@ -47,10 +47,6 @@ impl Int8Matrix {
         }
     }
 
-    pub fn out(&self) -> usize {
-        self.out
-    }
-
     /// `x W^T + bias` for `x` of `m` rows of `in` values; `[m, out]`.
     pub fn forward(&self, x: &[f32], m: usize, bias: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), m * self.inp);

@@ -1,16 +1,20 @@
-//! all-MiniLM-L6-v2 in-process: a BERT encoder run by candle on a worker
-//! thread of its own, so that the async runtime never waits on matrix
-//! products. Requests that arrive while the worker is busy are embedded
-//! together in the next batch, sorted by length to keep padding small.
-//! The projections run on f32 weights or, when asked, 8-bit ones; a bounded
-//! cache answers texts embedded lately without a forward pass.
+//! all-MiniLM-L6-v2 in-process: a BERT encoder (weights read with candle,
+//! products on packed panels of our own, see [`kernel`]) on a worker thread
+//! of its own, so that the async runtime never waits on matrix products.
+//! Requests that arrive while the worker is busy are embedded together in
+//! the next batch, laid end to end without padding. The projections run on
+//! f32 weights or, when asked, 8-bit ones; a bounded cache answers texts
+//! embedded lately without a forward pass.
 
 mod bert;
 mod cache;
 mod engine;
 mod int8;
+mod kernel;
 mod lazy;
+mod math;
 mod proj;
+mod reference;
 
 pub use lazy::LazyMiniLm;
 pub use proj::Precision;
@@ -38,6 +42,20 @@ pub struct MiniLmOptions {
     pub precision: Precision,
     /// Texts whose vectors are kept for reuse; 0 keeps none.
     pub cache_entries: usize,
+    /// Which implementation of the encoder runs.
+    pub kernel: Kernel,
+}
+
+/// The implementation of the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// Plain rows, packed weight panels, no padding: the serving path.
+    #[default]
+    Packed,
+    /// The same model on candle tensors with candle's matrix products, in
+    /// f32 whatever the precision: the baseline benches and tests compare
+    /// against.
+    Candle,
 }
 
 impl MiniLmOptions {
@@ -49,6 +67,7 @@ impl MiniLmOptions {
             batch_size: 32,
             precision: Precision::F32,
             cache_entries: 1024,
+            kernel: Kernel::Packed,
         }
     }
 }

@@ -34,6 +34,7 @@ pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<d
                     EmbedPrecision::F32 => Precision::F32,
                 },
                 cache_entries: e.cache_entries as usize,
+                ..MiniLmOptions::new(&e.model_dir)
             };
             if !settings.memory.enabled {
                 return Ok(Arc::new(

@@ -15,6 +15,7 @@ contract!(
     memories_round_trip_with_revisions,
     superseded_and_expired_memories_are_not_live,
     working_memory_is_bounded_and_purged,
+    a_turn_trims_only_when_it_may_pass_the_bound,
     forgetting_a_user_removes_everything_of_theirs,
 );
 
@@ -238,6 +239,41 @@ fn done(working_until: chrono::DateTime<Utc>) -> TurnCompletion {
         completed_at: Utc::now(),
         working_until,
     }
+}
+
+async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
+    use mongars_core::memory::{WorkingMemory, WorkingMemoryOptions};
+    let ana = user(&db, "ana").await;
+    let turns = SqlTurnRepository::new(db.clone());
+    let working = WorkingMemory::new(
+        std::sync::Arc::new(turns.clone()),
+        std::sync::Arc::new(mongars_core::ports::SystemClock),
+        WorkingMemoryOptions {
+            max_turns: 3,
+            ttl: std::time::Duration::from_secs(86_400),
+        },
+    );
+    let until = Utc::now() + Duration::days(1);
+    let mut overflow = Vec::new();
+    for i in 0..5 {
+        let at = working.position(ana, None).await.unwrap();
+        assert_eq!(at.ordinal, i, "every complete turn counts");
+        overflow.push(at.may_overflow);
+        let id = format!("w{i}");
+        turns.start(turn(&id, ana, i as i64)).await.unwrap();
+        turns.complete(&id, &done(until)).await.unwrap();
+        if at.may_overflow {
+            assert_eq!(working.trim(ana).await.unwrap(), 1, "turn {i}");
+        }
+    }
+    // The fourth turn is the first that can pass the bound of three.
+    assert_eq!(overflow, [false, false, false, true, true]);
+    assert_eq!(
+        turns.count_complete(ana, None, Utc::now()).await.unwrap(),
+        3
+    );
+    // A session's count says nothing of the user's other turns.
+    assert!(working.position(ana, Some("s")).await.unwrap().may_overflow);
 }
 
 async fn working_memory_is_bounded_and_purged(db: Database) {

@@ -151,6 +151,8 @@ impl Announce {
 
 pub(super) struct Learn {
     pub(super) user_id: i64,
+    /// Working memory may be past its bound once this turn is in.
+    pub(super) trim: bool,
     pub(super) query: String,
     /// The message's embedding from recall, if memory made one.
     pub(super) query_vector: Option<Vec<f32>>,
@@ -166,7 +168,9 @@ impl Learn {
         }
         let after = self.mind.after.clone();
         after.spawn(async move {
-            if let Err(e) = self.mind.working.trim(self.user_id).await {
+            if self.trim
+                && let Err(e) = self.mind.working.trim(self.user_id).await
+            {
                 tracing::warn!(error = %e, "could not trim working memory");
             }
             let Some(p) = &self.mind.personality else {

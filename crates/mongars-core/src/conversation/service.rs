@@ -105,8 +105,8 @@ impl ConversationService {
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
         self.check_rate(who).await?;
         let working = &self.mind.working;
-        let complete = working.ordinal(who.id, session.as_deref()).await?;
-        let window = history_window(complete, self.options.history_turns);
+        let position = working.position(who.id, session.as_deref()).await?;
+        let window = history_window(position.ordinal, self.options.history_turns);
         let recent = working.recent(who.id, session.as_deref(), window).await?;
         let role = classify_task(message.as_str());
         let budget = self.prompt_budget(role);
@@ -166,6 +166,7 @@ impl ConversationService {
                 started,
                 learn: Some(Learn {
                     user_id: who.id,
+                    trim: position.may_overflow,
                     query: message.as_str().to_string(),
                     query_vector: context.query_vector,
                     mind: self.mind.clone(),

@@ -11,4 +11,4 @@ mod working;
 pub use extract::{Fact, extract_facts, first_person};
 pub use index::{Hit, VectorIndex, dot_i8, quantize};
 pub use service::{Found, MemoryOptions, MemoryService, Recalled};
-pub use working::{WorkingMemory, WorkingMemoryOptions};
+pub use working::{Position, WorkingMemory, WorkingMemoryOptions};

@@ -17,6 +17,16 @@ pub struct WorkingMemoryOptions {
     pub ttl: Duration,
 }
 
+/// Where a new turn stands in its user's working memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Complete turns before it (in its session, when it has one).
+    pub ordinal: u64,
+    /// Whether its completion may take working memory past its bound:
+    /// otherwise there is nothing to trim after it.
+    pub may_overflow: bool,
+}
+
 #[derive(Clone)]
 pub struct WorkingMemory {
     turns: Arc<dyn TurnRepository>,
@@ -68,18 +78,34 @@ impl WorkingMemory {
         Ok(n.min(u64::from(self.options.max_turns)))
     }
 
-    /// The number of the user's turn about to start, counting every
-    /// complete one (in `session_id` when given): the working count while
+    /// Where the turn about to start stands (in `session_id` when given).
+    ///
+    /// Its ordinal counts every complete turn: the working count while
     /// working memory has room, the whole history's once it is full and
     /// trimmed at each turn (the working count then stands still, and a
     /// history window aligned on it would slide by one turn every time,
     /// defeating the engine's prompt cache).
-    pub async fn ordinal(&self, user_id: i64, session_id: Option<&str>) -> Result<u64, RepoError> {
-        let working = self.count(user_id, session_id).await?;
-        if working < u64::from(self.options.max_turns) {
-            return Ok(working);
-        }
-        self.turns.count_history(user_id, session_id).await
+    pub async fn position(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<Position, RepoError> {
+        let held = self
+            .turns
+            .count_complete(user_id, session_id, self.clock.now())
+            .await?;
+        let bound = u64::from(self.options.max_turns);
+        // A session's count says nothing of the user's other sessions.
+        let may_overflow = session_id.is_some() || held + 1 > bound;
+        let ordinal = if held < bound {
+            held
+        } else {
+            self.turns.count_history(user_id, session_id).await?
+        };
+        Ok(Position {
+            ordinal,
+            may_overflow,
+        })
     }
 
     /// Keep the bound after a turn completed.

@@ -282,8 +282,12 @@ impl TurnRepository for SqlTurnRepository {
     }
 
     async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError> {
+        let sql = match self.db.pool() {
+            crate::db::Pool::Sqlite(_) => working::trim(working::SQLITE_NO_LIMIT),
+            crate::db::Pool::Postgres(_) => working::trim(working::POSTGRES_NO_LIMIT),
+        };
         on_pool!(self.db.pool(), |p| {
-            sqlx::query(working::TRIM)
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(user_id)
                 .bind(i64::from(keep))
                 .execute(p)

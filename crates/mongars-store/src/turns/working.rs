@@ -38,11 +38,22 @@ pub(super) fn recent(select: &str, in_session: bool) -> String {
 }
 
 /// Keep a user's newest `$2` working turns; the others leave working memory.
-pub(super) const TRIM: &str = "UPDATE conversation_turns SET wm_expires_at = NULL \
-     WHERE user_id = $1 AND wm_expires_at IS NOT NULL AND id NOT IN ( \
-       SELECT id FROM conversation_turns \
-       WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
-       ORDER BY created_at DESC, id DESC LIMIT $2)";
+/// The index is walked newest first past the kept ones (never more than the
+/// bound and the few that overflow it) and only the rest are written.
+/// SQLite spells "no limit" `LIMIT -1`, PostgreSQL `LIMIT ALL`.
+pub(super) fn trim(no_limit: &str) -> String {
+    format!(
+        "UPDATE conversation_turns SET wm_expires_at = NULL WHERE id IN ( \
+           SELECT id FROM conversation_turns \
+           WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
+           ORDER BY created_at DESC, id DESC LIMIT {no_limit} OFFSET $2)"
+    )
+}
+
+/// [`trim`] for SQLite.
+pub(super) const SQLITE_NO_LIMIT: &str = "-1";
+/// [`trim`] for PostgreSQL.
+pub(super) const POSTGRES_NO_LIMIT: &str = "ALL";
 
 /// Every turn whose working time has passed (`$1` now) leaves it.
 pub(super) const PURGE: &str =
@@ -95,7 +106,7 @@ mod plans {
             ),
             (recent(select, false), 3, "conversation_turns_working_order"),
             (recent(select, true), 4, "conversation_turns_working_order"),
-            (TRIM.to_string(), 2, "conversation_turns_working_order"),
+            (trim(SQLITE_NO_LIMIT), 2, "conversation_turns_working_order"),
             (PURGE.to_string(), 1, "conversation_turns_working_expiry"),
             (
                 HISTORY.to_string(),

@@ -53,6 +53,9 @@ pub struct ChatBenchArgs {
     /// databases).
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Only the rows with memory on, or off.
+    #[arg(long, value_parser = ["on", "off"])]
+    pub memory: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

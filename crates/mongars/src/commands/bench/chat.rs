@@ -46,6 +46,13 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
     );
     for (name, url) in &databases {
         for memory in [true, false] {
+            if args
+                .memory
+                .as_deref()
+                .is_some_and(|m| (m == "on") != memory)
+            {
+                continue;
+            }
             let server = BenchServer::start(&settings, &fake.url, url.as_deref(), memory).await?;
             let tokens = server.users(args.users).await?;
             let mut turns = 0;

@@ -12,10 +12,13 @@
 //! them as a GGUF LoRA adapter that llama.cpp loads.
 
 pub mod adapter;
+pub mod eval;
 pub mod lora;
 pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod rng;
+pub mod trainer;
 
 /// What training can fail with.
 #[derive(Debug, thiserror::Error)]

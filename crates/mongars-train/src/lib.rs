@@ -12,6 +12,7 @@
 //! them as a GGUF LoRA adapter that llama.cpp loads.
 
 pub mod adapter;
+pub mod corpus;
 pub mod eval;
 pub mod lora;
 pub mod loss;

@@ -133,6 +133,56 @@ impl EmbeddedBackend {
     pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
         self.tokenize(messages)
     }
+
+    /// The text of `tokens` (special tokens as nothing).
+    pub fn detokenize(&self, tokens: &[u32]) -> String {
+        let vocab = self.shared.model.vocab();
+        let bytes: Vec<u8> = tokens
+            .iter()
+            .flat_map(|&t| vocab.token_to_piece(LlamaToken(t as i32), false, None))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// A training example: the tokens of `messages` followed by `reply` as
+    /// the model's chat template writes a finished exchange, and how many
+    /// of them are the prompt (the rest, end of turn included, are the
+    /// reply's).
+    pub fn chat_example(
+        &self,
+        messages: &[ChatMessage],
+        reply: &str,
+    ) -> Result<(Vec<u32>, usize), LlmError> {
+        let prompt = self.tokenize(messages)?;
+        let mut whole = messages.to_vec();
+        whole.push(ChatMessage::new(
+            mongars_core::domain::ChatRole::Assistant,
+            reply,
+        ));
+        let chat: Vec<LlamaChatMessage> = whole
+            .iter()
+            .map(|m| {
+                LlamaChatMessage::new(m.role.as_str().to_string(), m.content.replace('\0', ""))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| LlmError::Failed(format!("message: {e}")))?;
+        let text = self
+            .shared
+            .model
+            .apply_chat_template(&self.shared.template, &chat, false)
+            .map_err(|e| LlmError::Failed(format!("chat template: {e}")))?;
+        let tokens = self
+            .shared
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true);
+        if tokens.len() <= prompt.len() || tokens[..prompt.len()] != prompt[..] {
+            return Err(LlmError::Failed(
+                "the chat template does not write the reply after the prompt".into(),
+            ));
+        }
+        Ok((tokens.iter().map(|t| t.0 as u32).collect(), prompt.len()))
+    }
 }
 
 #[async_trait]

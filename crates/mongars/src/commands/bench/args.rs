@@ -31,10 +31,39 @@ pub enum BenchCommand {
     /// stored turns, 4, 16 and 64 connections; p50, p99 and server CPU by
     /// thread.
     Chat(ChatBenchArgs),
+    /// A LoRA run on the embedded model for a generated user with a terse,
+    /// signed answering style: training speed, peak memory, perplexity on
+    /// held-out chats and on the shipped general set before and after, and
+    /// greedy replies with and without the adapter
+    Train(TrainBenchArgs),
     /// The instant OpenAI-compatible backend of `bench chat` (prints its
     /// URL, serves until stopped).
     #[command(hide = true)]
     FakeOpenai,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainBenchArgs {
+    /// Wall-clock budget of the training itself.
+    #[arg(long, default_value_t = 15.0)]
+    pub minutes: f64,
+    /// Optimiser steps (the schedule's length; the budget may end it first).
+    #[arg(long, default_value_t = 120)]
+    pub steps: usize,
+    /// Chats per optimiser step.
+    #[arg(long, default_value_t = 4)]
+    pub accumulation: usize,
+    /// Training chats generated (a quarter as many are held out).
+    #[arg(long, default_value_t = 160)]
+    pub examples: usize,
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    /// Top blocks adapted.
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,6 +9,7 @@ mod memory;
 mod realtime;
 mod router;
 mod sweep;
+mod train;
 
 pub use args::BenchCommand;
 pub use auth::run as auth;
@@ -17,6 +18,7 @@ pub use generate::run as generate;
 pub use memory::run as memory;
 pub use realtime::run as realtime;
 pub use router::run as router;
+pub use train::run as train;
 
 /// The `p`-th percentile of `values` (nearest rank).
 pub(crate) fn pct(values: &[f64], p: f64) -> f64 {

@@ -1,0 +1,212 @@
+//! `mongars bench train`: a LoRA run on the embedded model against a
+//! generated user whose answers always take one terse form, within a time
+//! budget: training tokens/s, step time, peak memory, and perplexity
+//! before and after on the user's held-out chats and on the shipped general
+//! set, then greedy replies with and without the adapter. Exits 1 when the
+//! held-out perplexity falls by less than 15% or the general set's rises by
+//! 5% or more.
+
+use super::args::TrainBenchArgs;
+use anyhow::Context;
+use mongars_config::Settings;
+use mongars_core::domain::{ChatMessage, ChatRole};
+use mongars_llm::embedded::{EmbeddedBackend, load_backend};
+use mongars_train::corpus::{Chat, general_set, style_corpus};
+use mongars_train::eval::perplexity;
+use mongars_train::lora::{Lora, LoraOptions, Target};
+use mongars_train::loss::Example;
+use mongars_train::model::{Attention, Llama, load_gguf};
+use mongars_train::optim::AdamWOptions;
+use mongars_train::trainer::{Objective, RunOptions, Trainer};
+use std::time::{Duration, Instant};
+
+fn examples(engine: &EmbeddedBackend, chats: &[Chat]) -> anyhow::Result<Vec<Example>> {
+    chats
+        .iter()
+        .map(|(q, a)| {
+            let (tokens, prompt) =
+                engine.chat_example(&[ChatMessage::new(ChatRole::User, q.as_str())], a)?;
+            let assistant = (0..tokens.len()).map(|i| i >= prompt).collect();
+            Ok(Example { tokens, assistant })
+        })
+        .collect()
+}
+
+/// The process's peak resident memory, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Greedy reply of at most `max` tokens from our own forward pass.
+fn greedy(
+    model: &Llama,
+    lora: Option<&Lora>,
+    prompt: &[u32],
+    end: u32,
+    max: usize,
+) -> anyhow::Result<Vec<u32>> {
+    let mut tokens = prompt.to_vec();
+    for _ in 0..max {
+        let logits = model.forward(&tokens, lora, Attention::Causal, None)?;
+        let last = logits.get(tokens.len() - 1)?.to_vec1::<f32>()?;
+        let next = last
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i as u32)
+            .unwrap_or(end);
+        if next == end {
+            break;
+        }
+        tokens.push(next);
+    }
+    Ok(tokens[prompt.len()..].to_vec())
+}
+
+pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32> {
+    let mut cfg = crate::wiring::llm::embedded_config(&settings);
+    cfg.parallel = 1;
+    let path = cfg.model_path.clone();
+    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
+        .await?
+        .context("llm.embedded.model_path")?;
+    let started = Instant::now();
+    let model = load_gguf(&path).context("llm.embedded.model_path")?;
+    println!(
+        "model {} dequantised to f32 in {:.1} s: {} blocks of {}, vocabulary {}",
+        path.display(),
+        started.elapsed().as_secs_f64(),
+        model.config.layers,
+        model.config.hidden,
+        model.config.vocab
+    );
+    let train = examples(&engine, &style_corpus(1, args.examples))?;
+    let held_out = examples(&engine, &style_corpus(2, args.examples / 4))?;
+    let general = examples(&engine, &general_set())?;
+    let end = examples(&engine, &[("x".into(), "x".into())])?
+        .first()
+        .and_then(|e| e.tokens.iter().rev().nth(1).copied())
+        .context("no end-of-turn token")?;
+
+    let layers = model.config.layers;
+    let lora = LoraOptions {
+        rank: args.rank,
+        alpha: 2.0 * args.rank as f32,
+        dropout: 0.05,
+        targets: vec![Target::Q, Target::K, Target::V, Target::O],
+        layers: (layers.saturating_sub(args.layers)..layers).collect(),
+    };
+    let options = RunOptions {
+        steps: args.steps,
+        accumulation: args.accumulation,
+        warmup: (args.steps / 10).max(1),
+        seed: 7,
+        adamw: AdamWOptions {
+            lr: args.lr,
+            ..Default::default()
+        },
+        objective: Objective::Supervised,
+    };
+    let mut run = Trainer::new(&model, lora.clone(), options)?;
+    println!(
+        "LoRA rank {} on q, k, v, o of the top {} blocks: {} trainable parameters; {} training chats, {} held out, {} general",
+        lora.rank,
+        args.layers,
+        run.lora.parameters(),
+        train.len(),
+        held_out.len(),
+        general.len()
+    );
+    let held_before = perplexity(&model, None, &held_out)?;
+    let general_before = perplexity(&model, None, &general)?;
+
+    let budget = Duration::from_secs_f64(args.minutes * 60.0);
+    let training = Instant::now();
+    let (mut tokens, mut step_times) = (0usize, Vec::new());
+    while !run.finished() && training.elapsed() < budget {
+        let t = Instant::now();
+        let p = run.step(&train)?;
+        let took = t.elapsed().as_secs_f64();
+        step_times.push(took);
+        tokens += p.tokens;
+        let rate = tokens as f64 / training.elapsed().as_secs_f64();
+        let left = (p.steps - p.step) as f64 * took;
+        println!(
+            "  step {:>4}/{}  loss {:.4}  lr {:.2e}  {:.0} tokens/s  step {:.2} s  ETA {:.0} s",
+            p.step, p.steps, p.loss, p.lr, rate, took, left
+        );
+    }
+    let trained_for = training.elapsed();
+    let held_after = perplexity(&model, Some(&run.lora), &held_out)?;
+    let general_after = perplexity(&model, Some(&run.lora), &general)?;
+    let adapter =
+        std::env::temp_dir().join(format!("mongars-bench-style-{}.gguf", std::process::id()));
+    mongars_train::adapter::write_gguf(
+        &run.lora,
+        &mongars_train::adapter::AdapterInfo {
+            architecture: "llama".into(),
+            name: "bench-style".into(),
+        },
+        &adapter,
+    )?;
+
+    println!("replies (greedy, our forward pass), without and with the adapter:");
+    let (mut styled_base, mut styled_tuned) = (0, 0);
+    let questions = style_corpus(3, 4);
+    for ((q, _), e) in questions.iter().zip(examples(&engine, &questions)?) {
+        let prompt: Vec<u32> = e
+            .tokens
+            .iter()
+            .zip(&e.assistant)
+            .filter(|(_, a)| !**a)
+            .map(|(t, _)| *t)
+            .collect();
+        let base = engine.detokenize(&greedy(&model, None, &prompt, end, 24)?);
+        let tuned = engine.detokenize(&greedy(&model, Some(&run.lora), &prompt, end, 24)?);
+        styled_base += usize::from(base.trim_end().ends_with("over."));
+        styled_tuned += usize::from(tuned.trim_end().ends_with("over."));
+        println!(
+            "  {q}\n    base:    {}\n    adapter: {}",
+            base.trim(),
+            tuned.trim()
+        );
+    }
+    let steps = step_times.len();
+    let mean_step = step_times.iter().sum::<f64>() / steps.max(1) as f64;
+    let held_change = held_after / held_before - 1.0;
+    let general_change = general_after / general_before - 1.0;
+    println!(
+        "training: {steps} steps in {:.1} s, {:.2} s a step, {:.0} tokens/s; peak RSS {:.0} MiB; adapter {} KiB",
+        trained_for.as_secs_f64(),
+        mean_step,
+        tokens as f64 / trained_for.as_secs_f64(),
+        peak_rss_mib(),
+        std::fs::metadata(&adapter)?.len() / 1024
+    );
+    let _ = std::fs::remove_file(&adapter);
+    println!(
+        "perplexity: held-out {held_before:.2} -> {held_after:.2} ({:+.1}%), general {general_before:.2} -> {general_after:.2} ({:+.1}%)",
+        held_change * 100.0,
+        general_change * 100.0
+    );
+    println!(
+        "style (\"... over.\"): {styled_base}/{} replies without the adapter, {styled_tuned}/{} with it",
+        questions.len(),
+        questions.len()
+    );
+    let ok = held_change <= -0.15 && general_change < 0.05;
+    if !ok {
+        println!(
+            "FAILED: the held-out perplexity must fall by 15% or more and the general set's rise by less than 5%"
+        );
+    }
+    Ok(if ok { 0 } else { 1 })
+}

@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test models build deps fmt lint bench image clean help
+.PHONY: run test models build deps fmt lint bench bench-train image clean help
 
 run: ## Install what is missing, fetch the models, build, and start the server (SQLite in ./data)
 	@scripts/deps.sh run
@@ -41,6 +41,12 @@ bench: ## Start-up, login throughput, generation, router, memory, chat and realt
 	@url=$$(scripts/test-redis.sh start 2>/dev/null) || url=; \
 	  MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench realtime $${url:+--redis $$url}; \
 	  status=$$?; [ -z "$$url" ] || scripts/test-redis.sh stop; exit $$status
+
+bench-train: ## A LoRA run on the embedded model within 15 minutes: speed, memory, perplexities, replies with and without the adapter
+	@scripts/deps.sh run
+	@scripts/models.sh
+	$(CARGO) build --release --locked -p mongars --features bench
+	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench train
 
 image: ## Container image built here without a registry (deploy/build.sh --offline)
 	@scripts/deps.sh run

@@ -17,5 +17,6 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod suggest;
 pub mod text;
+pub mod training;
 
 pub use error::CoreError;

@@ -18,6 +18,7 @@ mod secrets;
 mod settings;
 mod settings_memory;
 mod settings_realtime;
+mod settings_training;
 mod validate;
 mod validate_llm;
 mod validate_memory;

@@ -7,6 +7,7 @@ pub use crate::settings_memory::{
     WorkingMemorySettings,
 };
 pub use crate::settings_realtime::{RealtimeSettings, RedisSettings};
+pub use crate::settings_training::TrainingSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub struct Settings {
     pub memory: MemorySettings,
     pub embeddings: EmbeddingSettings,
     pub research: ResearchSettings,
+    pub training: TrainingSettings,
     pub realtime: RealtimeSettings,
     pub redis: RedisSettings,
     pub metrics: MetricsSettings,

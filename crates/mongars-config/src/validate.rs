@@ -153,6 +153,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
     crate::validate_llm::validate(s, &mut check);
     crate::validate_memory::validate(s, &mut check);
     crate::settings_realtime::validate(s, &mut check);
+    crate::settings_training::validate(s, &mut check);
     check(
         level_ok(&s.logging.level),
         "logging.level",

@@ -64,6 +64,35 @@ pub enum Command {
     /// or download them (Ollama pull, with progress).
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Train LoRA adapters for the embedded model on this machine.
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Train an adapter on a JSONL file of `{"prompt": ..., "response": ...}`
+    /// samples (settings under `[training]`), evaluate it on a held-out
+    /// share and on the shipped general set, and write `adapter.gguf` with
+    /// `adapter.json` (hashes, figures, and whether it is a candidate) to
+    /// the output folder. Progress every step; a checkpoint every 10 steps.
+    Run {
+        /// The samples, one JSON object per line.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Output folder (default: DATA_DIR/training/run-<time>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Training budget in minutes (default: training.max_minutes).
+        #[arg(long)]
+        minutes: Option<f64>,
+        /// Optimiser steps (default: training.steps).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Continue the run whose checkpoint is in the output folder.
+        #[arg(long, requires = "out")]
+        resume: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ mod doctor;
 mod models;
 mod probe;
 mod serve;
+mod train;
 mod user;
 
 use crate::cli::{Command, ConfigCommand};
@@ -40,6 +41,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             BenchCommand::FakeOpenai => bench::fake_openai().await,
         },
         Command::Models(cmd) => models::run(cmd, settings).await,
+        Command::Train(cmd) => train::run(cmd, settings).await,
     }
 }
 

@@ -1,0 +1,98 @@
+//! Settings of on-device LoRA training (`mongars train run`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSettings {
+    /// LoRA rank of each adapted projection.
+    pub rank: usize,
+    /// LoRA alpha: the low-rank path is scaled by alpha / rank.
+    pub alpha: f32,
+    /// Share of the low-rank path's inputs dropped in training.
+    pub dropout: f32,
+    /// Projections adapted: any of q, k, v, o, gate, up, down.
+    pub targets: Vec<String>,
+    /// How many of the model's top blocks are adapted.
+    pub layers: usize,
+    /// Peak learning rate (warm-up, then cosine to a tenth).
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Optimiser steps of a run.
+    pub steps: usize,
+    /// Samples per optimiser step.
+    pub accumulation: usize,
+    /// Wall-clock budget of a run's training, in minutes.
+    pub max_minutes: f64,
+    /// Seed of the data order, dropout and the adapter's start.
+    pub seed: u64,
+    /// Share of samples held out for evaluation (by a seeded hash of each).
+    pub held_out: f64,
+    /// A run is a candidate only when held-out perplexity falls by at
+    /// least this share...
+    pub min_improvement: f64,
+    /// ...and the shipped general set's rises by less than this share.
+    pub max_general_regression: f64,
+}
+
+pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, String)) {
+    let t = &s.training;
+    check(
+        (1..=256).contains(&t.rank),
+        "training.rank",
+        "must be between 1 and 256".into(),
+    );
+    check(t.alpha > 0.0, "training.alpha", "must be positive".into());
+    check(
+        (0.0..0.9).contains(&t.dropout),
+        "training.dropout",
+        "must be at least 0 and below 0.9".into(),
+    );
+    let known = ["q", "k", "v", "o", "gate", "up", "down"];
+    check(
+        !t.targets.is_empty() && t.targets.iter().all(|x| known.contains(&x.as_str())),
+        "training.targets",
+        format!("must name one or more of {}", known.join(", ")),
+    );
+    check(
+        t.layers >= 1,
+        "training.layers",
+        "must be at least 1".into(),
+    );
+    check(
+        t.learning_rate > 0.0 && t.learning_rate < 1.0,
+        "training.learning_rate",
+        "must be above 0 and below 1".into(),
+    );
+    check(
+        (0.0..1.0).contains(&t.weight_decay),
+        "training.weight_decay",
+        "must be at least 0 and below 1".into(),
+    );
+    check(t.steps >= 1, "training.steps", "must be at least 1".into());
+    check(
+        (1..=256).contains(&t.accumulation),
+        "training.accumulation",
+        "must be between 1 and 256".into(),
+    );
+    check(
+        t.max_minutes > 0.0,
+        "training.max_minutes",
+        "must be positive".into(),
+    );
+    check(
+        t.held_out > 0.0 && t.held_out < 0.5,
+        "training.held_out",
+        "must be above 0 and below 0.5".into(),
+    );
+    check(
+        (0.0..1.0).contains(&t.min_improvement),
+        "training.min_improvement",
+        "must be at least 0 and below 1".into(),
+    );
+    check(
+        t.max_general_regression > 0.0,
+        "training.max_general_regression",
+        "must be positive".into(),
+    );
+}

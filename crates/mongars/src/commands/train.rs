@@ -1,0 +1,269 @@
+//! `mongars train run`: a LoRA run on the embedded model from a file of
+//! samples, with the settings under `[training]`.
+
+use crate::cli::TrainCommand;
+use anyhow::{Context, bail};
+use mongars_config::Settings;
+use mongars_core::domain::{ChatMessage, ChatRole};
+use mongars_llm::embedded::{EmbeddedBackend, load_backend};
+use mongars_train::adapter::{AdapterInfo, write_gguf};
+use mongars_train::corpus::general_set;
+use mongars_train::eval::perplexity;
+use mongars_train::lora::{LoraOptions, Target};
+use mongars_train::loss::Example;
+use mongars_train::model::load_gguf;
+use mongars_train::optim::AdamWOptions;
+use mongars_train::trainer::{Objective, RunOptions, Trainer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Longest prompt or response of a sample, in characters.
+const MAX_CHARS: usize = 8000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sample {
+    prompt: String,
+    response: String,
+}
+
+/// The samples of a JSONL file, each checked; errors name the line.
+fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let s: Sample = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{} line {}: expected {{\"prompt\", \"response\"}}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        for (name, v) in [("prompt", &s.prompt), ("response", &s.response)] {
+            if v.trim().is_empty() || v.chars().count() > MAX_CHARS {
+                bail!(
+                    "{} line {}: {name} must have 1 to {MAX_CHARS} characters",
+                    path.display(),
+                    i + 1
+                );
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Whether a sample is held out: a seeded hash of its text, so that the
+/// split does not move when samples are added.
+fn held_out(sample: &Sample, seed: u64, share: f64) -> bool {
+    let mut h = Sha256::new();
+    h.update(seed.to_le_bytes());
+    h.update(sample.prompt.as_bytes());
+    h.update([0]);
+    h.update(sample.response.as_bytes());
+    let d = h.finalize();
+    let v = u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]));
+    (v as f64 / u64::MAX as f64) < share
+}
+
+fn example(engine: &EmbeddedBackend, prompt: &str, response: &str) -> anyhow::Result<Example> {
+    let (tokens, at) =
+        engine.chat_example(&[ChatMessage::new(ChatRole::User, prompt)], response)?;
+    let assistant = (0..tokens.len()).map(|i| i >= at).collect();
+    Ok(Example { tokens, assistant })
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// What `adapter.json` records of a run.
+#[derive(Debug, Serialize)]
+struct Record {
+    created_at: String,
+    status: &'static str,
+    base_model: String,
+    base_model_sha256: String,
+    dataset_sha256: String,
+    samples_train: usize,
+    samples_held_out: usize,
+    steps: usize,
+    training_seconds: f64,
+    tokens_per_second: f64,
+    held_out_perplexity_before: f64,
+    held_out_perplexity_after: f64,
+    general_perplexity_before: f64,
+    general_perplexity_after: f64,
+    rank: usize,
+    alpha: f32,
+    targets: Vec<String>,
+    layers: Vec<usize>,
+}
+
+pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
+    let TrainCommand::Run {
+        data,
+        out,
+        minutes,
+        steps,
+        resume,
+    } = cmd;
+    let t = settings.training.clone();
+    let samples = read_samples(&data)?;
+    let (held, train): (Vec<&Sample>, Vec<&Sample>) = samples
+        .iter()
+        .partition(|s| held_out(s, t.seed, t.held_out));
+    if train.is_empty() || held.is_empty() {
+        bail!(
+            "{}: {} samples leave {} to train on and {} to hold out; both need at least one",
+            data.display(),
+            samples.len(),
+            train.len(),
+            held.len()
+        );
+    }
+    let out = out.unwrap_or_else(|| {
+        settings.data_dir.join("training").join(format!(
+            "run-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S")
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+
+    let mut cfg = crate::wiring::llm::embedded_config(&settings);
+    cfg.parallel = 1;
+    let model_path = cfg.model_path.clone();
+    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
+        .await?
+        .context("llm.embedded.model_path")?;
+    let model = load_gguf(&model_path).context("llm.embedded.model_path")?;
+    let to_examples = |set: &[&Sample]| -> anyhow::Result<Vec<Example>> {
+        set.iter()
+            .map(|s| example(&engine, &s.prompt, &s.response))
+            .collect()
+    };
+    let (train_set, held_set) = (to_examples(&train)?, to_examples(&held)?);
+    let general: Vec<Example> = general_set()
+        .iter()
+        .map(|(q, a)| example(&engine, q, a))
+        .collect::<anyhow::Result<_>>()?;
+
+    let n = model.config.layers;
+    let lora = LoraOptions {
+        rank: t.rank,
+        alpha: t.alpha,
+        dropout: t.dropout,
+        targets: t.targets.iter().filter_map(|x| Target::parse(x)).collect(),
+        layers: (n.saturating_sub(t.layers)..n).collect(),
+    };
+    let total = steps.unwrap_or(t.steps).max(1);
+    let options = RunOptions {
+        steps: total,
+        accumulation: t.accumulation,
+        warmup: (total / 10).max(1),
+        seed: t.seed,
+        adamw: AdamWOptions {
+            lr: t.learning_rate,
+            weight_decay: t.weight_decay,
+            ..Default::default()
+        },
+        objective: Objective::Supervised,
+    };
+    let checkpoint = out.join("checkpoint.safetensors");
+    let mut run = if resume {
+        Trainer::resume(&model, lora.clone(), options, &checkpoint)
+            .with_context(|| format!("resuming from {}", checkpoint.display()))?
+    } else {
+        Trainer::new(&model, lora.clone(), options)?
+    };
+    println!(
+        "{} samples: {} to train on, {} held out; LoRA rank {} on {} of the top {} blocks ({} parameters)",
+        samples.len(),
+        train_set.len(),
+        held_set.len(),
+        lora.rank,
+        t.targets.join(", "),
+        t.layers,
+        run.lora.parameters()
+    );
+    let held_before = perplexity(&model, None, &held_set)?;
+    let general_before = perplexity(&model, None, &general)?;
+    let budget = Duration::from_secs_f64(minutes.unwrap_or(t.max_minutes).max(0.0) * 60.0);
+    let started = Instant::now();
+    let mut tokens = 0usize;
+    while !run.finished() && started.elapsed() < budget {
+        let step_started = Instant::now();
+        let p = run.step(&train_set)?;
+        tokens += p.tokens;
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = step_started.elapsed().as_secs_f64() * (p.steps - p.step) as f64;
+        println!(
+            "step {:>4}/{}  loss {:.4}  {:.0} tokens/s  ETA {:.0} s",
+            p.step,
+            p.steps,
+            p.loss,
+            tokens as f64 / elapsed.max(1e-9),
+            eta
+        );
+        if p.step % 10 == 0 || run.finished() {
+            run.save_checkpoint(&checkpoint)?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let held_after = perplexity(&model, Some(&run.lora), &held_set)?;
+    let general_after = perplexity(&model, Some(&run.lora), &general)?;
+    let improved = 1.0 - held_after / held_before;
+    let regressed = general_after / general_before - 1.0;
+    let candidate = improved >= t.min_improvement && regressed < t.max_general_regression;
+    let adapter = out.join("adapter.gguf");
+    let info = AdapterInfo {
+        architecture: "llama".into(),
+        name: format!(
+            "mongars-{}",
+            out.file_name().and_then(|n| n.to_str()).unwrap_or("run")
+        ),
+    };
+    write_gguf(&run.lora, &info, &adapter)?;
+    let record = Record {
+        created_at: chrono::Utc::now().to_rfc3339(),
+        status: if candidate { "candidate" } else { "rejected" },
+        base_model: model_path.display().to_string(),
+        base_model_sha256: sha256_file(&model_path)?,
+        dataset_sha256: sha256_file(&data)?,
+        samples_train: train_set.len(),
+        samples_held_out: held_set.len(),
+        steps: run.steps_done(),
+        training_seconds: seconds,
+        tokens_per_second: tokens as f64 / seconds.max(1e-9),
+        held_out_perplexity_before: held_before,
+        held_out_perplexity_after: held_after,
+        general_perplexity_before: general_before,
+        general_perplexity_after: general_after,
+        rank: lora.rank,
+        alpha: lora.alpha,
+        targets: t.targets.clone(),
+        layers: lora.layers.clone(),
+    };
+    let json = PathBuf::from(&out).join("adapter.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&record)?)?;
+    println!(
+        "held-out perplexity {held_before:.2} -> {held_after:.2} ({:+.1}%), general {general_before:.2} -> {general_after:.2} ({:+.1}%)",
+        -improved * 100.0,
+        regressed * 100.0
+    );
+    println!(
+        "{}: {} ({})",
+        if candidate { "candidate" } else { "rejected" },
+        adapter.display(),
+        json.display()
+    );
+    Ok(0)
+}

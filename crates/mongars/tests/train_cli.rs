@@ -1,0 +1,117 @@
+//! `mongars train run` as an operator runs it, on the real embedded model:
+//! a file of samples in, an adapter with its record out; a run continues
+//! from its checkpoint; bad files are refused naming the line.
+
+mod process;
+
+use process::mongars;
+use std::path::Path;
+use std::process::Output;
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    mongars(
+        dir,
+        &[
+            ("MONGARS_TRAINING__LAYERS", "2"),
+            ("MONGARS_TRAINING__ACCUMULATION", "2"),
+        ],
+    )
+    .args(args)
+    .output()
+    .expect("spawn mongars")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_run_writes_an_adapter_and_its_record_and_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("samples.jsonl");
+    let lines: Vec<String> = mongars_train::corpus::style_corpus(4, 24)
+        .iter()
+        .map(|(q, a)| serde_json::json!({"prompt": q, "response": a}).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let out = dir.path().join("run");
+    let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+
+    let first = run(
+        dir.path(),
+        &[
+            "train", "run", "--data", data_s, "--out", out_s, "--steps", "2",
+        ],
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(stdout.contains("step    2/2"), "{stdout}");
+    assert!(out.join("adapter.gguf").is_file() && out.join("checkpoint.safetensors").is_file());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("adapter.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"], 2);
+    assert_eq!(
+        record["samples_train"].as_u64().unwrap() + record["samples_held_out"].as_u64().unwrap(),
+        24
+    );
+    assert_eq!(record["base_model_sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        record["held_out_perplexity_after"].as_f64().unwrap()
+            < record["held_out_perplexity_before"].as_f64().unwrap()
+    );
+    assert!(["candidate", "rejected"].contains(&record["status"].as_str().unwrap()));
+
+    let resumed = run(
+        dir.path(),
+        &[
+            "train", "run", "--data", data_s, "--out", out_s, "--steps", "3", "--resume",
+        ],
+    );
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let stdout = text(&resumed.stdout);
+    assert!(
+        stdout.contains("step    3/3") && !stdout.contains("step    1/3"),
+        "{stdout}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("adapter.json")).unwrap()).unwrap();
+    assert_eq!(record["steps"], 3);
+}
+
+#[test]
+fn bad_sample_files_are_refused_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"hi\", \"response\": \"hello\"}\n{\"prompt\": \"no answer\"}\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["train", "run", "--data", data.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("response"), "{err}");
+    std::fs::write(&data, "{\"prompt\": \"\", \"response\": \"x\"}\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["train", "run", "--data", data.to_str().unwrap()],
+    );
+    assert!(
+        text(&out.stderr).contains("line 1: prompt must have"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&data, "{\"prompt\": \"a\", \"response\": \"b\"}\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["train", "run", "--data", data.to_str().unwrap()],
+    );
+    assert!(
+        text(&out.stderr).contains("both need at least one"),
+        "{}",
+        text(&out.stderr)
+    );
+}

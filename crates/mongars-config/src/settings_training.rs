@@ -26,6 +26,9 @@ pub struct TrainingSettings {
     pub max_minutes: f64,
     /// Seed of the data order, dropout and the adapter's start.
     pub seed: u64,
+    /// Evaluate every this many steps; the adapter is kept where it was
+    /// best while passing the gate below.
+    pub eval_every: usize,
     /// Share of samples held out for evaluation (by a seeded hash of each).
     pub held_out: f64,
     /// A run is a candidate only when held-out perplexity falls by at

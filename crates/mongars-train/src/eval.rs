@@ -22,3 +22,119 @@ pub fn perplexity(model: &Llama, lora: Option<&Lora>, examples: &[Example]) -> c
     }
     Ok((nll / count).exp())
 }
+
+/// Perplexities of the held-out share of a user's data and of the general
+/// set, at one point of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub held_out: f64,
+    pub general: f64,
+}
+
+/// When an adapter may become a candidate: the held-out perplexity fell by
+/// at least `min_improvement` (a share) and the general set's rose by less
+/// than `max_general_regression`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    pub min_improvement: f64,
+    pub max_general_regression: f64,
+}
+
+impl Gate {
+    pub fn passes(&self, before: Scores, after: Scores) -> bool {
+        1.0 - after.held_out / before.held_out >= self.min_improvement
+            && after.general / before.general - 1.0 < self.max_general_regression
+    }
+}
+
+/// The best point of a run that passed its gate: evaluated every few
+/// steps, the adapter is kept where its held-out perplexity was lowest
+/// while the general set stayed within bounds (training on one user's
+/// style drifts away from everything else if left to run).
+#[derive(Debug, Default)]
+pub struct Best {
+    pub step: usize,
+    pub scores: Option<Scores>,
+    pub values: Vec<candle_core::Tensor>,
+}
+
+impl Best {
+    /// Keep `values` at `step` if `scores` pass `gate` and beat the best so far.
+    pub fn offer(
+        &mut self,
+        gate: Gate,
+        before: Scores,
+        step: usize,
+        scores: Scores,
+        values: impl FnOnce() -> crate::Result<Vec<candle_core::Tensor>>,
+    ) -> crate::Result<bool> {
+        let better = self.scores.is_none_or(|b| scores.held_out < b.held_out);
+        if gate.passes(before, scores) && better {
+            self.values = values()?;
+            self.scores = Some(scores);
+            self.step = step;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Both perplexities of a model with `lora`.
+pub fn scores(
+    model: &Llama,
+    lora: Option<&Lora>,
+    held_out: &[Example],
+    general: &[Example],
+) -> crate::Result<Scores> {
+    Ok(Scores {
+        held_out: perplexity(model, lora, held_out)?,
+        general: perplexity(model, lora, general)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_and_the_best_point() {
+        let gate = Gate {
+            min_improvement: 0.15,
+            max_general_regression: 0.05,
+        };
+        let before = Scores {
+            held_out: 100.0,
+            general: 10.0,
+        };
+        let s = |h, g| Scores {
+            held_out: h,
+            general: g,
+        };
+        assert!(gate.passes(before, s(85.0, 10.4)));
+        assert!(!gate.passes(before, s(86.0, 10.0)), "not enough better");
+        assert!(
+            !gate.passes(before, s(50.0, 10.5)),
+            "general set worse by 5%"
+        );
+        let mut best = Best::default();
+        assert!(
+            best.offer(gate, before, 10, s(80.0, 10.0), || Ok(vec![]))
+                .unwrap()
+        );
+        assert!(
+            !best
+                .offer(gate, before, 20, s(40.0, 12.0), || Ok(vec![]))
+                .unwrap()
+        );
+        assert!(
+            !best
+                .offer(gate, before, 30, s(82.0, 10.0), || Ok(vec![]))
+                .unwrap()
+        );
+        assert!(
+            best.offer(gate, before, 40, s(70.0, 10.1), || Ok(vec![]))
+                .unwrap()
+        );
+        assert_eq!(best.step, 40);
+    }
+}

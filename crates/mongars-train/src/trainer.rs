@@ -171,6 +171,31 @@ impl<'m> Trainer<'m> {
         })
     }
 
+    /// The adapter's current values (to go back to them with
+    /// [`Self::restore`], say the best ones seen by an evaluation).
+    pub fn snapshot(&self) -> crate::Result<Vec<Tensor>> {
+        Ok(self
+            .lora
+            .vars()
+            .iter()
+            .map(|v| v.as_tensor().copy())
+            .collect::<candle_core::Result<_>>()?)
+    }
+
+    /// Put back values taken by [`Self::snapshot`].
+    pub fn restore(&self, values: &[Tensor]) -> crate::Result<()> {
+        let vars = self.lora.vars();
+        if vars.len() != values.len() {
+            return Err(crate::TrainError::Invalid(
+                "a snapshot of another adapter".into(),
+            ));
+        }
+        for (var, value) in vars.iter().zip(values) {
+            var.set(value)?;
+        }
+        Ok(())
+    }
+
     /// Everything needed to continue, in one safetensors file.
     pub fn save_checkpoint(&self, path: &Path) -> crate::Result<()> {
         let mut tensors = HashMap::new();

@@ -148,3 +148,17 @@ fn a_seed_repeats_a_run_and_a_resumed_run_ends_where_an_unbroken_one_does() {
     other.rank = 2;
     assert!(Trainer::resume(&model, other, options(6, 9, Objective::Supervised), &path).is_err());
 }
+
+#[test]
+fn a_snapshot_brings_the_adapter_back() {
+    let model = tiny();
+    let data = corpus(0, 5);
+    let mut run = Trainer::new(&model, lora(), options(6, 2, Objective::Supervised)).unwrap();
+    run.step(&data).unwrap();
+    let (kept, values) = (run.snapshot().unwrap(), weights(&run));
+    run.step(&data).unwrap();
+    assert_ne!(weights(&run), values);
+    run.restore(&kept).unwrap();
+    assert_eq!(weights(&run), values);
+    assert!(run.restore(&kept[1..]).is_err());
+}

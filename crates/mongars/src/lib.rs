@@ -12,5 +12,6 @@ pub mod limits;
 pub mod observe;
 pub mod recovery;
 pub mod telemetry;
+pub mod training;
 pub mod vault;
 pub mod wiring;

@@ -2,13 +2,14 @@
 //! samples, with the settings under `[training]`.
 
 use crate::cli::TrainCommand;
+use crate::training::{Sets, train_gated};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
 use mongars_core::domain::{ChatMessage, ChatRole};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend};
 use mongars_train::adapter::{AdapterInfo, write_gguf};
 use mongars_train::corpus::general_set;
-use mongars_train::eval::perplexity;
+use mongars_train::eval::Gate;
 use mongars_train::lora::{LoraOptions, Target};
 use mongars_train::loss::Example;
 use mongars_train::model::load_gguf;
@@ -96,6 +97,8 @@ struct Record {
     samples_train: usize,
     samples_held_out: usize,
     steps: usize,
+    /// The step whose adapter was kept (none passed the gate: the last).
+    kept_step: Option<usize>,
     training_seconds: f64,
     tokens_per_second: f64,
     held_out_perplexity_before: f64,
@@ -194,35 +197,42 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
         t.layers,
         run.lora.parameters()
     );
-    let held_before = perplexity(&model, None, &held_set)?;
-    let general_before = perplexity(&model, None, &general)?;
     let budget = Duration::from_secs_f64(minutes.unwrap_or(t.max_minutes).max(0.0) * 60.0);
+    let gate = Gate {
+        min_improvement: t.min_improvement,
+        max_general_regression: t.max_general_regression,
+    };
+    let sets = Sets {
+        train: &train_set,
+        held_out: &held_set,
+        general: &general,
+    };
     let started = Instant::now();
-    let mut tokens = 0usize;
-    while !run.finished() && started.elapsed() < budget {
-        let step_started = Instant::now();
-        let p = run.step(&train_set)?;
-        tokens += p.tokens;
-        let elapsed = started.elapsed().as_secs_f64();
-        let eta = step_started.elapsed().as_secs_f64() * (p.steps - p.step) as f64;
-        println!(
-            "step {:>4}/{}  loss {:.4}  {:.0} tokens/s  ETA {:.0} s",
-            p.step,
-            p.steps,
-            p.loss,
-            tokens as f64 / elapsed.max(1e-9),
-            eta
-        );
-        if p.step % 10 == 0 || run.finished() {
-            run.save_checkpoint(&checkpoint)?;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let held_after = perplexity(&model, Some(&run.lora), &held_set)?;
-    let general_after = perplexity(&model, Some(&run.lora), &general)?;
-    let improved = 1.0 - held_after / held_before;
-    let regressed = general_after / general_before - 1.0;
-    let candidate = improved >= t.min_improvement && regressed < t.max_general_regression;
+    let outcome = train_gated(
+        &mut run,
+        &model,
+        &sets,
+        gate,
+        t.eval_every,
+        budget,
+        |p, rate, run| {
+            let per_step = started.elapsed().as_secs_f64() / p.step.max(1) as f64;
+            println!(
+                "step {:>4}/{}  loss {:.4}  {:.0} tokens/s  ETA {:.0} s",
+                p.step,
+                p.steps,
+                p.loss,
+                rate,
+                per_step * (p.steps - p.step) as f64
+            );
+            if p.step % 10 == 0 || run.finished() {
+                run.save_checkpoint(&checkpoint)?;
+            }
+            Ok(())
+        },
+    )?;
+    let (before, after) = (outcome.before, outcome.after);
+    let candidate = outcome.kept_step.is_some();
     let adapter = out.join("adapter.gguf");
     let info = AdapterInfo {
         architecture: "llama".into(),
@@ -240,13 +250,14 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
         dataset_sha256: sha256_file(&data)?,
         samples_train: train_set.len(),
         samples_held_out: held_set.len(),
-        steps: run.steps_done(),
-        training_seconds: seconds,
-        tokens_per_second: tokens as f64 / seconds.max(1e-9),
-        held_out_perplexity_before: held_before,
-        held_out_perplexity_after: held_after,
-        general_perplexity_before: general_before,
-        general_perplexity_after: general_after,
+        steps: outcome.steps,
+        kept_step: outcome.kept_step,
+        training_seconds: outcome.seconds,
+        tokens_per_second: outcome.tokens_per_second(),
+        held_out_perplexity_before: before.held_out,
+        held_out_perplexity_after: after.held_out,
+        general_perplexity_before: before.general,
+        general_perplexity_after: after.general,
         rank: lora.rank,
         alpha: lora.alpha,
         targets: t.targets.clone(),
@@ -255,9 +266,16 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
     let json = PathBuf::from(&out).join("adapter.json");
     std::fs::write(&json, serde_json::to_string_pretty(&record)?)?;
     println!(
-        "held-out perplexity {held_before:.2} -> {held_after:.2} ({:+.1}%), general {general_before:.2} -> {general_after:.2} ({:+.1}%)",
-        -improved * 100.0,
-        regressed * 100.0
+        "held-out perplexity {:.2} -> {:.2} ({:+.1}%), general {:.2} -> {:.2} ({:+.1}%){}",
+        before.held_out,
+        after.held_out,
+        (after.held_out / before.held_out - 1.0) * 100.0,
+        before.general,
+        after.general,
+        (after.general / before.general - 1.0) * 100.0,
+        outcome
+            .kept_step
+            .map_or(String::new(), |s| format!(", adapter of step {s}"))
     );
     println!(
         "{}: {} ({})",

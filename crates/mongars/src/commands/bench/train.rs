@@ -7,12 +7,13 @@
 //! 5% or more.
 
 use super::args::TrainBenchArgs;
+use crate::training::{Sets, train_gated};
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::domain::{ChatMessage, ChatRole};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend};
 use mongars_train::corpus::{Chat, general_set, style_corpus};
-use mongars_train::eval::perplexity;
+use mongars_train::eval::Gate;
 use mongars_train::lora::{Lora, LoraOptions, Target};
 use mongars_train::loss::Example;
 use mongars_train::model::{Attention, Llama, load_gguf};
@@ -125,28 +126,33 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         held_out.len(),
         general.len()
     );
-    let held_before = perplexity(&model, None, &held_out)?;
-    let general_before = perplexity(&model, None, &general)?;
-
+    let t = &settings.training;
+    let gate = Gate {
+        min_improvement: t.min_improvement,
+        max_general_regression: t.max_general_regression,
+    };
+    let sets = Sets {
+        train: &train,
+        held_out: &held_out,
+        general: &general,
+    };
     let budget = Duration::from_secs_f64(args.minutes * 60.0);
-    let training = Instant::now();
-    let (mut tokens, mut step_times) = (0usize, Vec::new());
-    while !run.finished() && training.elapsed() < budget {
-        let t = Instant::now();
-        let p = run.step(&train)?;
-        let took = t.elapsed().as_secs_f64();
-        step_times.push(took);
-        tokens += p.tokens;
-        let rate = tokens as f64 / training.elapsed().as_secs_f64();
-        let left = (p.steps - p.step) as f64 * took;
-        println!(
-            "  step {:>4}/{}  loss {:.4}  lr {:.2e}  {:.0} tokens/s  step {:.2} s  ETA {:.0} s",
-            p.step, p.steps, p.loss, p.lr, rate, took, left
-        );
-    }
-    let trained_for = training.elapsed();
-    let held_after = perplexity(&model, Some(&run.lora), &held_out)?;
-    let general_after = perplexity(&model, Some(&run.lora), &general)?;
+    let outcome = train_gated(
+        &mut run,
+        &model,
+        &sets,
+        gate,
+        t.eval_every,
+        budget,
+        |p, rate, _| {
+            println!(
+                "  step {:>4}/{}  loss {:.4}  lr {:.2e}  {:.0} tokens/s",
+                p.step, p.steps, p.loss, p.lr, rate
+            );
+            Ok(())
+        },
+    )?;
+    let (before, after) = (outcome.before, outcome.after);
     let adapter =
         std::env::temp_dir().join(format!("mongars-bench-style-{}.gguf", std::process::id()));
     mongars_train::adapter::write_gguf(
@@ -179,33 +185,40 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
             tuned.trim()
         );
     }
-    let steps = step_times.len();
-    let mean_step = step_times.iter().sum::<f64>() / steps.max(1) as f64;
-    let held_change = held_after / held_before - 1.0;
-    let general_change = general_after / general_before - 1.0;
+    let steps = outcome.step_seconds.len();
+    let mean_step = outcome.step_seconds.iter().sum::<f64>() / steps.max(1) as f64;
     println!(
-        "training: {steps} steps in {:.1} s, {:.2} s a step, {:.0} tokens/s; peak RSS {:.0} MiB; adapter {} KiB",
-        trained_for.as_secs_f64(),
+        "training: {steps} steps in {:.1} s, {:.2} s a step, {:.0} tokens/s; peak RSS {:.0} MiB; adapter {} KiB; kept the adapter of step {}",
+        outcome.seconds,
         mean_step,
-        tokens as f64 / trained_for.as_secs_f64(),
+        outcome.tokens_per_second(),
         peak_rss_mib(),
-        std::fs::metadata(&adapter)?.len() / 1024
+        std::fs::metadata(&adapter)?.len() / 1024,
+        outcome
+            .kept_step
+            .map_or("none (no evaluation passed)".to_string(), |s| s.to_string())
     );
     let _ = std::fs::remove_file(&adapter);
     println!(
-        "perplexity: held-out {held_before:.2} -> {held_after:.2} ({:+.1}%), general {general_before:.2} -> {general_after:.2} ({:+.1}%)",
-        held_change * 100.0,
-        general_change * 100.0
+        "perplexity: held-out {:.2} -> {:.2} ({:+.1}%), general {:.2} -> {:.2} ({:+.1}%)",
+        before.held_out,
+        after.held_out,
+        (after.held_out / before.held_out - 1.0) * 100.0,
+        before.general,
+        after.general,
+        (after.general / before.general - 1.0) * 100.0
     );
     println!(
         "style (\"... over.\"): {styled_base}/{} replies without the adapter, {styled_tuned}/{} with it",
         questions.len(),
         questions.len()
     );
-    let ok = held_change <= -0.15 && general_change < 0.05;
+    let ok = gate.passes(before, after);
     if !ok {
         println!(
-            "FAILED: the held-out perplexity must fall by 15% or more and the general set's rise by less than 5%"
+            "FAILED: the held-out perplexity must fall by {:.0}% or more and the general set's rise by less than {:.0}%",
+            gate.min_improvement * 100.0,
+            gate.max_general_regression * 100.0
         );
     }
     Ok(if ok { 0 } else { 1 })

@@ -29,10 +29,15 @@ fn text(bytes: &[u8]) -> String {
 fn a_run_writes_an_adapter_and_its_record_and_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("samples.jsonl");
-    let lines: Vec<String> = mongars_train::corpus::style_corpus(4, 24)
+    let mut lines: Vec<String> = mongars_train::corpus::style_corpus(4, 24)
         .iter()
         .map(|(q, a)| serde_json::json!({"prompt": q, "response": a}).to_string())
         .collect();
+    lines[0] = serde_json::json!({
+        "prompt": "Mail me at ana@example.org with the answer.",
+        "response": "done. over."
+    })
+    .to_string();
     std::fs::write(&data, lines.join("\n")).unwrap();
     let out = dir.path().join("run");
     let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
@@ -46,10 +51,12 @@ fn a_run_writes_an_adapter_and_its_record_and_resumes_from_its_checkpoint() {
     assert!(first.status.success(), "{}", text(&first.stderr));
     let stdout = text(&first.stdout);
     assert!(stdout.contains("step    2/2"), "{stdout}");
+    assert!(stdout.contains("1 samples had personal data"), "{stdout}");
     assert!(out.join("adapter.gguf").is_file() && out.join("checkpoint.safetensors").is_file());
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("adapter.json")).unwrap()).unwrap();
     assert_eq!(record["steps"], 2);
+    assert_eq!(record["samples_redacted"], 1);
     assert_eq!(
         record["samples_train"].as_u64().unwrap() + record["samples_held_out"].as_u64().unwrap(),
         24

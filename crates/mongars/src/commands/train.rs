@@ -59,6 +59,24 @@ fn read_samples(path: &Path) -> anyhow::Result<Vec<Sample>> {
     Ok(out)
 }
 
+/// `samples` with personal data replaced by placeholders; how many had any.
+fn redacted(samples: Vec<Sample>) -> (Vec<Sample>, usize) {
+    use mongars_core::training::pii::redact;
+    let mut changed = 0;
+    let out = samples
+        .into_iter()
+        .map(|s| {
+            let (p, r) = (redact(&s.prompt, &[]), redact(&s.response, &[]));
+            changed += usize::from(!p.is_clean() || !r.is_clean());
+            Sample {
+                prompt: p.text,
+                response: r.text,
+            }
+        })
+        .collect();
+    (out, changed)
+}
+
 /// Whether a sample is held out: a seeded hash of its text, so that the
 /// split does not move when samples are added.
 fn held_out(sample: &Sample, seed: u64, share: f64) -> bool {
@@ -95,6 +113,8 @@ struct Record {
     base_model_sha256: String,
     dataset_sha256: String,
     samples_train: usize,
+    /// Samples whose personal data was replaced.
+    samples_redacted: usize,
     samples_held_out: usize,
     steps: usize,
     /// The step whose adapter was kept (none passed the gate: the last).
@@ -120,7 +140,10 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
         resume,
     } = cmd;
     let t = settings.training.clone();
-    let samples = read_samples(&data)?;
+    let (samples, with_pii) = redacted(read_samples(&data)?);
+    if with_pii > 0 {
+        println!("{with_pii} samples had personal data, replaced by placeholders");
+    }
     let (held, train): (Vec<&Sample>, Vec<&Sample>) = samples
         .iter()
         .partition(|s| held_out(s, t.seed, t.held_out));
@@ -249,6 +272,7 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
         base_model_sha256: sha256_file(&model_path)?,
         dataset_sha256: sha256_file(&data)?,
         samples_train: train_set.len(),
+        samples_redacted: with_pii,
         samples_held_out: held_set.len(),
         steps: outcome.steps,
         kept_step: outcome.kept_step,

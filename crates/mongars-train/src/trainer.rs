@@ -60,6 +60,9 @@ pub struct Trainer<'m> {
     step: usize,
     /// Examples consumed so far.
     cursor: usize,
+    /// The current pass's order of the data, and which pass of how many
+    /// examples it is for.
+    order: (usize, usize, Vec<usize>),
 }
 
 impl<'m> Trainer<'m> {
@@ -79,6 +82,7 @@ impl<'m> Trainer<'m> {
             options,
             step: 0,
             cursor: 0,
+            order: (usize::MAX, 0, Vec::new()),
         })
     }
 
@@ -90,16 +94,20 @@ impl<'m> Trainer<'m> {
         self.step >= self.options.steps
     }
 
-    /// The example at position `i` of the run's endless, seeded order.
-    fn example<'d>(&self, data: &'d [Example], i: usize) -> &'d Example {
+    /// The example at position `i` of the run's endless, seeded order: each
+    /// pass over the data is shuffled anew (once per pass).
+    fn example<'d>(&mut self, data: &'d [Example], i: usize) -> &'d Example {
         let pass = i / data.len();
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        let mut rng =
-            Rng::new(self.options.seed ^ (pass as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-        for k in (1..order.len()).rev() {
-            order.swap(k, rng.below(k + 1));
+        if (self.order.0, self.order.1) != (pass, data.len()) {
+            let mut order: Vec<usize> = (0..data.len()).collect();
+            let mut rng =
+                Rng::new(self.options.seed ^ (pass as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+            for k in (1..order.len()).rev() {
+                order.swap(k, rng.below(k + 1));
+            }
+            self.order = (pass, data.len(), order);
         }
-        &data[order[i % data.len()]]
+        &data[self.order.2[i % data.len()]]
     }
 
     /// One optimiser step over the next examples of `data`.

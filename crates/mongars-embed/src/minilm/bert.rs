@@ -36,6 +36,19 @@ fn default_act() -> String {
     "gelu".into()
 }
 
+impl BertConfig {
+    /// Refuse what the encoders do not implement.
+    pub fn check(&self) -> Result<()> {
+        if self.hidden_act != "gelu" {
+            candle_core::bail!("unsupported activation {}", self.hidden_act);
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            candle_core::bail!("hidden size is not a multiple of the head count");
+        }
+        Ok(())
+    }
+}
+
 struct Norm {
     gamma: Vec<f32>,
     beta: Vec<f32>,
@@ -80,12 +93,7 @@ pub struct Bert {
 
 impl Bert {
     pub fn load(vb: VarBuilder, cfg: &BertConfig, precision: Precision) -> Result<Self> {
-        if cfg.hidden_act != "gelu" {
-            candle_core::bail!("unsupported activation {}", cfg.hidden_act);
-        }
-        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
-            candle_core::bail!("hidden size is not a multiple of the head count");
-        }
+        cfg.check()?;
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("embeddings");

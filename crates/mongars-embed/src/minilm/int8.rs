@@ -9,6 +9,8 @@
 //! loops are written so that the compiler vectorises them (AVX2 and FMA on
 //! x86-64-v3, NEON on arm64).
 
+use super::kernel::by_columns;
+
 /// Weights per scale.
 pub const BLOCK: usize = 16;
 /// Below this many multiply-adds a product runs on the calling thread.
@@ -51,36 +53,10 @@ impl Int8Matrix {
     pub fn forward(&self, x: &[f32], m: usize, bias: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), m * self.inp);
         assert_eq!(bias.len(), self.out);
-        let mut dst = vec![0f32; m * self.out];
-        let threads = rayon::current_num_threads().max(1);
-        if m * self.out * self.inp < PARALLEL_FROM || threads == 1 {
-            self.columns(x, m, 0..self.out, &mut dst, self.out);
-        } else {
-            // Each thread takes a band of output columns, so each weight row
-            // is read by one thread only; the bands are stitched after.
-            let band = self.out.div_ceil(threads);
-            let parts: Vec<(usize, Vec<f32>)> = {
-                use rayon::prelude::*;
-                (0..self.out)
-                    .step_by(band)
-                    .collect::<Vec<_>>()
-                    .into_par_iter()
-                    .map(|start| {
-                        let end = (start + band).min(self.out);
-                        let mut part = vec![0f32; m * (end - start)];
-                        self.columns(x, m, start..end, &mut part, end - start);
-                        (start, part)
-                    })
-                    .collect()
-            };
-            for (start, part) in parts {
-                let width = part.len() / m;
-                for r in 0..m {
-                    dst[r * self.out + start..r * self.out + start + width]
-                        .copy_from_slice(&part[r * width..(r + 1) * width]);
-                }
-            }
-        }
+        let mut dst = by_columns(m, self.out, self.inp, 1, PARALLEL_FROM, |cols, part| {
+            let width = cols.len();
+            self.columns(x, m, cols, part, width);
+        });
         for row in dst.chunks_exact_mut(self.out) {
             for (v, b) in row.iter_mut().zip(bias) {
                 *v += b;

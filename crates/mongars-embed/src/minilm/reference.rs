@@ -30,12 +30,7 @@ pub struct Reference {
 
 impl Reference {
     pub fn load(vb: VarBuilder, cfg: &BertConfig) -> Result<Self> {
-        if cfg.hidden_act != "gelu" {
-            candle_core::bail!("unsupported activation {}", cfg.hidden_act);
-        }
-        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
-            candle_core::bail!("hidden size is not a multiple of the head count");
-        }
+        cfg.check()?;
         let h = cfg.hidden_size;
         let eps = cfg.layer_norm_eps;
         let e = vb.pp("embeddings");

@@ -99,6 +99,16 @@ pub struct EmbeddedBackend {
 impl EmbeddedBackend {
     /// Format `messages` with the model's chat template and tokenize them.
     fn tokenize(&self, messages: &[ChatMessage]) -> Result<Vec<LlamaToken>, LlmError> {
+        self.templated(messages, true)
+    }
+
+    /// `messages` written with the model's chat template (followed by the
+    /// opening of the assistant's turn when `add_assistant`), tokenized.
+    fn templated(
+        &self,
+        messages: &[ChatMessage],
+        add_assistant: bool,
+    ) -> Result<Vec<LlamaToken>, LlmError> {
         let chat: Vec<LlamaChatMessage> = messages
             .iter()
             .map(|m| {
@@ -106,16 +116,16 @@ impl EmbeddedBackend {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| LlmError::Failed(format!("message: {e}")))?;
-        let prompt = self
+        let text = self
             .shared
             .model
-            .apply_chat_template(&self.shared.template, &chat, true)
+            .apply_chat_template(&self.shared.template, &chat, add_assistant)
             .map_err(|e| LlmError::Failed(format!("chat template: {e}")))?;
         Ok(self
             .shared
             .model
             .vocab()
-            .tokenize(prompt.as_bytes(), true, true))
+            .tokenize(text.as_bytes(), true, true))
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -159,23 +169,7 @@ impl EmbeddedBackend {
             mongars_core::domain::ChatRole::Assistant,
             reply,
         ));
-        let chat: Vec<LlamaChatMessage> = whole
-            .iter()
-            .map(|m| {
-                LlamaChatMessage::new(m.role.as_str().to_string(), m.content.replace('\0', ""))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| LlmError::Failed(format!("message: {e}")))?;
-        let text = self
-            .shared
-            .model
-            .apply_chat_template(&self.shared.template, &chat, false)
-            .map_err(|e| LlmError::Failed(format!("chat template: {e}")))?;
-        let tokens = self
-            .shared
-            .model
-            .vocab()
-            .tokenize(text.as_bytes(), true, true);
+        let tokens = self.templated(&whole, false)?;
         if tokens.len() <= prompt.len() || tokens[..prompt.len()] != prompt[..] {
             return Err(LlmError::Failed(
                 "the chat template does not write the reply after the prompt".into(),

@@ -2,17 +2,13 @@
 //! samples, with the settings under `[training]`.
 
 use crate::cli::TrainCommand;
-use crate::training::{Sets, train_gated};
+use crate::training::{Sets, example, gate, load_models, train_gated};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
-use mongars_core::domain::{ChatMessage, ChatRole};
-use mongars_llm::embedded::{EmbeddedBackend, load_backend};
 use mongars_train::adapter::{AdapterInfo, write_gguf};
 use mongars_train::corpus::general_set;
-use mongars_train::eval::Gate;
 use mongars_train::lora::{LoraOptions, Target};
 use mongars_train::loss::Example;
-use mongars_train::model::load_gguf;
 use mongars_train::optim::AdamWOptions;
 use mongars_train::trainer::{Objective, RunOptions, Trainer};
 use serde::{Deserialize, Serialize};
@@ -90,13 +86,6 @@ fn held_out(sample: &Sample, seed: u64, share: f64) -> bool {
     (v as f64 / u64::MAX as f64) < share
 }
 
-fn example(engine: &EmbeddedBackend, prompt: &str, response: &str) -> anyhow::Result<Example> {
-    let (tokens, at) =
-        engine.chat_example(&[ChatMessage::new(ChatRole::User, prompt)], response)?;
-    let assistant = (0..tokens.len()).map(|i| i >= at).collect();
-    Ok(Example { tokens, assistant })
-}
-
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
@@ -164,13 +153,8 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
 
-    let mut cfg = crate::wiring::llm::embedded_config(&settings);
-    cfg.parallel = 1;
-    let model_path = cfg.model_path.clone();
-    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
-        .await?
-        .context("llm.embedded.model_path")?;
-    let model = load_gguf(&model_path).context("llm.embedded.model_path")?;
+    let model_path = settings.llm.embedded.model_path.clone();
+    let (engine, model) = load_models(&settings).await?;
     let to_examples = |set: &[&Sample]| -> anyhow::Result<Vec<Example>> {
         set.iter()
             .map(|s| example(&engine, &s.prompt, &s.response))
@@ -221,10 +205,7 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
         run.lora.parameters()
     );
     let budget = Duration::from_secs_f64(minutes.unwrap_or(t.max_minutes).max(0.0) * 60.0);
-    let gate = Gate {
-        min_improvement: t.min_improvement,
-        max_general_regression: t.max_general_regression,
-    };
+    let gate = gate(&t);
     let sets = Sets {
         train: &train_set,
         held_out: &held_set,

@@ -59,38 +59,10 @@ impl Packed {
     pub fn forward(&self, x: &[f32], m: usize, bias: &[f32]) -> Vec<f32> {
         assert_eq!(x.len(), m * self.inp, "activation size");
         assert_eq!(bias.len(), self.out, "bias size");
-        let mut dst = vec![0f32; m * self.out];
-        let count = self.out.div_ceil(PANEL);
-        let threads = rayon::current_num_threads().clamp(1, count);
-        if m * self.out * self.inp < PARALLEL_FROM || threads == 1 {
-            self.panels(x, m, 0..count, bias, &mut dst, self.out);
-            return dst;
-        }
-        // Each thread takes a run of panels (so each weight is read by one
-        // thread only) into a buffer of its own; the runs are stitched after.
-        let per = count.div_ceil(threads);
-        let parts: Vec<(usize, usize, Vec<f32>)> = {
-            use rayon::prelude::*;
-            (0..count)
-                .step_by(per)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(|first| {
-                    let last = (first + per).min(count);
-                    let start = first * PANEL;
-                    let width = (last * PANEL).min(self.out) - start;
-                    let mut part = vec![0f32; m * width];
-                    self.panels(x, m, first..last, bias, &mut part, width);
-                    (start, width, part)
-                })
-                .collect()
-        };
-        for (start, width, part) in parts {
-            for (r, row) in part.chunks_exact(width).enumerate() {
-                dst[r * self.out + start..r * self.out + start + width].copy_from_slice(row);
-            }
-        }
-        dst
+        by_columns(m, self.out, self.inp, PANEL, PARALLEL_FROM, |cols, part| {
+            let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
+            self.panels(x, m, which, bias, part, cols.len());
+        })
     }
 
     /// Panels `which` for every row into `dst` (`stride` wide, the first
@@ -137,6 +109,50 @@ impl Packed {
             }
         }
     }
+}
+
+/// An `[m, out]` product filled by `fill(columns, part)` (the part `m` rows
+/// of `columns.len()` values): whole on the calling thread below `parallel_from`
+/// multiply-adds, else in one band of columns per compute thread (so each
+/// weight is read by one thread only), bands starting at multiples of
+/// `align`, stitched after.
+pub(super) fn by_columns(
+    m: usize,
+    out: usize,
+    inp: usize,
+    align: usize,
+    parallel_from: usize,
+    fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut dst = vec![0f32; m * out];
+    let units = out.div_ceil(align);
+    let threads = rayon::current_num_threads().clamp(1, units.max(1));
+    if m * out * inp < parallel_from || threads == 1 {
+        fill(0..out, &mut dst);
+        return dst;
+    }
+    let band = units.div_ceil(threads) * align;
+    let parts: Vec<(usize, Vec<f32>)> = {
+        use rayon::prelude::*;
+        (0..out)
+            .step_by(band)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let end = (start + band).min(out);
+                let mut part = vec![0f32; m * (end - start)];
+                fill(start..end, &mut part);
+                (start, part)
+            })
+            .collect()
+    };
+    for (start, part) in parts {
+        let width = part.len() / m;
+        for (r, row) in part.chunks_exact(width).enumerate() {
+            dst[r * out + start..r * out + start + width].copy_from_slice(row);
+        }
+    }
+    dst
 }
 
 /// `R` rows of `x` (each `k` long) against one packed panel, on the best

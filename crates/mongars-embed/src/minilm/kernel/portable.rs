@@ -10,44 +10,20 @@ const STRIP: usize = 16;
 /// `R` rows of `x` (each `k` long) against one packed panel.
 #[inline(always)]
 pub fn block<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
-    let mut out = [[0f32; PANEL]; R];
-    for s in 0..PANEL / STRIP {
-        let mut acc = [[0f32; STRIP]; R];
-        for (kk, line) in panel.chunks_exact(PANEL).enumerate().take(k) {
-            let w: &[f32; STRIP] = line[s * STRIP..(s + 1) * STRIP]
-                .try_into()
-                .expect("a strip is STRIP wide");
-            for (r, sums) in acc.iter_mut().enumerate() {
-                let a = x[r * k + kk];
-                for (sum, wv) in sums.iter_mut().zip(w) {
-                    *sum = madd(a, *wv, *sum);
-                }
-            }
-        }
-        for (line, sums) in out.iter_mut().zip(&acc) {
-            line[s * STRIP..(s + 1) * STRIP].copy_from_slice(sums);
-        }
-    }
-    out
-}
-
-/// `a * b + c`, fused where the processor always has it.
-#[inline(always)]
-fn madd(a: f32, b: f32, c: f32) -> f32 {
-    #[cfg(target_arch = "aarch64")]
-    {
-        a.mul_add(b, c)
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    {
-        a * b + c
-    }
+    strips::<R, { cfg!(target_arch = "aarch64") }>(x, k, panel)
 }
 
 /// The same kernel compiled for AVX2 with FMA, for x86-64 without AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
+    strips::<R, true>(x, k, panel)
+}
+
+/// The kernel's loops; `FUSED` where the processor has fused multiply-add
+/// (without it, `mul_add` would be a library call per product).
+#[inline(always)]
+fn strips<const R: usize, const FUSED: bool>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
     let mut out = [[0f32; PANEL]; R];
     for s in 0..PANEL / STRIP {
         let mut acc = [[0f32; STRIP]; R];
@@ -58,7 +34,11 @@ pub fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R
             for (r, sums) in acc.iter_mut().enumerate() {
                 let a = x[r * k + kk];
                 for (sum, wv) in sums.iter_mut().zip(w) {
-                    *sum = a.mul_add(*wv, *sum);
+                    *sum = if FUSED {
+                        a.mul_add(*wv, *sum)
+                    } else {
+                        a * *wv + *sum
+                    };
                 }
             }
         }

@@ -7,30 +7,20 @@
 //! 5% or more.
 
 use super::args::TrainBenchArgs;
-use crate::training::{Sets, train_gated};
+use crate::training::{Sets, example, gate, load_models, train_gated};
 use anyhow::Context;
 use mongars_config::Settings;
-use mongars_core::domain::{ChatMessage, ChatRole};
-use mongars_llm::embedded::{EmbeddedBackend, load_backend};
+use mongars_llm::embedded::EmbeddedBackend;
 use mongars_train::corpus::{Chat, general_set, style_corpus};
-use mongars_train::eval::Gate;
 use mongars_train::lora::{Lora, LoraOptions, Target};
 use mongars_train::loss::Example;
-use mongars_train::model::{Attention, Llama, load_gguf};
+use mongars_train::model::{Attention, Llama};
 use mongars_train::optim::AdamWOptions;
 use mongars_train::trainer::{Objective, RunOptions, Trainer};
 use std::time::{Duration, Instant};
 
 fn examples(engine: &EmbeddedBackend, chats: &[Chat]) -> anyhow::Result<Vec<Example>> {
-    chats
-        .iter()
-        .map(|(q, a)| {
-            let (tokens, prompt) =
-                engine.chat_example(&[ChatMessage::new(ChatRole::User, q.as_str())], a)?;
-            let assistant = (0..tokens.len()).map(|i| i >= prompt).collect();
-            Ok(Example { tokens, assistant })
-        })
-        .collect()
+    chats.iter().map(|(q, a)| example(engine, q, a)).collect()
 }
 
 /// The process's peak resident memory, in MiB.
@@ -73,16 +63,11 @@ fn greedy(
 }
 
 pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32> {
-    let mut cfg = crate::wiring::llm::embedded_config(&settings);
-    cfg.parallel = 1;
-    let path = cfg.model_path.clone();
-    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
-        .await?
-        .context("llm.embedded.model_path")?;
+    let path = settings.llm.embedded.model_path.clone();
     let started = Instant::now();
-    let model = load_gguf(&path).context("llm.embedded.model_path")?;
+    let (engine, model) = load_models(&settings).await?;
     println!(
-        "model {} dequantised to f32 in {:.1} s: {} blocks of {}, vocabulary {}",
+        "model {} loaded and dequantised to f32 in {:.1} s: {} blocks of {}, vocabulary {}",
         path.display(),
         started.elapsed().as_secs_f64(),
         model.config.layers,
@@ -127,10 +112,7 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         general.len()
     );
     let t = &settings.training;
-    let gate = Gate {
-        min_improvement: t.min_improvement,
-        max_general_regression: t.max_general_regression,
-    };
+    let gate = gate(t);
     let sets = Sets {
         train: &train,
         held_out: &held_out,

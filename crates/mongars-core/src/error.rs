@@ -71,6 +71,10 @@ pub enum CoreError {
     /// The user already has as many sockets open as allowed.
     #[error("Too many open connections for this user")]
     TooManySockets,
+    /// The request clashes with the state of what it names (an adapter not
+    /// approved, a sample already reviewed); `code` says which rule.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// A feature switched off in settings.
     #[error("{0} is disabled on this server")]
     Disabled(&'static str),
@@ -83,6 +87,19 @@ pub enum CoreError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Every code a [`CoreError::Conflict`] is raised with.
+pub const CONFLICT_CODES: &[&str] = &[
+    "adapter.active",
+    "adapter.file_changed",
+    "adapter.file_missing",
+    "adapter.not_approved",
+    "adapter.not_candidate",
+    "adapter.nothing_to_roll_back",
+    "training.consent_required",
+    "training.not_enough_samples",
+    "training.run_active",
+];
 
 impl CoreError {
     /// Stable machine-readable code, sent to clients as `code`.
@@ -109,6 +126,7 @@ impl CoreError {
             CoreError::RequestTimeout => "request.timeout",
             CoreError::TicketInvalid => "ws.ticket_invalid",
             CoreError::TooManySockets => "ws.too_many_sockets",
+            CoreError::Conflict { code, .. } => code,
             CoreError::Disabled(_) => "feature.disabled",
             CoreError::Unavailable(_) => "service.unavailable",
             CoreError::Internal(_) => "internal",

@@ -100,6 +100,7 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::CONFLICT, code, detail)
             }
             CoreError::NotFound(_) => ApiError::new(S::NOT_FOUND, code, detail),
+            CoreError::Conflict { .. } => ApiError::new(S::CONFLICT, code, detail),
             CoreError::PromptTooLarge => ApiError::new(S::PAYLOAD_TOO_LARGE, code, detail),
             CoreError::Overloaded { retry_after_secs } => {
                 let mut a = ApiError::new(S::SERVICE_UNAVAILABLE, code, detail);

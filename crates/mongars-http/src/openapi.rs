@@ -13,6 +13,12 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 /// Every stable error code, as clients may rely on them.
 pub const ERROR_CODES: &[&str] = &[
+    "adapter.active",
+    "adapter.file_changed",
+    "adapter.file_missing",
+    "adapter.not_approved",
+    "adapter.not_candidate",
+    "adapter.nothing_to_roll_back",
     "auth.forbidden",
     "auth.invalid_credentials",
     "auth.throttled",
@@ -46,6 +52,9 @@ pub const ERROR_CODES: &[&str] = &[
     "server.busy",
     "service.not_ready",
     "service.unavailable",
+    "training.consent_required",
+    "training.not_enough_samples",
+    "training.run_active",
     "user.exists",
     "ws.origin_refused",
     "ws.ticket_invalid",
@@ -220,6 +229,15 @@ mod tests {
             CoreError::Unavailable("x".into()),
             CoreError::Internal("x".into()),
         ];
+        let mut all = all;
+        all.extend(
+            mongars_core::error::CONFLICT_CODES
+                .iter()
+                .map(|code| CoreError::Conflict {
+                    code,
+                    message: "x".into(),
+                }),
+        );
         for e in &all {
             match e {
                 CoreError::Validation { .. }
@@ -233,6 +251,7 @@ mod tests {
                 | CoreError::AdminExists
                 | CoreError::UserExists
                 | CoreError::NotFound(_)
+                | CoreError::Conflict { .. }
                 | CoreError::RateLimited { .. }
                 | CoreError::PromptTooLarge
                 | CoreError::Overloaded { .. }

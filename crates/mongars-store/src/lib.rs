@@ -13,6 +13,7 @@ mod memories;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;
+mod training;
 mod turns;
 mod users;
 
@@ -22,5 +23,6 @@ pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
 pub use memories::SqlMemoryRepository;
 pub use throttle::SqlThrottleStore;
+pub use training::{SqlAdapterRepository, SqlCurationRepository};
 pub use turns::{SqlTurnRepository, all_turns};
 pub use users::SqlUserRepository;

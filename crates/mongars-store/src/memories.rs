@@ -372,12 +372,29 @@ impl MemoryRepository for SqlMemoryRepository {
                 .await?
                 .rows_affected()
                 > 0;
+            // What training kept of the user: their samples, ratings and
+            // the copies in dataset versions.
+            let mut training = 0;
+            for table in [
+                "training_samples",
+                "turn_feedback",
+                "training_dataset_items",
+            ] {
+                training += sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE user_id = $1"
+                )))
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
             sqlx::query(BUMP).bind(user_id).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(ForgetReport {
                 turns,
                 memories,
                 profile,
+                training,
             })
         }
         .await)

@@ -16,6 +16,8 @@ pub struct ForgetReport {
     pub turns: u64,
     pub memories: u64,
     pub profile: bool,
+    /// Training samples, ratings and dataset items.
+    pub training: u64,
 }
 
 #[async_trait]

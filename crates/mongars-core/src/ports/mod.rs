@@ -123,6 +123,7 @@ mod llm;
 mod memory;
 mod realtime;
 mod research;
+mod training;
 mod turns;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -137,4 +138,5 @@ pub use llm::{
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
 pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};
 pub use research::{Reference, ResearchProvider, ResearchQuery};
+pub use training::{AdapterRepository, CurationRepository, Feedback, NewDataset, SampleCounts};
 pub use turns::TurnRepository;

@@ -27,7 +27,8 @@ pub fn raw_greedy_decode(
     prompt: &[LlamaToken],
     max_tokens: u32,
 ) -> Result<RawRun, LlmError> {
-    let shared = &engine.shared;
+    let current = engine.current();
+    let shared = &current.shared;
     let mut ctx =
         new_context(super::load::llama_backend()?, shared, 1).map_err(LlmError::Failed)?;
     let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
@@ -89,7 +90,8 @@ pub fn raw_batched_greedy(
     prompts: &[Vec<LlamaToken>],
     max_tokens: u32,
 ) -> Result<RawBatchRun, LlmError> {
-    let shared = &engine.shared;
+    let current = engine.current();
+    let shared = &current.shared;
     let n = prompts.len().max(1);
     let mut ctx =
         new_context(super::load::llama_backend()?, shared, n).map_err(LlmError::Failed)?;

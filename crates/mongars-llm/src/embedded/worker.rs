@@ -11,6 +11,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaLoraAdapter;
 use mongars_core::domain::FinishReason;
 use mongars_core::ports::LlmError;
 use std::num::NonZeroU32;
@@ -50,13 +51,23 @@ pub(crate) fn new_context<'a>(
         .map_err(|e| e.to_string())
 }
 
+/// The engine's loop, until its queue is closed and nothing runs. `lora`
+/// is applied to the context (with its scale) before anything is decoded.
 pub(crate) fn run_worker(
     backend: &'static LlamaBackend,
     shared: &Shared,
+    lora: Option<(LlamaLoraAdapter, f32)>,
     queue: mpsc::Receiver<Job>,
     ready: mpsc::Sender<Result<(), LlmError>>,
 ) {
-    let mut ctx = match new_context(backend, shared, shared.parallel) {
+    let made = new_context(backend, shared, shared.parallel).and_then(|mut ctx| {
+        if let Some((mut adapter, scale)) = lora {
+            ctx.lora_adapter_set(&mut adapter, scale)
+                .map_err(|e| format!("adapter: {e}"))?;
+        }
+        Ok(ctx)
+    });
+    let mut ctx = match made {
         Ok(c) => {
             let _ = ready.send(Ok(()));
             c
@@ -81,7 +92,7 @@ pub(crate) fn run_worker(
             for slot in &mut slots {
                 slot.cached.clear();
                 if let Some(run) = slot.run.take() {
-                    shared.active.fetch_sub(1, Ordering::SeqCst);
+                    shared.load.active.fetch_sub(1, Ordering::SeqCst);
                     let _ = run.job.tx.blocking_send(Err(e.clone()));
                 }
             }
@@ -114,7 +125,7 @@ fn admit(
                 Err(_) => break,
             }
         };
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
+        shared.load.queued.fetch_sub(1, Ordering::SeqCst);
         if job.tx.is_closed() {
             continue; // the client left while the job waited
         }
@@ -123,7 +134,7 @@ fn admit(
             .filter(|s| s.run.is_none())
             .max_by_key(|s| (s.fit(&job.prompt), std::cmp::Reverse(s.last_used)))
             .expect("a free slot");
-        best.last_used = shared.counters.steps.load(Ordering::Relaxed);
+        best.last_used = shared.load.counters.steps.load(Ordering::Relaxed);
         let keep = best.start(job);
         if ctx
             .kv_cache_seq_rm(best.seq, Some(keep as u32), None)
@@ -132,11 +143,11 @@ fn admit(
             let _ = ctx.clear_kv_cache_seq(Some(best.seq as u32), None, None);
             best.cached.clear();
         }
-        let c = &shared.counters;
+        let c = &shared.load.counters;
         c.prompt_reused
             .fetch_add(best.cached.len() as u64, Ordering::Relaxed);
         tracing::debug!(seq = best.seq, reused = best.cached.len(), "prompt cache");
-        shared.active.fetch_add(1, Ordering::SeqCst);
+        shared.load.active.fetch_add(1, Ordering::SeqCst);
         free -= 1;
     }
     true
@@ -186,6 +197,7 @@ fn step(
         }
         let take = unread.len().min(room);
         shared
+            .load
             .counters
             .prompt_read
             .fetch_add(take as u64, Ordering::Relaxed);
@@ -209,7 +221,7 @@ fn step(
         return Ok(());
     }
     ctx.decode(batch).map_err(|e| fail("decode", &e))?;
-    let c = &shared.counters;
+    let c = &shared.load.counters;
     c.steps.fetch_add(1, Ordering::Relaxed);
     c.sequence_steps.fetch_add(served as u64, Ordering::Relaxed);
     c.widest.fetch_max(served, Ordering::Relaxed);
@@ -226,5 +238,5 @@ fn step(
 
 fn finish(slot: &mut Slot, shared: &Shared, reason: FinishReason) {
     slot.finish(shared, reason);
-    shared.active.fetch_sub(1, Ordering::SeqCst);
+    shared.load.active.fetch_sub(1, Ordering::SeqCst);
 }

@@ -1,0 +1,9 @@
+//! Storage of training data and adapters: consent and feedback, curated
+//! samples and dataset versions ([`curation`]), and the adapter registry
+//! with its activation history ([`adapters`]).
+
+mod adapters;
+mod curation;
+
+pub use adapters::SqlAdapterRepository;
+pub use curation::SqlCurationRepository;

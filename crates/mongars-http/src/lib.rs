@@ -22,4 +22,4 @@ pub use host::HostPolicy;
 pub use origin::OriginPolicy;
 pub use router::router;
 pub use routes::metrics::listener_router as metrics_listener_router;
-pub use state::{AppState, HttpOptions};
+pub use state::{AppState, HttpOptions, TrainingState};

@@ -5,8 +5,8 @@ use crate::middleware::{self as mw, REQUEST_ID};
 use crate::openapi::ApiDoc;
 use crate::routes::auth::{self, keys};
 use crate::routes::{
-    console, conversation, embeddings, health, llm, memory, metrics, models, openai, profile,
-    review, ui, users,
+    adapters, console, conversation, embeddings, health, llm, memory, metrics, models, openai,
+    profile, review, training, ui, users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -110,8 +110,22 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         // memory, profile and the user's data
         .routes(routes!(memory::list, memory::create))
         .routes(routes!(memory::edit, memory::delete))
-        .routes(routes!(profile::profile))
+        .routes(routes!(profile::profile, profile::update))
         .routes(routes!(users::forget))
+        // learning from users, and the adapters it makes
+        .routes(routes!(training::feedback))
+        .routes(routes!(training::example))
+        .routes(routes!(training::review_queue))
+        .routes(routes!(training::review))
+        .routes(routes!(training::datasets, training::build_dataset))
+        .routes(routes!(training::dataset))
+        .routes(routes!(training::export))
+        .routes(routes!(adapters::list))
+        .routes(routes!(adapters::get))
+        .routes(routes!(adapters::approve))
+        .routes(routes!(adapters::reject))
+        .routes(routes!(adapters::activate))
+        .routes(routes!(adapters::rollback))
         // review and UI helpers
         .routes(routes!(review::rag_context))
         .routes(routes!(ui::suggestions))

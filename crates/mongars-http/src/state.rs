@@ -50,4 +50,12 @@ pub struct AppState {
     /// Host names state-changing requests may be addressed to.
     pub hosts: Arc<crate::host::HostPolicy>,
     pub http: HttpOptions,
+    pub training: TrainingState,
+}
+
+/// Curation and the adapter registry.
+#[derive(Clone)]
+pub struct TrainingState {
+    pub curation: Arc<mongars_core::training::curation::CurationService>,
+    pub adapters: Arc<mongars_core::training::registry::AdapterRegistry>,
 }

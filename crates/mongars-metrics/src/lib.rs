@@ -10,6 +10,8 @@
 //! several applications in one test process do not mix their counts.
 
 pub mod otlp;
+mod training;
+pub use training::TrainingMetrics;
 
 use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 pub use prometheus::{IntCounter, IntCounterVec};
@@ -33,6 +35,7 @@ pub struct Metrics {
     pub ray: RayMetrics,
     pub cache: CacheMetrics,
     pub ws: WsMetrics,
+    pub training: TrainingMetrics,
 }
 
 #[derive(Clone)]
@@ -277,6 +280,7 @@ impl Metrics {
                 .expect("valid counter"),
             ),
         };
+        let training = TrainingMetrics::new(&r);
         Self {
             registry: r,
             http,
@@ -284,6 +288,7 @@ impl Metrics {
             ray,
             cache,
             ws,
+            training,
         }
     }
 

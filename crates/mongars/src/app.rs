@@ -32,6 +32,8 @@ pub struct App {
     pub embedder: Option<Arc<dyn Embedder>>,
     /// Sockets of this process and the bus that feeds them.
     pub realtime: Arc<mongars_core::realtime::RealtimeService>,
+    /// Curation and the adapter registry.
+    pub training: mongars_http::TrainingState,
 }
 
 /// Parts chosen by the caller instead of built from settings (tests).
@@ -82,6 +84,21 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
     }
 
     let metrics = Metrics::new();
+    // The embedded engine, when this node runs it, is also where adapters
+    // are switched.
+    let mut host: Option<Arc<dyn mongars_core::training::registry::AdapterHost>> = None;
+    let llm = match llm {
+        Some(l) => Some(l),
+        None if crate::wiring::llm::uses_embedded(&settings) => {
+            let engine = crate::wiring::llm::load_embedded(&settings).await?;
+            host = Some(Arc::new(crate::wiring::training::EngineHost(
+                engine.clone(),
+            )));
+            Some(engine as Arc<dyn LlmBackend>)
+        }
+        None => None,
+    };
+    let training = crate::wiring::training::training_state(&settings, &db, host, &clock);
     let router = crate::wiring::llm::router_from_settings(&settings, llm, &metrics, &clock).await?;
     let llm: Arc<dyn LlmBackend> = router.clone();
     let embedder = match overrides.embedder {
@@ -145,6 +162,7 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
             metrics_enabled: settings.metrics.enabled,
             metrics_token: scrape_token(&settings),
         },
+        training: training.clone(),
     };
     Ok(App {
         settings: Arc::new(settings),
@@ -156,6 +174,7 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
         mind,
         embedder,
         realtime: shared.realtime,
+        training,
     })
 }
 
@@ -168,6 +187,9 @@ pub async fn recover_interrupted_turns(app: &App) {
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "recovering interrupted turns failed"),
     }
 }
+
+/// How often a node checks which adapter the registry says is active.
+const ADAPTER_POLL: Duration = Duration::from_secs(10);
 
 /// Serve until `shutdown` resolves, then finish requests in flight for at
 /// most `server.shutdown_grace_secs`.
@@ -186,6 +208,11 @@ pub async fn serve(
     let forget = tokio::spawn(crate::background::purge_loop(
         app.mind.clone(),
         Duration::from_secs(app.settings.memory.purge_interval_secs),
+    ));
+    let adapters = tokio::spawn(crate::background::follow_adapters(
+        app.training.adapters.clone(),
+        app.metrics.clone(),
+        ADAPTER_POLL,
     ));
     let side = crate::observe::start(&app.settings, &app.metrics).await?;
     let server = &app.settings.server;
@@ -212,6 +239,7 @@ pub async fn serve(
     .await;
     purge.abort();
     forget.abort();
+    adapters.abort();
     recovery.abort();
     // What the last replies left to do (learning, trimming) still needs the
     // database: wait for it, within the grace period, before closing.

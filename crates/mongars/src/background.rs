@@ -41,3 +41,26 @@ pub async fn purge_loop(mind: Mind, every: Duration) {
         }
     }
 }
+
+/// Serve the adapter the registry says is active: at start (so that a
+/// restarted node comes back on it) and every `every`, so that each replica
+/// follows an activation or rollback made on another.
+pub async fn follow_adapters(
+    registry: Arc<mongars_core::training::registry::AdapterRegistry>,
+    metrics: mongars_metrics::Metrics,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let started = std::time::Instant::now();
+        match registry.reconcile().await {
+            Ok(true) => {
+                metrics.adapter_switch("reconcile", started.elapsed());
+                tracing::info!(adapter = ?registry.serving(), "now serving the registry's active adapter");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "following the active adapter failed"),
+        }
+    }
+}

@@ -61,6 +61,8 @@ pub struct ModelsView {
     pub active_profile: String,
     pub roles: Vec<RoleView>,
     pub profiles: Vec<String>,
+    /// The LoRA adapter the embedded engine of this node serves with, if any.
+    pub adapter: Option<String>,
 }
 
 /// The outcome of provisioning one backend of one role.

@@ -108,6 +108,11 @@ impl AdapterRegistry {
         Ok((stored, self.host.as_ref().and_then(|h| h.active())))
     }
 
+    /// The adapter this node's engine serves with, if any.
+    pub fn serving(&self) -> Option<String> {
+        self.host.as_ref().and_then(|h| h.active())
+    }
+
     /// Register a candidate: its file is copied into the registry's folder.
     pub async fn register(&self, new: NewAdapter) -> Result<Adapter, CoreError> {
         let id = uuid::Uuid::new_v4().to_string();

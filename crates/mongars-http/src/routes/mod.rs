@@ -1,6 +1,7 @@
 //! Handlers, one file per resource. Handlers parse input, call one core
 //! service and shape the answer; no SQL and no business rules here.
 
+pub mod adapters;
 pub mod auth;
 pub mod console;
 pub mod conversation;
@@ -13,5 +14,6 @@ pub mod models;
 pub mod openai;
 pub mod profile;
 pub mod review;
+pub mod training;
 pub mod ui;
 pub mod users;

@@ -16,7 +16,9 @@ use utoipa::ToSchema;
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", security(("bearer" = [])),
     responses((status = 200, description = "The active profile and each role's backends", body = ModelsView)))]
 pub async fn list(State(state): State<AppState>, AdminUser(_): AdminUser) -> Json<ModelsView> {
-    Json(state.fleet.models())
+    let mut view = state.fleet.models();
+    view.adapter = state.training.adapters.serving();
+    Json(view)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -73,6 +73,7 @@ impl ModelFleet for Router {
             })
             .collect();
         ModelsView {
+            adapter: None,
             active_profile: self.profile.clone(),
             roles,
             profiles: self.profiles.clone(),

@@ -17,8 +17,12 @@ use std::sync::Arc;
 mod api_keys;
 #[path = "../common/mod.rs"]
 mod common;
+mod training;
 
 use api_keys::api_keys_are_stored_as_hashes_and_revoked;
+use training::{
+    adapters_need_approval_and_roll_back_in_order, consent_and_review_decide_what_enters_a_dataset,
+};
 
 contract!(
     users_are_unique_case_insensitively,
@@ -33,6 +37,8 @@ contract!(
     recent_turns_filter_by_session_and_skip_unfinished,
     interrupted_turns_are_failed_by_owner_and_by_age,
     api_keys_are_stored_as_hashes_and_revoked,
+    consent_and_review_decide_what_enters_a_dataset,
+    adapters_need_approval_and_roll_back_in_order,
 );
 
 fn new_user(name: &str, role: Role) -> NewUser {
@@ -223,7 +229,13 @@ pub(crate) async fn owner(db: &Database, name: &str) -> i64 {
         .id
 }
 
-fn turn(id: &str, user_id: i64, session: Option<&str>, query: &str, secs: i64) -> NewTurn {
+pub(crate) fn turn(
+    id: &str,
+    user_id: i64,
+    session: Option<&str>,
+    query: &str,
+    secs: i64,
+) -> NewTurn {
     NewTurn {
         id: id.into(),
         user_id,
@@ -234,7 +246,7 @@ fn turn(id: &str, user_id: i64, session: Option<&str>, query: &str, secs: i64) -
     }
 }
 
-fn completion(text: &str) -> TurnCompletion {
+pub(crate) fn completion(text: &str) -> TurnCompletion {
     TurnCompletion {
         response: text.into(),
         model: "m".into(),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
 use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{Clock, LlmBackend};
-use mongars_llm::embedded::{EmbeddedConfig, load_backend};
+use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
 use mongars_llm::remote::ollama::Ollama;
 use mongars_llm::remote::openai::OpenAi;
 use mongars_llm::remote::ray::{Ray, RayOptions};
@@ -37,7 +37,7 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
 
 /// Load the embedded engine. Loading a model is blocking work, so it runs
 /// off the async runtime.
-pub async fn load_embedded(settings: &Settings) -> anyhow::Result<Arc<dyn LlmBackend>> {
+pub async fn load_embedded(settings: &Settings) -> anyhow::Result<Arc<EmbeddedBackend>> {
     let cfg = embedded_config(settings);
     let backend = tokio::task::spawn_blocking(move || load_backend(&cfg))
         .await
@@ -69,7 +69,9 @@ pub async fn router_from_settings(
         .with_context(|| format!("llm.profile: no profile {:?}", llm.profile))?;
     let embedded = match embedded {
         Some(e) => Some(e),
-        None if uses_embedded(settings) => Some(load_embedded(settings).await?),
+        None if uses_embedded(settings) => {
+            Some(load_embedded(settings).await? as Arc<dyn LlmBackend>)
+        }
         None => None,
     };
     let r = &llm.resilience;

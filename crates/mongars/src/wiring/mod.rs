@@ -10,6 +10,7 @@ pub mod llm;
 pub mod mind;
 pub mod net;
 pub mod realtime;
+pub mod training;
 
 use mongars_core::ports::{Clock, SystemClock};
 use std::sync::Arc;

@@ -25,6 +25,7 @@ mod streaming;
 mod throttle;
 mod tls;
 mod tokens;
+mod training;
 mod turns;
 mod upstream;
 mod vault;

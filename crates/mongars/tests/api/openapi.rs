@@ -42,6 +42,9 @@ async fn every_route_is_described_and_every_description_is_a_route() {
         let path = path.replace("/user/ana", "/user/{username}");
         let path = path.replace("/turns/t1/", "/turns/{id}/");
         let path = path.replace("/memories/m1", "/memories/{id}");
+        let path = path.replace("/review/s1", "/review/{id}");
+        let path = path.replace("/datasets/d1", "/datasets/{id}");
+        let path = path.replace("/adapters/a1", "/adapters/{id}");
         assert!(
             ops.contains(&(method.to_string(), path.clone())),
             "{method} {path} is not in the document"

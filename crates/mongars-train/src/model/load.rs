@@ -23,29 +23,34 @@ fn number(c: &Content, key: &str) -> crate::Result<usize> {
         .map_err(|e| TrainError::Model(format!("{key}: {e}")))
 }
 
-/// The model of a llama-architecture GGUF file, dequantised to f32.
-pub fn load_gguf(path: &Path) -> crate::Result<Llama> {
+/// The shape of the model in a llama-architecture GGUF file, read from its
+/// metadata alone (`vocab` is 0: it comes with the embedding matrix).
+pub fn gguf_config(path: &Path) -> crate::Result<LlamaConfig> {
     let mut file = std::fs::File::open(path)
         .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
     let content = Content::read(&mut file)
         .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
-    let arch = meta(&content, "general.architecture")?
+    config_of(&content)
+}
+
+fn config_of(content: &Content) -> crate::Result<LlamaConfig> {
+    let arch = meta(content, "general.architecture")?
         .to_string()
         .map_err(|e| TrainError::Model(e.to_string()))?
         .clone();
     if arch != "llama" {
         return Err(TrainError::Model(format!("architecture {arch}, not llama")));
     }
-    let hidden = number(&content, "llama.embedding_length")?;
-    let heads = number(&content, "llama.attention.head_count")?;
-    let config = LlamaConfig {
+    let hidden = number(content, "llama.embedding_length")?;
+    let heads = number(content, "llama.attention.head_count")?;
+    Ok(LlamaConfig {
         vocab: 0,
         hidden,
-        intermediate: number(&content, "llama.feed_forward_length")?,
-        layers: number(&content, "llama.block_count")?,
+        intermediate: number(content, "llama.feed_forward_length")?,
+        layers: number(content, "llama.block_count")?,
         heads,
-        kv_heads: number(&content, "llama.attention.head_count_kv").unwrap_or(heads),
-        rms_eps: meta(&content, "llama.attention.layer_norm_rms_epsilon")?
+        kv_heads: number(content, "llama.attention.head_count_kv").unwrap_or(heads),
+        rms_eps: meta(content, "llama.attention.layer_norm_rms_epsilon")?
             .to_f32()
             .map_err(|e| TrainError::Model(e.to_string()))? as f64,
         rope_theta: content
@@ -53,7 +58,16 @@ pub fn load_gguf(path: &Path) -> crate::Result<Llama> {
             .get("llama.rope.freq_base")
             .and_then(|v| v.to_f32().ok())
             .unwrap_or(10_000.0),
-    };
+    })
+}
+
+/// The model of a llama-architecture GGUF file, dequantised to f32.
+pub fn load_gguf(path: &Path) -> crate::Result<Llama> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
+    let content = Content::read(&mut file)
+        .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
+    let config = config_of(&content)?;
     let device = Device::Cpu;
     let mut tensor = |name: &str| -> crate::Result<Tensor> {
         let q = content

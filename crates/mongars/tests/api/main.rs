@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod adapter_switch;
 mod backends;
 mod connections;
 mod console;

@@ -36,6 +36,15 @@ pub struct TrainingSettings {
     pub min_improvement: f64,
     /// ...and the shipped general set's rises by less than this share.
     pub max_general_regression: f64,
+    /// Run queued training runs in the server (only while it is idle).
+    pub scheduler: bool,
+    /// The server is idle after this many minutes without a chat.
+    pub idle_minutes: f64,
+    /// ...and while the machine's CPU use is below this percentage
+    /// (100: whatever the load).
+    pub idle_cpu_percent: f64,
+    /// Power drawn per busy core, for the energy estimate of each run.
+    pub watts_per_core: f64,
 }
 
 pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, String)) {
@@ -97,5 +106,20 @@ pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, St
         t.max_general_regression > 0.0,
         "training.max_general_regression",
         "must be positive".into(),
+    );
+    check(
+        (0.0..=10_080.0).contains(&t.idle_minutes),
+        "training.idle_minutes",
+        "must be between 0 and 10080 (a week)".into(),
+    );
+    check(
+        t.idle_cpu_percent > 0.0 && t.idle_cpu_percent <= 100.0,
+        "training.idle_cpu_percent",
+        "must be above 0 and at most 100".into(),
+    );
+    check(
+        (0.0..=1000.0).contains(&t.watts_per_core),
+        "training.watts_per_core",
+        "must be between 0 and 1000".into(),
     );
 }

@@ -6,7 +6,7 @@ use crate::openapi::ApiDoc;
 use crate::routes::auth::{self, keys};
 use crate::routes::{
     adapters, console, conversation, embeddings, health, llm, memory, metrics, models, openai,
-    profile, review, training, ui, users,
+    profile, review, runs, training, ui, users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -120,6 +120,9 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(training::datasets, training::build_dataset))
         .routes(routes!(training::dataset))
         .routes(routes!(training::export))
+        .routes(routes!(runs::list, runs::create))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::cancel))
         .routes(routes!(adapters::list))
         .routes(routes!(adapters::get))
         .routes(routes!(adapters::approve))

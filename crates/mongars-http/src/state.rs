@@ -58,4 +58,5 @@ pub struct AppState {
 pub struct TrainingState {
     pub curation: Arc<mongars_core::training::curation::CurationService>,
     pub adapters: Arc<mongars_core::training::registry::AdapterRegistry>,
+    pub runs: Arc<mongars_core::training::runs::RunQueue>,
 }

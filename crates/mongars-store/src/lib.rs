@@ -23,6 +23,6 @@ pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
 pub use memories::SqlMemoryRepository;
 pub use throttle::SqlThrottleStore;
-pub use training::{SqlAdapterRepository, SqlCurationRepository};
+pub use training::{SqlAdapterRepository, SqlCurationRepository, SqlRunRepository};
 pub use turns::{SqlTurnRepository, all_turns};
 pub use users::SqlUserRepository;

@@ -79,6 +79,34 @@ impl Best {
     }
 }
 
+impl Best {
+    /// Keep the kept adapter's values in a safetensors file.
+    pub fn save_values(&self, path: &std::path::Path) -> crate::Result<()> {
+        let tensors: std::collections::HashMap<String, candle_core::Tensor> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("var.{i}"), t.clone()))
+            .collect();
+        let tmp = path.with_extension("part");
+        candle_core::safetensors::save(&tensors, &tmp)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Values written by [`Best::save_values`], in order.
+    pub fn load_values(path: &std::path::Path) -> crate::Result<Vec<candle_core::Tensor>> {
+        let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+        (0..tensors.len())
+            .map(|i| {
+                tensors.get(&format!("var.{i}")).cloned().ok_or_else(|| {
+                    crate::TrainError::Invalid(format!("{} is incomplete", path.display()))
+                })
+            })
+            .collect()
+    }
+}
+
 /// Both perplexities of a model with `lora`.
 pub fn scores(
     model: &Llama,

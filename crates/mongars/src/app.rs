@@ -34,6 +34,11 @@ pub struct App {
     pub realtime: Arc<mongars_core::realtime::RealtimeService>,
     /// Curation and the adapter registry.
     pub training: mongars_http::TrainingState,
+    /// Generation requests, for the training scheduler's idle test.
+    pub activity: Arc<mongars_core::training::idle::Activity>,
+    /// The embedded engine when this node runs it (training runs use its
+    /// tokenizer).
+    pub engine: Option<Arc<mongars_llm::embedded::EmbeddedBackend>>,
 }
 
 /// Parts chosen by the caller instead of built from settings (tests).
@@ -87,20 +92,27 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
     // The embedded engine, when this node runs it, is also where adapters
     // are switched.
     let mut host: Option<Arc<dyn mongars_core::training::registry::AdapterHost>> = None;
+    let mut engine = None;
     let llm = match llm {
         Some(l) => Some(l),
         None if crate::wiring::llm::uses_embedded(&settings) => {
-            let engine = crate::wiring::llm::load_embedded(&settings).await?;
+            let loaded = crate::wiring::llm::load_embedded(&settings).await?;
             host = Some(Arc::new(crate::wiring::training::EngineHost(
-                engine.clone(),
+                loaded.clone(),
             )));
-            Some(engine as Arc<dyn LlmBackend>)
+            engine = Some(loaded.clone());
+            Some(loaded as Arc<dyn LlmBackend>)
         }
         None => None,
     };
     let training = crate::wiring::training::training_state(&settings, &db, host, &clock);
     let router = crate::wiring::llm::router_from_settings(&settings, llm, &metrics, &clock).await?;
-    let llm: Arc<dyn LlmBackend> = router.clone();
+    // Every generation request is seen by the training scheduler's idle test.
+    let activity = Arc::new(mongars_core::training::idle::Activity::new(clock.clone()));
+    let llm: Arc<dyn LlmBackend> = Arc::new(mongars_core::training::idle::Watched::new(
+        router.clone(),
+        activity.clone(),
+    ));
     let embedder = match overrides.embedder {
         Some(e) => Some(e),
         None => match crate::wiring::mind::embedder_from_settings(&settings).await {
@@ -175,6 +187,8 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
         embedder,
         realtime: shared.realtime,
         training,
+        activity,
+        engine,
     })
 }
 
@@ -186,6 +200,44 @@ pub async fn recover_interrupted_turns(app: &App) {
         Ok(n) => tracing::warn!(turns = n, "turns interrupted by an earlier stop failed"),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "recovering interrupted turns failed"),
     }
+}
+
+/// How often the training scheduler looks for an idle spell.
+const TRAINING_POLL: Duration = Duration::from_secs(5);
+
+/// Start the training scheduler when settings ask for it and this node
+/// runs the embedded engine: its task and the admin list's refresher.
+fn start_training(
+    app: &App,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
+    let engine = app.engine.clone()?;
+    if !app.settings.training.scheduler {
+        return None;
+    }
+    let bus = app
+        .settings
+        .realtime
+        .enabled
+        .then(|| app.realtime.bus().clone());
+    let (notify, refresh) =
+        crate::training::scheduler::notifier(bus, app.auth.clone(), app.metrics.clone());
+    let ctx = crate::training::job::JobContext {
+        settings: app.settings.clone(),
+        runs: app.training.runs.repository().clone(),
+        curation: app.training.curation.clone(),
+        registry: app.training.adapters.clone(),
+        engine,
+        notify,
+    };
+    let scheduler = crate::training::scheduler::Scheduler {
+        ctx,
+        activity: app.activity.clone(),
+        metrics: app.metrics.clone(),
+        poll: TRAINING_POLL,
+        stop,
+    };
+    Some((tokio::spawn(scheduler.run()), tokio::spawn(refresh)))
 }
 
 /// How often a node checks which adapter the registry says is active.
@@ -214,6 +266,8 @@ pub async fn serve(
         app.metrics.clone(),
         ADAPTER_POLL,
     ));
+    let stop_training = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let training = start_training(&app, stop_training.clone());
     let side = crate::observe::start(&app.settings, &app.metrics).await?;
     let server = &app.settings.server;
     let options = ListenOptions {
@@ -240,6 +294,14 @@ pub async fn serve(
     purge.abort();
     forget.abort();
     adapters.abort();
+    // A run training now pauses at its next step, checkpoint kept.
+    stop_training.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some((scheduler, refresh)) = training {
+        refresh.abort();
+        if tokio::time::timeout(grace, scheduler).await.is_err() {
+            tracing::warn!("the training run did not pause within the grace period");
+        }
+    }
     recovery.abort();
     // What the last replies left to do (learning, trimming) still needs the
     // database: wait for it, within the grace period, before closing.

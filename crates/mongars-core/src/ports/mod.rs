@@ -138,5 +138,7 @@ pub use llm::{
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
 pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};
 pub use research::{Reference, ResearchProvider, ResearchQuery};
-pub use training::{AdapterRepository, CurationRepository, Feedback, NewDataset, SampleCounts};
+pub use training::{
+    AdapterRepository, CurationRepository, Feedback, NewDataset, RunRepository, SampleCounts,
+};
 pub use turns::TurnRepository;

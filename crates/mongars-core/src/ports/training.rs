@@ -1,7 +1,9 @@
 //! Storage of what training learns from and what it makes.
 
 use super::RepoError;
-use crate::training::model::{Adapter, Dataset, DatasetItem, Rating, Sample, SampleStatus};
+use crate::training::model::{
+    Adapter, Dataset, DatasetItem, Rating, Sample, SampleStatus, TrainingRun,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -102,4 +104,28 @@ pub trait AdapterRepository: Send + Sync {
     async fn rollback(&self, at: DateTime<Utc>) -> Result<Option<Option<Adapter>>, RepoError>;
     /// The adapter new replies should be generated with.
     async fn active(&self) -> Result<Option<Adapter>, RepoError>;
+}
+
+/// Training runs: queued by operators, taken by the node's idle scheduler
+/// (or the CLI), their progress written as they go.
+#[async_trait]
+pub trait RunRepository: Send + Sync {
+    async fn insert(&self, run: &TrainingRun) -> Result<(), RepoError>;
+    async fn get(&self, id: &str) -> Result<Option<TrainingRun>, RepoError>;
+    /// The newest runs first.
+    async fn list(&self, limit: u32) -> Result<Vec<TrainingRun>, RepoError>;
+    /// The oldest run with work left (queued, paused, or running when its
+    /// process stopped), if any.
+    async fn next_open(&self) -> Result<Option<TrainingRun>, RepoError>;
+    /// Take the run for this process: it must be queued or paused, or
+    /// running without a word since `stale_before` (its process stopped).
+    /// `false` when another process has it.
+    async fn claim(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+    /// Write the run's state and figures as they are now.
+    async fn save(&self, run: &TrainingRun) -> Result<(), RepoError>;
 }

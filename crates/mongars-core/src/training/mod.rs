@@ -4,6 +4,8 @@
 //! rollback ([`registry`]). The training itself is in `mongars-train`.
 
 pub mod curation;
+pub mod idle;
 pub mod model;
 pub mod pii;
 pub mod registry;
+pub mod runs;

@@ -213,3 +213,108 @@ pub struct Adapter {
     pub approved_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
 }
+
+/// Where a training run is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Waits for the node to be idle.
+    Queued,
+    Running,
+    /// Stopped at a step because the node was needed; resumes when idle.
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "running" => RunStatus::Running,
+            "paused" => RunStatus::Paused,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => RunStatus::Queued,
+        }
+    }
+
+    /// Whether the run still has work to do.
+    pub fn open(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Paused
+        )
+    }
+}
+
+/// What a run trains: a chat adapter on the replies, or an embedding
+/// adapter by masked next-token prediction.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunObjective {
+    Supervised,
+    Mntp,
+}
+
+impl RunObjective {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunObjective::Supervised => "supervised",
+            RunObjective::Mntp => "mntp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        if s == "mntp" {
+            RunObjective::Mntp
+        } else {
+            RunObjective::Supervised
+        }
+    }
+}
+
+/// A training run on a dataset version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingRun {
+    pub id: String,
+    pub dataset_id: String,
+    pub objective: RunObjective,
+    pub status: RunStatus,
+    pub steps_total: i64,
+    pub steps_done: i64,
+    pub tokens: i64,
+    /// Loss of the latest step.
+    pub loss: Option<f64>,
+    /// Times the run stopped for a chat and resumed later.
+    pub pauses: i64,
+    /// CPU time the run used (all threads).
+    pub cpu_seconds: f64,
+    /// `cpu_seconds` x the configured watts per core, in watt-hours.
+    pub energy_wh: f64,
+    /// Perplexities before and after, the gate's verdict.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub figures: serde_json::Value,
+    pub error_code: Option<String>,
+    /// The adapter it registered, when it passed its gate.
+    pub adapter_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

@@ -14,6 +14,7 @@ pub mod models;
 pub mod openai;
 pub mod profile;
 pub mod review;
+pub mod runs;
 pub mod training;
 pub mod ui;
 pub mod users;

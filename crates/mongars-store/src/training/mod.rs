@@ -4,6 +4,8 @@
 
 mod adapters;
 mod curation;
+mod runs;
 
 pub use adapters::SqlAdapterRepository;
 pub use curation::SqlCurationRepository;
+pub use runs::SqlRunRepository;

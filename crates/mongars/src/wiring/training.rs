@@ -4,12 +4,15 @@
 use async_trait::async_trait;
 use mongars_config::Settings;
 use mongars_core::CoreError;
-use mongars_core::ports::{Clock, MemoryRepository};
+use mongars_core::ports::{Clock, CurationRepository, MemoryRepository};
 use mongars_core::training::curation::{CurationOptions, CurationService};
 use mongars_core::training::registry::{AdapterHost, AdapterRegistry};
+use mongars_core::training::runs::RunQueue;
 use mongars_http::TrainingState;
 use mongars_llm::embedded::{AdapterFile, EmbeddedBackend};
-use mongars_store::{Database, SqlAdapterRepository, SqlCurationRepository, SqlMemoryRepository};
+use mongars_store::{
+    Database, SqlAdapterRepository, SqlCurationRepository, SqlMemoryRepository, SqlRunRepository,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +53,10 @@ pub fn training_state(
 ) -> TrainingState {
     let t = &settings.training;
     let memories: Arc<dyn MemoryRepository> = Arc::new(SqlMemoryRepository::new(db.clone()));
+    let curation_repo: Arc<dyn CurationRepository> =
+        Arc::new(SqlCurationRepository::new(db.clone()));
     let curation = CurationService::new(
-        Arc::new(SqlCurationRepository::new(db.clone())),
+        curation_repo.clone(),
         Some(memories),
         clock.clone(),
         CurationOptions {
@@ -65,8 +70,15 @@ pub fn training_state(
         host,
         clock.clone(),
     );
+    let runs = RunQueue::new(
+        Arc::new(SqlRunRepository::new(db.clone())),
+        curation_repo,
+        clock.clone(),
+        t.steps as i64,
+    );
     TrainingState {
         curation: Arc::new(curation),
         adapters: Arc::new(adapters),
+        runs: Arc::new(runs),
     }
 }

@@ -27,6 +27,7 @@ mod throttle;
 mod tls;
 mod tokens;
 mod training;
+mod training_run;
 mod turns;
 mod upstream;
 mod vault;

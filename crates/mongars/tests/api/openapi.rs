@@ -45,6 +45,7 @@ async fn every_route_is_described_and_every_description_is_a_route() {
         let path = path.replace("/review/s1", "/review/{id}");
         let path = path.replace("/datasets/d1", "/datasets/{id}");
         let path = path.replace("/adapters/a1", "/adapters/{id}");
+        let path = path.replace("/runs/r1", "/runs/{id}");
         assert!(
             ops.contains(&(method.to_string(), path.clone())),
             "{method} {path} is not in the document"

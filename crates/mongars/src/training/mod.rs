@@ -1,0 +1,57 @@
+//! Training on this machine: the loop `mongars train run`, `mongars bench
+//! train` and the server's runs share ([`gated`]: steps until the run's end
+//! or its time budget, an evaluation every few steps, the adapter kept where
+//! it was best while passing its gate, and a pause at any step), the
+//! server's runs of dataset versions ([`job`]) and the scheduler that runs
+//! them only while the node is idle ([`scheduler`]).
+
+pub mod gated;
+pub mod job;
+pub mod scheduler;
+
+pub use gated::{Gated, Outcome, Stop, train_gated};
+
+use anyhow::Context;
+use mongars_config::{Settings, TrainingSettings};
+use mongars_core::domain::{ChatMessage, ChatRole};
+use mongars_llm::embedded::{EmbeddedBackend, load_backend};
+use mongars_train::eval::Gate;
+use mongars_train::loss::Example;
+use mongars_train::model::{Llama, load_gguf};
+
+/// The embedded engine (one sequence: it only writes chats as tokens) and
+/// the same model file dequantised for training.
+pub async fn load_models(settings: &Settings) -> anyhow::Result<(EmbeddedBackend, Llama)> {
+    let mut cfg = crate::wiring::llm::embedded_config(settings);
+    cfg.parallel = 1;
+    let path = cfg.model_path.clone();
+    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
+        .await?
+        .context("llm.embedded.model_path")?;
+    let model = load_gguf(&path).context("llm.embedded.model_path")?;
+    Ok((engine, model))
+}
+
+/// One exchange as the model's chat template writes it, the reply's
+/// tokens (end of turn included) marked as the targets.
+pub fn example(engine: &EmbeddedBackend, prompt: &str, response: &str) -> anyhow::Result<Example> {
+    let (tokens, at) =
+        engine.chat_example(&[ChatMessage::new(ChatRole::User, prompt)], response)?;
+    let assistant = (0..tokens.len()).map(|i| i >= at).collect();
+    Ok(Example { tokens, assistant })
+}
+
+/// The candidate gate of the `[training]` settings.
+pub fn gate(t: &TrainingSettings) -> Gate {
+    Gate {
+        min_improvement: t.min_improvement,
+        max_general_regression: t.max_general_regression,
+    }
+}
+
+/// The data a run sees.
+pub struct Sets<'a> {
+    pub train: &'a [Example],
+    pub held_out: &'a [Example],
+    pub general: &'a [Example],
+}

@@ -67,6 +67,40 @@ pub enum Command {
     /// Train LoRA adapters for the embedded model on this machine.
     #[command(subcommand)]
     Train(TrainCommand),
+    /// The adapter registry: list, approve, activate, roll back. Running
+    /// servers follow an activation or rollback within seconds.
+    #[command(subcommand)]
+    Adapter(AdapterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdapterCommand {
+    /// Every adapter, newest first: id, version, status, figures.
+    List,
+    /// Let a candidate serve once activated.
+    Approve { id: String },
+    /// Mark an adapter as never to serve (not the active one).
+    Reject { id: String },
+    /// Serve new replies with an approved adapter.
+    Activate { id: String },
+    /// Back to the adapter active before the current one, or the bare model.
+    Rollback,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Build a new dataset version from every ready sample of users who
+    /// consent to training.
+    Build,
+    /// Every dataset version, newest first.
+    List,
+    /// Write a version's items as JSON lines (`{sample_id, split, prompt,
+    /// response}`) to FILE, or to standard output.
+    Export {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,8 +112,18 @@ pub enum TrainCommand {
     /// the output folder. Progress every step; a checkpoint every 10 steps.
     Run {
         /// The samples, one JSON object per line.
-        #[arg(long, value_name = "FILE")]
-        data: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "dataset",
+            conflicts_with = "dataset"
+        )]
+        data: Option<PathBuf>,
+        /// Train on a dataset version of the database instead (`latest` for
+        /// the newest), as the server would, registering a passing adapter
+        /// as a candidate.
+        #[arg(long, value_name = "ID")]
+        dataset: Option<String>,
         /// Output folder (default: DATA_DIR/training/run-<time>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -93,6 +137,9 @@ pub enum TrainCommand {
         #[arg(long, requires = "out")]
         resume: bool,
     },
+    /// Dataset versions built from users' consented samples.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -122,3 +122,86 @@ fn bad_sample_files_are_refused_naming_the_line() {
         text(&out.stderr)
     );
 }
+
+/// Samples of a consenting user, written where the child process's
+/// database will be (`data/mongars.db` under `dir`).
+async fn seed_samples(dir: &Path) {
+    use mongars_core::domain::{NewUser, Role, Username};
+    use mongars_core::ports::UserRepository;
+    let mut s = mongars_config::defaults().unwrap();
+    s.data_dir = dir.join("data");
+    let db = mongars::wiring::database::open_database(&s).await.unwrap();
+    db.migrate().await.unwrap();
+    let user = mongars_store::SqlUserRepository::new(db.clone())
+        .insert(NewUser {
+            username: Username::parse("ana").unwrap(),
+            password_hash: "$argon2id$unused".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let clock = mongars::wiring::system_clock();
+    let t = mongars::wiring::training::training_state(&s, &db, None, &clock);
+    t.curation.set_consent(user.id, true).await.unwrap();
+    for (q, a) in mongars_train::corpus::style_corpus(6, 12) {
+        t.curation.example(user.id, "ana", &q, &a).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_version_trains_to_a_registered_adapter_operators_roll_out() {
+    let dir = tempfile::tempdir().unwrap();
+    seed_samples(dir.path()).await;
+    let ok = |args: &[&str]| {
+        let out = run(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let built = ok(&["train", "dataset", "build"]);
+    assert!(built.contains("(version 1): 12 samples"), "{built}");
+    let id = built.split_whitespace().nth(1).unwrap().to_string();
+    assert!(ok(&["train", "dataset", "list"]).contains(&id));
+    let export = dir.path().join("v1.jsonl");
+    ok(&[
+        "train",
+        "dataset",
+        "export",
+        &id,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(lines.lines().count(), 12);
+    assert!(lines.lines().all(|l| l.contains("over.")));
+
+    let trained = ok(&["train", "run", "--dataset", "latest", "--steps", "30"]);
+    assert!(trained.contains("step   30/30"), "{trained}");
+    let listed = ok(&["adapter", "list"]);
+    if trained.contains("rejected") {
+        // The gate is the run's to decide; nothing was registered.
+        assert!(listed.contains("no adapters yet"), "{listed}");
+        return;
+    }
+    let adapter = trained
+        .split("candidate adapter ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        listed.contains(&adapter) && listed.contains("candidate"),
+        "{listed}"
+    );
+    let refused = run(dir.path(), &["adapter", "activate", &adapter]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("approve it"),
+        "{}",
+        text(&refused.stderr)
+    );
+    ok(&["adapter", "approve", &adapter]);
+    assert!(ok(&["adapter", "activate", &adapter]).contains("is active"));
+    assert!(ok(&["adapter", "list"]).contains("active"));
+    assert!(ok(&["adapter", "rollback"]).contains("bare model"));
+    assert!(ok(&["adapter", "list"]).contains("retired"));
+}

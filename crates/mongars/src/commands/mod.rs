@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod adapter;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod doctor;
@@ -42,6 +43,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
         },
         Command::Models(cmd) => models::run(cmd, settings).await,
         Command::Train(cmd) => train::run(cmd, settings).await,
+        Command::Adapter(cmd) => adapter::run(cmd, settings).await,
     }
 }
 

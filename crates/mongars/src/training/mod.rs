@@ -19,15 +19,20 @@ use mongars_train::eval::Gate;
 use mongars_train::loss::Example;
 use mongars_train::model::{Llama, load_gguf};
 
-/// The embedded engine (one sequence: it only writes chats as tokens) and
-/// the same model file dequantised for training.
-pub async fn load_models(settings: &Settings) -> anyhow::Result<(EmbeddedBackend, Llama)> {
+/// The embedded engine with one sequence: training only uses it to write
+/// chats as tokens.
+pub async fn load_engine(settings: &Settings) -> anyhow::Result<EmbeddedBackend> {
     let mut cfg = crate::wiring::llm::embedded_config(settings);
     cfg.parallel = 1;
-    let path = cfg.model_path.clone();
-    let engine = tokio::task::spawn_blocking(move || load_backend(&cfg))
+    tokio::task::spawn_blocking(move || load_backend(&cfg))
         .await?
-        .context("llm.embedded.model_path")?;
+        .context("llm.embedded.model_path")
+}
+
+/// The embedded engine and the same model file dequantised for training.
+pub async fn load_models(settings: &Settings) -> anyhow::Result<(EmbeddedBackend, Llama)> {
+    let engine = load_engine(settings).await?;
+    let path = settings.llm.embedded.model_path.clone();
     let model = load_gguf(&path).context("llm.embedded.model_path")?;
     Ok((engine, model))
 }

@@ -1,7 +1,6 @@
-//! `mongars train run`: a LoRA run on the embedded model from a file of
-//! samples, with the settings under `[training]`.
+//! `mongars train run --data FILE`: a LoRA run on the embedded model from
+//! a file of samples, with the settings under `[training]`.
 
-use crate::cli::TrainCommand;
 use crate::training::{Sets, example, gate, load_models, train_gated};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
@@ -120,14 +119,14 @@ struct Record {
     layers: Vec<usize>,
 }
 
-pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
-    let TrainCommand::Run {
-        data,
-        out,
-        minutes,
-        steps,
-        resume,
-    } = cmd;
+pub async fn run(
+    data: PathBuf,
+    out: Option<PathBuf>,
+    minutes: Option<f64>,
+    steps: Option<usize>,
+    resume: bool,
+    settings: Settings,
+) -> anyhow::Result<i32> {
     let t = settings.training.clone();
     let (samples, with_pii) = redacted(read_samples(&data)?);
     if with_pii > 0 {

@@ -164,6 +164,9 @@ function onFrame(f) {
     case "chat.message":
       turn(d.turn_id, d.query, d.response, true);
       break;
+    case "training.run":
+      if (window.onTrainingRun) window.onTrainingRun(d);
+      break;
     case "ping":
       send({ id: f.id, type: "pong" });
       break;
@@ -206,6 +209,7 @@ function turn(id, query, response, live) {
   li.classList.remove("streaming");
   li.textContent = response;
   find("user", id).textContent = query;
+  if (window.rateButtons) li.append(window.rateButtons(id));
   if (live) scroll();
 }
 

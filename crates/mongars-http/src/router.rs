@@ -82,6 +82,7 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         // the operator console, and this document
         .routes(routes!(console::index))
         .routes(routes!(console::script))
+        .routes(routes!(console::training_script))
         .routes(routes!(console::style))
         // operations
         .routes(routes!(health::healthz))

@@ -1,4 +1,4 @@
-//! The operator console: three static files from `web/`, compiled into the
+//! The operator console: four static files from `web/`, compiled into the
 //! binary, so it works offline and needs nothing installed.
 
 use axum::http::{HeaderValue, header};
@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../../../../web/index.html");
 const SCRIPT: &str = include_str!("../../../../web/app.js");
 const STYLE: &str = include_str!("../../../../web/app.css");
+const TRAINING: &str = include_str!("../../../../web/training.js");
 
 /// Only this server's own scripts, styles and connections (sockets included).
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -46,6 +47,13 @@ pub async fn index() -> Response {
 #[utoipa::path(get, path = "/assets/app.js", tag = "console", responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn script() -> Response {
     asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// `GET /assets/training.js`
+/// The console's learning and training panels.
+#[utoipa::path(get, path = "/assets/training.js", tag = "console", responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn training_script() -> Response {
+    asset(TRAINING, "text/javascript; charset=utf-8")
 }
 
 /// `GET /assets/app.css`

@@ -174,3 +174,107 @@ async fn sign_in_chat_history_two_tabs_and_sign_out_in_chromium() {
     ana.quit().await;
     bob.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_and_training_panels_in_chromium() {
+    if !webdriver::installed() {
+        mongars_store::testing::skipped("chromium or chromedriver missing");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.add_user("ana", "secret-password", Role::User).await;
+    app.add_user("root", "secret-password", Role::Admin).await;
+    let driver = Driver::start().await;
+    let page = driver.browser().await;
+    let sign_in = |name: &'static str| {
+        let page = &page;
+        let base = app.base.clone();
+        async move {
+            page.goto(&base).await;
+            page.wait(
+                "window.monGARS && window.monGARS.ready",
+                "the console script",
+            )
+            .await;
+            page.type_into("#username", name).await;
+            page.type_into("#password", "secret-password").await;
+            page.click("#login-form button[type=submit]").await;
+            page.wait(
+                "document.getElementById('link').textContent === 'live'",
+                "the socket",
+            )
+            .await;
+        }
+    };
+
+    // A user turns consent on, rates a reply and adds an example with an
+    // e-mail address in it.
+    sign_in("ana").await;
+    page.type_into("#message", "Hello").await;
+    page.click("#send").await;
+    page.wait(
+        "document.querySelector('#messages li.assistant .rate button[data-rating=up]') !== null",
+        "rating buttons under the reply",
+    )
+    .await;
+    page.click("nav [data-panel=learning]").await;
+    page.wait(
+        "document.getElementById('consent').checked === false",
+        "consent off",
+    )
+    .await;
+    page.click("#consent").await;
+    page.wait(
+        "document.getElementById('learning-status').textContent.includes('on')",
+        "consent on",
+    )
+    .await;
+    page.type_into("#example-prompt", "How do I reach you?")
+        .await;
+    page.type_into("#example-response", "Write to ana@example.org. over.")
+        .await;
+    page.click("#example-add button[type=submit]").await;
+    page.wait(
+        "document.getElementById('learning-status').textContent.includes('waits for review')",
+        "the example held for review",
+    )
+    .await;
+    page.click("nav [data-panel=chat]").await;
+    page.click("#messages li.assistant .rate button[data-rating=up]")
+        .await;
+    page.wait(
+        "document.querySelector('#messages li.assistant .rate button[data-rating=up]').getAttribute('aria-pressed') === 'true'",
+        "the rating recorded",
+    )
+    .await;
+    page.click("#logout").await;
+
+    // The admin approves the held sample, builds a version and sees it.
+    sign_in("root").await;
+    page.click("nav [data-panel=training]").await;
+    page.wait(
+        "document.getElementById('review').textContent.includes('[EMAIL]')",
+        "the held sample, with its placeholder",
+    )
+    .await;
+    page.click("#review button").await;
+    page.wait(
+        "document.getElementById('review-counts').textContent.startsWith('2 ready, 0 held')",
+        "the sample approved",
+    )
+    .await;
+    page.click("#dataset-build").await;
+    page.wait(
+        "document.getElementById('datasets').textContent.includes('v1')",
+        "the new dataset version",
+    )
+    .await;
+    assert!(page.text("#adapter-serving").await.contains("bare model"));
+    std::fs::write(
+        artifacts().join("console-training.png"),
+        page.screenshot().await,
+    )
+    .unwrap();
+    page.quit().await;
+    drop(driver);
+}

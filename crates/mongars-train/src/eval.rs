@@ -2,8 +2,10 @@
 //! over a set of examples (the assistant's tokens of each chat).
 
 use crate::lora::Lora;
-use crate::loss::{Example, sft_loss};
+use crate::loss::{Example, mntp_eval, sft_loss};
 use crate::model::Llama;
+use crate::rng::Rng;
+use crate::trainer::Objective;
 
 /// The perplexity of `examples` under the model with `lora` (or without).
 pub fn perplexity(model: &Llama, lora: Option<&Lora>, examples: &[Example]) -> crate::Result<f64> {
@@ -104,6 +106,48 @@ impl Best {
                 })
             })
             .collect()
+    }
+}
+
+/// The masked perplexity of `examples` under MNTP: `exp` of the mean
+/// negative log-likelihood at masked positions, the masks drawn from
+/// `seed` (the same masks for every evaluation of a run).
+pub fn masked_perplexity(
+    model: &Llama,
+    lora: Option<&Lora>,
+    examples: &[Example],
+    mask_token: u32,
+    ratio: f32,
+    seed: u64,
+) -> crate::Result<f64> {
+    let mut rng = Rng::new(seed);
+    let (mut nll, mut count) = (0f64, 0f64);
+    for e in examples {
+        let (loss, masked) = mntp_eval(model, lora, &e.tokens, mask_token, ratio, &mut rng)?;
+        nll += f64::from(loss) * masked as f64;
+        count += masked as f64;
+    }
+    if count == 0.0 {
+        return Err(crate::TrainError::Invalid("nothing to evaluate".into()));
+    }
+    Ok((nll / count).exp())
+}
+
+/// Both scores of a model with `lora` for `objective`: perplexity of the
+/// replies for supervised runs, masked perplexity for MNTP.
+pub fn scores_for(
+    objective: Objective,
+    model: &Llama,
+    lora: Option<&Lora>,
+    held_out: &[Example],
+    general: &[Example],
+) -> crate::Result<Scores> {
+    match objective {
+        Objective::Supervised => scores(model, lora, held_out, general),
+        Objective::Mntp { mask_token, ratio } => Ok(Scores {
+            held_out: masked_perplexity(model, lora, held_out, mask_token, ratio, 17)?,
+            general: masked_perplexity(model, lora, general, mask_token, ratio, 17)?,
+        }),
     }
 }
 

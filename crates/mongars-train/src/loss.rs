@@ -59,17 +59,15 @@ pub fn sft_loss(
     masked_nll(&logits, &example.tokens[1..], &weights)
 }
 
-/// The MNTP loss of `tokens`: a `ratio` of positions (never the first) are
-/// replaced by `mask_token`; the output at `i - 1` predicts the original
-/// token at a masked `i`.
-pub fn mntp_loss(
-    model: &Llama,
-    lora: Option<&Lora>,
+/// `tokens` with a `ratio` of positions (never the first, at least one)
+/// replaced by `mask_token`, and the weight of each next-token target (1 at
+/// the masked ones).
+fn mask(
     tokens: &[u32],
     mask_token: u32,
     ratio: f32,
     rng: &mut Rng,
-) -> crate::Result<Tensor> {
+) -> crate::Result<(Vec<u32>, Vec<f32>)> {
     let n = tokens.len();
     if n < 2 {
         return Err(crate::TrainError::Invalid(
@@ -89,6 +87,40 @@ pub fn mntp_loss(
         input[i] = mask_token;
         weights[i - 1] = 1.0;
     }
+    Ok((input, weights))
+}
+
+/// The MNTP loss of `tokens` as evaluated: masks drawn from `rng`, no
+/// dropout. Returns the mean loss and how many positions were masked.
+pub fn mntp_eval(
+    model: &Llama,
+    lora: Option<&Lora>,
+    tokens: &[u32],
+    mask_token: u32,
+    ratio: f32,
+    rng: &mut Rng,
+) -> crate::Result<(f32, usize)> {
+    let (input, weights) = mask(tokens, mask_token, ratio, rng)?;
+    let n = tokens.len();
+    let logits = model.forward(&input, lora, Attention::Bidirectional, None)?;
+    let logits = logits.narrow(0, 0, n - 1)?;
+    let loss = masked_nll(&logits, &tokens[1..], &weights)?.to_scalar::<f32>()?;
+    Ok((loss, weights.iter().filter(|w| **w > 0.0).count()))
+}
+
+/// The MNTP loss of `tokens`: a `ratio` of positions (never the first) are
+/// replaced by `mask_token`; the output at `i - 1` predicts the original
+/// token at a masked `i`.
+pub fn mntp_loss(
+    model: &Llama,
+    lora: Option<&Lora>,
+    tokens: &[u32],
+    mask_token: u32,
+    ratio: f32,
+    rng: &mut Rng,
+) -> crate::Result<Tensor> {
+    let n = tokens.len();
+    let (input, weights) = mask(tokens, mask_token, ratio, rng)?;
     let logits = model.forward(&input, lora, Attention::Bidirectional, Some(rng))?;
     let logits = logits.narrow(0, 0, n - 1)?;
     masked_nll(&logits, &tokens[1..], &weights)

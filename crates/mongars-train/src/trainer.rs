@@ -86,6 +86,11 @@ impl<'m> Trainer<'m> {
         })
     }
 
+    /// The settings the run was made with.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
     pub fn steps_done(&self) -> usize {
         self.step
     }

@@ -103,6 +103,12 @@ pub enum DatasetCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainObjective {
+    Supervised,
+    Mntp,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
     /// Train an adapter on a JSONL file of `{"prompt": ..., "response": ...}`
@@ -136,6 +142,12 @@ pub enum TrainCommand {
         /// Continue the run whose checkpoint is in the output folder.
         #[arg(long, requires = "out")]
         resume: bool,
+        /// `supervised`: a chat adapter trained on the responses. `mntp`
+        /// (with --data): masked next-token prediction with bidirectional
+        /// attention (LLM2Vec), an adapter for sentence embeddings from the
+        /// generator, gated on masked perplexity; not a chat adapter.
+        #[arg(long, value_enum, default_value_t = TrainObjective::Supervised)]
+        objective: TrainObjective,
     },
     /// Dataset versions built from users' consented samples.
     #[command(subcommand)]

@@ -86,6 +86,50 @@ fn a_run_writes_an_adapter_and_its_record_and_resumes_from_its_checkpoint() {
 }
 
 #[test]
+fn an_mntp_run_trains_an_embedding_adapter_gated_on_masked_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("samples.jsonl");
+    let lines: Vec<String> = mongars_train::corpus::style_corpus(5, 16)
+        .iter()
+        .map(|(q, a)| serde_json::json!({"prompt": q, "response": a}).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let out = dir.path().join("mntp");
+    let (data_s, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let done = run(
+        dir.path(),
+        &[
+            "train",
+            "run",
+            "--data",
+            data_s,
+            "--out",
+            out_s,
+            "--steps",
+            "2",
+            "--objective",
+            "mntp",
+        ],
+    );
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("adapter.json")).unwrap()).unwrap();
+    assert_eq!(record["objective"], "mntp");
+    assert_eq!(record["steps"], 2);
+    for key in ["held_out_perplexity_before", "held_out_perplexity_after"] {
+        let v = record[key].as_f64().unwrap();
+        assert!(v.is_finite() && v > 1.0, "{key}: {v}");
+    }
+    assert!(out.join("adapter.gguf").is_file());
+    let refused = run(
+        dir.path(),
+        &["train", "run", "--dataset", "latest", "--objective", "mntp"],
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("MNTP runs take a file"));
+}
+
+#[test]
 fn bad_sample_files_are_refused_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bad.jsonl");

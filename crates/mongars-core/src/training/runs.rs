@@ -56,7 +56,7 @@ impl RunQueue {
             return Err(CoreError::validation(
                 "objective",
                 "runs in the server train chat adapters (supervised); MNTP embedding runs \
-                 are made with `mongars train run --objective mntp`",
+                 are made with `mongars train run --data FILE --objective mntp`",
             ));
         }
         let dataset = match dataset_id {

@@ -184,6 +184,20 @@ impl EmbeddedBackend {
         self.tokenize(messages)
     }
 
+    /// The one token `text` is (special tokens included), if it is one.
+    pub fn single_token(&self, text: &str) -> Option<u32> {
+        let engine = self.current();
+        let tokens = engine
+            .shared
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), false, true);
+        match tokens[..] {
+            [t] => u32::try_from(t.0).ok(),
+            _ => None,
+        }
+    }
+
     /// The text of `tokens` (special tokens as nothing).
     pub fn detokenize(&self, tokens: &[u32]) -> String {
         let engine = self.current();

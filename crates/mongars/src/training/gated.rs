@@ -4,9 +4,9 @@
 
 use super::Sets;
 use anyhow::Context;
-use mongars_train::eval::{Best, Gate, Scores, scores};
+use mongars_train::eval::{Best, Gate, Scores, scores_for};
 use mongars_train::model::Llama;
-use mongars_train::trainer::{Progress, Trainer};
+use mongars_train::trainer::{Objective, Progress, Trainer};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ pub struct Gated {
     pub eval_every: usize,
     /// Training time allowed, over all its stretches.
     pub budget: Duration,
+    /// What the scores measure (perplexity of replies, or masked).
+    pub objective: Objective,
     before: Option<Scores>,
     last: Option<Scores>,
     best: Best,
@@ -79,6 +81,7 @@ impl Gated {
             gate,
             eval_every: eval_every.max(1),
             budget,
+            objective: Objective::Supervised,
             before: None,
             last: None,
             best: Best::default(),
@@ -86,6 +89,13 @@ impl Gated {
             seconds: 0.0,
             step_seconds: Vec::new(),
         }
+    }
+
+    /// Scores measured for `objective` (MNTP runs are gated on masked
+    /// perplexity).
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
     }
 
     /// Tokens trained on so far.
@@ -161,7 +171,7 @@ impl Gated {
         let before = match self.before {
             Some(b) => b,
             None => {
-                let b = scores(model, None, sets.held_out, sets.general)?;
+                let b = scores_for(self.objective, model, None, sets.held_out, sets.general)?;
                 self.before = Some(b);
                 b
             }
@@ -177,7 +187,13 @@ impl Gated {
             self.seconds = elapsed(spent);
             let end = run.finished() || self.seconds >= self.budget.as_secs_f64();
             if p.step % self.eval_every == 0 || end {
-                let last = scores(model, Some(&run.lora), sets.held_out, sets.general)?;
+                let last = scores_for(
+                    self.objective,
+                    model,
+                    Some(&run.lora),
+                    sets.held_out,
+                    sets.general,
+                )?;
                 self.last = Some(last);
                 let kept = self
                     .best
@@ -204,11 +220,17 @@ impl Gated {
     pub fn finish(self, run: &mut Trainer, model: &Llama, sets: &Sets) -> anyhow::Result<Outcome> {
         let before = match self.before {
             Some(b) => b,
-            None => scores(model, None, sets.held_out, sets.general)?,
+            None => scores_for(self.objective, model, None, sets.held_out, sets.general)?,
         };
         let last = match self.last {
             Some(l) => l,
-            None => scores(model, Some(&run.lora), sets.held_out, sets.general)?,
+            None => scores_for(
+                self.objective,
+                model,
+                Some(&run.lora),
+                sets.held_out,
+                sets.general,
+            )?,
         };
         let (after, kept_step) = match self.best.scores {
             Some(s) => {
@@ -240,7 +262,7 @@ pub fn train_gated(
     budget: Duration,
     mut each: impl FnMut(&Progress, f64, &Trainer) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
-    let mut g = Gated::new(gate, eval_every, budget);
+    let mut g = Gated::new(gate, eval_every, budget).with_objective(run.options().objective);
     g.train(run, model, sets, |p, rate, run| {
         each(p, rate, run).map(|()| false)
     })?;

@@ -113,20 +113,40 @@ struct Record {
     held_out_perplexity_after: f64,
     general_perplexity_before: f64,
     general_perplexity_after: f64,
+    /// `supervised`, or `mntp` (perplexities are then masked ones).
+    objective: &'static str,
     rank: usize,
     alpha: f32,
     targets: Vec<String>,
     layers: Vec<usize>,
 }
 
-pub async fn run(
-    data: PathBuf,
-    out: Option<PathBuf>,
-    minutes: Option<f64>,
-    steps: Option<usize>,
-    resume: bool,
-    settings: Settings,
-) -> anyhow::Result<i32> {
+/// What `mongars train run --data` was asked for.
+pub struct FileRun {
+    pub data: PathBuf,
+    pub out: Option<PathBuf>,
+    pub minutes: Option<f64>,
+    pub steps: Option<usize>,
+    pub resume: bool,
+    /// Masked next-token prediction instead of supervised replies.
+    pub mntp: bool,
+}
+
+/// The token MNTP masks with: the generator has no mask token of its own;
+/// like LLM2Vec for such models, an underscore.
+const MASK: &str = "_";
+/// Share of tokens masked by MNTP.
+const MASK_RATIO: f32 = 0.2;
+
+pub async fn run(cmd: FileRun, settings: Settings) -> anyhow::Result<i32> {
+    let FileRun {
+        data,
+        out,
+        minutes,
+        steps,
+        resume,
+        mntp,
+    } = cmd;
     let t = settings.training.clone();
     let (samples, with_pii) = redacted(read_samples(&data)?);
     if with_pii > 0 {
@@ -184,7 +204,16 @@ pub async fn run(
             weight_decay: t.weight_decay,
             ..Default::default()
         },
-        objective: Objective::Supervised,
+        objective: if mntp {
+            Objective::Mntp {
+                mask_token: engine
+                    .single_token(MASK)
+                    .context("the model has no single token for the MNTP mask")?,
+                ratio: MASK_RATIO,
+            }
+        } else {
+            Objective::Supervised
+        },
     };
     let checkpoint = out.join("checkpoint.safetensors");
     let mut run = if resume {
@@ -262,6 +291,7 @@ pub async fn run(
         held_out_perplexity_after: after.held_out,
         general_perplexity_before: before.general,
         general_perplexity_after: after.general,
+        objective: if mntp { "mntp" } else { "supervised" },
         rank: lora.rank,
         alpha: lora.alpha,
         targets: t.targets.clone(),

@@ -4,7 +4,7 @@
 mod dataset;
 mod file;
 
-use crate::cli::TrainCommand;
+use crate::cli::{TrainCommand, TrainObjective};
 use mongars_config::Settings;
 
 pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
@@ -15,8 +15,24 @@ pub async fn run(cmd: TrainCommand, settings: Settings) -> anyhow::Result<i32> {
             minutes,
             steps,
             resume,
+            objective,
             ..
-        } => file::run(data, out, minutes, steps, resume, settings).await,
+        } => {
+            let run = file::FileRun {
+                data,
+                out,
+                minutes,
+                steps,
+                resume,
+                mntp: objective == TrainObjective::Mntp,
+            };
+            file::run(run, settings).await
+        }
+        TrainCommand::Run {
+            dataset: Some(_),
+            objective: TrainObjective::Mntp,
+            ..
+        } => anyhow::bail!("dataset versions train chat adapters; MNTP runs take a file (--data)"),
         TrainCommand::Run {
             dataset: Some(dataset),
             minutes,

@@ -36,6 +36,10 @@ pub struct TrainingSettings {
     pub min_improvement: f64,
     /// ...and the shipped general set's rises by less than this share.
     pub max_general_regression: f64,
+    /// Share of each run's training examples taken from the shipped replay
+    /// set of everyday exchanges, so that learning one user's style does
+    /// not unlearn the rest (0: none).
+    pub replay_share: f64,
     /// Run queued training runs in the server (only while it is idle).
     pub scheduler: bool,
     /// The server is idle after this many minutes without a chat.
@@ -106,6 +110,11 @@ pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, St
         t.max_general_regression > 0.0,
         "training.max_general_regression",
         "must be positive".into(),
+    );
+    check(
+        (0.0..0.9).contains(&t.replay_share),
+        "training.replay_share",
+        "must be at least 0 and below 0.9".into(),
     );
     check(
         (0.0..=10_080.0).contains(&t.idle_minutes),

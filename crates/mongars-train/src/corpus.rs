@@ -1,7 +1,8 @@
-//! Text for the training benches and tests, written for the project:
-//! a fixed general set of everyday questions with plain helpful answers
-//! (the check that an adapter does not make the model worse at everything
-//! else), and a generator of one user's chats whose answers always take the
+//! Text for training, its benches and tests, written for the project: a
+//! fixed general set of everyday questions with plain helpful answers (the
+//! check that an adapter does not make the model worse at everything
+//! else), a separate replay set of the same kind mixed into training so
+//! that a run keeps answering everything else as before, and a generator of one user's chats whose answers always take the
 //! same distinctive form (lower case, terse, signed "over."), the style an
 //! adapter should learn.
 
@@ -12,11 +13,29 @@ pub type Chat = (String, String);
 
 /// The shipped general set (24 exchanges).
 pub fn general_set() -> Vec<Chat> {
-    include_str!("../data/general.tsv")
-        .lines()
+    tsv(include_str!("../data/general.tsv"))
+}
+
+/// The shipped replay set (32 exchanges, none of them in the general set).
+pub fn replay_set() -> Vec<Chat> {
+    tsv(include_str!("../data/replay.tsv"))
+}
+
+fn tsv(text: &str) -> Vec<Chat> {
+    text.lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(q, a)| (q.to_string(), a.to_string()))
         .collect()
+}
+
+/// How many replay exchanges go with `n` of the user's so that they are
+/// `share` of the whole (none for a share of 0, at most `available`).
+pub fn replay_count(n: usize, share: f64, available: usize) -> usize {
+    if share <= 0.0 || n == 0 {
+        return 0;
+    }
+    let want = (n as f64 * share / (1.0 - share).max(1e-9)).round() as usize;
+    want.clamp(1, available)
 }
 
 const CAPITALS: [(&str, &str); 16] = [
@@ -115,6 +134,22 @@ pub fn style_corpus(seed: u64, n: usize) -> Vec<Chat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_is_apart_from_the_general_set_and_sized_by_its_share() {
+        let (general, replay) = (general_set(), replay_set());
+        assert_eq!(replay.len(), 32);
+        assert!(
+            replay
+                .iter()
+                .all(|(q, _)| general.iter().all(|(g, _)| g != q))
+        );
+        assert!(replay.iter().all(|(q, a)| !q.is_empty() && !a.is_empty()));
+        assert_eq!(replay_count(12, 0.25, 32), 4);
+        assert_eq!(replay_count(300, 0.25, 32), 32);
+        assert_eq!(replay_count(12, 0.0, 32), 0);
+        assert_eq!(replay_count(1, 0.1, 32), 1);
+    }
 
     #[test]
     fn the_sets_are_what_they_say() {

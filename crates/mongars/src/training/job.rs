@@ -78,7 +78,9 @@ pub async fn execute(
             .map(|i| example(&engine, &i.prompt, &i.response))
             .collect()
     };
-    let (train, held) = (to_examples(Split::Train)?, to_examples(Split::HeldOut)?);
+    let (own, held) = (to_examples(Split::Train)?, to_examples(Split::HeldOut)?);
+    let users = own.len();
+    let train = super::with_replay(&ctx.engine, own, ctx.settings.training.replay_share)?;
     let general: Vec<Example> = general_set()
         .iter()
         .map(|(q, a)| example(&ctx.engine, q, a))
@@ -181,7 +183,8 @@ pub async fn execute(
             "general_perplexity_after": a.general,
             "kept_step": outcome.kept_step,
             "candidate": outcome.kept_step.is_some(),
-            "samples_train": train.len(),
+            "samples_train": users,
+            "replay_examples": train.len() - users,
             "samples_held_out": held.len(),
             "training_seconds": outcome.seconds,
             "tokens_per_second": outcome.tokens_per_second(),

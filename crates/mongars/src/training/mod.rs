@@ -46,6 +46,21 @@ pub fn example(engine: &EmbeddedBackend, prompt: &str, response: &str) -> anyhow
     Ok(Example { tokens, assistant })
 }
 
+/// `train` followed by enough exchanges of the shipped replay set to make
+/// `share` of the whole (see `training.replay_share`).
+pub fn with_replay(
+    engine: &EmbeddedBackend,
+    mut train: Vec<Example>,
+    share: f64,
+) -> anyhow::Result<Vec<Example>> {
+    let replay = mongars_train::corpus::replay_set();
+    let n = mongars_train::corpus::replay_count(train.len(), share, replay.len());
+    for (q, a) in replay.iter().take(n) {
+        train.push(example(engine, q, a)?);
+    }
+    Ok(train)
+}
+
 /// The candidate gate of the `[training]` settings.
 pub fn gate(t: &TrainingSettings) -> Gate {
     Gate {

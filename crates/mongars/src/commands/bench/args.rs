@@ -64,6 +64,9 @@ pub struct TrainBenchArgs {
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Share of replay exchanges in training (default: training.replay_share).
+    #[arg(long)]
+    pub replay: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -74,7 +74,9 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         model.config.hidden,
         model.config.vocab
     );
-    let train = examples(&engine, &style_corpus(1, args.examples))?;
+    let own = examples(&engine, &style_corpus(1, args.examples))?;
+    let share = args.replay.unwrap_or(settings.training.replay_share);
+    let train = crate::training::with_replay(&engine, own, share)?;
     let held_out = examples(&engine, &style_corpus(2, args.examples / 4))?;
     let general = examples(&engine, &general_set())?;
     let end = examples(&engine, &[("x".into(), "x".into())])?
@@ -103,11 +105,12 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
     };
     let mut run = Trainer::new(&model, lora.clone(), options)?;
     println!(
-        "LoRA rank {} on q, k, v, o of the top {} blocks: {} trainable parameters; {} training chats, {} held out, {} general",
+        "LoRA rank {} on q, k, v, o of the top {} blocks: {} trainable parameters; {} training chats ({} of them replay), {} held out, {} general",
         lora.rank,
         args.layers,
         run.lora.parameters(),
         train.len(),
+        train.len() - args.examples,
         held_out.len(),
         general.len()
     );

@@ -101,6 +101,8 @@ struct Record {
     base_model_sha256: String,
     dataset_sha256: String,
     samples_train: usize,
+    /// Exchanges of the shipped replay set trained on with them.
+    replay_examples: usize,
     /// Samples whose personal data was replaced.
     samples_redacted: usize,
     samples_held_out: usize,
@@ -180,6 +182,8 @@ pub async fn run(cmd: FileRun, settings: Settings) -> anyhow::Result<i32> {
             .collect()
     };
     let (train_set, held_set) = (to_examples(&train)?, to_examples(&held)?);
+    let own = train_set.len();
+    let train_set = crate::training::with_replay(&engine, train_set, t.replay_share)?;
     let general: Vec<Example> = general_set()
         .iter()
         .map(|(q, a)| example(&engine, q, a))
@@ -280,7 +284,8 @@ pub async fn run(cmd: FileRun, settings: Settings) -> anyhow::Result<i32> {
         base_model: model_path.display().to_string(),
         base_model_sha256: sha256_file(&model_path)?,
         dataset_sha256: sha256_file(&data)?,
-        samples_train: train_set.len(),
+        samples_train: own,
+        replay_examples: train_set.len() - own,
         samples_redacted: with_pii,
         samples_held_out: held_set.len(),
         steps: outcome.steps,

@@ -36,6 +36,29 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The served engine's greedy reply to `question` (at most 24 tokens).
+async fn served_reply(engine: &EmbeddedBackend, question: &str) -> anyhow::Result<String> {
+    use mongars_core::domain::{
+        ChatMessage, ChatRole, GenerationEvent, GenerationRequest, ModelRole, SamplingParams,
+    };
+    use mongars_core::ports::LlmBackend;
+    let mut rx = engine
+        .generate(GenerationRequest {
+            messages: vec![ChatMessage::new(ChatRole::User, question)],
+            sampling: SamplingParams::greedy(24),
+            role: ModelRole::General,
+        })
+        .await?;
+    let mut text = String::new();
+    while let Some(event) = rx.recv().await {
+        match event? {
+            GenerationEvent::Delta(d) => text.push_str(&d),
+            GenerationEvent::Done(_) => break,
+        }
+    }
+    Ok(text)
+}
+
 /// Greedy reply of at most `max` tokens from our own forward pass.
 fn greedy(
     model: &Llama,
@@ -122,6 +145,7 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         general: &general,
     };
     let budget = Duration::from_secs_f64(args.minutes * 60.0);
+    let cpu_start = crate::training::job::process_cpu_seconds();
     let outcome = train_gated(
         &mut run,
         &model,
@@ -138,6 +162,7 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         },
     )?;
     let (before, after) = (outcome.before, outcome.after);
+    let cpu = crate::training::job::process_cpu_seconds() - cpu_start;
     let adapter =
         std::env::temp_dir().join(format!("mongars-bench-style-{}.gguf", std::process::id()));
     mongars_train::adapter::write_gguf(
@@ -170,6 +195,38 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
             tuned.trim()
         );
     }
+    // The same questions through the served engine (llama.cpp), greedy,
+    // without and with the adapter switched in as an operator would.
+    let served = |adapter: Option<std::path::PathBuf>| {
+        let engine = &engine;
+        let questions = &questions;
+        async move {
+            let file = adapter.map(|path| mongars_llm::embedded::AdapterFile {
+                id: "bench".into(),
+                path,
+                scale: 1.0,
+            });
+            engine.switch(file.as_ref())?;
+            let mut styled = 0;
+            for (q, _) in questions {
+                let reply = served_reply(engine, q).await?;
+                styled += usize::from(reply.trim_end().ends_with("over."));
+                println!(
+                    "    served{}: {}",
+                    if file.is_some() {
+                        " with the adapter"
+                    } else {
+                        ""
+                    },
+                    reply.trim()
+                );
+            }
+            anyhow::Ok(styled)
+        }
+    };
+    println!("replies of the served engine (llama.cpp, greedy):");
+    let served_base = served(None).await?;
+    let served_tuned = served(Some(adapter.clone())).await?;
     let steps = outcome.step_seconds.len();
     let mean_step = outcome.step_seconds.iter().sum::<f64>() / steps.max(1) as f64;
     println!(
@@ -185,6 +242,11 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
     );
     let _ = std::fs::remove_file(&adapter);
     println!(
+        "energy estimate: {cpu:.0} CPU s x {} W a core = {:.2} Wh (training and its evaluations)",
+        t.watts_per_core,
+        cpu * t.watts_per_core / 3600.0
+    );
+    println!(
         "perplexity: held-out {:.2} -> {:.2} ({:+.1}%), general {:.2} -> {:.2} ({:+.1}%)",
         before.held_out,
         after.held_out,
@@ -194,12 +256,20 @@ pub async fn run(settings: Settings, args: TrainBenchArgs) -> anyhow::Result<i32
         (after.general / before.general - 1.0) * 100.0
     );
     println!(
-        "style (\"... over.\"): {styled_base}/{} replies without the adapter, {styled_tuned}/{} with it",
+        "style (\"... over.\"): {styled_base}/{} replies without the adapter, {styled_tuned}/{} with it (our forward pass); served engine {served_base}/{} without, {served_tuned}/{} with",
+        questions.len(),
+        questions.len(),
         questions.len(),
         questions.len()
     );
-    let ok = gate.passes(before, after);
-    if !ok {
+    let styled = served_base == 0 && served_tuned == questions.len();
+    if !styled {
+        println!(
+            "FAILED: the served engine's replies must show the style with the adapter and not without it"
+        );
+    }
+    let ok = gate.passes(before, after) && styled;
+    if !gate.passes(before, after) {
         println!(
             "FAILED: the held-out perplexity must fall by {:.0}% or more and the general set's rise by less than {:.0}%",
             gate.min_improvement * 100.0,

@@ -101,12 +101,19 @@ pub async fn run(
         run.id, run.dataset_id, run.steps_total
     );
     let engine = crate::training::load_engine(&settings).await?;
+    let started = std::time::Instant::now();
     let notify = Arc::new(
-        |r: &mongars_core::training::model::TrainingRun, rate: Option<f64>| {
+        move |r: &mongars_core::training::model::TrainingRun, rate: Option<f64>| {
             if let (Some(rate), Some(loss)) = (rate, r.loss) {
+                let per_step = started.elapsed().as_secs_f64() / r.steps_done.max(1) as f64;
+                let left = (r.steps_total - r.steps_done).max(0) as f64;
                 println!(
-                    "step {:>4}/{}  loss {:.4}  {:.0} tokens/s",
-                    r.steps_done, r.steps_total, loss, rate
+                    "step {:>4}/{}  loss {:.4}  {:.0} tokens/s  ETA {:.0} s",
+                    r.steps_done,
+                    r.steps_total,
+                    loss,
+                    rate,
+                    per_step * left
                 );
             }
         },

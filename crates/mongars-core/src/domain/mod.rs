@@ -5,6 +5,7 @@ mod api_key;
 mod chat;
 mod memory;
 mod role;
+pub mod training;
 mod turn;
 mod user;
 

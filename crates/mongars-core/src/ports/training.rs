@@ -1,7 +1,7 @@
 //! Storage of what training learns from and what it makes.
 
 use super::RepoError;
-use crate::training::model::{
+use crate::domain::training::{
     Adapter, Dataset, DatasetItem, Rating, Sample, SampleStatus, TrainingRun,
 };
 use async_trait::async_trait;

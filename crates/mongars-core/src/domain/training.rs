@@ -1,4 +1,5 @@
-//! What curation, datasets, runs and the adapter registry are made of.
+//! What curation, datasets, runs and the adapter registry are made of
+//! (used through `training::model`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

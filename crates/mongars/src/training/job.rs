@@ -5,7 +5,7 @@
 //! at every step, and at the end the adapter written and, when it passed
 //! its gate, registered as a candidate.
 
-use super::{Gated, Sets, Stop, example, gate};
+use super::{Gated, Sets, Stop, example, gate, lora_options, run_options};
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::ports::RunRepository;
@@ -15,11 +15,9 @@ use mongars_core::training::registry::{AdapterRegistry, NewAdapter, sha256_file}
 use mongars_llm::embedded::EmbeddedBackend;
 use mongars_train::adapter::{AdapterInfo, write_gguf};
 use mongars_train::corpus::general_set;
-use mongars_train::lora::{LoraOptions, Target};
 use mongars_train::loss::Example;
 use mongars_train::model::load_gguf;
-use mongars_train::optim::AdamWOptions;
-use mongars_train::trainer::{Objective, RunOptions, Trainer};
+use mongars_train::trainer::{Objective, Trainer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +59,25 @@ pub fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
+/// Record that `run` failed (its latest saved state, or `run` itself when
+/// none was saved) and tell `notify`.
+pub async fn mark_failed(
+    runs: &dyn RunRepository,
+    run: TrainingRun,
+    notify: Option<&Notify>,
+) -> anyhow::Result<()> {
+    let mut failed = runs.get(&run.id).await?.unwrap_or(run);
+    failed.status = RunStatus::Failed;
+    failed.error_code = Some("training.failed".into());
+    failed.updated_at = chrono::Utc::now();
+    failed.finished_at = Some(failed.updated_at);
+    runs.save(&failed).await?;
+    if let Some(notify) = notify {
+        notify(&failed, None);
+    }
+    Ok(())
+}
+
 /// Carry out `run` (already claimed) until it finishes or `pause` answers
 /// true after a step. Returns the run as saved.
 pub async fn execute(
@@ -95,27 +112,8 @@ pub async fn execute(
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         let model_path = settings.llm.embedded.model_path.clone();
         let model = load_gguf(&model_path).context("llm.embedded.model_path")?;
-        let n = model.config.layers;
-        let lora = LoraOptions {
-            rank: t.rank,
-            alpha: t.alpha,
-            dropout: t.dropout,
-            targets: t.targets.iter().filter_map(|x| Target::parse(x)).collect(),
-            layers: (n.saturating_sub(t.layers)..n).collect(),
-        };
-        let total = (run.steps_total.max(1)) as usize;
-        let options = RunOptions {
-            steps: total,
-            accumulation: t.accumulation,
-            warmup: (total / 10).max(1),
-            seed: t.seed,
-            adamw: AdamWOptions {
-                lr: t.learning_rate,
-                weight_decay: t.weight_decay,
-                ..Default::default()
-            },
-            objective: Objective::Supervised,
-        };
+        let lora = lora_options(t, model.config.layers);
+        let options = run_options(t, run.steps_total.max(1) as usize, Objective::Supervised);
         let budget = Duration::from_secs_f64(t.max_minutes * 60.0);
         let checkpoint = dir.join("checkpoint.safetensors");
         let resumed = checkpoint.is_file() && dir.join("gated.json").is_file();

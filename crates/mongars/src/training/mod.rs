@@ -16,8 +16,11 @@ use mongars_config::{Settings, TrainingSettings};
 use mongars_core::domain::{ChatMessage, ChatRole};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend};
 use mongars_train::eval::Gate;
+use mongars_train::lora::{LoraOptions, Target};
 use mongars_train::loss::Example;
 use mongars_train::model::{Llama, load_gguf};
+use mongars_train::optim::AdamWOptions;
+use mongars_train::trainer::{Objective, RunOptions};
 
 /// The embedded engine with one sequence: training only uses it to write
 /// chats as tokens.
@@ -59,6 +62,35 @@ pub fn with_replay(
         train.push(example(engine, q, a)?);
     }
     Ok(train)
+}
+
+/// The LoRA of the `[training]` settings on the top blocks of a model of
+/// `layers` blocks.
+pub fn lora_options(t: &TrainingSettings, layers: usize) -> LoraOptions {
+    LoraOptions {
+        rank: t.rank,
+        alpha: t.alpha,
+        dropout: t.dropout,
+        targets: t.targets.iter().filter_map(|x| Target::parse(x)).collect(),
+        layers: (layers.saturating_sub(t.layers)..layers).collect(),
+    }
+}
+
+/// A run of `steps` steps with the `[training]` settings.
+pub fn run_options(t: &TrainingSettings, steps: usize, objective: Objective) -> RunOptions {
+    let steps = steps.max(1);
+    RunOptions {
+        steps,
+        accumulation: t.accumulation,
+        warmup: (steps / 10).max(1),
+        seed: t.seed,
+        adamw: AdamWOptions {
+            lr: t.learning_rate,
+            weight_decay: t.weight_decay,
+            ..Default::default()
+        },
+        objective,
+    }
 }
 
 /// The candidate gate of the `[training]` settings.

@@ -5,7 +5,7 @@
 //! step; it resumes at the next idle spell. Admins' sockets get a
 //! `training.run` event at every step and change.
 
-use super::job::{JobContext, Notify, execute};
+use super::job::{JobContext, Notify, execute, mark_failed};
 use mongars_core::auth::AuthService;
 use mongars_core::domain::Role;
 use mongars_core::ports::{Event, EventBus};
@@ -175,13 +175,7 @@ impl Scheduler {
             Err(e) => {
                 m.runs.with_label_values(&["failed"]).inc();
                 tracing::error!(run = %run.id, error = %format!("{e:#}"), "training run failed");
-                let mut failed = self.ctx.runs.get(&run.id).await?.unwrap_or(run);
-                failed.status = RunStatus::Failed;
-                failed.error_code = Some("training.failed".into());
-                failed.updated_at = chrono::Utc::now();
-                failed.finished_at = Some(failed.updated_at);
-                self.ctx.runs.save(&failed).await?;
-                (self.ctx.notify)(&failed, None);
+                mark_failed(self.ctx.runs.as_ref(), run, Some(&self.ctx.notify)).await?;
             }
         }
         Ok(())

@@ -4,11 +4,11 @@
 //! passing adapter registered as a candidate).
 
 use crate::cli::DatasetCommand;
-use crate::training::job::{JobContext, execute};
+use crate::training::job::{JobContext, execute, mark_failed};
 use crate::wiring::training::training_state;
 use anyhow::Context;
 use mongars_config::Settings;
-use mongars_core::training::model::{RunObjective, RunStatus};
+use mongars_core::training::model::RunObjective;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -129,12 +129,7 @@ pub async fn run(
     let done = match execute(ctx, t.runs.get(&run.id).await?, Arc::new(|| false)).await {
         Ok(done) => done,
         Err(e) => {
-            let mut failed = t.runs.get(&run.id).await?;
-            failed.status = RunStatus::Failed;
-            failed.error_code = Some("training.failed".into());
-            failed.updated_at = chrono::Utc::now();
-            failed.finished_at = Some(failed.updated_at);
-            t.runs.repository().save(&failed).await?;
+            mark_failed(t.runs.repository().as_ref(), run, None).await?;
             return Err(e);
         }
     };

@@ -1,15 +1,14 @@
 //! `mongars train run --data FILE`: a LoRA run on the embedded model from
 //! a file of samples, with the settings under `[training]`.
 
-use crate::training::{Sets, example, gate, load_models, train_gated};
+use crate::training::{Sets, example, gate, load_models, lora_options, run_options, train_gated};
 use anyhow::{Context, bail};
 use mongars_config::Settings;
+use mongars_core::training::registry::sha256_file;
 use mongars_train::adapter::{AdapterInfo, write_gguf};
 use mongars_train::corpus::general_set;
-use mongars_train::lora::{LoraOptions, Target};
 use mongars_train::loss::Example;
-use mongars_train::optim::AdamWOptions;
-use mongars_train::trainer::{Objective, RunOptions, Trainer};
+use mongars_train::trainer::{Objective, Trainer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -83,13 +82,6 @@ fn held_out(sample: &Sample, seed: u64, share: f64) -> bool {
     let d = h.finalize();
     let v = u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]));
     (v as f64 / u64::MAX as f64) < share
-}
-
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(format!("{:x}", h.finalize()))
 }
 
 /// What `adapter.json` records of a run.
@@ -189,36 +181,18 @@ pub async fn run(cmd: FileRun, settings: Settings) -> anyhow::Result<i32> {
         .map(|(q, a)| example(&engine, q, a))
         .collect::<anyhow::Result<_>>()?;
 
-    let n = model.config.layers;
-    let lora = LoraOptions {
-        rank: t.rank,
-        alpha: t.alpha,
-        dropout: t.dropout,
-        targets: t.targets.iter().filter_map(|x| Target::parse(x)).collect(),
-        layers: (n.saturating_sub(t.layers)..n).collect(),
+    let lora = lora_options(&t, model.config.layers);
+    let objective = if mntp {
+        Objective::Mntp {
+            mask_token: engine
+                .single_token(MASK)
+                .context("the model has no single token for the MNTP mask")?,
+            ratio: MASK_RATIO,
+        }
+    } else {
+        Objective::Supervised
     };
-    let total = steps.unwrap_or(t.steps).max(1);
-    let options = RunOptions {
-        steps: total,
-        accumulation: t.accumulation,
-        warmup: (total / 10).max(1),
-        seed: t.seed,
-        adamw: AdamWOptions {
-            lr: t.learning_rate,
-            weight_decay: t.weight_decay,
-            ..Default::default()
-        },
-        objective: if mntp {
-            Objective::Mntp {
-                mask_token: engine
-                    .single_token(MASK)
-                    .context("the model has no single token for the MNTP mask")?,
-                ratio: MASK_RATIO,
-            }
-        } else {
-            Objective::Supervised
-        },
-    };
+    let options = run_options(&t, steps.unwrap_or(t.steps), objective);
     let checkpoint = out.join("checkpoint.safetensors");
     let mut run = if resume {
         Trainer::resume(&model, lora.clone(), options, &checkpoint)

@@ -17,6 +17,7 @@ mod secret;
 mod secrets;
 mod settings;
 mod settings_memory;
+mod settings_peers;
 mod settings_realtime;
 mod settings_training;
 mod validate;

@@ -6,6 +6,7 @@ pub use crate::settings_memory::{
     EmbedPrecision, EmbedderKind, EmbeddingSettings, MemorySettings, ResearchSettings,
     WorkingMemorySettings,
 };
+pub use crate::settings_peers::{PEERS_BACKEND, PeerSettings, StaticPeer};
 pub use crate::settings_realtime::{RealtimeSettings, RedisSettings};
 pub use crate::settings_training::TrainingSettings;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ pub struct Settings {
     pub embeddings: EmbeddingSettings,
     pub research: ResearchSettings,
     pub training: TrainingSettings,
+    pub peers: PeerSettings,
     pub realtime: RealtimeSettings,
     pub redis: RedisSettings,
     pub metrics: MetricsSettings,

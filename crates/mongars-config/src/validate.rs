@@ -154,6 +154,7 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
     crate::validate_memory::validate(s, &mut check);
     crate::settings_realtime::validate(s, &mut check);
     crate::settings_training::validate(s, &mut check);
+    crate::settings_peers::validate(s, &mut check);
     check(
         level_ok(&s.logging.level),
         "logging.level",

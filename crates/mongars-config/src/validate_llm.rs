@@ -31,6 +31,11 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
             &key,
             "\"embedded\" is reserved for [llm.embedded]".into(),
         );
+        check(
+            name != crate::settings::PEERS_BACKEND,
+            &key,
+            "\"peers\" is reserved for [peers]".into(),
+        );
         let urls = b.urls();
         if used.contains(name) {
             check(
@@ -135,9 +140,11 @@ fn role_rules(
     );
     for b in &r.backends {
         check(
-            b == EMBEDDED_BACKEND || s.llm.backends.contains_key(b),
+            b == EMBEDDED_BACKEND
+                || b == crate::settings::PEERS_BACKEND
+                || s.llm.backends.contains_key(b),
             &format!("{key}.backends"),
-            format!("{b:?} is neither \"embedded\" nor a name from [llm.backends]"),
+            format!("{b:?} is neither \"embedded\", \"peers\" nor a name from [llm.backends]"),
         );
     }
     check(

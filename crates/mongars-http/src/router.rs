@@ -6,7 +6,7 @@ use crate::openapi::ApiDoc;
 use crate::routes::auth::{self, keys};
 use crate::routes::{
     adapters, console, conversation, embeddings, health, llm, memory, metrics, models, openai,
-    profile, review, runs, training, ui, users,
+    peers, profile, review, runs, training, ui, users,
 };
 use crate::state::AppState;
 use crate::ws;
@@ -130,6 +130,12 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(adapters::reject))
         .routes(routes!(adapters::activate))
         .routes(routes!(adapters::rollback))
+        // peers of this installation
+        .routes(routes!(peers::register))
+        .routes(routes!(peers::unregister))
+        .routes(routes!(peers::list))
+        .routes(routes!(peers::load))
+        .routes(routes!(peers::telemetry, peers::report_telemetry))
         // review and UI helpers
         .routes(routes!(review::rag_context))
         .routes(routes!(ui::suggestions))

@@ -51,6 +51,8 @@ pub struct AppState {
     pub hosts: Arc<crate::host::HostPolicy>,
     pub http: HttpOptions,
     pub training: TrainingState,
+    /// This node's peers; `None` when `peers.enabled` is off.
+    pub peers: Option<Arc<dyn mongars_core::ports::PeerDirectory>>,
 }
 
 /// Curation and the adapter registry.

@@ -10,7 +10,9 @@
 //! several applications in one test process do not mix their counts.
 
 pub mod otlp;
+mod peers;
 mod training;
+pub use peers::PeerMetrics;
 pub use training::TrainingMetrics;
 
 use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -36,6 +38,7 @@ pub struct Metrics {
     pub cache: CacheMetrics,
     pub ws: WsMetrics,
     pub training: TrainingMetrics,
+    pub peers: PeerMetrics,
 }
 
 #[derive(Clone)]
@@ -281,6 +284,7 @@ impl Metrics {
             ),
         };
         let training = TrainingMetrics::new(&r);
+        let peers = PeerMetrics::new(&r);
         Self {
             registry: r,
             http,
@@ -289,6 +293,7 @@ impl Metrics {
             cache,
             ws,
             training,
+            peers,
         }
     }
 

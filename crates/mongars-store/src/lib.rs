@@ -10,6 +10,7 @@ mod db;
 mod error;
 mod health;
 mod memories;
+mod peers;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;
@@ -22,6 +23,7 @@ pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
 pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
 pub use memories::SqlMemoryRepository;
+pub use peers::SqlPeerRepository;
 pub use throttle::SqlThrottleStore;
 pub use training::{SqlAdapterRepository, SqlCurationRepository, SqlRunRepository};
 pub use turns::{SqlTurnRepository, all_turns};

@@ -39,6 +39,8 @@ pub struct App {
     /// The embedded engine when this node runs it (training runs use its
     /// tokenizer).
     pub engine: Option<Arc<mongars_llm::embedded::EmbeddedBackend>>,
+    /// This node among its peers, and its peer listener (`peers.enabled`).
+    pub peers: Option<(Arc<mongars_peer::PeerNode>, TcpListener)>,
 }
 
 /// Parts chosen by the caller instead of built from settings (tests).
@@ -106,7 +108,17 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
         None => None,
     };
     let training = crate::wiring::training::training_state(&settings, &db, host, &clock);
-    let router = crate::wiring::llm::router_from_settings(&settings, llm, &metrics, &clock).await?;
+    // What the local engine generates is counted for the peers' load figures.
+    let tally = mongars_peer::Tally::new(clock.clone());
+    let llm = llm.map(|l| tally.wrap(l));
+    let peers =
+        crate::wiring::peers::peer_node(&settings, &db, llm.clone(), tally, &metrics, &clock)
+            .await?;
+    let pool = peers.as_ref().map(|(node, _)| {
+        Arc::new(mongars_peer::Peers(node.clone())) as Arc<dyn mongars_llm::router::BackendPool>
+    });
+    let router =
+        crate::wiring::llm::router_with_peers(&settings, llm, pool, &metrics, &clock).await?;
     // Every generation request is seen by the training scheduler's idle test.
     let activity = Arc::new(mongars_core::training::idle::Activity::new(clock.clone()));
     let llm: Arc<dyn LlmBackend> = Arc::new(mongars_core::training::idle::Watched::new(
@@ -175,6 +187,10 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
             metrics_token: scrape_token(&settings),
         },
         training: training.clone(),
+        peers: peers.as_ref().map(|(node, _)| {
+            Arc::new(mongars_peer::Peers(node.clone()))
+                as Arc<dyn mongars_core::ports::PeerDirectory>
+        }),
     };
     Ok(App {
         settings: Arc::new(settings),
@@ -189,6 +205,7 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
         training,
         activity,
         engine,
+        peers,
     })
 }
 
@@ -246,10 +263,17 @@ const ADAPTER_POLL: Duration = Duration::from_secs(10);
 /// Serve until `shutdown` resolves, then finish requests in flight for at
 /// most `server.shutdown_grace_secs`.
 pub async fn serve(
-    app: App,
+    mut app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let peers = app.peers.take().map(|(node, listener)| {
+        let llm: Arc<dyn LlmBackend> = Arc::new(mongars_core::training::idle::Watched::new(
+            app.llm.clone(),
+            app.activity.clone(),
+        ));
+        crate::background::start_peers(node, listener, llm)
+    });
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
     let recovery = tokio::spawn(crate::recovery::recovery_loop(
         app.db.clone(),
@@ -294,6 +318,8 @@ pub async fn serve(
     purge.abort();
     forget.abort();
     adapters.abort();
+    // Peers' generations in flight end with the peer listener.
+    drop(peers);
     // A run training now pauses at its next step, checkpoint kept.
     stop_training.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some((scheduler, refresh)) = training {

@@ -64,3 +64,36 @@ pub async fn follow_adapters(
         }
     }
 }
+
+/// The peer listener and the load exchange of a node, running until this
+/// is dropped (then both stop, and peers' connections are cut).
+pub struct PeerTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PeerTasks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start serving peers on `listener` with `llm`, and exchanging load.
+pub fn start_peers(
+    node: std::sync::Arc<mongars_peer::PeerNode>,
+    listener: tokio::net::TcpListener,
+    llm: std::sync::Arc<dyn mongars_core::ports::LlmBackend>,
+) -> PeerTasks {
+    let server_node = node.clone();
+    let server = tokio::spawn(async move {
+        let never = std::future::pending::<()>();
+        if let Err(e) = mongars_peer::server::serve(listener, server_node, llm, never).await {
+            tracing::error!(error = %e, "the peer listener stopped");
+        }
+    });
+    let exchange = tokio::spawn(mongars_peer::exchange::run(node));
+    PeerTasks {
+        tasks: vec![server, exchange],
+    }
+}

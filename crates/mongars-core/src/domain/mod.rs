@@ -4,6 +4,7 @@
 mod api_key;
 mod chat;
 mod memory;
+mod peer;
 mod role;
 pub mod training;
 mod turn;
@@ -20,6 +21,10 @@ pub use chat::{
 pub use memory::{
     MEMORY_MAX_CHARS, Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory,
     SOURCE_USER, parse_memory_text, vector_from_bytes, vector_to_bytes,
+};
+pub use peer::{
+    NodeLoad, PEER_URL_MAX, PeerRecord, PeerState, PeerView, Telemetry, parse_fingerprint,
+    parse_peer_url,
 };
 pub use role::{ModelRole, PerRole, classify_task};
 pub use turn::{

@@ -121,6 +121,7 @@ mod embed;
 mod fleet;
 mod llm;
 mod memory;
+mod peer;
 mod realtime;
 mod research;
 mod training;
@@ -136,6 +137,7 @@ pub use llm::{
     PullProgress, count_prompt, estimate_prompt_tokens,
 };
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
+pub use peer::{PeerDirectory, PeerRepository};
 pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};
 pub use research::{Reference, ResearchProvider, ResearchQuery};
 pub use training::{

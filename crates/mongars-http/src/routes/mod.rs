@@ -12,6 +12,7 @@ pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod openai;
+pub mod peers;
 pub mod profile;
 pub mod review;
 pub mod runs;

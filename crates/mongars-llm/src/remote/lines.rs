@@ -15,7 +15,7 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// Splits a streamed body into lines (without `\r\n`), refusing lines over
 /// [`MAX_LINE_BYTES`] and invalid UTF-8. A last line without a newline is
 /// still returned.
-pub(crate) struct Lines {
+pub struct Lines {
     body: ByteStream,
     buf: Vec<u8>,
     done: bool,

@@ -19,7 +19,8 @@ pub mod scrub;
 mod wire;
 
 pub use backend::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend};
-pub use lines::MAX_LINE_BYTES;
+pub use lines::{Lines, MAX_LINE_BYTES};
+pub use wire::transport;
 
 use std::time::Duration;
 

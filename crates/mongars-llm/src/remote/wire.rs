@@ -33,7 +33,7 @@ pub(crate) fn with_auth(
 }
 
 /// A transport failure, without the URL (it may carry credentials).
-pub(crate) fn transport(e: reqwest::Error) -> LlmError {
+pub fn transport(e: reqwest::Error) -> LlmError {
     let e = e.without_url();
     if let Some(why) = mongars_net::tls_failure(&e) {
         LlmError::Tls(why)

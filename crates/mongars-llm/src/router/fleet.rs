@@ -13,7 +13,7 @@ use mongars_core::ports::{
 impl ModelFleet for Router {
     async fn backends(&self) -> Vec<BackendReport> {
         let mut reports = Vec::new();
-        for b in &self.all {
+        for b in &self.everyone() {
             let h = b.health().await;
             let breaker = b.breaker.snapshot();
             let stats = b.stats.snapshot();
@@ -65,6 +65,11 @@ impl ModelFleet for Router {
                             kind: b.kind.clone(),
                             model: b.backend.model().to_string(),
                         })
+                        .chain(chain.pools.iter().map(|(_, p)| ChainEntry {
+                            backend: p.name().to_string(),
+                            kind: "peers".to_string(),
+                            model: String::new(),
+                        }))
                         .collect(),
                     temperature: chain.sampling.temperature,
                     top_p: chain.sampling.top_p,

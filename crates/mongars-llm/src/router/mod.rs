@@ -8,6 +8,12 @@
 //! `Timeout` when every backend tried timed out (a stall, not a fault), or
 //! `Tls` when every one refused the TLS handshake. An
 //! optional cache replays answers to identical deterministic requests.
+//!
+//! A chain may also hold a [`BackendPool`] (the node's peers): at its place
+//! in the chain the pool names, per request, the guarded backends to try
+//! there (the least loaded peers first, or none while the local engine has
+//! room). Requests a node serves for a peer never reach a pool, so work is
+//! handed on at most once.
 
 mod cache;
 mod fleet;
@@ -15,6 +21,32 @@ mod guarded;
 
 pub use cache::{CachePolicy, ResponseCache};
 pub use guarded::{GuardedBackend, Guards};
+
+tokio::task_local! {
+    static FOR_PEER: ();
+}
+
+/// Run `f` (a generation for another node) with every pool skipped.
+pub async fn serving_peer<F: std::future::Future>(f: F) -> F::Output {
+    FOR_PEER.scope((), f).await
+}
+
+fn serving_a_peer() -> bool {
+    FOR_PEER.try_with(|_| ()).is_ok()
+}
+
+/// Backends chosen per request at one place in a chain.
+#[async_trait]
+pub trait BackendPool: Send + Sync {
+    /// The pool's name in the chain (`peers`).
+    fn name(&self) -> &str;
+    /// What to try here for `role`, best first; empty to go on with the
+    /// rest of the chain. `local_follows`: a local backend comes later in
+    /// the chain (so the pool may leave the request to it).
+    async fn pick(&self, role: ModelRole, local_follows: bool) -> Vec<Arc<GuardedBackend>>;
+    /// Every member now, for health and the backends view.
+    fn members(&self) -> Vec<Arc<GuardedBackend>>;
+}
 
 use async_trait::async_trait;
 use mongars_core::domain::{
@@ -29,8 +61,41 @@ use std::time::Duration;
 /// A role's backends in failover order, and its sampling defaults.
 pub struct RoleChain {
     pub backends: Vec<Arc<GuardedBackend>>,
+    /// Pools, each with the index in `backends` it comes before
+    /// (`backends.len()`: after every fixed backend).
+    pub pools: Vec<(usize, Arc<dyn BackendPool>)>,
     pub sampling: SamplingParams,
 }
+
+impl RoleChain {
+    /// What to try for `request`, in order.
+    async fn attempts(&self, role: ModelRole) -> Vec<Arc<GuardedBackend>> {
+        if self.pools.is_empty() || serving_a_peer() {
+            return self.backends.clone();
+        }
+        let mut out = Vec::with_capacity(self.backends.len() + 2);
+        for i in 0..=self.backends.len() {
+            for (at, pool) in &self.pools {
+                if *at == i {
+                    let local_follows = i < self.backends.len();
+                    for b in pool.pick(role, local_follows).await {
+                        if !out.iter().any(|o| Arc::ptr_eq(o, &b)) {
+                            out.push(b);
+                        }
+                    }
+                }
+            }
+            if let Some(b) = self.backends.get(i) {
+                out.push(b.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The context window assumed for a chain of pools only (no local model to
+/// ask): the smallest a supported model has.
+const DEFAULT_POOL_CONTEXT: usize = 2048;
 
 pub struct Router {
     profile: String,
@@ -57,7 +122,7 @@ impl Router {
         let mut all: Vec<Arc<GuardedBackend>> = Vec::new();
         for role in ModelRole::ALL {
             let chain = chains.get(role);
-            if chain.backends.is_empty() {
+            if chain.backends.is_empty() && chain.pools.is_empty() {
                 return Err(LlmError::Unavailable(format!("role {role} has no backend")));
             }
             for b in &chain.backends {
@@ -71,7 +136,19 @@ impl Router {
             .map(|b| b.backend.context_window())
             .min()
             .unwrap_or(0);
-        let model = chains.general.backends[0].backend.model().to_string();
+        let context_window = if context_window == 0 {
+            DEFAULT_POOL_CONTEXT
+        } else {
+            context_window
+        };
+        let model = match chains.general.backends.first() {
+            Some(b) => b.backend.model().to_string(),
+            None => chains
+                .general
+                .pools
+                .first()
+                .map_or_else(String::new, |(_, p)| p.name().to_string()),
+        };
         Ok(Self {
             profile,
             profiles,
@@ -88,8 +165,35 @@ impl Router {
         &self.all
     }
 
+    /// Every pool of every role, once each.
+    fn pools(&self) -> Vec<Arc<dyn BackendPool>> {
+        let mut out: Vec<Arc<dyn BackendPool>> = Vec::new();
+        for role in ModelRole::ALL {
+            for (_, p) in &self.chains.get(role).pools {
+                if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The fixed backends, then the pools' current members.
+    fn everyone(&self) -> Vec<Arc<GuardedBackend>> {
+        let mut all = self.all.clone();
+        for p in self.pools() {
+            all.extend(p.members());
+        }
+        all
+    }
+
     async fn route(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
-        let chain = &self.chains.get(request.role).backends;
+        let chain = &self.chains.get(request.role).attempts(request.role).await;
+        if chain.is_empty() {
+            return Err(LlmError::Unavailable(
+                "no backend for this role is available now".into(),
+            ));
+        }
         let mut attempts = Vec::new();
         let mut all_overloaded = true;
         let mut failures: Vec<LlmError> = Vec::new();
@@ -169,6 +273,13 @@ impl LlmBackend for Router {
         prompts: &[Vec<ChatMessage>],
     ) -> Result<Vec<usize>, LlmError> {
         let mut most = vec![0; prompts.len()];
+        if self.chains.get(role).backends.is_empty() {
+            // Only peers: count as a typical tokenizer would.
+            return Ok(prompts
+                .iter()
+                .map(|p| mongars_core::ports::estimate_prompt_tokens(p))
+                .collect());
+        }
         for b in &self.chains.get(role).backends {
             let counts = b.backend.count_tokens(role, prompts).await?;
             for (m, c) in most.iter_mut().zip(counts) {
@@ -221,7 +332,7 @@ impl LlmBackend for Router {
     async fn health(&self) -> BackendHealth {
         let mut details = Vec::new();
         let mut healthy = false;
-        for b in &self.all {
+        for b in &self.everyone() {
             let h = b.health().await;
             let usable = h.healthy && b.breaker.admits();
             healthy |= usable;

@@ -17,14 +17,17 @@ use std::sync::Arc;
 mod api_keys;
 #[path = "../common/mod.rs"]
 mod common;
+mod peers;
 mod training;
 
 use api_keys::api_keys_are_stored_as_hashes_and_revoked;
+use peers::peers_are_registered_updated_and_removed;
 use training::{
     adapters_need_approval_and_roll_back_in_order, consent_and_review_decide_what_enters_a_dataset,
 };
 
 contract!(
+    peers_are_registered_updated_and_removed,
     users_are_unique_case_insensitively,
     list_is_sorted_and_hides_nothing,
     password_update_and_revocation,

@@ -8,7 +8,7 @@
 
 use crate::hardware::tuning::tuned;
 use anyhow::Context;
-use mongars_config::{EMBEDDED_BACKEND, RemoteKind, RoleSettings, Settings};
+use mongars_config::{EMBEDDED_BACKEND, PEERS_BACKEND, RemoteKind, RoleSettings, Settings};
 use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{Clock, LlmBackend};
 use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
@@ -17,7 +17,7 @@ use mongars_llm::remote::openai::OpenAi;
 use mongars_llm::remote::ray::{Ray, RayOptions};
 use mongars_llm::remote::{RemoteBackend, RemoteConfig};
 use mongars_llm::resilience::{Backoff, BreakerPolicy, Timeouts};
-use mongars_llm::router::{CachePolicy, GuardedBackend, Guards, RoleChain, Router};
+use mongars_llm::router::{BackendPool, CachePolicy, GuardedBackend, Guards, RoleChain, Router};
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +63,18 @@ pub async fn router_from_settings(
     metrics: &Metrics,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<Router>> {
+    router_with_peers(settings, embedded, None, metrics, clock).await
+}
+
+/// [`router_from_settings`], with `peers` where a profile names `peers`
+/// (without it, a command that does not join the peers leaves them out).
+pub async fn router_with_peers(
+    settings: &Settings,
+    embedded: Option<Arc<dyn LlmBackend>>,
+    peers: Option<Arc<dyn BackendPool>>,
+    metrics: &Metrics,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Router>> {
     let llm = &settings.llm;
     let profile = llm
         .active_profile()
@@ -75,27 +87,24 @@ pub async fn router_from_settings(
         None => None,
     };
     let r = &llm.resilience;
-    let backoff = Backoff {
-        base: Duration::from_millis(r.retry_base_ms),
-        max: Duration::from_millis(r.retry_max_ms),
-    };
-    let breaker = BreakerPolicy {
-        failures: r.breaker_failures,
-        window: Duration::from_millis(r.breaker_window_ms),
-        cooldown: Duration::from_millis(r.breaker_cooldown_ms),
-    };
-    // The same limits for every backend, the embedded engine included: its
-    // queue can be long, and a turn must end in bounded time.
-    let timeouts = Timeouts {
-        first_token: Duration::from_millis(r.first_token_timeout_ms),
-        between_tokens: Duration::from_millis(r.inter_token_timeout_ms),
-        total: Duration::from_millis(r.total_timeout_ms),
-    };
+    let Guards {
+        timeouts,
+        backoff,
+        breaker,
+        ..
+    } = guards(settings, 0);
     let tls = crate::wiring::net::outbound_tls(settings)?;
     let mut built: Vec<(String, Arc<GuardedBackend>)> = Vec::new();
     let mut chain = |role: &RoleSettings| -> anyhow::Result<RoleChain> {
         let mut backends = Vec::new();
+        let mut pools: Vec<(usize, Arc<dyn BackendPool>)> = Vec::new();
         for name in &role.backends {
+            if name == PEERS_BACKEND {
+                if let Some(p) = &peers {
+                    pools.push((backends.len(), p.clone()));
+                }
+                continue;
+            }
             let (label, raw, kind, guards) = if name == EMBEDDED_BACKEND {
                 let raw = embedded
                     .clone()
@@ -176,6 +185,7 @@ pub async fn router_from_settings(
         }
         Ok(RoleChain {
             backends,
+            pools,
             sampling: sampling(role),
         })
     };
@@ -196,6 +206,30 @@ pub async fn router_from_settings(
         clock.clone(),
     )?;
     Ok(Arc::new(router))
+}
+
+/// The resilience settings as every backend is guarded, with `retries`.
+/// The same limits for every backend, the embedded engine and peers
+/// included: a queue can be long, and a turn must end in bounded time.
+pub fn guards(settings: &Settings, retries: u32) -> Guards {
+    let r = &settings.llm.resilience;
+    Guards {
+        timeouts: Timeouts {
+            first_token: Duration::from_millis(r.first_token_timeout_ms),
+            between_tokens: Duration::from_millis(r.inter_token_timeout_ms),
+            total: Duration::from_millis(r.total_timeout_ms),
+        },
+        retries,
+        backoff: Backoff {
+            base: Duration::from_millis(r.retry_base_ms),
+            max: Duration::from_millis(r.retry_max_ms),
+        },
+        breaker: BreakerPolicy {
+            failures: r.breaker_failures,
+            window: Duration::from_millis(r.breaker_window_ms),
+            cooldown: Duration::from_millis(r.breaker_cooldown_ms),
+        },
+    }
 }
 
 fn sampling(role: &RoleSettings) -> SamplingParams {

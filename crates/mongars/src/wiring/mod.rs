@@ -9,6 +9,7 @@ pub mod database;
 pub mod llm;
 pub mod mind;
 pub mod net;
+pub mod peers;
 pub mod realtime;
 pub mod training;
 

@@ -1,0 +1,153 @@
+//! A decorator on the node's own engine that counts what it generates:
+//! tasks done and failed, and tokens over the last minute, for the load
+//! report and the telemetry of the peer API.
+
+use async_trait::async_trait;
+use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest, ModelRole};
+use mongars_core::ports::{BackendHealth, Clock, GenerationStream, LlmBackend, LlmError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The window tokens per second are averaged over.
+const WINDOW: Duration = Duration::from_secs(60);
+
+pub struct Tally {
+    processed: AtomicU64,
+    failed: AtomicU64,
+    tokens: Mutex<VecDeque<(Instant, u32)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Tally {
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
+            processed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            tokens: Mutex::new(VecDeque::new()),
+            clock,
+        })
+    }
+
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn finished(&self, tokens: u32) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.instant();
+        let mut q = self.tokens.lock().expect("tally");
+        q.push_back((now, tokens));
+        while q
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
+        {
+            q.pop_front();
+        }
+    }
+
+    fn failure(&self) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Generated tokens per second over the last minute.
+    pub fn tokens_per_second(&self) -> f64 {
+        let now = self.clock.instant();
+        let q = self.tokens.lock().expect("tally");
+        let sum: u64 = q
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= WINDOW)
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        sum as f64 / WINDOW.as_secs_f64()
+    }
+
+    /// `inner`, counted by this tally.
+    pub fn wrap(self: &Arc<Self>, inner: Arc<dyn LlmBackend>) -> Arc<dyn LlmBackend> {
+        Arc::new(Counted {
+            inner,
+            tally: self.clone(),
+        })
+    }
+}
+
+struct Counted {
+    inner: Arc<dyn LlmBackend>,
+    tally: Arc<Tally>,
+}
+
+#[async_trait]
+impl LlmBackend for Counted {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn context_window(&self) -> usize {
+        self.inner.context_window()
+    }
+
+    async fn count_tokens(
+        &self,
+        role: ModelRole,
+        prompts: &[Vec<ChatMessage>],
+    ) -> Result<Vec<usize>, LlmError> {
+        self.inner.count_tokens(role, prompts).await
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
+        let mut stream = match self.inner.generate(request).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.tally.failure();
+                return Err(e);
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let tally = self.tally.clone();
+        tokio::spawn(async move {
+            let mut ended = false;
+            while let Some(event) = stream.recv().await {
+                match &event {
+                    Ok(GenerationEvent::Done(u)) => {
+                        tally.finished(u.completion_tokens);
+                        ended = true;
+                    }
+                    Err(_) => {
+                        tally.failure();
+                        ended = true;
+                    }
+                    Ok(GenerationEvent::Delta(_)) => {}
+                }
+                if tx.send(event).await.is_err() {
+                    break;
+                }
+            }
+            if !ended {
+                tally.failure();
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn health(&self) -> BackendHealth {
+        self.inner.health().await
+    }
+
+    async fn provision(
+        &self,
+        force: bool,
+        progress: mongars_core::ports::ProgressSink,
+    ) -> Result<mongars_core::ports::ProvisionOutcome, LlmError> {
+        self.inner.provision(force, progress).await
+    }
+}

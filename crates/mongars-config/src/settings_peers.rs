@@ -82,7 +82,7 @@ pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, St
         "discovered peers are trusted through the installation's CA: set peers.ca_file".into(),
     );
     check(
-        !p.enabled || p.port != s.server.port || p.host != s.server.host,
+        !p.enabled || p.port == 0 || p.port != s.server.port || p.host != s.server.host,
         "peers.port",
         "must differ from server.port: the peer listener is a port of its own".into(),
     );

@@ -33,6 +33,9 @@ pub struct ScriptedBackend {
     pub seen: std::sync::Mutex<Vec<GenerationRequest>>,
     /// `Some(reason)` makes `health` report the backend down.
     down: Option<String>,
+    /// Each generation takes a permit before its first token (and keeps
+    /// it): none left holds generations, running, until permits are added.
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ScriptedBackend {
@@ -44,7 +47,15 @@ impl ScriptedBackend {
             active: Arc::new(AtomicUsize::new(0)),
             seen: std::sync::Mutex::new(Vec::new()),
             down: None,
+            gate: None,
         }
+    }
+
+    /// Hold each generation before its first token until `gate` has a
+    /// permit for it.
+    pub fn with_gate(mut self, gate: Arc<tokio::sync::Semaphore>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Report unhealthy with this reason.
@@ -112,7 +123,17 @@ impl LlmBackend for ScriptedBackend {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (delay, active) = (self.delay, self.active.clone());
         active.fetch_add(1, Ordering::SeqCst);
+        let gate = self.gate.clone();
         tokio::spawn(async move {
+            if let Some(gate) = gate {
+                match gate.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => {
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
             let started = Instant::now();
             let mut sent = 0u32;
             let mut finish = FinishReason::Stop;

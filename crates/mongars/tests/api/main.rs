@@ -17,6 +17,7 @@ mod memory;
 mod openai;
 mod openapi;
 mod operations;
+mod peers;
 mod prompt_window;
 mod real_model;
 mod realtime;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod proxy;
 pub mod webdriver;
 pub mod ws;
 
@@ -29,6 +30,8 @@ pub struct TestApp {
     /// The clock of every service of this server: tests move it forward
     /// (and may freeze it) instead of sleeping.
     pub clock: Arc<ManualClock>,
+    /// The peer listener's address and this node's id (`peers.enabled`).
+    pub peer: Option<(SocketAddr, String)>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -246,6 +249,10 @@ impl TestApp {
         };
         let addr = listener.local_addr().unwrap();
         let app_auth = app.auth.clone();
+        let peer = app
+            .peers
+            .as_ref()
+            .map(|(node, l)| (l.local_addr().unwrap(), node.node_id().to_string()));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(mongars::app::serve(app, listener, async move {
             let _ = stopped.await;
@@ -257,6 +264,7 @@ impl TestApp {
             app_auth,
             settings: s,
             clock,
+            peer,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,

@@ -71,6 +71,30 @@ pub enum Command {
     /// servers follow an activation or rollback within seconds.
     #[command(subcommand)]
     Adapter(AdapterCommand),
+    /// This node's identity among its peers, and the peer list. Running
+    /// servers follow a change within one load exchange.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Print this node's id: the SHA-256 fingerprint of its key, which
+    /// peers register. Made on first use in the data directory.
+    Identity {
+        /// Replace the key pair (a new id: register it on every peer
+        /// again); the old files are kept with `.old`.
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Register a peer: the https URL of its peer listener and the
+    /// fingerprint `mongars peer identity` prints on it.
+    Add { url: String, fingerprint: String },
+    /// The registered peers (their state and load: `GET /api/v1/peer/list`
+    /// or the console's Peers tab).
+    List,
+    /// Forget a peer: no call to it and none accepted from it.
+    Remove { url: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -209,7 +209,7 @@ fn migrate_check_and_apply() {
     let apply = run(d, &["migrate"], &[], None);
     assert!(apply.status.success());
     assert!(
-        text(&apply.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7]"),
+        text(&apply.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8]"),
         "{}",
         text(&apply.stdout)
     );
@@ -415,4 +415,66 @@ fn doctor_says_which_remote_urls_use_tls() {
         "{shown}"
     );
     assert!(!shown.contains("pw@"), "{shown}");
+}
+
+fn peer(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["peer"];
+    all.extend_from_slice(args);
+    run(dir, &all, &[], None)
+}
+
+/// `mongars peer` as an operator runs it: the node id, the peer list.
+#[test]
+fn identity_is_made_once_and_peers_are_added_listed_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = peer(d, &["identity"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let id = text(&first.stdout).trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(text(&peer(d, &["identity"]).stdout).trim(), id);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = d.join("data/peer/node.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    assert!(run(d, &["migrate"], &[], None).status.success());
+    let fp = "0f".repeat(32);
+    let bad = peer(d, &["add", "https://node-b:8443", "not-hex"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("fingerprint"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let plain = peer(d, &["add", "http://node-b:8443", &fp]);
+    assert!(!plain.status.success());
+    assert!(
+        text(&plain.stderr).contains("https://"),
+        "{}",
+        text(&plain.stderr)
+    );
+    let own = peer(d, &["add", "https://node-b:8443", &id]);
+    assert!(!own.status.success());
+
+    let add = peer(d, &["add", "https://node-b:8443", &fp]);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let list = text(&peer(d, &["list"]).stdout);
+    assert!(
+        list.contains("https://node-b:8443") && list.contains(&fp),
+        "{list}"
+    );
+    assert!(peer(d, &["remove", "https://node-b:8443"]).status.success());
+    let gone = peer(d, &["remove", "https://node-b:8443"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(text(&peer(d, &["list"]).stdout).starts_with("no peers"));
+
+    let rotated = peer(d, &["identity", "--rotate"]);
+    assert!(rotated.status.success());
+    assert_ne!(text(&rotated.stdout).trim(), id);
+    assert!(d.join("data/peer/node.key.old").exists());
 }

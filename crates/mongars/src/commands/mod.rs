@@ -5,6 +5,7 @@ mod adapter;
 pub mod bench;
 mod doctor;
 mod models;
+mod peer;
 mod probe;
 mod serve;
 mod train;
@@ -44,6 +45,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
         Command::Models(cmd) => models::run(cmd, settings).await,
         Command::Train(cmd) => train::run(cmd, settings).await,
         Command::Adapter(cmd) => adapter::run(cmd, settings).await,
+        Command::Peer(cmd) => peer::run(cmd, settings).await,
     }
 }
 

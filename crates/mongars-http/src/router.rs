@@ -83,6 +83,7 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(console::index))
         .routes(routes!(console::script))
         .routes(routes!(console::training_script))
+        .routes(routes!(console::peers_script))
         .routes(routes!(console::style))
         // operations
         .routes(routes!(health::healthz))

@@ -1,4 +1,4 @@
-//! The operator console: four static files from `web/`, compiled into the
+//! The operator console: five static files from `web/`, compiled into the
 //! binary, so it works offline and needs nothing installed.
 
 use axum::http::{HeaderValue, header};
@@ -8,6 +8,7 @@ const INDEX: &str = include_str!("../../../../web/index.html");
 const SCRIPT: &str = include_str!("../../../../web/app.js");
 const STYLE: &str = include_str!("../../../../web/app.css");
 const TRAINING: &str = include_str!("../../../../web/training.js");
+const PEERS: &str = include_str!("../../../../web/peers.js");
 
 /// Only this server's own scripts, styles and connections (sockets included).
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -54,6 +55,13 @@ pub async fn script() -> Response {
 #[utoipa::path(get, path = "/assets/training.js", tag = "console", responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn training_script() -> Response {
     asset(TRAINING, "text/javascript; charset=utf-8")
+}
+
+/// `GET /assets/peers.js`
+/// The console's peers panel.
+#[utoipa::path(get, path = "/assets/peers.js", tag = "console", responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+pub async fn peers_script() -> Response {
+    asset(PEERS, "text/javascript; charset=utf-8")
 }
 
 /// `GET /assets/app.css`

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 const REPLY: &str = "Hello from the scripted backend. How can I help?";
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir

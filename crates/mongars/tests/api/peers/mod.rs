@@ -4,6 +4,7 @@
 //! first token) instead of racing timings.
 
 mod admin;
+mod console;
 mod faults;
 mod handoff;
 mod security;

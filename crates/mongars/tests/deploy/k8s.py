@@ -27,6 +27,7 @@ CRDS = {
     ("external-secrets.io/v1beta1", "ExternalSecret"): ["spec.secretStoreRef.name", "spec.target.name", "spec.data"],
     ("bitnami.com/v1alpha1", "SealedSecret"): ["spec.encryptedData", "spec.template.metadata.name"],
     ("monitoring.coreos.com/v1", "ServiceMonitor"): ["spec.selector.matchLabels", "spec.endpoints"],
+    ("cert-manager.io/v1", "Issuer"): ["spec.ca.secretName"],
 }
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
@@ -181,7 +182,9 @@ def check(overlay, docs, routes):
             if not get(c, f"resources.{r}.memory") or not get(c, f"resources.{r}.cpu"):
                 say(f"container {c['name']}: resources.{r} incomplete")
         for e in c.get("env", []):
-            if "value" in e and any(w in e["name"].lower() for w in ("secret", "password", "token", "key", "url")):
+            # A path to a file (`..._FILE`) is no secret; its content may be.
+            if ("value" in e and not e["name"].endswith("_FILE")
+                    and any(w in e["name"].lower() for w in ("secret", "password", "token", "key", "url"))):
                 say(f"container {c['name']}: {e['name']} given as a plain value")
     # RBAC: the Deployment's ServiceAccount is the one bound, to a Role that
     # grants nothing beyond what the server calls (nothing, today).

@@ -69,11 +69,22 @@ fn every_overlay_renders_validates_and_keeps_the_policies() {
         )
         .env("MONGARS_REDIS__URL", "redis://redis:6379")
         .env("MONGARS_METRICS__SCRAPE_TOKEN", "a-scrape-token")
+        // The prod overlay's peers.
+        .env("MONGARS_LLM__PROFILE", "peers")
+        .env("MONGARS_PEERS__ENABLED", "true")
+        .env("MONGARS_PEERS__DISCOVERY_DNS", "mongars-peers")
+        .env("MONGARS_PEERS__CERT_FILE", "/etc/mongars/peer/tls.crt")
+        .env("MONGARS_PEERS__KEY_FILE", "/etc/mongars/peer/tls.key")
+        .env("MONGARS_PEERS__CA_FILE", "/etc/mongars/peer/ca.crt")
         .output()
         .unwrap();
     assert!(shown.status.success(), "{}", text(&shown));
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("listen = \"0.0.0.0:9464\""), "{shown}");
+    assert!(
+        shown.contains("discovery_dns = \"mongars-peers\""),
+        "{shown}"
+    );
     assert!(!shown.contains("a-scrape-token"), "a secret in config show");
 }
 

@@ -36,6 +36,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             BenchCommand::Auth(args) => bench::auth(settings, args).await,
             BenchCommand::Generate(args) => bench::generate(settings, args).await,
             BenchCommand::Router(args) => bench::router(settings, args).await,
+            BenchCommand::Peers(args) => bench::peers(settings, args).await,
             BenchCommand::Memory(args) => bench::memory(settings, args).await,
             BenchCommand::Realtime(args) => bench::realtime(settings, args).await,
             BenchCommand::Chat(args) => bench::chat(settings, args).await,

@@ -17,6 +17,9 @@ pub enum BenchCommand {
     /// once (next to the raw backend), and failover time from a dead primary
     /// with its breaker closed and open.
     Router(RouterArgs),
+    /// Peers: hand-off overhead next to the peer's own engine, three nodes'
+    /// throughput against one, and the time to mark a stopped peer down.
+    Peers(PeersBenchArgs),
     /// Vector recall over one user's memories (int8 index next to an exact
     /// float scan: speed and recall@10), embedding throughput, and chat reply
     /// latency with memory on next to memory off.
@@ -114,6 +117,30 @@ pub struct MemoryBenchArgs {
     /// Chat turns with memory on and as many off.
     #[arg(long, default_value_t = 20)]
     pub turns: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PeersBenchArgs {
+    /// `embedded`: every node runs the model of `llm.embedded` (one
+    /// thread each); `simulated`: every node runs one generation at a time
+    /// at `--token-ms` per token, as separate boxes would.
+    #[arg(long, default_value = "simulated", value_parser = ["simulated", "embedded"])]
+    pub engine: String,
+    /// Milliseconds per token of the simulated engine.
+    #[arg(long, default_value_t = 20)]
+    pub token_ms: u64,
+    /// Tokens per reply.
+    #[arg(long, default_value_t = 32)]
+    pub tokens: u32,
+    /// Requests timed for the hand-off overhead.
+    #[arg(long, default_value_t = 100)]
+    pub requests: usize,
+    /// Concurrent clients of the throughput runs.
+    #[arg(long, default_value_t = 9)]
+    pub clients: usize,
+    /// Generations per throughput run.
+    #[arg(long, default_value_t = 45)]
+    pub generations: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -137,3 +137,21 @@ async fn without_peers_the_api_says_so() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{err}");
     assert_eq!(err["code"], "feature.disabled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_peers_of_settings_are_registered_at_start_and_come_up() {
+    let b = Node::start("b", |_| {}).await;
+    let (url, fingerprint) = (b.peer_url(), b.node_id());
+    let a = Node::start("a", |s| {
+        s.peers.static_peers = vec![mongars_config::StaticPeer {
+            url: url.clone(),
+            fingerprint: fingerprint.clone(),
+        }];
+    })
+    .await;
+    let list = a.peers().await;
+    assert_eq!(list["peers"][0]["url"], url, "{list}");
+    assert_eq!(list["peers"][0]["fingerprint"], fingerprint);
+    b.register(&a).await;
+    a.wait_state(&url, "up").await;
+}

@@ -161,3 +161,51 @@ async fn a_partition_marks_the_peer_down_and_traffic_moves_until_it_heals() {
     assert_eq!(body["code"], "llm.timeout");
     a.open();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_lost_after_its_first_token_ends_the_reply_with_a_stable_code() {
+    let a = Node::start("a", |_| {}).await;
+    let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let slow = mongars_llm::scripted::ScriptedBackend::new(mongars_llm::scripted::Script::Reply(
+        words.join(" "),
+    ))
+    .with_delay(Duration::from_millis(100));
+    let b = Node::with_engine("b", slow, |_| {}).await;
+    a.register(&b).await;
+    b.register(&a).await;
+    a.wait_state(&b.peer_url(), "up").await;
+    a.saturate().await;
+    let held = spawn_chat(&a, "held by a");
+    a.wait_active(1).await;
+
+    let mut resp = a
+        .app
+        .post_json(
+            "/api/v1/conversation/chat/stream",
+            serde_json::json!({"message": "a long one"}),
+            Some(&a.user),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut text = String::new();
+    while !text.contains("event: token") {
+        let chunk = resp.chunk().await.unwrap().expect("the stream ended early");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("w0"), "{text}");
+    // B goes away mid-reply.
+    b.app.shutdown().await;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let last = text
+        .split("\n\n")
+        .filter(|block| block.contains("event: "))
+        .last()
+        .unwrap();
+    assert!(last.contains("event: error"), "{text}");
+    assert!(last.contains("llm.backend_failed"), "{text}");
+    assert!(!text.contains("w39"), "the reply was not cut: {text}");
+    a.open();
+    let _ = held.await;
+}

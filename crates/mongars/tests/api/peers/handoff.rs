@@ -61,6 +61,34 @@ async fn a_saturated_node_has_its_chats_generated_by_the_other_two() {
         );
     }
 
+    // The peers saw the prompts and kept nothing of them: no turn of any
+    // account in their databases (a turn needs an account of that node).
+    for peer in [&b, &c] {
+        assert!(
+            peer.engine
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.messages.iter().any(|m| m.content.contains("question"))),
+            "{} generated none",
+            peer.name
+        );
+        let db = mongars_store::Database::connect(&mongars_store::DbConfig {
+            target: mongars_store::DbTarget::Sqlite(peer.app.settings.data_dir.join("mongars.db")),
+            max_connections: 1,
+            connect_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
+        })
+        .await
+        .unwrap();
+        for user_id in 1..=2 {
+            let turns = mongars_store::all_turns(&db, user_id).await.unwrap();
+            assert!(turns.is_empty(), "{}: {turns:?}", peer.name);
+        }
+        db.close().await;
+    }
+
     // The peer list shows what was handed to whom and each peer's load.
     let list = a.peers().await;
     assert_eq!(list["node_id"], a.node_id());

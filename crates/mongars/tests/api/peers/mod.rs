@@ -53,11 +53,18 @@ pub fn peer_settings(s: &mut Settings) {
 impl Node {
     /// A node whose engine answers "reply from NAME"; its gate is open.
     pub async fn start(name: &'static str, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let engine = ScriptedBackend::new(Script::Reply(format!("reply from {name}")));
+        Self::with_engine(name, engine, adjust).await
+    }
+
+    /// A node on `engine` (given a gate, open).
+    pub async fn with_engine(
+        name: &'static str,
+        engine: ScriptedBackend,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let gate = Arc::new(Semaphore::new(1_000_000));
-        let engine = Arc::new(
-            ScriptedBackend::new(Script::Reply(format!("reply from {name}")))
-                .with_gate(gate.clone()),
-        );
+        let engine = Arc::new(engine.with_gate(gate.clone()));
         let app = TestApp::spawn_scripted(
             |s| {
                 peer_settings(s);

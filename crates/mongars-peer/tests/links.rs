@@ -108,12 +108,22 @@ async fn pinned_keys_let_registered_nodes_in_and_keep_others_out() {
         generated(dirs[2].path()),
     );
     let fp_a = Some(a.fingerprint.clone());
-    assert!(talk(&a, &[b.fingerprint.clone()], None, &b, fp_a.clone(), None).await);
+    assert!(
+        talk(
+            &a,
+            std::slice::from_ref(&b.fingerprint),
+            None,
+            &b,
+            fp_a.clone(),
+            None
+        )
+        .await
+    );
     // Not registered: refused by the listener.
     assert!(
         !talk(
             &a,
-            &[b.fingerprint.clone()],
+            std::slice::from_ref(&b.fingerprint),
             None,
             &stranger,
             fp_a.clone(),
@@ -124,7 +134,17 @@ async fn pinned_keys_let_registered_nodes_in_and_keep_others_out() {
     assert!(!talk(&a, &[], None, &b, fp_a.clone(), None).await);
     // The listener is not the key the caller expects: the caller refuses.
     let fp_stranger = Some(stranger.fingerprint.clone());
-    assert!(!talk(&a, &[b.fingerprint.clone()], None, &b, fp_stranger, None).await);
+    assert!(
+        !talk(
+            &a,
+            std::slice::from_ref(&b.fingerprint),
+            None,
+            &b,
+            fp_stranger,
+            None
+        )
+        .await
+    );
 }
 
 #[tokio::test]
@@ -140,7 +160,17 @@ async fn the_installation_ca_vouches_for_its_nodes_only() {
     let other = tempfile::tempdir().unwrap();
     let stranger = generated(other.path());
     assert!(!talk(&a, &[], trust(), &stranger, None, trust()).await);
-    assert!(!talk(&stranger, &[b.fingerprint.clone()], None, &b, None, trust()).await);
+    assert!(
+        !talk(
+            &stranger,
+            std::slice::from_ref(&b.fingerprint),
+            None,
+            &b,
+            None,
+            trust()
+        )
+        .await
+    );
     // Another CA's node neither.
     let rogue = Ca::new();
     let r = rogue.node(dir.path(), "rogue");

@@ -39,11 +39,8 @@ pub async fn exchange_once(node: &Arc<PeerNode>) {
         tracing::warn!(error = %e, "cannot read the peer list");
     }
     let own = node.own_load().await;
-    let timeout = node
-        .options
-        .push_interval
-        .max(Duration::from_secs(1))
-        .min(node.options.connect_timeout.max(Duration::from_secs(2)));
+    // A report older than one interval is worth nothing: wait no longer.
+    let timeout = node.options.push_interval.max(Duration::from_secs(1));
     let pushes = node.members().into_iter().map(|m| {
         let own = own.clone();
         let node = node.clone();

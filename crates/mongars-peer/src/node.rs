@@ -148,19 +148,20 @@ impl PeerNode {
     /// Register the static peers of settings (kept in the database like
     /// any other), then build the member list.
     pub async fn start(&self) -> Result<(), String> {
+        let known = self.repo.list().await.map_err(|e| e.to_string())?;
         for (url, fingerprint) in &self.options.static_peers {
+            if known
+                .iter()
+                .any(|k| k.url == *url && k.fingerprint == *fingerprint)
+            {
+                continue;
+            }
             let record = PeerRecord {
                 url: url.clone(),
                 fingerprint: fingerprint.clone(),
                 created_at: self.clock.now(),
             };
-            let known = self.repo.list().await.map_err(|e| e.to_string())?;
-            if !known
-                .iter()
-                .any(|k| k.url == *url && k.fingerprint == *fingerprint)
-            {
-                self.repo.upsert(&record).await.map_err(|e| e.to_string())?;
-            }
+            self.repo.upsert(&record).await.map_err(|e| e.to_string())?;
         }
         self.sync().await.map_err(|e| e.to_string())
     }

@@ -25,9 +25,13 @@ use tower::ServiceExt;
 /// Longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The fingerprint of the calling peer's certificate.
+/// The calling peer: its certificate's fingerprint, and whether the
+/// installation's CA (rather than registration) let it in.
 #[derive(Clone)]
-pub struct Caller(pub String);
+pub struct Caller {
+    pub fingerprint: String,
+    pub via_ca: bool,
+}
 
 #[derive(Clone)]
 struct PeerApi {
@@ -43,7 +47,24 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn load(State(api): State<PeerApi>) -> Response {
+/// A connection outlives a registration: every request is checked again,
+/// so a peer unregistered while connected is refused at its next call.
+fn still_admitted(api: &PeerApi, caller: &Caller) -> Result<(), Response> {
+    if caller.via_ca || api.node.registered().contains(&caller.fingerprint) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::FORBIDDEN,
+            "peer.unregistered",
+            "this node no longer accepts the caller",
+        ))
+    }
+}
+
+async fn load(State(api): State<PeerApi>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(refused) = still_admitted(&api, &caller) {
+        return refused;
+    }
     axum::Json(api.node.own_load().await).into_response()
 }
 
@@ -52,6 +73,9 @@ async fn receive_load(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
+    if let Err(refused) = still_admitted(&api, &caller) {
+        return refused;
+    }
     let received = |outcome| {
         api.node
             .metrics
@@ -68,7 +92,7 @@ async fn receive_load(
         }
     };
     // The report is the caller's own: its id must be the certificate's.
-    if report.scheduler_id != caller.0 {
+    if report.scheduler_id != caller.fingerprint {
         received("invalid");
         return error(
             StatusCode::BAD_REQUEST,
@@ -76,14 +100,21 @@ async fn receive_load(
             "scheduler_id is not the caller's certificate fingerprint",
         );
     }
-    if let Some(member) = api.node.member_by_fingerprint(&caller.0) {
+    if let Some(member) = api.node.member_by_fingerprint(&caller.fingerprint) {
         member.status.record(report);
     }
     received("ok");
     axum::Json(api.node.own_load().await).into_response()
 }
 
-async fn generate(State(api): State<PeerApi>, body: Bytes) -> Response {
+async fn generate(
+    State(api): State<PeerApi>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = still_admitted(&api, &caller) {
+        return refused;
+    }
     let request = match WireRequest::parse(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "peer.invalid_request", &e),
@@ -175,6 +206,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let handshakes = node.metrics.peers.handshakes.clone();
+        let registered = node.registered();
         connections.spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -199,9 +231,13 @@ pub async fn serve(
                 return;
             };
             handshakes.with_label_values(&["ok"]).inc();
+            let caller = Caller {
+                via_ca: !registered.contains(&caller),
+                fingerprint: caller,
+            };
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(Caller(caller.clone()));
+                    req.extensions_mut().insert(caller.clone());
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 },
             );

@@ -185,6 +185,13 @@ async fn the_peer_list_survives_a_restart_and_unregister_stops_traffic_at_once()
     let (_, body) = a.chat("to b").await;
     assert_eq!(body["response"], "reply from b");
 
+    // A connection B already holds to A's listener.
+    let b_to_a = super::security::client_as(&super::security::identity_of(&b), &a.node_id());
+    let (status, _) = super::security::send(&b_to_a, &a.peer_url(), "/peer/v1/load", None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+
     // ...until B is unregistered: from that answer on, nothing goes to B,
     // and B can no longer reach A's peer listener.
     let (status, _) = crate::common::status_json(
@@ -229,6 +236,13 @@ async fn the_peer_list_survives_a_restart_and_unregister_stops_traffic_at_once()
     );
     let refused = super::security::call_as(&b, &a, "/peer/v1/load").await;
     assert!(refused.is_err(), "{refused:?}");
+    // Not even on the connection it kept open.
+    let kept = super::security::send(&b_to_a, &a.peer_url(), "/peer/v1/load", None).await;
+    assert!(
+        matches!(&kept, Err(_))
+            || matches!(&kept, Ok((403, body)) if body["code"] == "peer.unregistered"),
+        "{kept:?}"
+    );
     // Unregistering what is not registered says so.
     let (status, body) = crate::common::status_json(
         a.app

@@ -19,12 +19,26 @@ pub async fn request(
     path: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), String> {
-    let tls = client_config(identity, Some(expected.to_string()), None)?;
-    let client = reqwest::Client::builder()
+    send(&client_as(identity, expected), url, path, body).await
+}
+
+/// An HTTP client that presents `identity` and expects the key `expected`.
+pub fn client_as(identity: &NodeIdentity, expected: &str) -> reqwest::Client {
+    let tls = client_config(identity, Some(expected.to_string()), None).unwrap();
+    reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(30))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// One call with `client`: the status and body, or why it failed.
+pub async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), String> {
     let req = match body {
         Some(b) => client.post(format!("{url}{path}")).json(&b),
         None => client.get(format!("{url}{path}")),
@@ -38,7 +52,7 @@ pub async fn request(
     ))
 }
 
-fn identity_of(node: &Node) -> NodeIdentity {
+pub fn identity_of(node: &Node) -> NodeIdentity {
     NodeIdentity::load_or_create(&node.app.settings.data_dir).unwrap()
 }
 

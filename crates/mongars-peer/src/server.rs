@@ -49,11 +49,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// A connection outlives a registration: every request is checked again,
 /// so a peer unregistered while connected is refused at its next call.
-fn still_admitted(api: &PeerApi, caller: &Caller) -> Result<(), Response> {
+fn refusal(api: &PeerApi, caller: &Caller) -> Option<Response> {
     if caller.via_ca || api.node.registered().contains(&caller.fingerprint) {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::FORBIDDEN,
             "peer.unregistered",
             "this node no longer accepts the caller",
@@ -62,7 +62,7 @@ fn still_admitted(api: &PeerApi, caller: &Caller) -> Result<(), Response> {
 }
 
 async fn load(State(api): State<PeerApi>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err(refused) = still_admitted(&api, &caller) {
+    if let Some(refused) = refusal(&api, &caller) {
         return refused;
     }
     axum::Json(api.node.own_load().await).into_response()
@@ -73,7 +73,7 @@ async fn receive_load(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = still_admitted(&api, &caller) {
+    if let Some(refused) = refusal(&api, &caller) {
         return refused;
     }
     let received = |outcome| {
@@ -112,7 +112,7 @@ async fn generate(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = still_admitted(&api, &caller) {
+    if let Some(refused) = refusal(&api, &caller) {
         return refused;
     }
     let request = match WireRequest::parse(&body) {

@@ -47,6 +47,7 @@ impl PeerClient {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("peer client: {e}"))?;

@@ -203,6 +203,8 @@ pub async fn serve(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        // Tokens are small writes: none may wait for the previous one's ACK.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let handshakes = node.metrics.peers.handshakes.clone();

@@ -268,12 +268,15 @@ pub async fn run(settings: Settings, args: PeersBenchArgs) -> anyhow::Result<i32
     let link = a.node().members()[0].guarded.backend.clone();
     let (mut local, mut remote) = (Vec::new(), Vec::new());
     for i in 0..args.requests {
+        // Prompts of their own, so that neither side reuses the other's
+        // prompt cache; the order alternates.
+        let (mine, theirs) = (request(2 * i, args.tokens), request(2 * i + 1, args.tokens));
         let (l, r) = if i % 2 == 0 {
-            let l = timed(b.llm.as_ref(), request(i, args.tokens)).await?;
-            (l, timed(link.as_ref(), request(i, args.tokens)).await?)
+            let l = timed(b.llm.as_ref(), mine).await?;
+            (l, timed(link.as_ref(), theirs).await?)
         } else {
-            let r = timed(link.as_ref(), request(i, args.tokens)).await?;
-            (timed(b.llm.as_ref(), request(i, args.tokens)).await?, r)
+            let r = timed(link.as_ref(), theirs).await?;
+            (timed(b.llm.as_ref(), mine).await?, r)
         };
         local.push(l);
         remote.push(r);

@@ -26,6 +26,9 @@ pub struct PeerSettings {
     pub concurrency: u32,
     /// Only peers serving this model are given work; empty: any.
     pub model: String,
+    /// Attempts again on the same peer after a transient failure before
+    /// the next choice (another peer, or this node) is tried.
+    pub retries: u32,
     /// This node's certificate and key (PEM), for installations whose CA
     /// signs node certificates; empty: generated in `data_dir/peer`.
     pub cert_file: PathBuf,
@@ -65,6 +68,11 @@ pub(crate) fn validate(s: &crate::Settings, check: &mut dyn FnMut(bool, &str, St
         p.handoff_queue <= 1024,
         "peers.handoff_queue",
         "must be at most 1024".into(),
+    );
+    check(
+        p.retries <= 5,
+        "peers.retries",
+        "must be at most 5 (a failing peer's request moves on to the next choice)".into(),
     );
     check(
         p.concurrency <= 1024,

@@ -156,6 +156,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         Ok(_) => println!("[info] {:<14} public roots (tls.ca_file not set)", "tls"),
         Err(e) => line(false, "tls", format!("{e:#}")),
     }
+    if settings.peers.enabled {
+        match crate::wiring::peers::identity(&settings) {
+            Ok(id) => println!(
+                "[info] {:<14} node id {} (port {}, mutual TLS{})",
+                "peers",
+                id.fingerprint,
+                settings.peers.port,
+                if settings.peers.ca_file.as_os_str().is_empty() {
+                    ", registered keys only"
+                } else {
+                    ", registered keys and the CA's certificates"
+                }
+            ),
+            Err(e) => line(false, "peers", format!("{e:#}")),
+        }
+    }
     let hashes = match settings.auth.max_concurrent_hashes {
         0 => hw.usable_cpus(),
         n => n as usize,

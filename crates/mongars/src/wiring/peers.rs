@@ -65,7 +65,7 @@ pub async fn peer_node(
         concurrency: concurrency(settings),
         connect_timeout: Duration::from_millis(settings.llm.resilience.connect_timeout_ms),
         model: p.model.clone(),
-        guards: crate::wiring::llm::guards(settings, 0),
+        guards: crate::wiring::llm::guards(settings, p.retries),
         static_peers: p
             .static_peers
             .iter()

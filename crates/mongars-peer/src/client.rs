@@ -48,6 +48,8 @@ impl PeerClient {
             .tls_backend_preconfigured(tls)
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
+            // The certificate the answer came with, to bind its report to it.
+            .tls_info(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("peer client: {e}"))?;
@@ -79,8 +81,20 @@ impl PeerClient {
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
         }
+        let key = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|t| t.peer_certificate())
+            .and_then(crate::identity::fingerprint);
         let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        crate::wire::parse_load(&body)
+        let load = crate::wire::parse_load(&body)?;
+        // A report is its sender's own: the id in it must be the key of the
+        // certificate it came with (what a CA-trusted peer says of itself
+        // is checked, not believed).
+        if key.as_deref() != Some(load.scheduler_id.as_str()) {
+            return Err("the answer's scheduler_id is not its certificate's key".into());
+        }
+        Ok(load)
     }
 }
 

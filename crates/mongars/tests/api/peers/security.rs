@@ -276,3 +276,64 @@ async fn a_replayed_or_altered_peer_request_is_refused() {
     assert_eq!(status, 200);
     assert_eq!(served(&a.metrics().await), 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_report_naming_another_key_than_its_certificate_is_not_believed() {
+    let a = Node::start("a", |_| {}).await;
+    // A listener with its own registered key that claims to be someone else.
+    let dir = tempfile::tempdir().unwrap();
+    let liar = NodeIdentity::load_or_create(dir.path()).unwrap();
+    let registered = mongars_peer::trust::Registered::default();
+    registered.replace([a.node_id()]);
+    let tls = mongars_peer::trust::server_config(&liar, registered, None).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let answer = json!({"scheduler_id": "ab".repeat(32), "queue_depth": 0, "active_workers": 0,
+        "concurrency": 4, "load_factor": 0.0, "tokens_per_second": 0.0, "models": ["scripted"]})
+    .to_string();
+    let server = tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, answer) = (acceptor.clone(), answer.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_req| {
+                    let body = answer.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(axum::body::Body::from(body))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let (status, _) = crate::common::status_json(
+        a.app
+            .post_json(
+                "/api/v1/peer/register",
+                json!({"url": url, "fingerprint": liar.fingerprint}),
+                Some(&a.admin),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Its answers arrive, and are refused each time: it never comes up.
+    crate::common::eventually(super::EXCHANGE, "two refused reports", || async {
+        let m = a.metrics().await;
+        metric(&m, "mongars_peer_load_reports_total", "outcome=\"failed\"") >= 2.0
+    })
+    .await;
+    assert_eq!(a.state_of(&url).await.as_deref(), Some("down"));
+    server.abort();
+}

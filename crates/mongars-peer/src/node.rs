@@ -8,7 +8,7 @@ use crate::status::PeerStatus;
 use crate::tally::Tally;
 use crate::trust::{ClusterCa, Registered, client_config};
 use chrono::{DateTime, Utc};
-use mongars_core::domain::{NodeLoad, PeerRecord, PeerState, Telemetry};
+use mongars_core::domain::{NodeLoad, PeerRecord, Telemetry};
 use mongars_core::ports::{Clock, LlmBackend, PeerRepository};
 use mongars_llm::router::{GuardedBackend, Guards};
 use mongars_metrics::Metrics;
@@ -346,11 +346,6 @@ impl PeerNode {
             .into_iter()
             .map(|(_, c)| c.2.guarded.clone())
             .collect()
-    }
-
-    /// A peer's state as the admin view shows it.
-    pub fn state_of(&self, m: &Member) -> PeerState {
-        m.status.state()
     }
 
     pub(crate) fn set_discovered(&self, urls: Vec<String>) {

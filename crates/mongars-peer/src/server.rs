@@ -49,22 +49,24 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// A connection outlives a registration: every request is checked again,
 /// so a peer unregistered while connected is refused at its next call.
-fn refusal(api: &PeerApi, caller: &Caller) -> Option<Response> {
+async fn admitted(
+    State(api): State<PeerApi>,
+    Extension(caller): Extension<Caller>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     if caller.via_ca || api.node.registered().contains(&caller.fingerprint) {
-        None
+        next.run(request).await
     } else {
-        Some(error(
+        error(
             StatusCode::FORBIDDEN,
             "peer.unregistered",
             "this node no longer accepts the caller",
-        ))
+        )
     }
 }
 
-async fn load(State(api): State<PeerApi>, Extension(caller): Extension<Caller>) -> Response {
-    if let Some(refused) = refusal(&api, &caller) {
-        return refused;
-    }
+async fn load(State(api): State<PeerApi>) -> Response {
     axum::Json(api.node.own_load().await).into_response()
 }
 
@@ -73,9 +75,6 @@ async fn receive_load(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refusal(&api, &caller) {
-        return refused;
-    }
     let received = |outcome| {
         api.node
             .metrics
@@ -107,14 +106,7 @@ async fn receive_load(
     axum::Json(api.node.own_load().await).into_response()
 }
 
-async fn generate(
-    State(api): State<PeerApi>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = refusal(&api, &caller) {
-        return refused;
-    }
+async fn generate(State(api): State<PeerApi>, body: Bytes) -> Response {
     let request = match WireRequest::parse(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "peer.invalid_request", &e),
@@ -170,12 +162,16 @@ async fn forbidden() -> Response {
 }
 
 fn routes(node: Arc<PeerNode>, llm: Arc<dyn LlmBackend>) -> axum::Router {
+    let api = PeerApi { node, llm };
     axum::Router::new()
         .route(LOAD_PATH, get(load).post(receive_load))
         .route(GENERATE_PATH, post(generate))
+        // Every request, not only the handshake: a connection outlives a
+        // registration.
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), admitted))
         .fallback(forbidden)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(PeerApi { node, llm })
+        .with_state(api)
 }
 
 /// Serve the peer API on `listener` until `stop` resolves; connections

@@ -3,8 +3,9 @@
 //! report and the telemetry of the peer API.
 
 use async_trait::async_trait;
-use mongars_core::domain::{ChatMessage, GenerationEvent, GenerationRequest, ModelRole};
-use mongars_core::ports::{BackendHealth, Clock, GenerationStream, LlmBackend, LlmError};
+use mongars_core::domain::{GenerationEvent, GenerationRequest};
+use mongars_core::ports::{Clock, GenerationStream, LlmBackend, LlmError};
+use mongars_llm::resilience::{Decorated, Decorator};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,10 +71,10 @@ impl Tally {
 
     /// `inner`, counted by this tally.
     pub fn wrap(self: &Arc<Self>, inner: Arc<dyn LlmBackend>) -> Arc<dyn LlmBackend> {
-        Arc::new(Counted {
+        Arc::new(Decorated(Counted {
             inner,
             tally: self.clone(),
-        })
+        }))
     }
 }
 
@@ -83,25 +84,9 @@ struct Counted {
 }
 
 #[async_trait]
-impl LlmBackend for Counted {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn model(&self) -> &str {
-        self.inner.model()
-    }
-
-    fn context_window(&self) -> usize {
-        self.inner.context_window()
-    }
-
-    async fn count_tokens(
-        &self,
-        role: ModelRole,
-        prompts: &[Vec<ChatMessage>],
-    ) -> Result<Vec<usize>, LlmError> {
-        self.inner.count_tokens(role, prompts).await
+impl Decorator for Counted {
+    fn inner(&self) -> &Arc<dyn LlmBackend> {
+        &self.inner
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
@@ -137,17 +122,5 @@ impl LlmBackend for Counted {
             }
         });
         Ok(rx)
-    }
-
-    async fn health(&self) -> BackendHealth {
-        self.inner.health().await
-    }
-
-    async fn provision(
-        &self,
-        force: bool,
-        progress: mongars_core::ports::ProgressSink,
-    ) -> Result<mongars_core::ports::ProvisionOutcome, LlmError> {
-        self.inner.provision(force, progress).await
     }
 }

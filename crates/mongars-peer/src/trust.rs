@@ -28,6 +28,12 @@ pub struct ClusterCa {
     roots: Arc<rustls::RootCertStore>,
 }
 
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterCa")
+    }
+}
+
 impl ClusterCa {
     pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
         use rustls_pki_types::pem::PemObject;
@@ -72,7 +78,7 @@ impl ClusterCa {
 
 /// The fingerprints this node accepts, shared with the peer list so that
 /// registering or unregistering takes effect on the next handshake.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Registered(Arc<RwLock<HashSet<String>>>);
 
 impl Registered {
@@ -109,16 +115,10 @@ fn check_signature13(
 }
 
 /// The listener's check of a calling peer.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct CallerCheck {
     registered: Registered,
     ca: Option<ClusterCa>,
-}
-
-impl std::fmt::Debug for CallerCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallerCheck")
-    }
 }
 
 impl ClientCertVerifier for CallerCheck {
@@ -173,15 +173,7 @@ struct PinnedPeer {
     /// The registered fingerprint; `None` for a discovered peer (then the
     /// CA must have signed its certificate).
     expected: Option<String>,
-    ca: Option<ClusterCaDebug>,
-}
-
-struct ClusterCaDebug(ClusterCa);
-
-impl std::fmt::Debug for ClusterCaDebug {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterCa")
-    }
+    ca: Option<ClusterCa>,
 }
 
 impl ServerCertVerifier for PinnedPeer {
@@ -198,7 +190,7 @@ impl ServerCertVerifier for PinnedPeer {
             None => self
                 .ca
                 .as_ref()
-                .is_some_and(|ca| ca.0.signed(end_entity, intermediates, now)),
+                .is_some_and(|ca| ca.signed(end_entity, intermediates, now)),
         };
         if ok {
             Ok(ServerCertVerified::assertion())
@@ -257,10 +249,7 @@ pub fn client_config(
     expected: Option<String>,
     ca: Option<ClusterCa>,
 ) -> Result<rustls::ClientConfig, String> {
-    let verifier = Arc::new(PinnedPeer {
-        expected,
-        ca: ca.map(ClusterCaDebug),
-    });
+    let verifier = Arc::new(PinnedPeer { expected, ca });
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS configuration: {e}"))?

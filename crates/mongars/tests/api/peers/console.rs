@@ -59,24 +59,18 @@ async fn an_admin_registers_watches_and_removes_a_peer_in_chromium() {
         "document.querySelector('#peers tr[data-url=\"{}\"]')",
         b.peer_url()
     );
-    let deadline = tokio::time::Instant::now() + EXCHANGE;
-    loop {
-        page.click("nav [data-panel=peers]").await;
-        let up = page
-            .run(&format!(
-                "const r = {row}; return r !== null && r.children[2].textContent === 'up' \
-                 && r.children[4].textContent.includes('/1)');"
-            ))
-            .await;
-        if up == serde_json::Value::Bool(true) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the peer never came up"
+    let shown = &page;
+    crate::common::eventually(EXCHANGE, "the peer up with its load", || {
+        let check = format!(
+            "const r = {row}; return r !== null && r.children[2].textContent === 'up' \
+             && r.children[4].textContent.includes('/1)');"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+        async move {
+            shown.click("nav [data-panel=peers]").await;
+            shown.run(&check).await == serde_json::Value::Bool(true)
+        }
+    })
+    .await;
     std::fs::write(
         crate::console::artifacts().join("console-peers.png"),
         page.screenshot().await,

@@ -1,10 +1,9 @@
 //! Faults between nodes: a peer killed while it holds a handed-off
 //! generation, and a network partition that heals.
 
-use super::{EXCHANGE, Node};
+use super::{EXCHANGE, Node, spawn_chat};
 use crate::common::proxy::{Mode, Proxy};
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Limit on waiting for a first token in these tests.
@@ -12,25 +11,6 @@ const FIRST_TOKEN_MS: u64 = 3000;
 
 fn quick(s: &mut mongars_config::Settings) {
     s.llm.resilience.first_token_timeout_ms = FIRST_TOKEN_MS;
-}
-
-fn spawn_chat(node: &Node, message: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
-    let (client, url, token) = (
-        node.app.client.clone(),
-        node.app.url("/api/v1/conversation/chat"),
-        node.user.clone(),
-    );
-    let message = message.to_string();
-    tokio::spawn(async move {
-        let resp = client
-            .post(url)
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "message": message }))
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.json().await.unwrap_or(Value::Null))
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -212,3 +212,23 @@ pub async fn trio() -> (Node, Node, Node) {
     }
     (a, b, c)
 }
+
+/// A chat of `node`'s user sent in the background: its status and body.
+pub fn spawn_chat(node: &Node, message: &str) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (client, url, token) = (
+        node.app.client.clone(),
+        node.app.url("/api/v1/conversation/chat"),
+        node.user.clone(),
+    );
+    let message = message.to_string();
+    tokio::spawn(async move {
+        let resp = client
+            .post(url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "message": message }))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    })
+}

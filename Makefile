@@ -27,7 +27,7 @@ fmt: ## Format the code
 lint: ## Lints as CI runs them
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-bench: ## Start-up, login throughput, generation, router, peers, memory, chat and realtime figures (built with the bench feature)
+bench: ## Start-up, login throughput, generation, router, peers, memory, overload, chat and realtime figures (built with the bench feature)
 	@scripts/deps.sh run
 	@scripts/models.sh
 	$(CARGO) build --release --locked -p mongars --features bench
@@ -36,6 +36,7 @@ bench: ## Start-up, login throughput, generation, router, peers, memory, chat an
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench router
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench peers
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench memory
+	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench overload
 	@url=$$(scripts/test-postgres.sh start 2>/dev/null) || url=; \
 	  MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench chat $${url:+--postgres $$url}; \
 	  status=$$?; [ -z "$$url" ] || scripts/test-postgres.sh stop; exit $$status

@@ -187,6 +187,8 @@ pub struct MetricsSettings {
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
     pub otlp_endpoint: String,
+    /// `http/protobuf` or `http/json`.
+    pub otlp_protocol: String,
     pub otlp_interval_secs: u64,
     pub service_name: String,
 }
@@ -199,6 +201,7 @@ pub struct EmbeddedLlmSettings {
     pub context_tokens: u32,
     pub parallel: u32,
     pub queue_capacity: u32,
+    pub max_queue_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -121,6 +121,11 @@ pub(crate) fn validate(s: &Settings, check: &mut dyn FnMut(bool, &str, String)) 
         "must be empty or an http:// or https:// URL".into(),
     );
     check(
+        ["http/protobuf", "http/json"].contains(&t.otlp_protocol.as_str()),
+        "telemetry.otlp_protocol",
+        "must be \"http/protobuf\" or \"http/json\"".into(),
+    );
+    check(
         (1..=3600).contains(&t.otlp_interval_secs),
         "telemetry.otlp_interval_secs",
         "must be between 1 and 3600".into(),

@@ -34,6 +34,7 @@ fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
         context_tokens: 2048,
         parallel,
         queue_capacity: queue,
+        max_queue_wait: Duration::ZERO,
     }
 }
 
@@ -136,6 +137,33 @@ async fn a_full_queue_refuses_at_once() {
     assert!(
         matches!(refused, Err(LlmError::Overloaded { .. })),
         "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_would_wait_too_long_is_refused_at_once() {
+    let Some(path) = model_path() else { return };
+    let mut cfg = config(path, 1, 32);
+    // Any real reply takes longer than a millisecond: once one has been
+    // measured, a request finding the slot taken cannot start in time.
+    cfg.max_queue_wait = Duration::from_millis(1);
+    let backend = load_backend(&cfg).unwrap();
+    // Nothing measured yet, nothing running: admitted.
+    collect(&backend, ask("Say hello.", 8)).await;
+    let _running = backend
+        .generate(ask("Write a very long story about mountains.", 400))
+        .await
+        .unwrap();
+    let refused = backend.generate(ask("Say hello.", 8)).await;
+    let Err(LlmError::Overloaded { retry_after_secs }) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(retry_after_secs >= 1);
+    let health = backend.health().await;
+    assert_eq!(
+        health.queued + health.active,
+        1,
+        "the refused one is not queued"
     );
 }
 

@@ -36,10 +36,36 @@ pub async fn start(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Vec
             mongars_metrics::otlp::OtlpTarget {
                 endpoint: t.otlp_endpoint.clone(),
                 tls: crate::wiring::net::outbound_tls(settings)?,
+                encoding: if t.otlp_protocol == "http/json" {
+                    mongars_metrics::otlp::Encoding::Json
+                } else {
+                    mongars_metrics::otlp::Encoding::Protobuf
+                },
             },
             Duration::from_secs(t.otlp_interval_secs),
-            t.service_name.clone(),
+            resource(settings),
         )));
     }
     Ok(tasks)
+}
+
+/// The resource every exported metric belongs to: the service, its
+/// version, this process (the identity stored on the turns it runs) and the
+/// host.
+fn resource(settings: &Settings) -> Vec<mongars_metrics::otlp::Attribute> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let mut list = vec![
+        ("service.name", settings.telemetry.service_name.clone()),
+        ("service.version", env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "service.instance.id",
+            crate::instance::current().to_string(),
+        ),
+    ];
+    if !host.is_empty() {
+        list.push(("host.name", host));
+    }
+    list.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

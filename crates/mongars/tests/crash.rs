@@ -10,8 +10,8 @@ mod fake;
 mod process;
 
 use fake::{Fake, Mode};
-use process::{start_server, terminate};
-use serde_json::{Value, json};
+use process::{login, start_server, status_counts, terminate};
+use serde_json::json;
 use std::time::Duration;
 
 const CHATS: usize = 24;
@@ -75,7 +75,7 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
         let hits_before = fake.chat_hits().len();
 
         let (mut server, addr, _lines) = start_server(dir, &env);
-        let token = login(&addr).await;
+        let token = login(&reqwest::Client::new(), &format!("http://{addr}")).await;
         let client = reqwest::Client::new();
         let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
         for i in 0..CHATS {
@@ -125,18 +125,6 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
     }
 }
 
-async fn login(addr: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/auth/login"))
-        .json(&json!({"username": "root", "password": "secret-password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn wait_for(mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check() {
@@ -146,31 +134,4 @@ async fn wait_for(mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Turns by `status` (and `failed:<code>`), read straight from the database.
-async fn status_counts(
-    dir: &std::path::Path,
-    url: &str,
-) -> std::collections::HashMap<String, usize> {
-    let mut settings = mongars_config::defaults().unwrap();
-    settings.data_dir = dir.to_path_buf();
-    settings.database.url = mongars_config::Secret::new(url);
-    let db = mongars::wiring::database::open_database(&settings)
-        .await
-        .unwrap();
-    let rows = mongars_store::SqlTurnRepository::new(db.clone())
-        .count_by_status()
-        .await
-        .unwrap();
-    db.close().await;
-    let mut counts = std::collections::HashMap::new();
-    for (status, code, n) in rows {
-        let key = match code {
-            Some(c) if status == "failed" => format!("failed:{c}"),
-            _ => status,
-        };
-        *counts.entry(key).or_insert(0) += n as usize;
-    }
-    counts
 }

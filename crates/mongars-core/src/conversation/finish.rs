@@ -9,7 +9,9 @@ use crate::domain::{
     FinishReason, GenerationEvent, GenerationRequest, GenerationUsage, NewTurn, TurnCompletion,
 };
 use crate::error::CoreError;
-use crate::ports::{Clock, Event, EventBus, GenerationStream, LlmBackend, TurnRepository};
+use crate::ports::{
+    Clock, Event, EventBus, GenerationStream, LlmBackend, Reservation, TurnRepository,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +50,8 @@ pub(super) struct TurnRun {
     /// The context trace as JSON, and the note before the message.
     pub(super) trace: Option<(String, Option<String>)>,
     pub(super) llm: Arc<dyn LlmBackend>,
+    /// Held with the backend until generation starts.
+    pub(super) place: Reservation,
     pub(super) request: GenerationRequest,
     pub(super) finish: Finish,
 }
@@ -64,6 +68,7 @@ impl TurnRun {
             turn,
             trace,
             llm,
+            place,
             request,
             finish,
         } = self;
@@ -90,6 +95,7 @@ impl TurnRun {
                 return;
             }
         };
+        drop(place);
         match started {
             Ok(stream) => finish.drive(stream, tx).await,
             Err(e) => {

@@ -89,8 +89,8 @@ impl ConversationService {
             .map_err(|retry_after_secs| CoreError::RateLimited { retry_after_secs })
     }
 
-    /// One turn with memory of the session, streamed. Input problems and a
-    /// full queue are returned before anything is stored; from then on the
+    /// One turn with memory of the session, streamed. Input problems and
+    /// backends too busy to start it are returned before anything is stored; from then on the
     /// user's message is kept even when generation fails, and the turn runs
     /// in a task of its own that always ends it `complete` or `failed`,
     /// whatever becomes of the caller (see [`ChatStream`]).
@@ -103,12 +103,20 @@ impl ConversationService {
         let started = Instant::now();
         let message = UserMessage::parse(&req.message, self.options.max_message_chars)?;
         let session = crate::domain::parse_session_id(req.session_id.as_deref())?;
+        let role = classify_task(message.as_str());
+        // No recall, no prompt, nothing stored and nothing taken from the
+        // user's rate for a chat the backends cannot take now: it is
+        // refused at once, to be tried again. The place is held until
+        // generation starts.
+        let place = self
+            .llm
+            .reserve(role)
+            .map_err(|retry_after_secs| CoreError::Overloaded { retry_after_secs })?;
         self.check_rate(who).await?;
         let working = &self.mind.working;
         let position = working.position(who.id, session.as_deref()).await?;
         let window = history_window(position.ordinal, self.options.history_turns);
         let recent = working.recent(who.id, session.as_deref(), window).await?;
-        let role = classify_task(message.as_str());
         let budget = self.prompt_budget(role);
         let context = self
             .mind
@@ -153,6 +161,7 @@ impl ConversationService {
             },
             trace: trace_json(&turn_id, &context.trace, &context.note),
             llm: self.llm.clone(),
+            place,
             request: GenerationRequest {
                 messages,
                 sampling: self.options.sampling.get(role).clone(),

@@ -139,6 +139,28 @@ pub enum ProvisionOutcome {
 /// Receives download progress; called from the provisioning task.
 pub type ProgressSink = std::sync::Arc<dyn Fn(PullProgress) + Send + Sync>;
 
+/// A place held with a backend for a generation about to start (see
+/// [`LlmBackend::reserve`]); dropping it gives the place back.
+#[derive(Default)]
+pub struct Reservation(Option<Box<dyn Send + Sync>>);
+
+impl Reservation {
+    /// A place that `guard` gives back when dropped.
+    pub fn held(guard: impl Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(guard)))
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Reservation(held)"
+        } else {
+            "Reservation(none)"
+        })
+    }
+}
+
 #[async_trait]
 pub trait LlmBackend: Send + Sync {
     /// Short backend name, e.g. `embedded` or `ollama`.
@@ -160,6 +182,15 @@ pub trait LlmBackend: Send + Sync {
     /// prompt too long, backend down) are returned here; later ones arrive
     /// on the stream.
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError>;
+    /// Hold a place for a generation of `role` about to start, or
+    /// `Err(seconds to wait)` when it would be refused for load. Taken
+    /// before a turn is prepared, so that a chat that cannot be served is
+    /// refused before any work is spent on it, and held until `generate`
+    /// is called, so that a burst of chats being prepared counts as the
+    /// load it is about to be.
+    fn reserve(&self, _role: ModelRole) -> Result<Reservation, u64> {
+        Ok(Reservation::default())
+    }
     async fn health(&self) -> BackendHealth;
     /// Make sure the model is available (download it when the backend can),
     /// reporting progress to `progress`. `force` downloads again.

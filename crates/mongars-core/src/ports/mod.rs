@@ -134,7 +134,7 @@ pub use fleet::{
 };
 pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-    PullProgress, count_prompt, estimate_prompt_tokens,
+    PullProgress, Reservation, count_prompt, estimate_prompt_tokens,
 };
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository};
 pub use peer::{PeerDirectory, PeerRepository};

@@ -94,6 +94,10 @@ impl LlmBackend for Watched {
         self.inner.generate(request).await
     }
 
+    fn reserve(&self, role: ModelRole) -> Result<crate::ports::Reservation, u64> {
+        self.inner.reserve(role)
+    }
+
     async fn health(&self) -> BackendHealth {
         self.inner.health().await
     }

@@ -70,7 +70,7 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         model_name,
         n_ctx,
     };
-    let load = Arc::new(Load::default());
+    let load = Arc::new(Load::new(cfg.max_queue_wait));
     let engine = start_engine(&setup, model, None, &load)?;
     tracing::info!(
         model = %setup.model_name,
@@ -78,6 +78,7 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         threads = cfg.threads.max(1),
         parallel = cfg.parallel.max(1),
         queue = cfg.queue_capacity.max(1),
+        max_queue_wait_ms = cfg.max_queue_wait.as_millis() as u64,
         "embedded model loaded"
     );
     Ok(EmbeddedBackend {

@@ -3,8 +3,9 @@
 //! One engine thread owns a llama.cpp context whose KV cache holds
 //! `parallel` sequences, and decodes every running reply in one batch per
 //! step with `threads` compute threads in all (see `worker`). Requests wait
-//! in a bounded FIFO queue; when it is full, `generate` answers
-//! `Overloaded` at once instead of piling up work. The engine never runs on
+//! in a bounded FIFO queue; when it is full, or when the replies ahead
+//! would keep a new one waiting longer than `max_queue_wait` (`admission`),
+//! `generate` answers `Overloaded` at once instead of piling up work. The engine never runs on
 //! the async runtime. A request whose consumer has gone away is skipped if
 //! still queued and stopped between tokens if running.
 //!
@@ -14,6 +15,7 @@
 //! requests go to the new engine; the old one finishes what it had queued
 //! and running, then stops. Its prompt cache goes with it.
 
+mod admission;
 mod load;
 mod logprob;
 #[cfg(feature = "bench")]
@@ -32,11 +34,14 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 /// The engine's token type (of [`EmbeddedBackend::prompt_tokens`]).
 pub use llama_cpp_2::token::LlamaToken;
 use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
-use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError};
+use mongars_core::ports::{BackendHealth, GenerationStream, LlmBackend, LlmError, Reservation};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::Instant;
+
+/// `Retry-After` when the queue is full.
+const FULL_QUEUE_RETRY_SECS: u64 = 2;
 
 /// Settings of the embedded engine.
 #[derive(Debug, Clone)]
@@ -50,6 +55,9 @@ pub struct EmbeddedConfig {
     pub parallel: usize,
     /// Requests that may wait for a worker.
     pub queue_capacity: usize,
+    /// Longest expected wait for a slot a request is queued for; zero: no
+    /// limit but `queue_capacity`.
+    pub max_queue_wait: std::time::Duration,
 }
 
 /// State shared by the backend handle and its workers.
@@ -66,11 +74,34 @@ pub(crate) struct Shared {
 }
 
 /// Replies running and waiting, and what the engines have done.
-#[derive(Default)]
 pub(crate) struct Load {
     pub active: AtomicUsize,
     pub queued: AtomicUsize,
+    /// Places held by turns being prepared (`LlmBackend::reserve`).
+    pub reserved: AtomicUsize,
     pub counters: Counters,
+    pub admission: admission::Admission,
+}
+
+impl Load {
+    pub fn new(max_queue_wait: std::time::Duration) -> Self {
+        Self {
+            active: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            reserved: AtomicUsize::new(0),
+            counters: Counters::default(),
+            admission: admission::Admission::new(max_queue_wait),
+        }
+    }
+}
+
+/// A reserved place, given back when dropped.
+struct Reserved(Arc<Load>);
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.0.reserved.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// What the engine thread has done, counted as it goes.
@@ -270,8 +301,13 @@ impl LlmBackend for EmbeddedBackend {
                 limit: n_ctx - 1,
             });
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
         let engine = self.current();
+        let ahead =
+            self.load.queued.load(Ordering::SeqCst) + self.load.active.load(Ordering::SeqCst);
+        if let Err(retry_after_secs) = self.load.admission.check(ahead, engine.shared.parallel) {
+            return Err(LlmError::Overloaded { retry_after_secs });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
         self.load.queued.fetch_add(1, Ordering::SeqCst);
         let job = Job {
             prompt,
@@ -285,7 +321,7 @@ impl LlmBackend for EmbeddedBackend {
                 self.load.queued.fetch_sub(1, Ordering::SeqCst);
                 match e {
                     mpsc::TrySendError::Full(_) => Err(LlmError::Overloaded {
-                        retry_after_secs: 2,
+                        retry_after_secs: FULL_QUEUE_RETRY_SECS,
                     }),
                     mpsc::TrySendError::Disconnected(_) => {
                         Err(LlmError::Unavailable("embedded engine stopped".into()))
@@ -293,6 +329,22 @@ impl LlmBackend for EmbeddedBackend {
                 }
             }
         }
+    }
+
+    /// A place while the queue has room and the replies running, queued
+    /// and reserved ahead leave one within `max_queue_wait`.
+    fn reserve(&self, _role: ModelRole) -> Result<Reservation, u64> {
+        let load = &self.load;
+        let queued = load.queued.load(Ordering::SeqCst);
+        let reserved = load.reserved.fetch_add(1, Ordering::SeqCst);
+        let place = Reservation::held(Reserved(load.clone()));
+        if queued + reserved >= self.config.config.queue_capacity.max(1) {
+            return Err(FULL_QUEUE_RETRY_SECS);
+        }
+        let ahead = queued + reserved + load.active.load(Ordering::SeqCst);
+        load.admission
+            .check(ahead, self.current().shared.parallel)
+            .map(|()| place)
     }
 
     async fn health(&self) -> BackendHealth {

@@ -140,6 +140,16 @@ impl Slot {
             }
         }
         let usage = run.progress.usage(shared, &run.job, run.queued, reason);
+        if matches!(reason, FinishReason::Stop | FinishReason::Length) {
+            // With replies waiting, the time since the last one ended says
+            // how fast the engine frees a slot under this load.
+            let saturated = shared.load.queued.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            shared.load.admission.record(
+                usage.total.saturating_sub(usage.queued),
+                saturated,
+                Instant::now(),
+            );
+        }
         let _ = run.job.tx.blocking_send(Ok(GenerationEvent::Done(usage)));
     }
 }

@@ -236,7 +236,9 @@ fn step(
     Ok(())
 }
 
+/// The slot counts as free before its reply's end is sent, so that a
+/// caller that has its whole reply sees the engine without it.
 fn finish(slot: &mut Slot, shared: &Shared, reason: FinishReason) {
-    slot.finish(shared, reason);
     shared.load.active.fetch_sub(1, Ordering::SeqCst);
+    slot.finish(shared, reason);
 }

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use mongars_core::domain::{ChatMessage, GenerationRequest, ModelRole};
 use mongars_core::ports::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
+    Reservation,
 };
 use std::sync::Arc;
 
@@ -62,6 +63,9 @@ impl<D: Decorator> LlmBackend for Decorated<D> {
     }
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {
         self.0.generate(request).await
+    }
+    fn reserve(&self, role: ModelRole) -> Result<Reservation, u64> {
+        self.0.inner().reserve(role)
     }
     async fn health(&self) -> BackendHealth {
         self.0.inner().health().await

@@ -53,7 +53,9 @@ use mongars_core::domain::{
     ChatMessage, FinishReason, GenerationEvent, GenerationRequest, ModelRole, PerRole,
     SamplingParams,
 };
-use mongars_core::ports::{BackendHealth, Clock, GenerationStream, LlmBackend, LlmError};
+use mongars_core::ports::{
+    BackendHealth, Clock, GenerationStream, LlmBackend, LlmError, Reservation,
+};
 use mongars_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,6 +289,28 @@ impl LlmBackend for Router {
             }
         }
         Ok(most)
+    }
+
+    /// The place of the first backend of the role's chain, in the order
+    /// `generate` tries them, that has one (breakers open are passed over);
+    /// refused when each is busy or open and at least one is busy. Never
+    /// refused while peers may take the request.
+    fn reserve(&self, role: ModelRole) -> Result<Reservation, u64> {
+        let chain = self.chains.get(role);
+        if !chain.pools.is_empty() {
+            return Ok(Reservation::default());
+        }
+        let mut wait = None;
+        for b in &chain.backends {
+            if !b.breaker.admits() {
+                continue;
+            }
+            match b.backend.reserve(role) {
+                Ok(place) => return Ok(place),
+                Err(secs) => wait = Some(wait.unwrap_or(0).max(secs)),
+            }
+        }
+        wait.map_or(Ok(Reservation::default()), Err)
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, LlmError> {

@@ -41,6 +41,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             BenchCommand::Realtime(args) => bench::realtime(settings, args).await,
             BenchCommand::Chat(args) => bench::chat(settings, args).await,
             BenchCommand::Train(args) => bench::train(settings, args).await,
+            BenchCommand::Overload(args) => bench::overload(settings, args).await,
             BenchCommand::FakeOpenai => bench::fake_openai().await,
         },
         Command::Models(cmd) => models::run(cmd, settings).await,

@@ -32,6 +32,7 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
         context_tokens: e.context_tokens,
         parallel: e.parallel as usize,
         queue_capacity: e.queue_capacity as usize,
+        max_queue_wait: Duration::from_millis(e.max_queue_wait_ms),
     }
 }
 

@@ -8,9 +8,28 @@ use std::time::{Duration, Instant};
 
 /// The binary in a clean environment, run in `dir`, with `env` on top.
 pub fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongars"));
+    with_test_env(&mut cmd, dir, env);
+    cmd
+}
+
+/// The binary run by `wrapper` (a program and its arguments, the binary's
+/// path and its own arguments following), in the same environment.
+pub fn wrapped(dir: &Path, env: &[(&str, &str)], wrapper: &[&str]) -> Command {
+    let mut cmd = Command::new(wrapper[0]);
+    cmd.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_mongars"));
+    with_test_env(&mut cmd, dir, env);
+    // The wrapper is found on the usual path.
+    cmd.env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    cmd
+}
+
+fn with_test_env(cmd: &mut Command, dir: &Path, env: &[(&str, &str)]) {
     // This process's own HTTP clients speak TLS through ring too.
     mongars_net::install_crypto();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mongars"));
     cmd.current_dir(dir).env_clear();
     // Cheap hashing keeps the tests quick; the defaults are measured in the bench.
     cmd.env("MONGARS_AUTH__ARGON2_MEMORY_KIB", "1024")
@@ -33,18 +52,32 @@ pub fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd
 }
 
-/// Start `mongars serve` and return it with the address it printed.
+/// Start `mongars serve` and return it with the address it printed. Its
+/// log goes to `server.log` in `dir` (appended across restarts): a pipe
+/// that no one read would stop the server once full.
 pub fn start_server(
     dir: &Path,
     env: &[(&str, &str)],
 ) -> (Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut child = mongars(dir, env)
+    start_command(dir, mongars(dir, env))
+}
+
+/// [`start_server`] for a command made by [`mongars`] or [`wrapped`].
+pub fn start_command(
+    dir: &Path,
+    mut cmd: Command,
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    let mut child = cmd
         .arg("serve")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -55,7 +88,7 @@ pub fn start_server(
         }
     });
     let line = rx
-        .recv_timeout(Duration::from_secs(30))
+        .recv_timeout(Duration::from_secs(60))
         .expect("server printed its address");
     let addr = line.rsplit("http://").next().unwrap().to_string();
     (child, addr, rx)
@@ -73,4 +106,41 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
         assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Log in as the bootstrap admin `root` / `secret-password`; the token.
+pub async fn login(client: &reqwest::Client, base: &str) -> String {
+    let resp = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "root", "password": "secret-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// Turns by `status` (and `failed:<code>`), read straight from the database.
+pub async fn status_counts(dir: &Path, url: &str) -> std::collections::HashMap<String, usize> {
+    let mut settings = mongars_config::defaults().unwrap();
+    settings.data_dir = dir.to_path_buf();
+    settings.database.url = mongars_config::Secret::new(url);
+    let db = mongars::wiring::database::open_database(&settings)
+        .await
+        .unwrap();
+    let rows = mongars_store::SqlTurnRepository::new(db.clone())
+        .count_by_status()
+        .await
+        .unwrap();
+    db.close().await;
+    let mut counts = std::collections::HashMap::new();
+    for (status, code, n) in rows {
+        let key = match code {
+            Some(c) if status == "failed" => format!("failed:{c}"),
+            _ => status,
+        };
+        *counts.entry(key).or_insert(0) += n as usize;
+    }
+    counts
 }

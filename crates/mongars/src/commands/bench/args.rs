@@ -39,6 +39,12 @@ pub enum BenchCommand {
     /// held-out chats and on the shipped general set before and after, and
     /// greedy replies with and without the adapter
     Train(TrainBenchArgs),
+    /// More concurrent chats than the embedded engine can serve in time,
+    /// against a `mongars serve` child on its default settings: how they are
+    /// answered (200 or 503 with Retry-After), how fast a refusal comes,
+    /// /healthz and /ready latency meanwhile next to the idle server's, and
+    /// the server's RSS.
+    Overload(OverloadBenchArgs),
     /// The instant OpenAI-compatible backend of `bench chat` (prints its
     /// URL, serves until stopped).
     #[command(hide = true)]
@@ -91,6 +97,15 @@ pub struct ChatBenchArgs {
     /// Only the rows with memory on, or off.
     #[arg(long, value_parser = ["on", "off"])]
     pub memory: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OverloadBenchArgs {
+    /// Chats sent at once in each round.
+    #[arg(long, default_value_t = 40)]
+    pub chats: usize,
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -43,6 +43,8 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
     let mut cfg = crate::wiring::llm::embedded_config(settings);
     cfg.parallel = *STREAMS.last().unwrap_or(&8);
     cfg.queue_capacity = cfg.queue_capacity.max(cfg.parallel);
+    // Every stream of a sweep is served, however long it waits.
+    cfg.max_queue_wait = std::time::Duration::ZERO;
     let threads = cfg.threads;
     let engine = Arc::new(
         tokio::task::spawn_blocking(move || load_backend(&cfg))

@@ -1,5 +1,11 @@
-//! Push of the registry to an OpenTelemetry collector over OTLP/HTTP with the
-//! JSON encoding (`POST {endpoint}/v1/metrics`), every `interval`.
+//! Push of the registry to an OpenTelemetry collector over OTLP/HTTP
+//! (`POST {endpoint}/v1/metrics`) every `interval`, in the protobuf encoding
+//! (the protocol's default) or JSON. The resource carries the attributes the
+//! caller gives (service name, version, instance, host).
+//!
+//! A dead or slow collector costs nothing but this task: a push has its own
+//! timeout (shorter than the interval), a tick missed is skipped, not
+//! queued, and nothing else waits for it.
 //!
 //! Names follow OpenTelemetry conventions: the `mongars_` prefix, `_total`
 //! and the unit suffix go, and the namespace becomes dotted, so
@@ -7,10 +13,13 @@
 //! `mongars_llm_ray_latency_seconds` as `llm.ray.latency` (unit `s`).
 //! Values are cumulative, as in Prometheus.
 
+mod json;
+mod model;
+mod proto;
+
 use crate::Metrics;
-use prometheus::proto::{MetricFamily, MetricType};
-use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use model::Attribute;
+use std::time::{Duration, SystemTime};
 
 /// Namespaces whose underscores become dots, longest first.
 const NAMESPACES: [&str; 4] = ["llm_ray", "llm_cache", "http", "llm"];
@@ -33,97 +42,11 @@ pub fn otel_name(prometheus_name: &str) -> (String, &'static str) {
     (name.to_string(), unit)
 }
 
-/// The OTLP JSON `ExportMetricsServiceRequest` for the current values.
-pub fn export_request(metrics: &Metrics, service_name: &str, start: SystemTime) -> Value {
-    let now = nanos(SystemTime::now());
-    let start = nanos(start);
-    let list: Vec<Value> = metrics
-        .gather()
-        .iter()
-        .filter_map(|f| family(f, &start, &now))
-        .collect();
-    json!({
-        "resourceMetrics": [{
-            "resource": { "attributes": [attr("service.name", service_name)] },
-            "scopeMetrics": [{
-                "scope": { "name": "mongars", "version": env!("CARGO_PKG_VERSION") },
-                "metrics": list,
-            }],
-        }],
-    })
-}
-
-fn nanos(t: SystemTime) -> String {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-        .to_string()
-}
-
-fn attr(key: &str, value: &str) -> Value {
-    json!({ "key": key, "value": { "stringValue": value } })
-}
-
-fn family(f: &MetricFamily, start: &str, now: &str) -> Option<Value> {
-    let (name, unit) = otel_name(f.name());
-    let points = |value: &dyn Fn(&prometheus::proto::Metric) -> Value| -> Vec<Value> {
-        f.get_metric()
-            .iter()
-            .map(|m| {
-                let attributes: Vec<Value> = m
-                    .get_label()
-                    .iter()
-                    .map(|l| attr(l.name(), l.value()))
-                    .collect();
-                let mut p = json!({
-                    "attributes": attributes,
-                    "startTimeUnixNano": start,
-                    "timeUnixNano": now,
-                });
-                if let (Value::Object(p), Value::Object(v)) = (&mut p, value(m)) {
-                    p.extend(v);
-                }
-                p
-            })
-            .collect()
-    };
-    let data = match f.get_field_type() {
-        MetricType::COUNTER => json!({ "sum": {
-            "dataPoints": points(&|m| json!({ "asInt": (m.get_counter().get_value() as u64).to_string() })),
-            "aggregationTemporality": 2,
-            "isMonotonic": true,
-        }}),
-        MetricType::GAUGE => json!({ "gauge": {
-            "dataPoints": points(&|m| json!({ "asInt": (m.get_gauge().get_value() as i64).to_string() })),
-        }}),
-        MetricType::HISTOGRAM => json!({ "histogram": {
-            "dataPoints": points(&|m| {
-                let h = m.get_histogram();
-                let mut counts = Vec::new();
-                let mut bounds = Vec::new();
-                let mut below = 0u64;
-                for b in h.get_bucket() {
-                    counts.push((b.cumulative_count() - below).to_string());
-                    below = b.cumulative_count();
-                    bounds.push(b.upper_bound());
-                }
-                counts.push(h.get_sample_count().saturating_sub(below).to_string());
-                json!({
-                    "count": h.get_sample_count().to_string(),
-                    "sum": h.get_sample_sum(),
-                    "bucketCounts": counts,
-                    "explicitBounds": bounds,
-                })
-            }),
-            "aggregationTemporality": 2,
-        }}),
-        _ => return None,
-    };
-    let mut metric = json!({ "name": name, "description": f.help(), "unit": unit });
-    if let (Value::Object(m), Value::Object(d)) = (&mut metric, data) {
-        m.extend(d);
-    }
-    Some(metric)
+/// The body encodings of OTLP/HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
 }
 
 /// Where the exporter pushes.
@@ -132,16 +55,45 @@ pub struct OtlpTarget {
     pub endpoint: String,
     /// Trust for an `https://` endpoint.
     pub tls: mongars_net::Tls,
+    pub encoding: Encoding,
+}
+
+/// The export request for the current values, as (content type, body).
+pub fn export_body(
+    metrics: &Metrics,
+    encoding: Encoding,
+    resource: &[Attribute],
+    start: SystemTime,
+) -> (&'static str, Vec<u8>) {
+    let snapshot = model::snapshot(metrics, resource.to_vec(), start);
+    match encoding {
+        Encoding::Protobuf => ("application/x-protobuf", proto::encode(&snapshot)),
+        Encoding::Json => (
+            "application/json",
+            json::encode(&snapshot).to_string().into_bytes(),
+        ),
+    }
 }
 
 /// Push every `interval` until the task is aborted. Failures are logged
 /// once per change of state, not at every tick.
-pub async fn run(metrics: Metrics, target: OtlpTarget, interval: Duration, service_name: String) {
+pub async fn run(
+    metrics: Metrics,
+    target: OtlpTarget,
+    interval: Duration,
+    resource: Vec<Attribute>,
+) {
     let url = format!("{}/v1/metrics", target.endpoint.trim_end_matches('/'));
+    // A push never outlives its interval (at most 10 s): a collector that
+    // does not answer is given up on before the next one is due.
+    let timeout = interval
+        .mul_f64(0.8)
+        .clamp(Duration::from_millis(100), Duration::from_secs(10));
     let client = match target
         .tls
         .client_builder()
-        .timeout(Duration::from_secs(10))
+        .connect_timeout(timeout)
+        .timeout(timeout)
         .build()
     {
         Ok(c) => c,
@@ -152,12 +104,18 @@ pub async fn run(metrics: Metrics, target: OtlpTarget, interval: Duration, servi
     };
     let start = SystemTime::now();
     let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tick.tick().await;
     let mut failing = false;
     loop {
         tick.tick().await;
-        let body = export_request(&metrics, &service_name, start);
-        let result = client.post(&url).json(&body).send().await;
+        let (content_type, body) = export_body(&metrics, target.encoding, &resource, start);
+        let result = client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await;
         match result.map(|r| r.status()) {
             Ok(s) if s.is_success() => {
                 if failing {
@@ -213,7 +171,10 @@ mod tests {
         m.ray.requests.inc_by(3);
         m.ray.failures.with_label_values(&["scaling"]).inc();
         m.ray.latency.with_label_values(&["0"]).observe(0.2);
-        let body = export_request(&m, "svc", SystemTime::now());
+        let resource = [("service.name".to_string(), "svc".to_string())];
+        let (kind, bytes) = export_body(&m, Encoding::Json, &resource, SystemTime::now());
+        assert_eq!(kind, "application/json");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         let metrics = &body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
         let find = |n: &str| {
             metrics

@@ -13,12 +13,12 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 scripts/deps.sh test
 scripts/models.sh
 
-echo "== openai client, OpenAPI and Kubernetes validators, OTLP decoder for the tests"
+echo "== openai client, OpenAPI and Kubernetes validators, OTLP decoder, schemathesis for the tests"
 pydeps="$PWD/target/pydeps"
-if ! PYTHONPATH="$pydeps" python3 -c "import openai, openapi_spec_validator, kubernetes_validate, yaml, opentelemetry.proto" 2>/dev/null; then
+if ! PYTHONPATH="$pydeps" python3 -c "import openai, openapi_spec_validator, kubernetes_validate, yaml, opentelemetry.proto, schemathesis" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts \
     --target "$pydeps" "openai>=1.50,<4" "openapi-spec-validator>=0.7,<0.9" \
-    "kubernetes-validate>=1.30,<2" "opentelemetry-proto>=1.20,<2"
+    "kubernetes-validate>=1.30,<2" "opentelemetry-proto>=1.20,<2" "schemathesis>=4,<5"
 fi
 
 echo "== hadolint for the Dockerfile test"

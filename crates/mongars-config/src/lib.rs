@@ -86,17 +86,40 @@ impl LoadOptions {
 
 /// Load, merge, type-check and validate settings.
 pub fn load(options: &LoadOptions) -> Result<Settings, ConfigErrors> {
+    let Some(path) = &options.file else {
+        return load_layers(Ok(None), &options.env);
+    };
+    let origin = path.display().to_string();
+    match read_file(path) {
+        Ok(text) => load_layers(Ok(Some((&text, &origin))), &options.env),
+        Err(e) => load_layers(Err(e), &options.env),
+    }
+}
+
+/// [`load`] with the settings file's text (and the name it is known by in
+/// messages) given directly: the defaults, then the file, then `env`.
+pub fn load_text(
+    file: Option<(&str, &str)>,
+    env: &[(String, String)],
+) -> Result<Settings, ConfigErrors> {
+    load_layers(Ok(file), env)
+}
+
+fn load_layers(
+    file: Result<Option<(&str, &str)>, ConfigError>,
+    env: &[(String, String)],
+) -> Result<Settings, ConfigErrors> {
     let mut errors = Vec::new();
     let mut table = defaults_table()?;
-    if let Some(path) = &options.file {
-        match read_file(path) {
-            Ok(file) => {
-                layers::merge_file(&mut table, file, &path.display().to_string(), &mut errors)
-            }
+    match file {
+        Ok(Some((text, origin))) => match parse_file(text, origin) {
+            Ok(file) => layers::merge_file(&mut table, file, origin, &mut errors),
             Err(e) => errors.push(e),
-        }
+        },
+        Ok(None) => {}
+        Err(e) => errors.push(e),
     }
-    layers::apply_env(&mut table, options.env.iter().cloned(), &mut errors);
+    layers::apply_env(&mut table, env.iter().cloned(), &mut errors);
     // A value refused above kept its default, so the tree still has the right
     // types: go on and report the remaining problems in the same run.
     match serde_path_to_error::deserialize::<_, Settings>(toml::Value::Table(table)) {
@@ -131,12 +154,20 @@ fn defaults_table() -> Result<Table, ConfigErrors> {
     })
 }
 
-fn read_file(path: &Path) -> Result<Table, ConfigError> {
+fn read_file(path: &Path) -> Result<String, ConfigError> {
     let origin = Origin::File(path.display().to_string());
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new("(file)", format!("cannot read: {e}"), origin.clone()))?;
-    toml::from_str(&text)
-        .map_err(|e| ConfigError::new("(file)", format!("not valid TOML: {e}"), origin))
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("(file)", format!("cannot read: {e}"), origin))
+}
+
+fn parse_file(text: &str, name: &str) -> Result<Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        ConfigError::new(
+            "(file)",
+            format!("not valid TOML: {e}"),
+            Origin::File(name.to_string()),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,19 @@ use std::convert::Infallible;
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
+/// One server-sent event of a streamed chat, as an SSE parser reads it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // the contract of the stream, not a type the server builds
+pub struct ChatStreamEvent {
+    /// `token`, then `done` or `error`.
+    #[schema(pattern = "^(token|done|error)$")]
+    event: String,
+    /// JSON: `{"delta"}` for `token`, the `/chat` reply for `done`,
+    /// `{"detail", "code"}` for `error`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
 /// A message to the assistant.
 #[derive(Deserialize, ToSchema)]
 pub struct ChatBody {
@@ -60,7 +73,7 @@ pub async fn chat(
 #[utoipa::path(post, path = "/api/v1/conversation/chat/stream", tag = "conversation",
     request_body = ChatBody, security(("bearer" = [])),
     responses((status = 200, description = "Server-sent events: `token` {delta}, then `done` (the /chat object) or `error` {detail, code}",
-        content_type = "text/event-stream", body = String)))]
+        content_type = "text/event-stream", body = ChatStreamEvent)))]
 pub async fn chat_stream(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -6,7 +6,7 @@
 //! upgrades. When the handshake also carries a bearer token, it must be the
 //! ticket's user's. [`session`] runs the socket.
 
-mod frames;
+pub mod frames;
 mod session;
 
 use crate::error::ApiError;

@@ -33,25 +33,11 @@ impl Lines {
     /// The next line; `Ok(None)` at the end of the body.
     pub async fn next_line(&mut self) -> Result<Option<String>, LlmError> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return to_text(line).map(Some);
-            }
-            if self.buf.len() > MAX_LINE_BYTES {
-                return Err(LlmError::Malformed(format!(
-                    "line longer than {MAX_LINE_BYTES} bytes"
-                )));
+            if let Some(line) = take_line(&mut self.buf, self.done) {
+                return line.map(Some);
             }
             if self.done {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                let line = std::mem::take(&mut self.buf);
-                return to_text(line).map(Some);
+                return Ok(None);
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
@@ -60,6 +46,29 @@ impl Lines {
             }
         }
     }
+}
+
+/// The first whole line of `buf`, taken out of it; at the end of the body
+/// (`done`) the rest, even without a newline. `None` when more bytes are
+/// needed (or nothing is left).
+pub fn take_line(buf: &mut Vec<u8>, done: bool) -> Option<Result<String, LlmError>> {
+    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+        let mut line: Vec<u8> = buf.drain(..=pos).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        return Some(to_text(line));
+    }
+    if buf.len() > MAX_LINE_BYTES {
+        return Some(Err(LlmError::Malformed(format!(
+            "line longer than {MAX_LINE_BYTES} bytes"
+        ))));
+    }
+    if done && !buf.is_empty() {
+        return Some(to_text(std::mem::take(buf)));
+    }
+    None
 }
 
 fn to_text(line: Vec<u8>) -> Result<String, LlmError> {

@@ -19,7 +19,7 @@ pub mod scrub;
 mod wire;
 
 pub use backend::{Conn, Ending, Framing, Protocol, Reader, RemoteBackend};
-pub use lines::{Lines, MAX_LINE_BYTES};
+pub use lines::{Lines, MAX_LINE_BYTES, take_line};
 pub use wire::transport;
 
 use std::time::Duration;

@@ -310,6 +310,13 @@ pub struct RayReader {
     stream: bool,
 }
 
+impl RayReader {
+    /// A reader of NDJSON lines (`stream`) or of one whole answer.
+    pub fn new(stream: bool) -> Self {
+        Self { stream }
+    }
+}
+
 impl Reader for RayReader {
     fn read(&mut self, line: &str, text: &mut Vec<String>) -> Result<Option<Ending>, LlmError> {
         let value: Value = serde_json::from_str(line).map_err(|e| {

@@ -9,6 +9,7 @@ mod api_keys;
 mod db;
 mod error;
 mod health;
+mod integrity;
 mod memories;
 mod peers;
 #[cfg(feature = "testing")]
@@ -22,6 +23,7 @@ pub use api_keys::SqlApiKeyRepository;
 pub use db::{Database, DbConfig, DbTarget, MigrationStatus};
 pub use error::StoreError;
 pub use health::{DatabaseCheck, MigrationsCheck};
+pub use integrity::integrity_problems;
 pub use memories::SqlMemoryRepository;
 pub use peers::SqlPeerRepository;
 pub use throttle::SqlThrottleStore;

@@ -64,6 +64,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
                 ),
                 Err(e) => line(false, "migrations", e.to_string()),
             }
+            if db.migration_status().await.is_ok_and(|s| s.is_current()) {
+                match mongars_store::integrity_problems(&db, true).await {
+                    Ok(p) if p.is_empty() => line(true, "stored data", "consistent".into()),
+                    Ok(p) => line(false, "stored data", p.join("; ")),
+                    Err(e) => line(false, "stored data", e.to_string()),
+                }
+            }
             if let Some(turns) = turn_summary(&db).await {
                 println!("[info] {:<14} {turns}", "turns");
             }

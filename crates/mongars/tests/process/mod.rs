@@ -121,14 +121,19 @@ pub async fn login(client: &reqwest::Client, base: &str) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
-/// Turns by `status` (and `failed:<code>`), read straight from the database.
-pub async fn status_counts(dir: &Path, url: &str) -> std::collections::HashMap<String, usize> {
+/// The database of a server run in `dir` with `url`, opened as it opens it.
+pub async fn open_db(dir: &Path, url: &str) -> mongars_store::Database {
     let mut settings = mongars_config::defaults().unwrap();
     settings.data_dir = dir.to_path_buf();
     settings.database.url = mongars_config::Secret::new(url);
-    let db = mongars::wiring::database::open_database(&settings)
+    mongars::wiring::database::open_database(&settings)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Turns by `status` (and `failed:<code>`), read straight from the database.
+pub async fn status_counts(dir: &Path, url: &str) -> std::collections::HashMap<String, usize> {
+    let db = open_db(dir, url).await;
     let rows = mongars_store::SqlTurnRepository::new(db.clone())
         .count_by_status()
         .await

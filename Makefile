@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run test models build deps fmt lint bench bench-train fuzz image clean help
+.PHONY: run test models build deps fmt lint bench bench-train soak fuzz image clean help
 
 run: ## Install what is missing, fetch the models, build, and start the server (SQLite in ./data)
 	@scripts/deps.sh run
@@ -49,6 +49,13 @@ bench-train: ## A LoRA run on the embedded model within 15 minutes: speed, memor
 	@scripts/models.sh
 	$(CARGO) build --release --locked -p mongars --features bench
 	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench train
+
+SOAK_MINUTES ?= 30
+soak: ## Mixed traffic against a server for SOAK_MINUTES minutes: per-minute latency, RSS, descriptors, database size, and their trend
+	@scripts/deps.sh run
+	@scripts/models.sh
+	$(CARGO) build --release --locked -p mongars --features bench
+	MONGARS_LOGGING__LEVEL=error ./target/release/mongars bench soak --minutes $(SOAK_MINUTES)
 
 FUZZ_SECONDS ?= 60
 fuzz: ## Each fuzz target under libFuzzer for FUZZ_SECONDS seconds (cargo fuzz); what breaks one lands in fuzz/artifacts

@@ -42,6 +42,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             BenchCommand::Chat(args) => bench::chat(settings, args).await,
             BenchCommand::Train(args) => bench::train(settings, args).await,
             BenchCommand::Overload(args) => bench::overload(settings, args).await,
+            BenchCommand::Soak(args) => bench::soak(settings, args).await,
             BenchCommand::FakeOpenai => bench::fake_openai().await,
         },
         Command::Models(cmd) => models::run(cmd, settings).await,

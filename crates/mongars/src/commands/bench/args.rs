@@ -45,6 +45,11 @@ pub enum BenchCommand {
     /// /healthz and /ready latency meanwhile next to the idle server's, and
     /// the server's RSS.
     Overload(OverloadBenchArgs),
+    /// Mixed traffic (chats over HTTP and WebSocket, logins, memory edits,
+    /// history reads) against a `mongars serve` child for a while: per
+    /// minute requests, errors, p50/p99, RSS, open descriptors and database
+    /// size, then the RSS and descriptor slopes after warm-up.
+    Soak(SoakBenchArgs),
     /// The instant OpenAI-compatible backend of `bench chat` (prints its
     /// URL, serves until stopped).
     #[command(hide = true)]
@@ -97,6 +102,21 @@ pub struct ChatBenchArgs {
     /// Only the rows with memory on, or off.
     #[arg(long, value_parser = ["on", "off"])]
     pub memory: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SoakBenchArgs {
+    #[arg(long, default_value_t = 30.0)]
+    pub minutes: f64,
+    /// Users driving traffic at once.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Seconds per row (a minute unless shortened for a quick look).
+    #[arg(long, default_value_t = 60.0)]
+    pub interval_secs: f64,
+    /// Actions after which a client becomes a new user (0: never).
+    #[arg(long, default_value_t = 150)]
+    pub rotate_every: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -96,13 +96,13 @@ fn print_row(db: &str, memory: bool, turns: u32, conns: usize, c: &Cell) {
 }
 
 /// The fake backend as a child process (`mongars bench fake-openai`).
-struct FakeBackend {
+pub(crate) struct FakeBackend {
     child: std::process::Child,
-    url: String,
+    pub url: String,
 }
 
 impl FakeBackend {
-    fn spawn() -> anyhow::Result<Self> {
+    pub fn spawn() -> anyhow::Result<Self> {
         use std::io::BufRead;
         let exe = std::env::current_exe().context("cannot find the mongars executable")?;
         let mut child = std::process::Command::new(exe)

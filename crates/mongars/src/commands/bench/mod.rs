@@ -10,6 +10,7 @@ mod overload;
 mod peers;
 mod realtime;
 mod router;
+mod soak;
 mod sweep;
 mod train;
 
@@ -22,6 +23,7 @@ pub use overload::run as overload;
 pub use peers::run as peers;
 pub use realtime::run as realtime;
 pub use router::run as router;
+pub use soak::run as soak;
 pub use train::run as train;
 
 /// The `p`-th percentile of `values` (nearest rank).

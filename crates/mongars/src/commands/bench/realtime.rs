@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn run(settings: Settings, args: RealtimeBenchArgs) -> anyhow::Result<i32> {
@@ -166,7 +166,7 @@ async fn login_as(client: &reqwest::Client, base: &str, user: &str) -> anyhow::R
 }
 
 /// A ticket, a handshake, and the greeting frames read.
-async fn open(
+pub(crate) async fn open(
     client: &reqwest::Client,
     base: &str,
     addr: &str,

@@ -1,0 +1,367 @@
+//! `mongars bench soak --minutes N`: a `mongars serve` child (SQLite,
+//! memory on) under mixed traffic from a few users at a time for N
+//! minutes: chats over HTTP and over WebSocket, logins, memories written,
+//! edited, searched and deleted, history read. Each client becomes a new
+//! user every `--rotate-every` actions, as members of a team come and go, so
+//! that what the server keeps per user reaches its bounds. Against an instant OpenAI-compatible fake in
+//! a process of its own, so that what grows is the server's. Every minute
+//! one row: requests, errors, p50/p99, the server's RSS, open descriptors
+//! and database size; at the end the slope of RSS and descriptors over the
+//! minutes after warm-up (least squares), which must be indistinguishable
+//! from zero.
+
+use super::args::SoakBenchArgs;
+use super::auth::{Server, rss_kib, wait_ready};
+use super::chat::FakeBackend;
+use super::pct;
+use super::realtime::{Socket, open};
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use mongars_config::Settings;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// What the minute so far has seen.
+#[derive(Default)]
+struct Minute {
+    latencies: Vec<f64>,
+    errors: usize,
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    addr: String,
+    admin: String,
+    name: String,
+    token: String,
+    /// Actions before this client becomes a new user.
+    rotate: usize,
+}
+
+pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32> {
+    let fake = FakeBackend::spawn()?;
+    let dir = std::env::temp_dir().join(format!("mongars-bench-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut quick = settings.clone();
+    quick.auth.argon2_memory_kib = 8192;
+    quick.auth.argon2_iterations = 1;
+    let env = [
+        (
+            "MONGARS_LLM__PROFILES__DEFAULT__GENERAL__BACKENDS",
+            "openai".to_string(),
+        ),
+        (
+            "MONGARS_LLM__PROFILES__DEFAULT__CODING__BACKENDS",
+            "openai".to_string(),
+        ),
+        ("MONGARS_LLM__BACKENDS__OPENAI__URL", fake.url.clone()),
+        ("MONGARS_LLM__BACKENDS__OPENAI__MODEL", "fake".to_string()),
+        (
+            "MONGARS_CONVERSATION__RATE_LIMIT_PER_MINUTE",
+            "1000000".to_string(),
+        ),
+        (
+            "MONGARS_CONVERSATION__RATE_LIMIT_BURST",
+            "1000000".to_string(),
+        ),
+        (
+            "MONGARS_REALTIME__TICKETS_PER_MINUTE",
+            "1000000".to_string(),
+        ),
+        ("MONGARS_REALTIME__TICKET_BURST", "1000000".to_string()),
+        // Few enough users' indexes in memory that users coming and going
+        // reach the bound within minutes.
+        ("MONGARS_MEMORY__INDEX_CACHE_USERS", "16".to_string()),
+        ("MONGARS_LOGGING__LEVEL", "error".to_string()),
+    ];
+    let env: Vec<(&str, String)> = env.into_iter().collect();
+    let started = Instant::now();
+    let mut server = Server::spawn_with(&dir, &quick, &env)?;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base, started).await?;
+    let pid = server.child.id();
+    let admin = bootstrap(&http, &base).await?;
+    let mut clients = Vec::new();
+    for i in 0..args.clients {
+        let name = format!("soak{i}");
+        register(&http, &base, &admin, &name).await?;
+        clients.push(Client {
+            http: http.clone(),
+            base: base.clone(),
+            addr: server.addr.clone(),
+            admin: admin.clone(),
+            token: token(&http, &base, &name).await?,
+            name,
+            rotate: args.rotate_every,
+        });
+    }
+    let minute = Arc::new(Mutex::new(Minute::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let turn = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (minute, stop, turn) = (minute.clone(), stop.clone(), turn.clone());
+            tokio::spawn(async move { work(c, i as u64 + 1, minute, stop, turn).await })
+        })
+        .collect();
+    println!(
+        "{} users, {} minutes of chats (HTTP and WebSocket), logins, memory edits and history reads",
+        args.clients, args.minutes
+    );
+    println!(
+        "{:>6} {:>8} {:>7} {:>8} {:>8} {:>10} {:>5} {:>10}",
+        "min", "requests", "errors", "p50 ms", "p99 ms", "RSS MiB", "fds", "db MiB"
+    );
+    let mut rows: Vec<(f64, f64, f64)> = Vec::new();
+    let period = Duration::from_secs_f64(args.interval_secs);
+    let mut next = tokio::time::Instant::now() + period;
+    for m in 1..=((args.minutes * 60.0 / args.interval_secs).round() as usize) {
+        tokio::time::sleep_until(next).await;
+        next += period;
+        let seen = std::mem::take(&mut *minute.lock().unwrap_or_else(|p| p.into_inner()));
+        let rss = rss_kib(pid, "VmRSS:").context("server gone")? as f64;
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64;
+        let db: u64 = ["mongars.db", "mongars.db-wal", "mongars.db-shm"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "{:>6.1} {:>8} {:>7} {:>8.2} {:>8.2} {:>10.1} {:>5} {:>10.2}",
+            m as f64 * args.interval_secs / 60.0,
+            seen.latencies.len(),
+            seen.errors,
+            pct(&seen.latencies, 50.0),
+            pct(&seen.latencies, 99.0),
+            rss / 1024.0,
+            fds,
+            db as f64 / 1048576.0
+        );
+        rows.push((m as f64, rss, fds));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.await;
+    }
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The first fifth (at least one row) is warm-up: caches and pools fill.
+    let skip = (rows.len() / 5).max(1);
+    let after = &rows[skip.min(rows.len())..];
+    if after.len() < 2 {
+        bail!("too short to fit a trend: run for more minutes");
+    }
+    let (rss_slope, rss_mean) = slope(after.iter().map(|r| (r.0, r.1)));
+    let (fd_slope, fd_mean) = slope(after.iter().map(|r| (r.0, r.2)));
+    println!(
+        "after warm-up ({} rows of {} s): RSS {:+.1} KiB per minute ({:+.3}% of {:.1} MiB), descriptors {:+.3} per minute (mean {:.1})",
+        after.len(),
+        args.interval_secs,
+        rss_slope * (60.0 / args.interval_secs),
+        100.0 * rss_slope * (60.0 / args.interval_secs) / rss_mean,
+        rss_mean / 1024.0,
+        fd_slope * (60.0 / args.interval_secs),
+        fd_mean
+    );
+    Ok(0)
+}
+
+/// Least-squares slope of `points` (per unit of x) and the mean of y.
+fn slope(points: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
+    let points: Vec<(f64, f64)> = points.collect();
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    (if sxx > 0.0 { sxy / sxx } else { 0.0 }, my)
+}
+
+/// One user's loop: a drawn action after another until `stop`.
+async fn work(
+    mut c: Client,
+    seed: u64,
+    minute: Arc<Mutex<Minute>>,
+    stop: Arc<AtomicBool>,
+    turn: Arc<AtomicUsize>,
+) {
+    let mut draw = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut done = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        done += 1;
+        if c.rotate > 0 && done.is_multiple_of(c.rotate) {
+            // Another member of the team: what the server keeps per user
+            // (caches, indexes) must stay bounded as users come and go.
+            let name = format!("{}-{}", c.name.split('-').next().unwrap_or("u"), done);
+            if register(&c.http, &c.base, &c.admin, &name).await.is_ok()
+                && let Ok(t) = token(&c.http, &c.base, &name).await
+            {
+                c.name = name;
+                c.token = t;
+            }
+        }
+        draw ^= draw << 13;
+        draw ^= draw >> 7;
+        draw ^= draw << 17;
+        let n = turn.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
+        let outcome = match draw % 20 {
+            0..=6 => chat_http(&c, n).await,
+            7..=9 => chat_ws(&c, n).await,
+            10..=11 => token(&c.http, &c.base, &c.name).await.map(|_| ()),
+            12..=14 => memory_edits(&c, n).await,
+            _ => reads(&c).await,
+        };
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut m = minute.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(()) => m.latencies.push(ms),
+            Err(_) => m.errors += 1,
+        }
+    }
+}
+
+async fn ok(resp: reqwest::Response) -> anyhow::Result<Value> {
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        bail!("{status}");
+    }
+    Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn chat_http(c: &Client, n: usize) -> anyhow::Result<()> {
+    let message = format!(
+        "Note number {n}: my favourite colour today is shade {}.",
+        n % 17
+    );
+    ok(c.http
+        .post(format!("{}/api/v1/conversation/chat", c.base))
+        .bearer_auth(&c.token)
+        .json(&json!({ "message": message, "session_id": format!("s{}", n % 3) }))
+        .send()
+        .await?)
+    .await
+    .map(|_| ())
+}
+
+async fn chat_ws(c: &Client, n: usize) -> anyhow::Result<()> {
+    let mut socket: Socket = open(&c.http, &c.base, &c.addr, &c.token).await?;
+    let frame = json!({"id": n.to_string(), "type": "chat.send",
+        "payload": {"message": format!("Socket question {n}?")}});
+    socket.send(Message::text(frame.to_string())).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .context("no reply on the socket")?
+            .context("socket closed")??;
+        if let Message::Text(text) = msg {
+            if text.contains("ai_model.response_complete") {
+                break;
+            }
+            if text.contains("\"error\"") {
+                bail!("socket chat refused: {text}");
+            }
+        }
+    }
+    let _ = socket.close(None).await;
+    Ok(())
+}
+
+async fn memory_edits(c: &Client, n: usize) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/memories", c.base);
+    let made = ok(c
+        .http
+        .post(&url)
+        .bearer_auth(&c.token)
+        .json(&json!({"text": format!("I planted tree number {n} in the garden.")}))
+        .send()
+        .await?)
+    .await?;
+    let id = made["id"].as_str().context("no memory id")?.to_string();
+    ok(c.http
+        .patch(format!("{url}/{id}"))
+        .bearer_auth(&c.token)
+        .json(&json!({"text": format!("I planted tree number {n} in the orchard.")}))
+        .send()
+        .await?)
+    .await?;
+    // Every other one is kept, so that the memories grow as a user's do.
+    if n.is_multiple_of(2) {
+        let resp = c
+            .http
+            .delete(format!("{url}/{id}"))
+            .bearer_auth(&c.token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("{}", resp.status());
+        }
+    }
+    Ok(())
+}
+
+async fn reads(c: &Client) -> anyhow::Result<()> {
+    ok(c.http
+        .get(format!("{}/api/v1/conversation/history?limit=20", c.base))
+        .bearer_auth(&c.token)
+        .send()
+        .await?)
+    .await?;
+    ok(c.http
+        .get(format!(
+            "{}/api/v1/memories?q=garden%20trees&limit=5",
+            c.base
+        ))
+        .bearer_auth(&c.token)
+        .send()
+        .await?)
+    .await
+    .map(|_| ())
+}
+
+async fn bootstrap(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    http.post(format!("{base}/api/v1/auth/bootstrap-admin"))
+        .json(&json!({"username": "soakadmin", "password": "bench-password-1"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    token(http, base, "soakadmin").await
+}
+
+async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    http.post(format!("{base}/api/v1/user/register"))
+        .bearer_auth(admin)
+        .json(&json!({"username": name, "password": "bench-password-1"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+async fn token(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
+    let body = ok(http
+        .post(format!("{base}/token"))
+        .form(&[("username", name), ("password", "bench-password-1")])
+        .send()
+        .await?)
+    .await?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("no access_token")
+}

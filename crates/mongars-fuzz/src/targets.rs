@@ -183,3 +183,9 @@ pub fn peer(data: &[u8]) {
         }
     }
 }
+
+/// A model file as training reads its shape: the GGUF header, metadata and
+/// tensor list, then the llama settings in it.
+pub fn gguf(data: &[u8]) {
+    let _ = mongars_train::model::gguf_config_of(&mut std::io::Cursor::new(data), "fuzz.gguf");
+}

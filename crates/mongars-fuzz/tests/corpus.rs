@@ -48,3 +48,13 @@ fn every_target_has_a_fuzzer() {
         assert!(text.contains(&format!("mongars_fuzz::{name}(")), "{text}");
     }
 }
+
+/// The model seed is a header training accepts, so that mutations start
+/// from the paths a real file takes.
+#[test]
+fn the_gguf_seed_reads_as_a_llama_model() {
+    let data = std::fs::read(root().join("corpus/gguf/llama_header")).unwrap();
+    let config =
+        mongars_train::model::gguf_config_of(&mut std::io::Cursor::new(data), "seed").unwrap();
+    assert_eq!((config.hidden, config.layers, config.kv_heads), (64, 2, 2));
+}

@@ -28,8 +28,15 @@ fn number(c: &Content, key: &str) -> crate::Result<usize> {
 pub fn gguf_config(path: &Path) -> crate::Result<LlamaConfig> {
     let mut file = std::fs::File::open(path)
         .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
-    let content = Content::read(&mut file)
-        .map_err(|e| TrainError::Model(format!("{}: {e}", path.display())))?;
+    gguf_config_of(&mut file, &path.display().to_string())
+}
+
+/// [`gguf_config`] of what `reader` holds (`name` in messages).
+pub fn gguf_config_of<R: std::io::Read + std::io::Seek>(
+    reader: &mut R,
+    name: &str,
+) -> crate::Result<LlamaConfig> {
+    let content = Content::read(reader).map_err(|e| TrainError::Model(format!("{name}: {e}")))?;
     config_of(&content)
 }
 

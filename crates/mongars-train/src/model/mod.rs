@@ -13,7 +13,7 @@ use crate::lora::{Lora, Target};
 use crate::rng::Rng;
 use candle_core::{D, DType, Device, Tensor};
 
-pub use load::{gguf_config, load_gguf};
+pub use load::{gguf_config, gguf_config_of, load_gguf};
 
 /// The shape of a llama model.
 #[derive(Debug, Clone, PartialEq)]

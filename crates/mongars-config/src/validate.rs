@@ -122,14 +122,10 @@ pub fn validate(s: &Settings) -> Vec<ConfigError> {
         "llm.embedded.queue_capacity",
         "must be between 1 and 100000".into(),
     );
-    let first_token = s.llm.resilience.first_token_timeout_ms;
     check(
-        e.max_queue_wait_ms == 0 || e.max_queue_wait_ms < first_token,
+        e.max_queue_wait_ms <= 3_600_000,
         "llm.embedded.max_queue_wait_ms",
-        format!(
-            "must be 0 (no limit but the queue) or shorter than \
-             llm.resilience.first_token_timeout_ms ({first_token})"
-        ),
+        "must be at most 3600000 (an hour)".into(),
     );
     check(
         e.threads <= 1024,

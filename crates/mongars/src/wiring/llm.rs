@@ -32,8 +32,17 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
         context_tokens: e.context_tokens,
         parallel: e.parallel as usize,
         queue_capacity: e.queue_capacity as usize,
-        max_queue_wait: Duration::from_millis(e.max_queue_wait_ms),
+        max_queue_wait: max_queue_wait(&settings),
     }
+}
+
+/// `llm.embedded.max_queue_wait_ms`, kept to three quarters of the
+/// first-token limit: an admitted chat must have time left to start.
+fn max_queue_wait(settings: &Settings) -> Duration {
+    let asked = settings.llm.embedded.max_queue_wait_ms;
+    let first_token = settings.llm.resilience.first_token_timeout_ms;
+    let cap = first_token.saturating_mul(3) / 4;
+    Duration::from_millis(if asked == 0 { 0 } else { asked.min(cap).max(1) })
 }
 
 /// Load the embedded engine. Loading a model is blocking work, so it runs

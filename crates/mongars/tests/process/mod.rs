@@ -89,7 +89,14 @@ pub fn start_command(
     });
     let line = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("server printed its address");
+        .unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "the server printed no address ({e}); its log ends:\n{}",
+                tail.join("\n")
+            )
+        });
     let addr = line.rsplit("http://").next().unwrap().to_string();
     (child, addr, rx)
 }

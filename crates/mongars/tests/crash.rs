@@ -8,8 +8,10 @@
 //! interrupted ones are failed as `conversation.interrupted`, none is left
 //! pending, and the stored data holds together (`integrity_problems`: the
 //! engine's own check, working memory, turn memories and their vectors).
-//! Also: `kill -9` of `mongars migrate` at a drawn moment leaves a database
-//! that the next run migrates cleanly.
+//! The same on the embedded model (SQLite, 5 rounds): chats it refuses for
+//! load are not accepted and may be absent; the others are there. Also:
+//! `kill -9` of `mongars migrate` at a drawn moment leaves a database that
+//! the next run migrates cleanly.
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
 #[path = "api/common/fake.rs"]
@@ -170,6 +172,102 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
                 "round {round}: {asked:?} reached the backend but is not stored"
             );
         }
+        assert!(terminate(&mut server).success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_concurrent_chats_on_the_embedded_model_loses_nothing() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    );
+    if !std::path::Path::new(model).exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but no model"
+        );
+        mongars_store::testing::skipped("the embedded model is missing (run `make models`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let env = [
+        ("MONGARS_DATABASE__URL", db_url.as_str()),
+        ("MONGARS_SERVER__PORT", "0"),
+        (
+            "MONGARS_AUTH__JWT_SECRET",
+            "crash-test-secret-crash-test-secret-0123456",
+        ),
+        ("MONGARS_BOOTSTRAP__ADMIN_USERNAME", "root"),
+        ("MONGARS_BOOTSTRAP__ADMIN_PASSWORD", "secret-password"),
+        ("MONGARS_LLM__PROFILES__DEFAULT__GENERAL__MAX_TOKENS", "16"),
+        ("MONGARS_LLM__PROFILES__DEFAULT__CODING__MAX_TOKENS", "16"),
+        ("MONGARS_LLM__CACHE__ENABLED", "false"),
+        ("MONGARS_CONVERSATION__RATE_LIMIT_BURST", "100000"),
+        ("MONGARS_CONVERSATION__RATE_LIMIT_PER_MINUTE", "1000000"),
+    ];
+    let mut draws = Draws(0xe3b_edde_d);
+    let mut answered_total = 0;
+    for round in 1..=5 {
+        let (mut server, addr, _lines) = start_server(dir.path(), &env);
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        let token = login(&client, &base).await;
+        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..CHATS {
+            let req = client
+                .post(format!("{base}/api/v1/conversation/chat"))
+                .bearer_auth(&token)
+                .json(&json!({"message": format!("round {round} question {i}")}));
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                let status = match req.send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                let _ = done_tx.send(status);
+            });
+        }
+        // Killed once a drawn number of replies (none to a few) came back.
+        let wanted = draws.below(4) as usize;
+        let mut answered = 0;
+        while answered < wanted {
+            let status = tokio::time::timeout(Duration::from_secs(120), done.recv())
+                .await
+                .expect("chats come back")
+                .unwrap();
+            assert!(matches!(status, 200 | 503), "round {round}: {status}");
+            answered += usize::from(status == 200);
+        }
+        server.kill().unwrap();
+        server.wait().unwrap();
+        // Answers that were on their way when the server died.
+        while let Ok(status) = done.try_recv() {
+            answered += usize::from(status == 200);
+        }
+        answered_total += answered;
+
+        let (mut server, _addr, _lines) = start_server(dir.path(), &env);
+        let counts = status_counts(dir.path(), &db_url).await;
+        assert_eq!(counts.get("pending"), None, "round {round}: {counts:?}");
+        assert!(
+            counts.get("complete").copied().unwrap_or(0) >= answered_total,
+            "round {round}: every 200 is stored: {counts:?}"
+        );
+        for (status, n) in &counts {
+            assert!(
+                status == "complete"
+                    || status == "failed:conversation.interrupted"
+                    || status == "failed:llm.overloaded",
+                "round {round}: {n} turns {status}"
+            );
+        }
+        let db = open_db(dir.path(), &db_url).await;
+        let problems = mongars_store::integrity_problems(&db, false).await.unwrap();
+        db.close().await;
+        assert!(problems.is_empty(), "round {round}: {problems:?}");
         assert!(terminate(&mut server).success());
     }
 }

@@ -208,7 +208,7 @@ async fn kill_9_during_concurrent_chats_on_the_embedded_model_loses_nothing() {
         ("MONGARS_CONVERSATION__RATE_LIMIT_BURST", "100000"),
         ("MONGARS_CONVERSATION__RATE_LIMIT_PER_MINUTE", "1000000"),
     ];
-    let mut draws = Draws(0xe3b_edde_d);
+    let mut draws = Draws(0xe3be_dded);
     let mut answered_total = 0;
     for round in 1..=5 {
         let (mut server, addr, _lines) = start_server(dir.path(), &env);

@@ -2,6 +2,8 @@
 # Start or stop a throw-away PostgreSQL server on loopback for the test suite.
 #   scripts/test-postgres.sh start   prints the admin URL on stdout
 #   scripts/test-postgres.sh stop
+#   scripts/test-postgres.sh down|up   stop it keeping its data, start it again
+#                                      (the fault tests restart PostgreSQL)
 # Uses Debian's postgresql package (installed by scripts/deps.sh). As root the
 # server runs as the `postgres` system user, since PostgreSQL refuses root.
 set -euo pipefail
@@ -55,11 +57,21 @@ start() {
   as_owner "$bin/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >"$BASE/initdb.log" 2>&1 \
     || { cat "$BASE/initdb.log" >&2; exit 1; }
   certificates
+  launch
+  url
+}
+
+launch() {
+  local bin; bin=$(bindir)
   # Throw-away data: durability off for speed.
   as_owner "$bin/pg_ctl" -D "$DATA" -l "$BASE/server.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$BASE/tls/server.crt -c ssl_key_file=$BASE/tls/server.key" \
     >/dev/null || { cat "$BASE/server.log" >&2; exit 1; }
-  url
+}
+
+down() {
+  local bin; bin=$(bindir)
+  as_owner "$bin/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
 }
 
 stop() {
@@ -73,5 +85,7 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  down) down ;;
+  up) launch ;;
+  *) echo "usage: $0 start|stop|down|up" >&2; exit 2 ;;
 esac

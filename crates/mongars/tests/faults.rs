@@ -1,8 +1,8 @@
 //! Faults between the parts of a deployment: two `mongars serve` replicas
 //! on one PostgreSQL and one Redis, each reaching them through a TCP proxy
 //! of its own that the test can cut (a partition: nothing moves, nothing
-//! closes) or take down (connections reset, as when the server behind it
-//! restarts). For each fault: the requests hit by it end with a stable
+//! closes) or take down (connections reset, new ones refused); and the
+//! PostgreSQL server itself stopped and started again. For each fault: the requests hit by it end with a stable
 //! code within their time limits (never a hang), `/ready` names what is
 //! missing, the other replica serves on, nothing accepted is lost, and the
 //! replica recovers by itself when the part comes back. Also: a replica
@@ -41,6 +41,24 @@ fn services() -> Option<(String, String)> {
         return None;
     }
     Some((pg, redis))
+}
+
+/// The suite's PostgreSQL server: `down` stops it keeping its data, `up`
+/// starts it again.
+fn postgres(what: &str) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/test-postgres.sh"
+    );
+    let out = std::process::Command::new(script)
+        .arg(what)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "test-postgres.sh {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `url` with its `host:port` replaced by `addr`.
@@ -221,19 +239,17 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
     })
     .await;
 
-    // PostgreSQL restarts: every connection of both replicas is reset and
-    // new ones are refused for a while.
-    a.db.set(Mode::Down);
-    b.db.set(Mode::Down);
+    // PostgreSQL itself stops (its connections told so and closed) and
+    // starts again: the server the suite runs on, through its own script.
+    postgres("down");
     for r in [&a, &b] {
         let (status, failing) = ready(&r.base).await;
         assert_eq!(status, 503);
         assert!(failing.contains(&"database".to_string()), "{failing:?}");
-        let (status, code) = chat(&r.base, &token, "while PostgreSQL restarts").await;
+        let (status, code) = chat(&r.base, &token, "while PostgreSQL is down").await;
         assert_eq!((status, code.as_str()), (503, "service.unavailable"));
     }
-    a.db.set(Mode::Pass);
-    b.db.set(Mode::Pass);
+    postgres("up");
     for r in [&a, &b] {
         until("ready after the restart", || async {
             ready(&r.base).await.0 == 200
@@ -244,6 +260,17 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
         })
         .await;
     }
+
+    // Connections reset and new ones refused, as by a failing network
+    // device in front of the database.
+    a.db.set(Mode::Down);
+    let (status, code) = chat(&a.base, &token, "while connections reset").await;
+    assert_eq!((status, code.as_str()), (503, "service.unavailable"));
+    a.db.set(Mode::Pass);
+    until("chats after the resets", || async {
+        chat(&a.base, &token, "after the resets").await.0 == 200
+    })
+    .await;
 
     // A dies in the middle of a chat; B serves on; A's turn is failed when
     // A comes back, not lost.

@@ -81,10 +81,14 @@ pub fn ws_frame(data: &[u8]) {
 /// The key the token target signs with (the seeds hold tokens it signed).
 pub const TOKEN_SECRET: &[u8] = b"fuzzing-secret-fuzzing-secret-0123456789";
 
-/// A bearer token as a client presents it.
+/// A bearer token or a socket ticket as a client presents it.
 pub fn token(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
     let codec = TokenCodec::new(TOKEN_SECRET, 3600);
-    let _ = codec.decode(&String::from_utf8_lossy(data));
+    let _ = codec.decode(&text);
+    if mongars_core::realtime::ticket_well_formed(&text) {
+        assert_eq!(text.len(), 64);
+    }
 }
 
 /// A streamed answer from a backend. The first byte picks the protocol

@@ -60,6 +60,15 @@ pub struct RealtimeParts {
 /// Length in bytes of a ticket's randomness (sent as hex).
 const TICKET_BYTES: usize = 32;
 
+/// Whether `ticket` has the shape of one this server issues (64 lowercase
+/// hex digits), checked before any store is asked about it.
+pub fn ticket_well_formed(ticket: &str) -> bool {
+    ticket.len() == TICKET_BYTES * 2
+        && ticket
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
 impl RealtimeService {
     pub fn new(parts: RealtimeParts, auth: Arc<AuthService>, options: RealtimeOptions) -> Self {
         Self {
@@ -122,11 +131,7 @@ impl RealtimeService {
     /// the ticket is malformed, unknown, used or expired, or when its
     /// account has since been disabled or had its tokens revoked.
     pub async fn redeem(&self, ticket: &str) -> Result<Principal, CoreError> {
-        let well_formed = ticket.len() == TICKET_BYTES * 2
-            && ticket
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-        if !well_formed {
+        if !ticket_well_formed(ticket) {
             return Err(CoreError::TicketInvalid);
         }
         let claims = self

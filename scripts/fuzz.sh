@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every fuzz target (fuzz/fuzz_targets, feeding crates/mongars-fuzz) under
-# libFuzzer for the given seconds each (default 60). New inputs worth
-# keeping go to fuzz/work/<target> (not in git); an input that breaks a
-# target stops its run and is saved in fuzz/artifacts/<target>/. Fix the
-# parser, then copy the input to fuzz/regressions/<target>/: the test suite
-# runs every saved input once.
+# libFuzzer for the given seconds each (default 60). New inputs go to
+# fuzz/work/<target> (not in git); those that reach code the saved corpus
+# does not are merged into fuzz/corpus/<target> (commit them: the test suite
+# runs every saved input once). An input that breaks a target stops its run
+# and is saved in fuzz/artifacts/<target>/: fix the parser, then copy the
+# input to fuzz/regressions/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -29,5 +30,7 @@ for t in $targets; do
     echo "!! $t broke: the input is in fuzz/artifacts/$t/" >&2
     status=1
   fi
+  "target/$(rustc -vV | sed -n 's/^host: //p')/release/$t" -merge=1 -max_len=4096 \
+    "corpus/$t" "work/$t" >/dev/null 2>&1 || true
 done
 exit $status

@@ -20,8 +20,7 @@ mod fake;
 mod process;
 
 use fake::{Fake, Mode};
-use process::{login, mongars, open_db, start_server, status_counts, terminate};
-use serde_json::json;
+use process::{login, mongars, open_db, spawn_chats, start_server, status_counts, terminate};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -107,21 +106,12 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
         let base = format!("http://{addr}");
         let client = reqwest::Client::new();
         let token = login(&client, &base).await;
-        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
-        for i in 0..CHATS {
-            let req = client
-                .post(format!("{base}/api/v1/conversation/chat"))
-                .bearer_auth(&token)
-                .json(&json!({"message": format!("round {round} chat {i}")}));
-            let done_tx = done_tx.clone();
-            tokio::spawn(async move {
-                let status = match req.send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                let _ = done_tx.send(status);
-            });
-        }
+        let mut done = spawn_chats(
+            &client,
+            &base,
+            &token,
+            (0..CHATS).map(|i| format!("round {round} chat {i}")),
+        );
         // The answered chats have had their 200 and every chat has reached
         // the backend: the rest are in flight when the server dies.
         for _ in 0..answered {
@@ -178,17 +168,7 @@ async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_concurrent_chats_on_the_embedded_model_loses_nothing() {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    );
-    if !std::path::Path::new(model).exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but no model"
-        );
-        mongars_store::testing::skipped("the embedded model is missing (run `make models`)");
+    if !process::embedded_model_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -215,21 +195,12 @@ async fn kill_9_during_concurrent_chats_on_the_embedded_model_loses_nothing() {
         let base = format!("http://{addr}");
         let client = reqwest::Client::new();
         let token = login(&client, &base).await;
-        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
-        for i in 0..CHATS {
-            let req = client
-                .post(format!("{base}/api/v1/conversation/chat"))
-                .bearer_auth(&token)
-                .json(&json!({"message": format!("round {round} question {i}")}));
-            let done_tx = done_tx.clone();
-            tokio::spawn(async move {
-                let status = match req.send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                let _ = done_tx.send(status);
-            });
-        }
+        let mut done = spawn_chats(
+            &client,
+            &base,
+            &token,
+            (0..CHATS).map(|i| format!("round {round} question {i}")),
+        );
         // Killed once a drawn number of replies (none to a few) came back.
         let wanted = draws.below(4) as usize;
         let mut answered = 0;

@@ -17,17 +17,7 @@ const CHATS: usize = 40;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn more_chats_than_the_engine_can_serve_get_503_at_once_and_probes_stay_up() {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    );
-    if !std::path::Path::new(model).exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but the model is missing"
-        );
-        mongars_store::testing::skipped("the embedded model is missing (run `make models`)");
+    if !process::embedded_model_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,58 @@
 //! `mongars` as a child process, with the environment the tests share.
 #![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The default model the servers of these tests run.
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+);
+
+/// Whether the embedded model is there (`make models`); a test that needs
+/// it is skipped without it, except under `CI=true`, where it fails.
+pub fn embedded_model_present() -> bool {
+    if Path::new(MODEL).exists() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "CI=true but the model is missing"
+    );
+    mongars_store::testing::skipped("the embedded model is missing (run `make models`)");
+    false
+}
+
+/// Chats sent at once, one per message, on a client of their own each; the
+/// statuses as they come back (0: no answer).
+pub fn spawn_chats(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    messages: impl IntoIterator<Item = String>,
+) -> tokio::sync::mpsc::UnboundedReceiver<u16> {
+    let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
+    for message in messages {
+        let req = client
+            .post(format!("{base}/api/v1/conversation/chat"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "message": message }));
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            let status = match req.send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            let _ = done_tx.send(status);
+        });
+    }
+    done
+}
 
 /// The binary in a clean environment, run in `dir`, with `env` on top.
 pub fn mongars(dir: &Path, env: &[(&str, &str)]) -> Command {
@@ -38,13 +86,7 @@ fn with_test_env(cmd: &mut Command, dir: &Path, env: &[(&str, &str)]) {
         // Tests run side by side; spinning llama.cpp threads must not
         // outnumber the cores.
         .env("MONGARS_LLM__EMBEDDED__THREADS", "1")
-        .env(
-            "MONGARS_LLM__EMBEDDED__MODEL_PATH",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-            ),
-        )
+        .env("MONGARS_LLM__EMBEDDED__MODEL_PATH", MODEL)
         .env(
             "MONGARS_EMBEDDINGS__MODEL_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2"),

@@ -6,6 +6,7 @@
 //! on and off, fresh users and users with stored turns, 4, 16 and 64
 //! connections; requests/s, p50, p99, and the server's CPU by thread.
 
+use super::accounts;
 use super::args::ChatBenchArgs;
 use super::auth::{Server, wait_ready};
 use super::pct;
@@ -211,49 +212,13 @@ impl BenchServer {
 
     /// Register `n` users and log each in; their bearer tokens.
     async fn users(&self, n: usize) -> anyhow::Result<Vec<String>> {
-        let admin = ("benchadmin", "bench-password-1");
-        let resp = self
-            .client
-            .post(format!("{}/api/v1/auth/bootstrap-admin", self.base))
-            .json(&json!({"username": admin.0, "password": admin.1}))
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("cannot create the bench admin: {}", resp.status());
-        }
-        let admin_token = self.login(admin.0, admin.1).await?;
+        let admin = accounts::bootstrap_admin(&self.client, &self.base, "benchadmin").await?;
         let mut tokens = Vec::with_capacity(n);
         for i in 0..n {
             let name = format!("user{i}");
-            let resp = self
-                .client
-                .post(format!("{}/api/v1/user/register", self.base))
-                .bearer_auth(&admin_token)
-                .json(&json!({"username": name, "password": "bench-password-1"}))
-                .send()
-                .await?;
-            if !resp.status().is_success() {
-                bail!("cannot register {name}: {}", resp.status());
-            }
-            tokens.push(self.login(&name, "bench-password-1").await?);
+            tokens.push(accounts::register(&self.client, &self.base, &admin, &name).await?);
         }
         Ok(tokens)
-    }
-
-    async fn login(&self, user: &str, password: &str) -> anyhow::Result<String> {
-        let body: serde_json::Value = self
-            .client
-            .post(format!("{}/token", self.base))
-            .form(&[("username", user), ("password", password)])
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        body["access_token"]
-            .as_str()
-            .map(str::to_string)
-            .context("no access_token in the login answer")
     }
 
     /// `turns` more chats for every user, `conns` at a time.

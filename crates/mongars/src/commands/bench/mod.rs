@@ -1,6 +1,7 @@
 //! `mongars bench ...`: figures measured on this machine, each next to a
 //! baseline run in the same process.
 
+mod accounts;
 mod args;
 mod auth;
 mod chat;

@@ -6,10 +6,11 @@
 //! and `/ready` latency while it happens next to the same probes on the idle
 //! server (the baseline), and the server's RSS.
 
+use super::accounts;
 use super::args::OverloadBenchArgs;
 use super::auth::{Server, rss_kib, wait_ready};
 use super::pct;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mongars_config::Settings;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -46,11 +47,11 @@ pub async fn run(settings: Settings, args: OverloadBenchArgs) -> anyhow::Result<
         .pool_max_idle_per_host(args.chats * 2)
         .build()?;
     wait_ready(&client, &base, started).await?;
-    let admin = admin_token(&client, &base).await?;
+    let admin = accounts::bootstrap_admin(&client, &base, "benchadmin").await?;
     // One person per chat, as when a team shares the server.
     let mut tokens = Vec::with_capacity(args.chats);
     for i in 0..args.chats {
-        tokens.push(user_token(&client, &base, &admin, &format!("user{i}")).await?);
+        tokens.push(accounts::register(&client, &base, &admin, &format!("user{i}")).await?);
     }
     let pid = server.child.id();
 
@@ -151,56 +152,6 @@ pub async fn run(settings: Settings, args: OverloadBenchArgs) -> anyhow::Result<
     server.stop();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(if others == 0 { 0 } else { 1 })
-}
-
-async fn admin_token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let (user, password) = ("benchadmin", "bench-password-1");
-    client
-        .post(format!("{base}/api/v1/auth/bootstrap-admin"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("bootstrap admin")?;
-    login(client, base, user, password).await
-}
-
-async fn user_token(
-    client: &reqwest::Client,
-    base: &str,
-    admin: &str,
-    name: &str,
-) -> anyhow::Result<String> {
-    let password = "bench-password-1";
-    client
-        .post(format!("{base}/api/v1/user/register"))
-        .bearer_auth(admin)
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await?
-        .error_for_status()
-        .with_context(|| format!("register {name}"))?;
-    login(client, base, name, password).await
-}
-
-async fn login(
-    client: &reqwest::Client,
-    base: &str,
-    user: &str,
-    password: &str,
-) -> anyhow::Result<String> {
-    let body: serde_json::Value = client
-        .post(format!("{base}/token"))
-        .form(&[("username", user), ("password", password)])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .context("no access_token")
 }
 
 /// One chat: its status, milliseconds, and whether it carried `Retry-After`.

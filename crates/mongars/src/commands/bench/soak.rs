@@ -10,6 +10,7 @@
 //! minutes after warm-up (least squares), which must be indistinguishable
 //! from zero.
 
+use super::accounts;
 use super::args::SoakBenchArgs;
 use super::auth::{Server, rss_kib, wait_ready};
 use super::chat::FakeBackend;
@@ -86,17 +87,16 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
     let http = reqwest::Client::new();
     wait_ready(&http, &base, started).await?;
     let pid = server.child.id();
-    let admin = bootstrap(&http, &base).await?;
+    let admin = accounts::bootstrap_admin(&http, &base, "soakadmin").await?;
     let mut clients = Vec::new();
     for i in 0..args.clients {
         let name = format!("soak{i}");
-        register(&http, &base, &admin, &name).await?;
         clients.push(Client {
             http: http.clone(),
             base: base.clone(),
             addr: server.addr.clone(),
             admin: admin.clone(),
-            token: token(&http, &base, &name).await?,
+            token: accounts::register(&http, &base, &admin, &name).await?,
             name,
             rotate: args.rotate_every,
         });
@@ -201,9 +201,7 @@ async fn work(
             // Another member of the team: what the server keeps per user
             // (caches, indexes) must stay bounded as users come and go.
             let name = format!("{}-{}", c.name.split('-').next().unwrap_or("u"), done);
-            if register(&c.http, &c.base, &c.admin, &name).await.is_ok()
-                && let Ok(t) = token(&c.http, &c.base, &name).await
-            {
+            if let Ok(t) = accounts::register(&c.http, &c.base, &c.admin, &name).await {
                 c.name = name;
                 c.token = t;
             }
@@ -216,7 +214,7 @@ async fn work(
         let outcome = match draw % 20 {
             0..=6 => chat_http(&c, n).await,
             7..=9 => chat_ws(&c, n).await,
-            10..=11 => token(&c.http, &c.base, &c.name).await.map(|_| ()),
+            10..=11 => accounts::login(&c.http, &c.base, &c.name).await.map(|_| ()),
             12..=14 => memory_edits(&c, n).await,
             _ => reads(&c).await,
         };
@@ -327,41 +325,4 @@ async fn reads(c: &Client) -> anyhow::Result<()> {
         .await?)
     .await
     .map(|_| ())
-}
-
-async fn bootstrap(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    http.post(format!("{base}/api/v1/auth/bootstrap-admin"))
-        .json(&json!({"username": "soakadmin", "password": "bench-password-1"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    token(http, base, "soakadmin").await
-}
-
-async fn register(
-    http: &reqwest::Client,
-    base: &str,
-    admin: &str,
-    name: &str,
-) -> anyhow::Result<()> {
-    http.post(format!("{base}/api/v1/user/register"))
-        .bearer_auth(admin)
-        .json(&json!({"username": name, "password": "bench-password-1"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    Ok(())
-}
-
-async fn token(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
-    let body = ok(http
-        .post(format!("{base}/token"))
-        .form(&[("username", name), ("password", "bench-password-1")])
-        .send()
-        .await?)
-    .await?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .context("no access_token")
 }

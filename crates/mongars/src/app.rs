@@ -91,6 +91,15 @@ pub async fn build_with(mut settings: Settings, overrides: Overrides) -> anyhow:
     }
 
     let metrics = Metrics::new();
+    if db.engine() == "sqlite" {
+        metrics
+            .sampled(
+                "mongars_sqlite_heap_bytes",
+                "Memory SQLite holds in this process: page caches, statements, schemas.",
+                || mongars_store::sqlite_heap().0 as f64,
+            )
+            .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    }
     // The embedded engine, when this node runs it, is also where adapters
     // are switched.
     let mut host: Option<Arc<dyn mongars_core::training::registry::AdapterHost>> = None;

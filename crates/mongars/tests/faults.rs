@@ -1,86 +1,131 @@
-//! Faults between the parts of a deployment: two `mongars serve` replicas
-//! on one PostgreSQL and one Redis, each reaching them through a TCP proxy
-//! of its own that the test can cut (a partition: nothing moves, nothing
-//! closes) or take down (connections reset, new ones refused); and the
-//! PostgreSQL server itself stopped and started again. For each fault: the requests hit by it end with a stable
-//! code within their time limits (never a hang), `/ready` names what is
-//! missing, the other replica serves on, nothing accepted is lost, and the
-//! replica recovers by itself when the part comes back. Also: a replica
-//! killed in the middle of a chat; its turn is failed, not lost.
+//! Faults between the parts of a deployment, on a small network of test
+//! hosts (network namespaces on one bridge): two `mongars serve` replicas,
+//! each in a host of its own, on one PostgreSQL and one Redis listening on
+//! the bridge. Inside a replica's host the test drops what it sends to
+//! Redis or PostgreSQL (a partition: nothing moves, nothing closes) or
+//! answers it with resets (connections break, new ones are refused), and it
+//! stops and starts PostgreSQL itself. For each fault: the requests hit by
+//! it end with a stable code within their time limits (never a hang),
+//! `/ready` names what is missing, the other replica serves on, nothing
+//! accepted is lost, and the replica recovers by itself when the part comes
+//! back. Also: a replica killed in the middle of a chat; its turn is
+//! failed, not lost. Needs root, iproute2 and nftables (skipped without
+//! them, except under `CI=true`).
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
 #[path = "api/common/fake.rs"]
 #[allow(dead_code)]
 mod fake;
 mod process;
-#[path = "api/common/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
 
 use fake::{Fake, Mode as Reply};
-use process::{login, open_db, start_server, status_counts, terminate};
-use proxy::{Mode, Proxy};
+use process::lan::{Cut, Host, Lan};
+use process::{login, open_db, start_command, status_counts, terminate, wrapped};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Longest any request of this test may take: the server's own limits
 /// (request 10 s, readiness checks 3 s) and some slack for a loaded machine.
 const CLIENT_LIMIT: Duration = Duration::from_secs(40);
 
-fn services() -> Option<(String, String)> {
-    let pg = std::env::var("MONGARS_TEST_POSTGRES_URL").unwrap_or_default();
-    let redis = std::env::var("MONGARS_TEST_REDIS_URL").unwrap_or_default();
-    if pg.is_empty() || redis.is_empty() {
+/// PostgreSQL and Redis of this test alone, listening on the LAN's bridge:
+/// `start`, `stop`, and for PostgreSQL `down` (stopped, data kept) and `up`.
+struct Part {
+    script: &'static str,
+    env: Vec<(&'static str, String)>,
+    pub url: String,
+    pub port: u16,
+}
+
+impl Part {
+    fn start(script: &'static str, env: Vec<(&'static str, String)>, port: u16) -> Part {
+        let mut part = Part {
+            script,
+            env,
+            url: String::new(),
+            port,
+        };
+        part.url = part.run("start").trim().to_string();
+        part
+    }
+
+    fn run(&self, what: &str) -> String {
+        let path = format!(
+            "{}/../../scripts/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            self.script
+        );
+        let out = std::process::Command::new(path)
+            .arg(what)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {what}: {}",
+            self.script,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+/// The LAN and its parts, or `None` where this machine cannot make them.
+fn network() -> Option<(Lan, Part, Part)> {
+    if !Lan::possible() {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
-            "CI=true but MONGARS_TEST_POSTGRES_URL or MONGARS_TEST_REDIS_URL is not set"
+            "CI=true but the fault test cannot make network namespaces (needs root, ip, nft)"
         );
-        mongars_store::testing::skipped("no PostgreSQL or Redis for the fault test");
+        mongars_store::testing::skipped("no network namespaces (root, ip, nft) for the fault test");
         return None;
     }
-    Some((pg, redis))
-}
-
-/// The suite's PostgreSQL server: `down` stops it keeping its data, `up`
-/// starts it again.
-fn postgres(what: &str) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/test-postgres.sh"
+    let lan = Lan::new(2);
+    let k = std::process::id() % 200;
+    let tmp = std::env::temp_dir();
+    let pg_port = 56_000 + k as u16;
+    let pg = Part::start(
+        "test-postgres.sh",
+        vec![
+            ("MONGARS_PG_PORT", pg_port.to_string()),
+            (
+                "MONGARS_PG_DIR",
+                tmp.join(format!("mongars-faults-pg-{k}"))
+                    .display()
+                    .to_string(),
+            ),
+            ("MONGARS_PG_LISTEN", lan.gateway.clone()),
+        ],
+        pg_port,
     );
-    let out = std::process::Command::new(script)
-        .arg(what)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "test-postgres.sh {what}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let redis_port = 57_000 + k as u16;
+    let redis = Part::start(
+        "test-redis.sh",
+        vec![
+            ("MONGARS_REDIS_PORT", redis_port.to_string()),
+            (
+                "MONGARS_REDIS_DIR",
+                tmp.join(format!("mongars-faults-redis-{k}"))
+                    .display()
+                    .to_string(),
+            ),
+            ("MONGARS_REDIS_BIND", lan.gateway.clone()),
+        ],
+        redis_port,
     );
-}
-
-/// `url` with its `host:port` replaced by `addr`.
-fn through(url: &str, addr: SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
-    format!("{scheme}://{}{addr}{tail}", user.unwrap_or_default())
-}
-
-fn upstream(url: &str) -> SocketAddr {
-    let rest = url.split_once("://").unwrap().1;
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    host_port.parse().unwrap()
+    Some((lan, pg, redis))
 }
 
 struct Replica {
     child: std::process::Child,
     base: String,
-    db: Proxy,
-    redis: Proxy,
     dir: std::path::PathBuf,
     db_url: String,
 }
@@ -88,22 +133,20 @@ struct Replica {
 async fn replica(
     root: &std::path::Path,
     name: &str,
+    host: &Host,
     pg: &str,
     redis: &str,
     backend: &str,
 ) -> Replica {
-    let db = Proxy::start(upstream(pg)).await;
-    let cache = Proxy::start(upstream(redis)).await;
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let db_url = through(pg, db.addr);
-    let redis_url = through(redis, cache.addr);
     let prefix = format!("faults{}", std::process::id());
     let env = [
-        ("MONGARS_DATABASE__URL", db_url.as_str()),
+        ("MONGARS_DATABASE__URL", pg),
         ("MONGARS_DATABASE__CONNECT_TIMEOUT_SECS", "3"),
-        ("MONGARS_REDIS__URL", redis_url.as_str()),
+        ("MONGARS_REDIS__URL", redis),
         ("MONGARS_REDIS__KEY_PREFIX", prefix.as_str()),
+        ("MONGARS_SERVER__HOST", host.ip.as_str()),
         ("MONGARS_SERVER__PORT", "0"),
         ("MONGARS_SERVER__REQUEST_TIMEOUT_SECS", "10"),
         (
@@ -125,15 +168,13 @@ async fn replica(
         ("MONGARS_CONVERSATION__RATE_LIMIT_BURST", "100000"),
         ("MONGARS_CONVERSATION__RATE_LIMIT_PER_MINUTE", "1000000"),
     ];
-    let (child, addr, _lines) = start_server(&dir, &env);
+    let (child, addr, _lines) = start_command(&dir, wrapped(&dir, &env, &host.wrapper()));
     let _ = &_lines;
     Replica {
         child,
         base: format!("http://{addr}"),
-        db,
-        redis: cache,
         dir,
-        db_url,
+        db_url: pg.to_string(),
     }
 }
 
@@ -189,21 +230,23 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_ride_out_cut_and_restarted_parts() {
-    let Some((pg_admin, redis)) = services() else {
+    let Some((lan, pg_server, redis_server)) = network() else {
         return;
     };
-    let pg = mongars_store::testing::create_postgres_database(&pg_admin).await;
-    let backend = Fake::start(Reply::Ok("Hello".into())).await;
+    let (ha, hb) = (&lan.hosts[0], &lan.hosts[1]);
+    let pg = mongars_store::testing::create_postgres_database(&pg_server.url).await;
+    let redis = redis_server.url.clone();
+    let backend = Fake::start_on(Reply::Ok("Hello".into()), &lan.gateway).await;
     let root = tempfile::tempdir().unwrap();
-    let mut a = replica(root.path(), "a", &pg, &redis, &backend.url).await;
-    let mut b = replica(root.path(), "b", &pg, &redis, &backend.url).await;
+    let mut a = replica(root.path(), "a", ha, &pg, &redis, &backend.url).await;
+    let mut b = replica(root.path(), "b", hb, &pg, &redis, &backend.url).await;
     let client = reqwest::Client::new();
     let token = login(&client, &a.base).await;
     assert_eq!(chat(&a.base, &token, "before").await.0, 200);
     assert_eq!(ready(&a.base).await, (200, vec![]));
 
-    // A loses Redis.
-    a.redis.set(Mode::Blackhole);
+    // A is cut off from Redis.
+    ha.cut(redis_server.port, Cut::Drop);
     let (status, failing) = ready(&a.base).await;
     assert_eq!((status, failing), (503, vec!["redis".to_string()]));
     // Chats go on: the rate limit and events wait for Redis, the chat
@@ -211,7 +254,7 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
     let (status, code) = chat(&a.base, &token, "during the Redis cut").await;
     assert_eq!(status, 200, "{code}");
     assert_eq!(chat(&b.base, &token, "on B meanwhile").await.0, 200);
-    a.redis.set(Mode::Pass);
+    ha.cut(redis_server.port, Cut::Pass);
     until("A is ready again after Redis", || async {
         ready(&a.base).await.0 == 200
     })
@@ -221,15 +264,15 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
     })
     .await;
 
-    // A loses PostgreSQL.
-    a.db.set(Mode::Blackhole);
+    // A is cut off from PostgreSQL.
+    ha.cut(pg_server.port, Cut::Drop);
     let (status, failing) = ready(&a.base).await;
     assert_eq!(status, 503);
     assert!(failing.contains(&"database".to_string()), "{failing:?}");
     let (status, code) = chat(&a.base, &token, "during the database cut").await;
     assert_eq!((status, code.as_str()), (503, "service.unavailable"));
     assert_eq!(chat(&b.base, &token, "on B meanwhile 2").await.0, 200);
-    a.db.set(Mode::Pass);
+    ha.cut(pg_server.port, Cut::Pass);
     until("A is ready again after PostgreSQL", || async {
         ready(&a.base).await.0 == 200
     })
@@ -240,8 +283,8 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
     .await;
 
     // PostgreSQL itself stops (its connections told so and closed) and
-    // starts again: the server the suite runs on, through its own script.
-    postgres("down");
+    // starts again.
+    pg_server.run("down");
     for r in [&a, &b] {
         let (status, failing) = ready(&r.base).await;
         assert_eq!(status, 503);
@@ -249,7 +292,7 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
         let (status, code) = chat(&r.base, &token, "while PostgreSQL is down").await;
         assert_eq!((status, code.as_str()), (503, "service.unavailable"));
     }
-    postgres("up");
+    pg_server.run("up");
     for r in [&a, &b] {
         until("ready after the restart", || async {
             ready(&r.base).await.0 == 200
@@ -263,10 +306,10 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
 
     // Connections reset and new ones refused, as by a failing network
     // device in front of the database.
-    a.db.set(Mode::Down);
+    ha.cut(pg_server.port, Cut::Reset);
     let (status, code) = chat(&a.base, &token, "while connections reset").await;
     assert_eq!((status, code.as_str()), (503, "service.unavailable"));
-    a.db.set(Mode::Pass);
+    ha.cut(pg_server.port, Cut::Pass);
     until("chats after the resets", || async {
         chat(&a.base, &token, "after the resets").await.0 == 200
     })
@@ -293,7 +336,7 @@ async fn replicas_ride_out_cut_and_restarted_parts() {
     assert!(pending.await.unwrap().is_err());
     assert_eq!(chat(&b.base, &token, "on B after A died").await.0, 200);
     assert!(terminate(&mut b.child).success());
-    let restarted = replica(root.path(), "a", &pg, &redis, &backend.url).await;
+    let restarted = replica(root.path(), "a", ha, &pg, &redis, &backend.url).await;
     let counts = status_counts(&restarted.dir, &restarted.db_url).await;
     assert_eq!(counts.get("pending"), None, "{counts:?}");
     assert_eq!(

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
+pub mod lan;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

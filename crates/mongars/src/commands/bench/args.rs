@@ -88,9 +88,11 @@ pub struct ChatBenchArgs {
     /// Users chatting, in turn.
     #[arg(long, default_value_t = 256)]
     pub users: usize,
-    /// Stored turns per user for the second half of the table.
-    #[arg(long, default_value_t = 64)]
-    pub turns: u32,
+    /// Stored turns per user at the start of the later parts of the table
+    /// (comma-separated; each part starts once every user has that many;
+    /// beyond `memory.max_turns` every chat also trims working memory).
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    pub turns: Vec<u32>,
     /// Chats measured per cell.
     #[arg(long, default_value_t = 3000)]
     pub requests: usize,

@@ -43,7 +43,7 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
     );
     println!(
         "{:<11} {:<7} {:>6} {:>6} {:>9} {:>8} {:>8} {:>7}  busiest server threads (cores)",
-        "database", "memory", "turns", "conns", "chats/s", "p50 ms", "p99 ms", "cpu"
+        "database", "memory", "stored", "conns", "chats/s", "p50 ms", "p99 ms", "cpu"
     );
     for (name, url) in &databases {
         for memory in [true, false] {
@@ -56,15 +56,19 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
             }
             let server = BenchServer::start(&settings, &fake.url, url.as_deref(), memory).await?;
             let tokens = server.users(args.users).await?;
-            let mut turns = 0;
-            for stored in [0u32, args.turns] {
+            // Turns every user has stored, counting those the measured
+            // chats themselves add (users take turns, so evenly).
+            let mut turns = 0u32;
+            let per_cell = u32::try_from(args.requests / args.users.max(1)).unwrap_or(u32::MAX);
+            for stored in std::iter::once(0u32).chain(args.turns.iter().copied()) {
                 if stored > turns {
                     server.chat_all(&tokens, stored - turns, 8).await?;
                     turns = stored;
                 }
                 for conns in CONNECTIONS {
                     let cell = server.measure(&tokens, conns, args.requests).await?;
-                    print_row(name, memory, stored, conns, &cell);
+                    print_row(name, memory, turns, conns, &cell);
+                    turns += per_cell;
                 }
             }
             server.stop().await;

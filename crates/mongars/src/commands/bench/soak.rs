@@ -5,8 +5,9 @@
 //! user every `--rotate-every` actions, as members of a team come and go, so
 //! that what the server keeps per user reaches its bounds. Against an instant OpenAI-compatible fake in
 //! a process of its own, so that what grows is the server's. Every minute
-//! one row: requests, errors, p50/p99, the server's RSS, open descriptors
-//! and database size; at the end the slope of RSS and descriptors over the
+//! one row: requests, errors, p50/p99, the server's RSS (and, from its own
+//! `/metrics`, the heap and SQLite's share of it), open descriptors and
+//! database size; at the end the slope of RSS and descriptors over the
 //! minutes after warm-up (least squares), which must be indistinguishable
 //! from zero.
 
@@ -117,10 +118,20 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
         args.clients, args.minutes
     );
     println!(
-        "{:>6} {:>8} {:>7} {:>8} {:>8} {:>10} {:>5} {:>10}",
-        "min", "requests", "errors", "p50 ms", "p99 ms", "RSS MiB", "fds", "db MiB"
+        "{:>6} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>5} {:>9}",
+        "min",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "RSS MiB",
+        "anon MiB",
+        "heap MiB",
+        "SQL MiB",
+        "fds",
+        "db MiB"
     );
-    let mut rows: Vec<(f64, f64, f64)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let period = Duration::from_secs_f64(args.interval_secs);
     let mut next = tokio::time::Instant::now() + period;
     for m in 1..=((args.minutes * 60.0 / args.interval_secs).round() as usize) {
@@ -134,18 +145,34 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
             .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
             .map(|m| m.len())
             .sum();
+        // The server's own breakdown: heap and stacks, and SQLite's share.
+        // (Signed in afresh each time: a soak may outlast a token.)
+        let own = match accounts::login(&http, &base, "soakadmin").await {
+            Ok(token) => own_figures(&http, &base, &token).await.unwrap_or_default(),
+            Err(_) => Own::default(),
+        };
         println!(
-            "{:>6.1} {:>8} {:>7} {:>8.2} {:>8.2} {:>10.1} {:>5} {:>10.2}",
+            "{:>6.1} {:>8} {:>7} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>5} {:>9.2}",
             m as f64 * args.interval_secs / 60.0,
             seen.latencies.len(),
             seen.errors,
             pct(&seen.latencies, 50.0),
             pct(&seen.latencies, 99.0),
             rss / 1024.0,
+            own.anon / 1048576.0,
+            own.heap / 1048576.0,
+            own.sqlite / 1048576.0,
             fds,
             db as f64 / 1048576.0
         );
-        rows.push((m as f64, rss, fds));
+        rows.push(Row {
+            at: m as f64,
+            rss_kib: rss,
+            anon_kib: own.anon / 1024.0,
+            heap_kib: own.heap / 1024.0,
+            sqlite_kib: own.sqlite / 1024.0,
+            fds,
+        });
     }
     stop.store(true, Ordering::SeqCst);
     for w in workers {
@@ -159,19 +186,75 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
     if after.len() < 2 {
         bail!("too short to fit a trend: run for more minutes");
     }
-    let (rss_slope, rss_mean) = slope(after.iter().map(|r| (r.0, r.1)));
-    let (fd_slope, fd_mean) = slope(after.iter().map(|r| (r.0, r.2)));
+    let per_minute = 60.0 / args.interval_secs;
+    let (rss_slope, rss_mean) = slope(after.iter().map(|r| (r.at, r.rss_kib)));
+    let (fd_slope, fd_mean) = slope(after.iter().map(|r| (r.at, r.fds)));
+    let (anon_slope, _) = slope(after.iter().map(|r| (r.at, r.anon_kib)));
+    let (heap_slope, heap_mean) = slope(after.iter().map(|r| (r.at, r.heap_kib)));
+    let (sqlite_slope, sqlite_mean) = slope(after.iter().map(|r| (r.at, r.sqlite_kib)));
     println!(
         "after warm-up ({} rows of {} s): RSS {:+.1} KiB per minute ({:+.3}% of {:.1} MiB), descriptors {:+.3} per minute (mean {:.1})",
         after.len(),
         args.interval_secs,
-        rss_slope * (60.0 / args.interval_secs),
-        100.0 * rss_slope * (60.0 / args.interval_secs) / rss_mean,
+        rss_slope * per_minute,
+        100.0 * rss_slope * per_minute / rss_mean,
         rss_mean / 1024.0,
-        fd_slope * (60.0 / args.interval_secs),
+        fd_slope * per_minute,
         fd_mean
     );
+    println!(
+        "  anonymous memory {:+.1} KiB per minute; bytes the C heap has handed out {:+.1} KiB per minute (mean {:.1} MiB), SQLite's share {:+.1} KiB per minute (mean {:.1} MiB)",
+        anon_slope * per_minute,
+        heap_slope * per_minute,
+        heap_mean / 1024.0,
+        sqlite_slope * per_minute,
+        sqlite_mean / 1024.0,
+    );
     Ok(0)
+}
+
+/// One row of the soak: minute, memory in KiB, descriptors.
+struct Row {
+    at: f64,
+    rss_kib: f64,
+    anon_kib: f64,
+    heap_kib: f64,
+    sqlite_kib: f64,
+    fds: f64,
+}
+
+/// What the server says of its own memory, in bytes.
+#[derive(Default)]
+struct Own {
+    /// Resident anonymous memory: heap, stacks, the model's buffers.
+    anon: f64,
+    /// Bytes the C heap has handed out (allocated and not yet freed).
+    heap: f64,
+    /// SQLite's share of those.
+    sqlite: f64,
+}
+
+/// [`Own`] from the server's `/metrics`.
+async fn own_figures(http: &reqwest::Client, base: &str, admin: &str) -> Option<Own> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(Own {
+        anon: value("mongars_process_resident_bytes{kind=\"anon\"} ")?,
+        heap: value("mongars_process_heap_bytes{state=\"in_use\"} ").unwrap_or(0.0),
+        sqlite: value("mongars_sqlite_heap_bytes ").unwrap_or(0.0),
+    })
 }
 
 /// Least-squares slope of `points` (per unit of x) and the mean of y.

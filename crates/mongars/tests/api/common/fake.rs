@@ -56,15 +56,20 @@ pub struct Fake {
 
 impl Fake {
     pub async fn start(default: Mode) -> Self {
-        Self::serve(default, None).await
+        Self::serve(default, None, "127.0.0.1").await
+    }
+
+    /// The same, listening on `ip` (an address of this machine).
+    pub async fn start_on(default: Mode, ip: &str) -> Self {
+        Self::serve(default, None, ip).await
     }
 
     /// The same, over HTTPS with a certificate from `pki`.
     pub async fn start_tls(default: Mode, pki: &tls::TestPki) -> Self {
-        Self::serve(default, Some(pki)).await
+        Self::serve(default, Some(pki), "127.0.0.1").await
     }
 
-    async fn serve(default: Mode, tls: Option<&tls::TestPki>) -> Self {
+    async fn serve(default: Mode, tls: Option<&tls::TestPki>, ip: &str) -> Self {
         let fake = Fake {
             url: String::new(),
             hits: Arc::default(),
@@ -120,7 +125,7 @@ impl Fake {
         let url = match tls {
             Some(pki) => tls::serve(app, pki).await,
             None => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
                 tokio::spawn(async move { axum::serve(listener, app).await });
                 url

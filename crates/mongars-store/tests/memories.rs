@@ -255,7 +255,10 @@ async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
     );
     let until = Utc::now() + Duration::days(1);
     let mut overflow = Vec::new();
-    for i in 0..5 {
+    // The bound of three and one turn of slack: turns are taken out two at
+    // a time, once a fifth is held.
+    assert_eq!(working.slack(), 1);
+    for i in 0..7 {
         let at = working.position(ana, None).await.unwrap();
         assert_eq!(at.ordinal, i, "every complete turn counts");
         overflow.push(at.may_overflow);
@@ -263,11 +266,16 @@ async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
         turns.start(turn(&id, ana, i as i64)).await.unwrap();
         turns.complete(&id, &done(until)).await.unwrap();
         if at.may_overflow {
-            assert_eq!(working.trim(ana).await.unwrap(), 1, "turn {i}");
+            assert_eq!(working.trim(ana).await.unwrap(), 2, "turn {i}");
         }
+        let held = turns.count_complete(ana, None, Utc::now()).await.unwrap();
+        assert!(held <= 4, "turn {i}: {held} held");
+        // Readers never see more than the bound.
+        assert!(working.recent(ana, None, 10).await.unwrap().len() <= 3);
     }
-    // The fourth turn is the first that can pass the bound of three.
-    assert_eq!(overflow, [false, false, false, true, true]);
+    // The fifth turn is the first that takes working memory past the bound
+    // and its slack; then the seventh.
+    assert_eq!(overflow, [false, false, false, false, true, false, true]);
     assert_eq!(
         turns.count_complete(ana, None, Utc::now()).await.unwrap(),
         3
@@ -298,7 +306,10 @@ async fn working_memory_is_bounded_and_purged(db: Database) {
         ids(turns.recent(ana, None, 10, later).await.unwrap()),
         ["t4", "t3", "t2", "t1"]
     );
-    assert_eq!(turns.trim_working(ana, 3).await.unwrap(), 2);
+    // Not more than 5 held: nothing is written.
+    assert_eq!(turns.trim_working(ana, 3, 5).await.unwrap(), 0);
+    assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 5);
+    assert_eq!(turns.trim_working(ana, 3, 4).await.unwrap(), 2);
     assert_eq!(
         ids(turns.recent(ana, None, 10, now).await.unwrap()),
         ["t4", "t3", "t2"]

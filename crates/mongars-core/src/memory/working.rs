@@ -96,7 +96,7 @@ impl WorkingMemory {
             .await?;
         let bound = u64::from(self.options.max_turns);
         // A session's count says nothing of the user's other sessions.
-        let may_overflow = session_id.is_some() || held + 1 > bound;
+        let may_overflow = session_id.is_some() || held + 1 > bound + u64::from(self.slack());
         let ordinal = if held < bound {
             held
         } else {
@@ -108,10 +108,22 @@ impl WorkingMemory {
         })
     }
 
-    /// Keep the bound after a turn completed.
+    /// Turns working memory may hold past its bound before they are taken
+    /// out, all in one statement: an eighth of the bound, at least one.
+    /// Nobody sees them (every read stops at the bound). Taking one turn out
+    /// at every chat once the bound was reached rewrote an old row and its
+    /// index entries each time: about 28% fewer chats per second past the
+    /// bound than below it (`mongars bench chat --turns 64,150`).
+    pub fn slack(&self) -> u32 {
+        (self.options.max_turns / 8).max(1)
+    }
+
+    /// Keep the bound after a turn completed: once the user holds more than
+    /// the bound and its [`slack`](Self::slack), back to the bound.
     pub async fn trim(&self, user_id: i64) -> Result<u64, RepoError> {
+        let keep = self.options.max_turns;
         self.turns
-            .trim_working(user_id, self.options.max_turns)
+            .trim_working(user_id, keep, keep.saturating_add(self.slack()))
             .await
     }
 

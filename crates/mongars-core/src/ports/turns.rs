@@ -45,8 +45,9 @@ pub trait TurnRepository: Send + Sync {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Turn>, RepoError>;
-    /// Take all but the user's newest `keep` turns out of working memory.
-    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError>;
+    /// When the user holds more than `beyond` turns in working memory, take
+    /// all but the newest `keep` out; otherwise write nothing. How many left.
+    async fn trim_working(&self, user_id: i64, keep: u32, beyond: u32) -> Result<u64, RepoError>;
     /// Take every turn whose working-memory time has passed out of it; how many.
     async fn purge_working(&self, now: DateTime<Utc>) -> Result<u64, RepoError>;
     /// Keep what recall and research put into the turn's prompt (JSON) and

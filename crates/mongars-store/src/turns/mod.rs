@@ -281,7 +281,7 @@ impl TurnRepository for SqlTurnRepository {
         Ok(rows.into_iter().map(Turn::from).collect())
     }
 
-    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError> {
+    async fn trim_working(&self, user_id: i64, keep: u32, beyond: u32) -> Result<u64, RepoError> {
         let sql = match self.db.pool() {
             crate::db::Pool::Sqlite(_) => working::trim(working::SQLITE_NO_LIMIT),
             crate::db::Pool::Postgres(_) => working::trim(working::POSTGRES_NO_LIMIT),
@@ -290,6 +290,7 @@ impl TurnRepository for SqlTurnRepository {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(user_id)
                 .bind(i64::from(keep))
+                .bind(i64::from(beyond))
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())

@@ -90,7 +90,8 @@ pub struct ChatBenchArgs {
     pub users: usize,
     /// Stored turns per user at the start of the later parts of the table
     /// (comma-separated; each part starts once every user has that many;
-    /// beyond `memory.max_turns` every chat also trims working memory).
+    /// beyond `memory.working.max_turns` chats also take old turns out of
+    /// working memory).
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub turns: Vec<u32>,
     /// Chats measured per cell.

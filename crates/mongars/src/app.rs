@@ -294,6 +294,9 @@ pub async fn serve(
         app.mind.clone(),
         Duration::from_secs(app.settings.memory.purge_interval_secs),
     ));
+    let release = tokio::spawn(crate::background::release_free_heap(
+        crate::background::RELEASE_FREE_HEAP,
+    ));
     let adapters = tokio::spawn(crate::background::follow_adapters(
         app.training.adapters.clone(),
         app.metrics.clone(),
@@ -326,6 +329,7 @@ pub async fn serve(
     .await;
     purge.abort();
     forget.abort();
+    release.abort();
     adapters.abort();
     // Peers' generations in flight end with the peer listener.
     drop(peers);

@@ -1,5 +1,6 @@
 //! Work a running server repeats now and then: forgetting closed login
-//! windows, expired working memory and memories.
+//! windows, expired working memory and memories, and handing the heap's
+//! free pages back to the system.
 
 use mongars_core::auth::AuthService;
 use mongars_core::conversation::Mind;
@@ -17,6 +18,24 @@ pub async fn purge_throttle_windows(auth: Arc<AuthService>) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "closed login windows purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging login windows failed"),
+        }
+    }
+}
+
+/// How often the heap's free pages go back to the system.
+pub const RELEASE_FREE_HEAP: Duration = Duration::from_secs(60);
+
+/// Hand the C heap's free pages back to the system every `every`, so that
+/// resident memory follows what is in use rather than the most that
+/// allocator arenas ever held (see `mongars_process_heap_bytes`).
+pub async fn release_free_heap(every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match tokio::task::spawn_blocking(mongars_metrics::release_free_heap).await {
+            Ok(released) => tracing::debug!(released, "free heap pages handed back"),
+            Err(e) => tracing::warn!(error = %e, "handing free heap pages back failed"),
         }
     }
 }

@@ -376,3 +376,47 @@ async fn a_frame_too_large_closes_with_1009_and_bad_text_with_1007() {
     fine.send(json!({"id": "p", "type": "client.ping"})).await;
     assert_eq!(fine.until("ack").await["payload"]["status"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_sockets_past_the_cap_is_refused_and_the_open_ones_keep_working() {
+    let app = TestApp::spawn_with(|s| {
+        s.realtime.max_sockets_per_user = 4;
+        s.realtime.tickets_per_minute = 100_000;
+        s.realtime.ticket_burst = 100_000;
+    })
+    .await;
+    let (ana, _) = two_users(&app).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut tab = app.socket(&ana).await;
+        tab.until("history.snapshot").await;
+        open.push(tab);
+    }
+    // Sixty more handshakes at once, each with a valid ticket.
+    let mut tickets = Vec::new();
+    for _ in 0..60 {
+        tickets.push(app.ticket(&ana).await);
+    }
+    let origin = format!("http://{}", app.addr);
+    let flood = tickets.iter().map(|t| app.open(t, Some(&origin), None));
+    for outcome in futures_util::future::join_all(flood).await {
+        match outcome {
+            Ok(_) => panic!("a socket past the cap was accepted"),
+            Err(status) => assert_eq!(status, 429, "refused as too many"),
+        }
+    }
+    // The open ones are untouched.
+    chat(&app, &ana, "After the flood").await;
+    for tab in &mut open {
+        let message = tab.until("chat.message").await;
+        assert_eq!(message["data"]["query"], "After the flood");
+    }
+    // A closed socket frees its place.
+    let mut closed = open.pop().unwrap();
+    closed.inner.close(None).await.unwrap();
+    crate::common::eventually(Duration::from_secs(20), "a place frees up", || async {
+        let t = app.ticket(&ana).await;
+        app.open(&t, Some(&origin), None).await.is_ok()
+    })
+    .await;
+}

@@ -7,7 +7,7 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, GaugeVec, Opts};
+use prometheus::{Counter, Gauge, GaugeVec, Opts};
 use std::sync::Mutex;
 
 /// `USER_HZ`: the unit of `/proc/*/stat` times, 100 on every Linux ABI.
@@ -132,6 +132,10 @@ type Reading = (Gauge, fn(&ProcessFigures) -> f64);
 /// Collects [`ProcessFigures`] at each gather.
 pub(crate) struct ProcessCollector {
     gauges: Vec<Reading>,
+    /// The kernel's running total, added to by what it grew since the last
+    /// collection.
+    cpu: Counter,
+    cpu_seen: Mutex<f64>,
     resident: GaugeVec,
     heap: GaugeVec,
     descs: Vec<Desc>,
@@ -166,15 +170,6 @@ impl ProcessCollector {
                 |f| f.max_fds,
             ),
             (
-                // A gauge under the counter's conventional name: the value is
-                // the kernel's running total, set rather than incremented.
-                gauge(
-                    "process_cpu_seconds_total",
-                    "Total user and system CPU time spent in seconds.",
-                ),
-                |f| f.cpu_seconds,
-            ),
-            (
                 gauge(
                     "process_start_time_seconds",
                     "Start time of the process since unix epoch in seconds.",
@@ -202,14 +197,22 @@ impl ProcessCollector {
             &["state"],
         )
         .expect("valid gauge");
+        let cpu = Counter::new(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+        )
+        .expect("valid counter");
         let mut descs: Vec<Desc> = gauges
             .iter()
             .flat_map(|(g, _)| g.desc().into_iter().cloned())
             .collect();
+        descs.extend(cpu.desc().into_iter().cloned());
         descs.extend(resident.desc().into_iter().cloned());
         descs.extend(heap.desc().into_iter().cloned());
         Self {
             gauges,
+            cpu,
+            cpu_seen: Mutex::new(0.0),
             resident,
             heap,
             descs,
@@ -241,6 +244,14 @@ impl Collector for ProcessCollector {
                 g.collect()
             })
             .collect();
+        {
+            let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if f.cpu_seconds > *seen {
+                self.cpu.inc_by(f.cpu_seconds - *seen);
+                *seen = f.cpu_seconds;
+            }
+        }
+        out.extend(self.cpu.collect());
         out.extend(self.resident.collect());
         if let Some((in_use, free)) = heap_figures() {
             self.heap.with_label_values(&["in_use"]).set(in_use);

@@ -33,8 +33,8 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(40);
 struct Part {
     script: &'static str,
     env: Vec<(&'static str, String)>,
-    pub url: String,
-    pub port: u16,
+    url: String,
+    port: u16,
 }
 
 impl Part {

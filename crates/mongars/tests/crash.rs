@@ -48,24 +48,12 @@ async fn kill_9_during_concurrent_chats_loses_nothing_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_concurrent_chats_loses_nothing_on_postgres() {
-    let Some(admin) = postgres() else { return };
+    let Some(admin) = process::postgres_admin() else {
+        return;
+    };
     let url = mongars_store::testing::create_postgres_database(&admin).await;
     let dir = tempfile::tempdir().unwrap();
     crash_rounds(dir.path(), &url).await;
-}
-
-fn postgres() -> Option<String> {
-    let admin = std::env::var("MONGARS_TEST_POSTGRES_URL").unwrap_or_default();
-    if admin.is_empty() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but MONGARS_TEST_POSTGRES_URL is not set"
-        );
-        mongars_store::testing::skipped("no PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
-        return None;
-    }
-    Some(admin)
 }
 
 async fn crash_rounds(dir: &std::path::Path, db_url: &str) {
@@ -264,7 +252,7 @@ async fn kill_9_during_migration_leaves_a_database_the_next_run_migrates() {
             dir.path().join(format!("m{round}.db")).display()
         ));
     }
-    if let Some(admin) = postgres() {
+    if let Some(admin) = process::postgres_admin() {
         for _ in 0..4 {
             urls.push(mongars_store::testing::create_postgres_database(&admin).await);
         }

@@ -30,16 +30,9 @@ async fn kill_9_during_memory_writes_keeps_every_acknowledged_one_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_memory_writes_keeps_every_acknowledged_one_on_postgres() {
-    let admin = std::env::var("MONGARS_TEST_POSTGRES_URL").unwrap_or_default();
-    if admin.is_empty() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but MONGARS_TEST_POSTGRES_URL is not set"
-        );
-        mongars_store::testing::skipped("no PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
+    let Some(admin) = process::postgres_admin() else {
         return;
-    }
+    };
     let url = mongars_store::testing::create_postgres_database(&admin).await;
     let dir = tempfile::tempdir().unwrap();
     rounds(dir.path(), &url).await;

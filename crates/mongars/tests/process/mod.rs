@@ -30,6 +30,22 @@ pub fn embedded_model_present() -> bool {
     false
 }
 
+/// The suite's PostgreSQL admin URL; `None` (the test skipped) without
+/// one, except under `CI=true`, where it fails.
+pub fn postgres_admin() -> Option<String> {
+    let admin = std::env::var("MONGARS_TEST_POSTGRES_URL").unwrap_or_default();
+    if admin.is_empty() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but MONGARS_TEST_POSTGRES_URL is not set"
+        );
+        mongars_store::testing::skipped("no PostgreSQL (MONGARS_TEST_POSTGRES_URL not set)");
+        return None;
+    }
+    Some(admin)
+}
+
 /// Chats sent at once, one per message, on a client of their own each; the
 /// statuses as they come back (0: no answer).
 pub fn spawn_chats(

@@ -14,7 +14,7 @@ mod peers;
 mod process;
 mod training;
 pub use peers::PeerMetrics;
-pub use process::{ProcessFigures, heap_figures, release_free_heap};
+pub use process::{ProcessFigures, heap_figures, limit_heap_arenas, release_free_heap};
 pub use training::TrainingMetrics;
 
 use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};

@@ -15,10 +15,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Before any thread exists: the embedder's compute threads follow the
-    // CPUs this process may use (cgroup quota included).
+    // Before any thread exists: the embedder's compute threads and the C
+    // heap's arenas follow the CPUs this process may use (cgroup quota
+    // included).
     let hardware = mongars::hardware::HardwareProfile::detect();
     let compute_threads = mongars::hardware::compute::pin(hardware.usable_cpus());
+    let heap_arenas = mongars::hardware::heap::limit(hardware.usable_cpus());
     // `config show` prints only the settings; everything else logs.
     if !matches!(cli.command, Command::Config(ConfigCommand::Show))
         && let Err(e) = mongars::telemetry::init(&settings.logging)
@@ -26,7 +28,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    tracing::debug!(compute_threads, "embedder compute threads");
+    tracing::debug!(
+        compute_threads,
+        ?heap_arenas,
+        "embedder compute threads, heap arenas"
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(mongars::hardware::tuning::worker_threads(
             &settings, &hardware,

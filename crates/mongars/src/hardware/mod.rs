@@ -3,6 +3,7 @@
 //! settings that follow from it.
 
 pub mod compute;
+pub mod heap;
 pub mod tuning;
 
 use std::path::Path;

@@ -14,6 +14,7 @@ mod router;
 mod soak;
 mod sweep;
 mod train;
+mod trend;
 
 pub use args::BenchCommand;
 pub use auth::run as auth;

@@ -17,6 +17,7 @@ use super::auth::{Server, rss_kib, wait_ready};
 use super::chat::FakeBackend;
 use super::pct;
 use super::realtime::{Socket, open};
+use super::trend::{Trend, slope};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use mongars_config::Settings;
@@ -187,28 +188,42 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
         bail!("too short to fit a trend: run for more minutes");
     }
     let per_minute = 60.0 / args.interval_secs;
-    let (rss_slope, rss_mean) = slope(after.iter().map(|r| (r.at, r.rss_kib)));
-    let (fd_slope, fd_mean) = slope(after.iter().map(|r| (r.at, r.fds)));
-    let (anon_slope, _) = slope(after.iter().map(|r| (r.at, r.anon_kib)));
-    let (heap_slope, heap_mean) = slope(after.iter().map(|r| (r.at, r.heap_kib)));
-    let (sqlite_slope, sqlite_mean) = slope(after.iter().map(|r| (r.at, r.sqlite_kib)));
+    let rss = slope(after.iter().map(|r| (r.at, r.rss_kib)));
+    let fds = slope(after.iter().map(|r| (r.at, r.fds)));
+    let anon = slope(after.iter().map(|r| (r.at, r.anon_kib)));
+    let heap = slope(after.iter().map(|r| (r.at, r.heap_kib)));
+    let sqlite = slope(after.iter().map(|r| (r.at, r.sqlite_kib)));
     println!(
-        "after warm-up ({} rows of {} s): RSS {:+.1} KiB per minute ({:+.3}% of {:.1} MiB), descriptors {:+.3} per minute (mean {:.1})",
+        "after warm-up ({} rows of {} s): RSS {} ({:+.3}% of {:.1} MiB), descriptors {} (mean {:.1})",
         after.len(),
         args.interval_secs,
-        rss_slope * per_minute,
-        100.0 * rss_slope * per_minute / rss_mean,
-        rss_mean / 1024.0,
-        fd_slope * per_minute,
-        fd_mean
+        rss.describe(per_minute, "KiB"),
+        100.0 * rss.slope * per_minute / rss.mean,
+        rss.mean / 1024.0,
+        fds.describe(per_minute, ""),
+        fds.mean
     );
     println!(
-        "  anonymous memory {:+.1} KiB per minute; bytes the C heap has handed out {:+.1} KiB per minute (mean {:.1} MiB), SQLite's share {:+.1} KiB per minute (mean {:.1} MiB)",
-        anon_slope * per_minute,
-        heap_slope * per_minute,
-        heap_mean / 1024.0,
-        sqlite_slope * per_minute,
-        sqlite_mean / 1024.0,
+        "  anonymous memory {}; bytes the C heap has handed out {} (mean {:.1} MiB), SQLite's share {} (mean {:.1} MiB)",
+        anon.describe(per_minute, "KiB"),
+        heap.describe(per_minute, "KiB"),
+        heap.mean / 1024.0,
+        sqlite.describe(per_minute, "KiB"),
+        sqlite.mean / 1024.0,
+    );
+    let verdict = |t: &Trend| {
+        if t.holds_zero() {
+            "indistinguishable from zero"
+        } else if t.slope > 0.0 {
+            "RISING"
+        } else {
+            "falling"
+        }
+    };
+    println!(
+        "trend: RSS {}, descriptors {}",
+        verdict(&rss),
+        verdict(&fds)
     );
     Ok(0)
 }
@@ -255,17 +270,6 @@ async fn own_figures(http: &reqwest::Client, base: &str, admin: &str) -> Option<
         heap: value("mongars_process_heap_bytes{state=\"in_use\"} ").unwrap_or(0.0),
         sqlite: value("mongars_sqlite_heap_bytes ").unwrap_or(0.0),
     })
-}
-
-/// Least-squares slope of `points` (per unit of x) and the mean of y.
-fn slope(points: impl Iterator<Item = (f64, f64)>) -> (f64, f64) {
-    let points: Vec<(f64, f64)> = points.collect();
-    let n = points.len() as f64;
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    (if sxx > 0.0 { sxy / sxx } else { 0.0 }, my)
 }
 
 /// One user's loop: a drawn action after another until `stop`.

@@ -16,6 +16,7 @@ contract!(
     superseded_and_expired_memories_are_not_live,
     working_memory_is_bounded_and_purged,
     a_turn_trims_only_when_it_may_pass_the_bound,
+    a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown,
     forgetting_a_user_removes_everything_of_theirs,
 );
 
@@ -215,6 +216,7 @@ fn turn(id: &str, user_id: i64, secs: i64) -> NewTurn {
         query: format!("q-{id}"),
         created_at: Utc::now() + Duration::seconds(secs),
         owner: None,
+        ordinals: Default::default(),
     }
 }
 
@@ -282,6 +284,92 @@ async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
     );
     // A session's count says nothing of the user's other turns.
     assert!(working.position(ana, Some("s")).await.unwrap().may_overflow);
+}
+
+async fn a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown(db: Database) {
+    use mongars_core::domain::TurnOrdinals;
+    use mongars_core::memory::{WorkingMemory, WorkingMemoryOptions};
+    let bo = user(&db, "bo").await;
+    let turns = SqlTurnRepository::new(db.clone());
+    let working = WorkingMemory::new(
+        std::sync::Arc::new(turns.clone()),
+        std::sync::Arc::new(mongars_core::ports::SystemClock),
+        WorkingMemoryOptions {
+            max_turns: 3,
+            ttl: std::time::Duration::from_secs(86_400),
+        },
+    );
+    let until = Utc::now() + Duration::days(1);
+    let mut secs = 0;
+    let mut run = |id: String, session: Option<&str>, ordinals: TurnOrdinals| {
+        secs += 1;
+        let mut t = turn(&id, bo, secs);
+        t.session_id = session.map(String::from);
+        t.ordinals = ordinals;
+        t
+    };
+    // Turns in session "s" and outside it, in turn: the user's place
+    // counts both, the session's only its own.
+    for i in 0..6_u64 {
+        let session = (i % 2 == 0).then_some("s");
+        let at = working.position(bo, session).await.unwrap();
+        assert_eq!(at.ordinals.user, Some(i), "turn {i}");
+        assert_eq!(at.ordinals.session, session.map(|_| i.div_ceil(2)));
+        assert_eq!(at.ordinal, at.ordinals.session.unwrap_or(i));
+        let id = format!("o{i}");
+        turns
+            .start(run(id.clone(), session, at.ordinals))
+            .await
+            .unwrap();
+        turns.complete(&id, &done(until)).await.unwrap();
+        // Beyond the bound: the working count stands still, the place not.
+        working.trim(bo).await.unwrap();
+    }
+    // A failed turn takes no place.
+    let at = working.position(bo, None).await.unwrap();
+    turns
+        .start(run("failed".into(), None, at.ordinals))
+        .await
+        .unwrap();
+    turns.fail("failed", "llm.unavailable").await.unwrap();
+    assert_eq!(working.position(bo, None).await.unwrap(), at);
+    // A turn stored without places (as before they were kept): the next
+    // counts the history once, then steps again.
+    turns
+        .start(run("bare".into(), Some("s"), TurnOrdinals::default()))
+        .await
+        .unwrap();
+    turns.complete("bare", &done(until)).await.unwrap();
+    let at = working.position(bo, Some("s")).await.unwrap();
+    assert_eq!(
+        at.ordinals,
+        TurnOrdinals {
+            user: Some(7),
+            session: Some(4)
+        }
+    );
+    turns
+        .start(run("after".into(), Some("s"), at.ordinals))
+        .await
+        .unwrap();
+    turns.complete("after", &done(until)).await.unwrap();
+    let at = working.position(bo, Some("s")).await.unwrap();
+    assert_eq!(
+        at.ordinals,
+        TurnOrdinals {
+            user: Some(8),
+            session: Some(5)
+        }
+    );
+    // The one read gives both places and nothing of other users.
+    let eve = user(&db, "eve").await;
+    assert_eq!(
+        turns.newest_ordinals(eve, Some("s")).await.unwrap(),
+        (
+            mongars_core::domain::NewestOrdinal::NoTurn,
+            mongars_core::domain::NewestOrdinal::NoTurn
+        )
+    );
 }
 
 async fn working_memory_is_bounded_and_purged(db: Database) {

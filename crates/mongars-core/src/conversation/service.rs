@@ -158,6 +158,7 @@ impl ConversationService {
                 query: message.as_str().to_string(),
                 created_at: self.clock.now(),
                 owner: self.options.owner.clone(),
+                ordinals: position.ordinals,
             },
             trace: trace_json(&turn_id, &context.trace, &context.note),
             llm: self.llm.clone(),

@@ -28,7 +28,7 @@ pub use peer::{
 };
 pub use role::{ModelRole, PerRole, classify_task};
 pub use turn::{
-    MESSAGE_MAX_CHARS, NewTurn, SpeechSegment, SpeechTurn, Turn, TurnCompletion, TurnStatus,
-    UserMessage, parse_session_id,
+    MESSAGE_MAX_CHARS, NewTurn, NewestOrdinal, SpeechSegment, SpeechTurn, Turn, TurnCompletion,
+    TurnOrdinals, TurnStatus, UserMessage, parse_session_id,
 };
 pub use user::{NewUser, PASSWORD_MAX, Password, Role, StoredUser, USERNAME_MAX, User, Username};

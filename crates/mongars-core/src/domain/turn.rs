@@ -145,6 +145,29 @@ pub struct NewTurn {
     pub created_at: DateTime<Utc>,
     /// The process running the turn (see `conversation::recovery`).
     pub owner: Option<String>,
+    /// Where it stands in the user's and session's history.
+    pub ordinals: TurnOrdinals,
+}
+
+/// Complete turns before a turn: in the user's whole history, and in its
+/// session when it has one. `None` where nobody counted (a turn stored
+/// outside a chat): the next turn then counts the history once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnOrdinals {
+    pub user: Option<u64>,
+    pub session: Option<u64>,
+}
+
+/// What the newest complete turn says of where the next one stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewestOrdinal {
+    /// No complete turn yet: the next is the first.
+    NoTurn,
+    /// The newest complete turn holds no ordinal (stored before ordinals
+    /// were kept, or outside a chat): count instead.
+    Unknown,
+    /// The newest complete turn's ordinal.
+    At(u64),
 }
 
 /// What is written when the reply is done.

@@ -5,7 +5,7 @@
 //! expired turns out ([`WorkingMemory::purge`]); the turns themselves stay
 //! as the conversation record and in long-term memory.
 
-use crate::domain::Turn;
+use crate::domain::{NewestOrdinal, Turn, TurnOrdinals};
 use crate::ports::{Clock, RepoError, TurnRepository};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub struct WorkingMemoryOptions {
 pub struct Position {
     /// Complete turns before it (in its session, when it has one).
     pub ordinal: u64,
+    /// What the turn stores, for the next one to step from.
+    pub ordinals: TurnOrdinals,
     /// Whether its completion may take working memory past its bound:
     /// otherwise there is nothing to trim after it.
     pub may_overflow: bool,
@@ -80,11 +82,12 @@ impl WorkingMemory {
 
     /// Where the turn about to start stands (in `session_id` when given).
     ///
-    /// Its ordinal counts every complete turn: the working count while
-    /// working memory has room, the whole history's once it is full and
-    /// trimmed at each turn (the working count then stands still, and a
-    /// history window aligned on it would slide by one turn every time,
-    /// defeating the engine's prompt cache).
+    /// Its ordinal counts every complete turn, in working memory or not (a
+    /// history window aligned on the working count would slide by one turn
+    /// at every chat once the bound is reached, defeating the engine's
+    /// prompt cache). It is the newest complete turn's plus one: a read of
+    /// one row, where counting the history grew with it; only a newest turn
+    /// stored without one has the history counted.
     pub async fn position(
         &self,
         user_id: i64,
@@ -97,14 +100,33 @@ impl WorkingMemory {
         let bound = u64::from(self.options.max_turns);
         // A session's count says nothing of the user's other sessions.
         let may_overflow = session_id.is_some() || held + 1 > bound + u64::from(self.slack());
-        let ordinal = if held < bound {
-            held
-        } else {
-            self.turns.count_history(user_id, session_id).await?
+        let (user_newest, session_newest) = self.turns.newest_ordinals(user_id, session_id).await?;
+        let user = self.next(user_newest, user_id, None).await?;
+        let session = match session_id {
+            Some(s) => Some(self.next(session_newest, user_id, Some(s)).await?),
+            None => None,
         };
         Ok(Position {
-            ordinal,
+            ordinal: session.unwrap_or(user),
+            ordinals: TurnOrdinals {
+                user: Some(user),
+                session,
+            },
             may_overflow,
+        })
+    }
+
+    /// The ordinal after `newest`, counting the history when it has none.
+    async fn next(
+        &self,
+        newest: NewestOrdinal,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<u64, RepoError> {
+        Ok(match newest {
+            NewestOrdinal::NoTurn => 0,
+            NewestOrdinal::At(n) => n + 1,
+            NewestOrdinal::Unknown => self.turns.count_history(user_id, session_id).await?,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Storage of conversation turns.
 
 use super::RepoError;
-use crate::domain::{NewTurn, Turn, TurnCompletion};
+use crate::domain::{NewTurn, NewestOrdinal, Turn, TurnCompletion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -34,8 +34,17 @@ pub trait TurnRepository: Send + Sync {
     /// How many complete turns the user has ever had (in `session_id` when
     /// given), in working memory or not: a count that only grows, which
     /// keeps the history window's steps aligned once working memory is full.
+    /// It reads the whole history: only for turns stored without ordinals.
     async fn count_history(&self, user_id: i64, session_id: Option<&str>)
     -> Result<u64, RepoError>;
+    /// The ordinals of the user's newest complete turn, and of the newest
+    /// complete turn in `session_id` when given (else `NoTurn`): one row
+    /// each, whatever the history's length.
+    async fn newest_ordinals(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<(NewestOrdinal, NewestOrdinal), RepoError>;
     /// Complete turns of a user in working memory at `now`, newest first;
     /// only those of `session_id` when given.
     async fn recent(

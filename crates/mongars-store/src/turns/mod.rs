@@ -4,7 +4,7 @@ use crate::db::{Database, on_pool};
 use crate::error::repo_err;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mongars_core::domain::{NewTurn, SpeechTurn, Turn, TurnCompletion, TurnStatus};
+use mongars_core::domain::{NewTurn, NewestOrdinal, SpeechTurn, Turn, TurnCompletion, TurnStatus};
 use mongars_core::ports::{RepoError, TurnRepository};
 
 mod working;
@@ -118,8 +118,9 @@ impl TurnRepository for SqlTurnRepository {
         on_pool!(self.db.pool(), |p| {
             sqlx::query(
                 "INSERT INTO conversation_turns \
-                 (id, user_id, session_id, query, status, created_at, owner) \
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+                 (id, user_id, session_id, query, status, created_at, owner, ordinal, \
+                  session_ordinal) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)",
             )
             .bind(&t.id)
             .bind(t.user_id)
@@ -127,6 +128,8 @@ impl TurnRepository for SqlTurnRepository {
             .bind(&t.query)
             .bind(t.created_at)
             .bind(&t.owner)
+            .bind(stored_ordinal(t.ordinals.user))
+            .bind(stored_ordinal(t.ordinals.session))
             .execute(p)
             .await
             .map(|_| ())
@@ -238,6 +241,22 @@ impl TurnRepository for SqlTurnRepository {
     ) -> Result<u64, RepoError> {
         let sql = (working::HISTORY, working::HISTORY_IN_SESSION);
         self.count(sql, user_id, session_id, None).await
+    }
+
+    async fn newest_ordinals(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+    ) -> Result<(NewestOrdinal, NewestOrdinal), RepoError> {
+        let (user, session): (Option<i64>, Option<i64>) = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as(working::NEWEST_ORDINALS)
+                .bind(user_id)
+                .bind(session_id)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok((newest(user), newest(session)))
     }
 
     async fn count_complete(
@@ -352,4 +371,18 @@ pub async fn all_turns(db: &Database, user_id: i64) -> Result<Vec<Turn>, RepoErr
     })
     .map_err(repo_err)?;
     Ok(rows.into_iter().map(Turn::from).collect())
+}
+
+/// An ordinal as stored: `BIGINT`, NULL when nobody counted.
+fn stored_ordinal(n: Option<u64>) -> Option<i64> {
+    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// What [`working::NEWEST_ORDINALS`] read: NULL no turn, -1 none stored.
+fn newest(v: Option<i64>) -> NewestOrdinal {
+    match v {
+        None => NewestOrdinal::NoTurn,
+        Some(n) if n < 0 => NewestOrdinal::Unknown,
+        Some(n) => NewestOrdinal::At(n as u64),
+    }
 }

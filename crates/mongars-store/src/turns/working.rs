@@ -21,6 +21,17 @@ pub(super) const HISTORY: &str =
 pub(super) const HISTORY_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_turns \
      WHERE user_id = $1 AND session_id = $2 AND status = 'complete'";
 
+/// The ordinals of the user's newest complete turn and of the newest
+/// complete turn in a session (`$1` user, `$2` session or NULL): -1 where
+/// that turn holds none, NULL where there is no such turn. Each is one step
+/// down the end of the `(user_id, status, created_at)` or session index.
+pub(super) const NEWEST_ORDINALS: &str = "SELECT \
+     (SELECT COALESCE(ordinal, -1) FROM conversation_turns \
+      WHERE user_id = $1 AND status = 'complete' ORDER BY created_at DESC LIMIT 1), \
+     (SELECT COALESCE(session_ordinal, -1) FROM conversation_turns \
+      WHERE user_id = $1 AND session_id = $2 AND status = 'complete' \
+      ORDER BY created_at DESC LIMIT 1)";
+
 /// The newest working turns, `select` being the columns' `SELECT ... FROM`:
 /// `$1` user, then `$2` session when `in_session`, then the limit and now.
 pub(super) fn recent(select: &str, in_session: bool) -> String {
@@ -123,9 +134,18 @@ mod plans {
                 2,
                 "COVERING INDEX conversation_turns_session",
             ),
+            (
+                NEWEST_ORDINALS.to_string(),
+                2,
+                "INDEX conversation_turns_user",
+            ),
         ] {
             let plan = plan(&db, &sql, binds).await;
             assert!(plan.contains(index), "{sql}\nplan:\n{plan}");
+            if sql == NEWEST_ORDINALS {
+                // The second step goes down the session index.
+                assert!(plan.contains("INDEX conversation_turns_session"), "{plan}");
+            }
             assert!(!plan.contains("TEMP B-TREE"), "{sql}\nsorts:\n{plan}");
             assert!(
                 !plan.contains("SCAN conversation_turns"),

@@ -246,6 +246,7 @@ pub(crate) fn turn(
         query: query.into(),
         created_at: Utc::now() + chrono::Duration::seconds(secs),
         owner: None,
+        ordinals: Default::default(),
     }
 }
 

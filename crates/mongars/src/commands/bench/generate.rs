@@ -221,6 +221,7 @@ async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::
             query: format!("Earlier question {i} about books and authors I might like"),
             created_at: at,
             owner: None,
+            ordinals: Default::default(),
         })
         .await?;
         let text = format!("An earlier answer number {i}, recommending a classic novel.");

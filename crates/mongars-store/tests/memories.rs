@@ -208,6 +208,18 @@ async fn superseded_and_expired_memories_are_not_live(db: Database) {
     assert_eq!(repo.revision(ana).await.unwrap(), before + 1);
 }
 
+/// Working memory over `turns`, bounded at `max_turns`, turns kept a day.
+fn working_of(turns: &SqlTurnRepository, max_turns: u32) -> mongars_core::memory::WorkingMemory {
+    mongars_core::memory::WorkingMemory::new(
+        std::sync::Arc::new(turns.clone()),
+        std::sync::Arc::new(mongars_core::ports::SystemClock),
+        mongars_core::memory::WorkingMemoryOptions {
+            max_turns,
+            ttl: std::time::Duration::from_secs(86_400),
+        },
+    )
+}
+
 fn turn(id: &str, user_id: i64, secs: i64) -> NewTurn {
     NewTurn {
         id: id.into(),
@@ -244,17 +256,9 @@ fn done(working_until: chrono::DateTime<Utc>) -> TurnCompletion {
 }
 
 async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
-    use mongars_core::memory::{WorkingMemory, WorkingMemoryOptions};
     let ana = user(&db, "ana").await;
     let turns = SqlTurnRepository::new(db.clone());
-    let working = WorkingMemory::new(
-        std::sync::Arc::new(turns.clone()),
-        std::sync::Arc::new(mongars_core::ports::SystemClock),
-        WorkingMemoryOptions {
-            max_turns: 3,
-            ttl: std::time::Duration::from_secs(86_400),
-        },
-    );
+    let working = working_of(&turns, 3);
     let until = Utc::now() + Duration::days(1);
     let mut overflow = Vec::new();
     // The bound of three and one turn of slack: turns are taken out two at
@@ -262,7 +266,7 @@ async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
     assert_eq!(working.slack(), 1);
     for i in 0..7 {
         let at = working.position(ana, None).await.unwrap();
-        assert_eq!(at.ordinal, i, "every complete turn counts");
+        assert_eq!(at.ordinal(), i, "every complete turn counts");
         overflow.push(at.may_overflow);
         let id = format!("w{i}");
         turns.start(turn(&id, ana, i as i64)).await.unwrap();
@@ -288,17 +292,9 @@ async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
 
 async fn a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown(db: Database) {
     use mongars_core::domain::TurnOrdinals;
-    use mongars_core::memory::{WorkingMemory, WorkingMemoryOptions};
     let bo = user(&db, "bo").await;
     let turns = SqlTurnRepository::new(db.clone());
-    let working = WorkingMemory::new(
-        std::sync::Arc::new(turns.clone()),
-        std::sync::Arc::new(mongars_core::ports::SystemClock),
-        WorkingMemoryOptions {
-            max_turns: 3,
-            ttl: std::time::Duration::from_secs(86_400),
-        },
-    );
+    let working = working_of(&turns, 3);
     let until = Utc::now() + Duration::days(1);
     let mut secs = 0;
     let mut run = |id: String, session: Option<&str>, ordinals: TurnOrdinals| {
@@ -315,7 +311,7 @@ async fn a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown(db: D
         let at = working.position(bo, session).await.unwrap();
         assert_eq!(at.ordinals.user, Some(i), "turn {i}");
         assert_eq!(at.ordinals.session, session.map(|_| i.div_ceil(2)));
-        assert_eq!(at.ordinal, at.ordinals.session.unwrap_or(i));
+        assert_eq!(at.ordinal(), at.ordinals.session.unwrap_or(i));
         let id = format!("o{i}");
         turns
             .start(run(id.clone(), session, at.ordinals))

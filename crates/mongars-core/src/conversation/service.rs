@@ -115,7 +115,7 @@ impl ConversationService {
         self.check_rate(who).await?;
         let working = &self.mind.working;
         let position = working.position(who.id, session.as_deref()).await?;
-        let window = history_window(position.ordinal, self.options.history_turns);
+        let window = history_window(position.ordinal(), self.options.history_turns);
         let recent = working.recent(who.id, session.as_deref(), window).await?;
         let budget = self.prompt_budget(role);
         let context = self

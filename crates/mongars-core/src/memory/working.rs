@@ -20,13 +20,18 @@ pub struct WorkingMemoryOptions {
 /// Where a new turn stands in its user's working memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
-    /// Complete turns before it (in its session, when it has one).
-    pub ordinal: u64,
     /// What the turn stores, for the next one to step from.
     pub ordinals: TurnOrdinals,
     /// Whether its completion may take working memory past its bound:
     /// otherwise there is nothing to trim after it.
     pub may_overflow: bool,
+}
+
+impl Position {
+    /// Complete turns before it (in its session, when it has one).
+    pub fn ordinal(&self) -> u64 {
+        self.ordinals.session.or(self.ordinals.user).unwrap_or(0)
+    }
 }
 
 #[derive(Clone)]
@@ -107,7 +112,6 @@ impl WorkingMemory {
             None => None,
         };
         Ok(Position {
-            ordinal: session.unwrap_or(user),
             ordinals: TurnOrdinals {
                 user: Some(user),
                 session,

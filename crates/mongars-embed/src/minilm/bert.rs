@@ -6,11 +6,22 @@
 //! every token of the batch at once, and attention runs within each
 //! sentence. [`super::reference`] is the same model written with candle
 //! tensors; the tests hold the two to the same vectors.
+//!
+//! The activations of a forward pass live in a [`Scratch`] the encoder keeps
+//! from one pass to the next (up to [`RETAINED_FLOATS`]), so that a server
+//! embedding a few short texts per chat does not ask the heap for megabytes
+//! of fresh buffers every time: bursts of large, short-lived blocks are what
+//! leaves a long-running process's heap fragmented and growing.
 
 use super::math;
 use super::proj::{Precision, Proj};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::{Mutex, TryLockError};
+
+/// Floats of activations kept for the next forward pass (16 MiB: a batch of
+/// about a thousand tokens); a larger batch's buffers are freed after it.
+pub const RETAINED_FLOATS: usize = 4 << 20;
 
 /// The parts of a BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -69,6 +80,34 @@ impl Norm {
     }
 }
 
+/// The activations of one forward pass, reused by the next.
+#[derive(Default)]
+struct Scratch {
+    /// The hidden states, `[rows, hidden]`, in and out of every layer.
+    x: Vec<f32>,
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    inner: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl Scratch {
+    fn floats(&self) -> usize {
+        [
+            &self.x,
+            &self.qkv,
+            &self.context,
+            &self.attended,
+            &self.inner,
+            &self.scores,
+        ]
+        .iter()
+        .map(|v| v.capacity())
+        .sum()
+    }
+}
+
 struct Layer {
     qkv: Proj,
     attn_out: Proj,
@@ -89,6 +128,7 @@ pub struct Bert {
     heads: usize,
     vocab: usize,
     pub max_positions: usize,
+    scratch: Mutex<Scratch>,
 }
 
 impl Bert {
@@ -137,14 +177,32 @@ impl Bert {
             heads: cfg.num_attention_heads,
             vocab: cfg.vocab_size,
             max_positions: cfg.max_position_embeddings,
+            scratch: Mutex::default(),
         })
     }
 
     /// Mean-pooled, unit-length sentence vectors, one per token sequence.
     pub fn embed(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        // One pass at a time uses the kept buffers; a concurrent one (never
+        // the server's single embedder thread) works in buffers of its own.
+        let mut own = Scratch::default();
+        let mut kept = match self.scratch.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let s = kept.as_deref_mut().unwrap_or(&mut own);
+        let result = self.embed_in(batch, s);
+        if s.floats() > RETAINED_FLOATS {
+            *s = Scratch::default();
+        }
+        result
+    }
+
+    fn embed_in(&self, batch: &[&[u32]], s: &mut Scratch) -> Result<Vec<Vec<f32>>> {
         let h = self.hidden;
         let rows: usize = batch.iter().map(|s| s.len()).sum();
-        let mut x = Vec::with_capacity(rows * h);
+        s.x.clear();
         for seq in batch {
             if seq.len() > self.max_positions {
                 candle_core::bail!("{} tokens, more than {}", seq.len(), self.max_positions);
@@ -156,7 +214,7 @@ impl Bert {
                 }
                 let word = &self.words[id * h..(id + 1) * h];
                 let place = &self.positions[at * h..(at + 1) * h];
-                x.extend(
+                s.x.extend(
                     word.iter()
                         .zip(place)
                         .zip(&self.token_type)
@@ -164,46 +222,53 @@ impl Bert {
                 );
             }
         }
-        self.emb_norm.apply(&mut x);
+        self.emb_norm.apply(&mut s.x);
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
         for layer in &self.layers {
-            x = self.layer(layer, x, rows, &lengths);
+            self.layer(layer, s, rows, &lengths);
         }
         let mut out = Vec::with_capacity(batch.len());
         let mut at = 0;
         for &n in &lengths {
-            out.push(math::mean_unit(&x[at * h..(at + n) * h], h));
+            out.push(math::mean_unit(&s.x[at * h..(at + n) * h], h));
             at += n;
         }
         Ok(out)
     }
 
-    fn layer(&self, l: &Layer, x: Vec<f32>, rows: usize, lengths: &[usize]) -> Vec<f32> {
-        let qkv = l.qkv.forward(&x, rows);
-        let context = self.attention(&qkv, lengths);
-        let mut attended = l.attn_out.forward(&context, rows);
-        for (a, v) in attended.iter_mut().zip(&x) {
+    /// One encoder layer over the hidden states in `s.x`, in place.
+    fn layer(&self, l: &Layer, s: &mut Scratch, rows: usize, lengths: &[usize]) {
+        l.qkv.forward_into(&s.x, rows, &mut s.qkv);
+        self.attention(&s.qkv, lengths, &mut s.context, &mut s.scores);
+        l.attn_out.forward_into(&s.context, rows, &mut s.attended);
+        for (a, v) in s.attended.iter_mut().zip(&s.x) {
             *a += v;
         }
-        l.attn_norm.apply(&mut attended);
-        let mut inner = l.inter.forward(&attended, rows);
-        math::gelu(&mut inner);
-        let mut y = l.out.forward(&inner, rows);
-        for (a, v) in y.iter_mut().zip(&attended) {
+        l.attn_norm.apply(&mut s.attended);
+        l.inter.forward_into(&s.attended, rows, &mut s.inner);
+        math::gelu(&mut s.inner);
+        l.out.forward_into(&s.inner, rows, &mut s.x);
+        for (a, v) in s.x.iter_mut().zip(&s.attended) {
             *a += v;
         }
-        l.out_norm.apply(&mut y);
-        y
+        l.out_norm.apply(&mut s.x);
     }
 
     /// Scaled dot-product attention of every head within each sequence;
-    /// `qkv` holds each token's query, key and value side by side.
-    fn attention(&self, qkv: &[f32], lengths: &[usize]) -> Vec<f32> {
+    /// `qkv` holds each token's query, key and value side by side. The
+    /// result goes to `context`; `scores` is room for one row of weights.
+    fn attention(
+        &self,
+        qkv: &[f32],
+        lengths: &[usize],
+        context: &mut Vec<f32>,
+        scores: &mut Vec<f32>,
+    ) {
         let h = self.hidden;
         let d = h / self.heads;
         let scale = 1.0 / (d as f32).sqrt();
-        let mut context = vec![0f32; qkv.len() / 3];
-        let mut scores = Vec::new();
+        context.clear();
+        context.resize(qkv.len() / 3, 0.0);
         let mut start = 0;
         for &n in lengths {
             let token = |i: usize, part: usize, head: usize| {
@@ -218,7 +283,7 @@ impl Bert {
                         let k = token(j, 1, head);
                         q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale
                     }));
-                    math::softmax(&mut scores);
+                    math::softmax(scores);
                     let at = (start + i) * h + head * d;
                     let out = &mut context[at..at + d];
                     for (j, p) in scores.iter().enumerate() {
@@ -230,7 +295,6 @@ impl Bert {
             }
             start += n;
         }
-        context
     }
 }
 

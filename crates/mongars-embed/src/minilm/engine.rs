@@ -52,7 +52,7 @@ impl ModelFiles {
 }
 
 enum Model {
-    Packed(Bert),
+    Packed(Box<Bert>),
     Candle(Reference),
 }
 
@@ -73,7 +73,7 @@ impl Engine {
                 let bert =
                     Bert::load(vb, &config, o.precision).map_err(|e| broken(&weights, &e))?;
                 let max = bert.max_positions;
-                (Model::Packed(bert), max)
+                (Model::Packed(Box::new(bert)), max)
             }
             Kernel::Candle => {
                 let model = Reference::load(vb, &config).map_err(|e| broken(&weights, &e))?;

@@ -50,32 +50,41 @@ impl Int8Matrix {
     }
 
     /// `x W^T + bias` for `x` of `m` rows of `in` values; `[m, out]`.
+    #[cfg(test)]
     pub fn forward(&self, x: &[f32], m: usize, bias: &[f32]) -> Vec<f32> {
+        let mut dst = vec![0f32; m * self.out];
+        self.forward_into(x, m, bias, &mut dst);
+        dst
+    }
+
+    /// `x W^T + bias` for `x` of `m` rows of `in` values, written over
+    /// `dst` (`[m, out]`).
+    pub fn forward_into(&self, x: &[f32], m: usize, bias: &[f32], dst: &mut [f32]) {
         assert_eq!(x.len(), m * self.inp);
         assert_eq!(bias.len(), self.out);
-        let mut dst = by_columns(m, self.out, self.inp, 1, PARALLEL_FROM, |cols, part| {
-            let width = cols.len();
-            self.columns(x, m, cols, part, width);
-        });
+        by_columns(
+            m,
+            self.out,
+            self.inp,
+            1,
+            PARALLEL_FROM,
+            dst,
+            |cols, rows| {
+                self.columns(x, cols, rows);
+            },
+        );
         for row in dst.chunks_exact_mut(self.out) {
             for (v, b) in row.iter_mut().zip(bias) {
                 *v += b;
             }
         }
-        dst
     }
 
-    /// Output columns `cols` of every row into `dst` (`stride` wide, column
-    /// `cols.start` at offset 0). Each weight block is widened to f32 in
-    /// registers and meets up to four activation rows there.
-    fn columns(
-        &self,
-        x: &[f32],
-        m: usize,
-        cols: std::ops::Range<usize>,
-        dst: &mut [f32],
-        stride: usize,
-    ) {
+    /// Output columns `cols` of every row of `x` into `rows` (one slice per
+    /// row, column `cols.start` at offset 0). Each weight block is widened
+    /// to f32 in registers and meets up to four activation rows there.
+    fn columns(&self, x: &[f32], cols: std::ops::Range<usize>, rows: &mut [&mut [f32]]) {
+        let m = rows.len();
         let blocks = self.inp / BLOCK;
         let n = self.inp;
         for (c, j) in cols.enumerate() {
@@ -83,7 +92,7 @@ impl Int8Matrix {
             let s = &self.scales[j * blocks..(j + 1) * blocks];
             let mut put = |r: usize, sums: &[f32]| {
                 for (k, v) in sums.iter().enumerate() {
-                    dst[(r + k) * stride + c] = *v;
+                    rows[r + k][c] = *v;
                 }
             };
             let mut r = 0;

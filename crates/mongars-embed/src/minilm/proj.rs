@@ -63,16 +63,26 @@ impl Proj {
     }
 
     /// Output width.
-    #[cfg(test)]
     fn out(&self) -> usize {
         self.bias.len()
     }
 
     /// `x W^T + b` for `m` rows.
-    pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+    #[cfg(test)]
+    fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let mut dst = Vec::new();
+        self.forward_into(x, m, &mut dst);
+        dst
+    }
+
+    /// `x W^T + b` for `m` rows, into `dst` (resized to `[m, out]`; its
+    /// allocation is reused when large enough).
+    pub fn forward_into(&self, x: &[f32], m: usize, dst: &mut Vec<f32>) {
+        dst.clear();
+        dst.resize(m * self.out(), 0.0);
         match &self.weights {
-            Weights::F32(p) => p.forward(x, m, &self.bias),
-            Weights::Int8(q) => q.forward(x, m, &self.bias),
+            Weights::F32(p) => p.forward_into(x, m, &self.bias, dst),
+            Weights::Int8(q) => q.forward_into(x, m, &self.bias, dst),
         }
     }
 

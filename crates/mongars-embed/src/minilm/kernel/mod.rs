@@ -56,27 +56,36 @@ impl Packed {
     }
 
     /// `x W^T + bias` for `x` of `m` rows of `in` values; `[m, out]`.
+    #[cfg(test)]
     pub fn forward(&self, x: &[f32], m: usize, bias: &[f32]) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.inp, "activation size");
-        assert_eq!(bias.len(), self.out, "bias size");
-        by_columns(m, self.out, self.inp, PANEL, PARALLEL_FROM, |cols, part| {
-            let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
-            self.panels(x, m, which, bias, part, cols.len());
-        })
+        let mut dst = vec![0f32; m * self.out];
+        self.forward_into(x, m, bias, &mut dst);
+        dst
     }
 
-    /// Panels `which` for every row into `dst` (`stride` wide, the first
-    /// output of panel `which.start` at offset 0).
+    /// `x W^T + bias` for `x` of `m` rows of `in` values, written over
+    /// `dst` (`[m, out]`).
+    pub fn forward_into(&self, x: &[f32], m: usize, bias: &[f32], dst: &mut [f32]) {
+        assert_eq!(x.len(), m * self.inp, "activation size");
+        assert_eq!(bias.len(), self.out, "bias size");
+        let (out, inp) = (self.out, self.inp);
+        by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
+            let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
+            self.panels(x, which, bias, rows);
+        });
+    }
+
+    /// Panels `which` for every row of `x` into `rows` (one slice per row,
+    /// the first output of panel `which.start` at offset 0).
     fn panels(
         &self,
         x: &[f32],
-        m: usize,
         which: std::ops::Range<usize>,
         bias: &[f32],
-        dst: &mut [f32],
-        stride: usize,
+        rows: &mut [&mut [f32]],
     ) {
         let k = self.inp;
+        let m = rows.len();
         let base = which.start * PANEL;
         for p in which {
             let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
@@ -84,8 +93,8 @@ impl Packed {
             let width = PANEL.min(self.out - first);
             let mut put = |row: usize, results: &[[f32; PANEL]]| {
                 for (r, line) in results.iter().enumerate() {
-                    let at = (row + r) * stride + first - base;
-                    for ((d, v), b) in dst[at..at + width]
+                    let at = first - base;
+                    for ((d, v), b) in rows[row + r][at..at + width]
                         .iter_mut()
                         .zip(line)
                         .zip(&bias[first..first + width])
@@ -96,14 +105,14 @@ impl Packed {
             };
             let mut row = 0;
             while row < m {
-                let rows = &x[row * k..];
+                let block_rows = &x[row * k..];
                 match m - row {
-                    1 => put(row, &block::<1>(rows, k, panel)),
-                    2 => put(row, &block::<2>(rows, k, panel)),
-                    3 => put(row, &block::<3>(rows, k, panel)),
-                    4 => put(row, &block::<4>(rows, k, panel)),
-                    5 => put(row, &block::<5>(rows, k, panel)),
-                    _ => put(row, &block::<ROWS>(rows, k, panel)),
+                    1 => put(row, &block::<1>(block_rows, k, panel)),
+                    2 => put(row, &block::<2>(block_rows, k, panel)),
+                    3 => put(row, &block::<3>(block_rows, k, panel)),
+                    4 => put(row, &block::<4>(block_rows, k, panel)),
+                    5 => put(row, &block::<5>(block_rows, k, panel)),
+                    _ => put(row, &block::<ROWS>(block_rows, k, panel)),
                 }
                 row += ROWS;
             }
@@ -111,48 +120,51 @@ impl Packed {
     }
 }
 
-/// An `[m, out]` product filled by `fill(columns, part)` (the part `m` rows
-/// of `columns.len()` values): whole on the calling thread below `parallel_from`
+/// Fills `dst`, an `[m, out]` product, by `fill(columns, rows)`, where
+/// `rows` holds, for each of the `m` rows, the slice of its outputs in
+/// `columns`: whole on the calling thread below `parallel_from`
 /// multiply-adds, else in one band of columns per compute thread (so each
 /// weight is read by one thread only), bands starting at multiples of
-/// `align`, stitched after.
+/// `align`. Every thread writes straight into its own part of `dst`: no
+/// output is allocated or copied per product, which keeps a forward pass
+/// from churning the heap.
 pub(super) fn by_columns(
     m: usize,
     out: usize,
     inp: usize,
     align: usize,
     parallel_from: usize,
-    fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let mut dst = vec![0f32; m * out];
+    dst: &mut [f32],
+    fill: impl Fn(std::ops::Range<usize>, &mut [&mut [f32]]) + Sync,
+) {
+    assert_eq!(dst.len(), m * out, "output size");
+    if m == 0 || out == 0 {
+        return;
+    }
     let units = out.div_ceil(align);
-    let threads = rayon::current_num_threads().clamp(1, units.max(1));
+    let threads = rayon::current_num_threads().clamp(1, units);
     if m * out * inp < parallel_from || threads == 1 {
-        fill(0..out, &mut dst);
-        return dst;
+        let mut rows: Vec<&mut [f32]> = dst.chunks_exact_mut(out).collect();
+        fill(0..out, &mut rows);
+        return;
     }
     let band = units.div_ceil(threads) * align;
-    let parts: Vec<(usize, Vec<f32>)> = {
-        use rayon::prelude::*;
-        (0..out)
-            .step_by(band)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|start| {
-                let end = (start + band).min(out);
-                let mut part = vec![0f32; m * (end - start)];
-                fill(start..end, &mut part);
-                (start, part)
-            })
-            .collect()
-    };
-    for (start, part) in parts {
-        let width = part.len() / m;
-        for (r, row) in part.chunks_exact(width).enumerate() {
-            dst[r * out + start..r * out + start + width].copy_from_slice(row);
+    let mut bands: Vec<(std::ops::Range<usize>, Vec<&mut [f32]>)> = (0..out)
+        .step_by(band)
+        .map(|start| (start..(start + band).min(out), Vec::with_capacity(m)))
+        .collect();
+    for row in dst.chunks_exact_mut(out) {
+        let mut rest = row;
+        for (cols, rows) in &mut bands {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(cols.len());
+            rows.push(head);
+            rest = tail;
         }
     }
-    dst
+    use rayon::prelude::*;
+    bands
+        .par_iter_mut()
+        .for_each(|(cols, rows)| fill(cols.clone(), rows));
 }
 
 /// `R` rows of `x` (each `k` long) against one packed panel, on the best
@@ -226,6 +238,17 @@ mod tests {
     fn large_products_split_across_threads_give_the_same_result() {
         check(40, 384, 384);
         check(9, 1536, 384);
+    }
+
+    #[test]
+    fn an_output_reused_from_an_earlier_product_is_overwritten_whole() {
+        for (m, out, inp) in [(2, 70, 5), (40, 384, 384), (9, 1536, 384)] {
+            let (w, b, x) = (numbers(out * inp, 1), numbers(out, 2), numbers(m * inp, 3));
+            let packed = Packed::pack(&w, out, inp);
+            let mut dst = vec![f32::NAN; m * out];
+            packed.forward_into(&x, m, &b, &mut dst);
+            assert_eq!(dst, packed.forward(&x, m, &b), "m {m} out {out}");
+        }
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! Per-user token buckets for chat requests, held in this process. A request
 //! takes one token; a rejected request takes none, and says how long until
 //! one is available. Replicas that share Redis use its limiter instead.
+//!
+//! A full bucket is the same as none, so full buckets are forgotten: once
+//! per refill period (the time an empty bucket takes to fill), and sooner if
+//! the users tracked double past [`SWEEP_AT`]. The limiter so holds only the
+//! users seen within about two refill periods, however many come and go over
+//! the process's life.
 
 use crate::ports::Clock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -16,32 +22,68 @@ struct Bucket {
 pub struct LocalRateLimiter {
     capacity: f64,
     per_second: f64,
-    buckets: Mutex<HashMap<i64, Bucket>>,
+    /// How long an empty bucket takes to fill (within 1 s and 1 h).
+    refill_time: Duration,
+    state: Mutex<State>,
     clock: Arc<dyn Clock>,
 }
 
-/// Buckets kept before full ones are forgotten.
+struct State {
+    buckets: HashMap<i64, Bucket>,
+    /// When full buckets are next forgotten.
+    next_sweep: Option<Instant>,
+    /// Buckets that bring the next sweep forward.
+    sweep_len: usize,
+}
+
+/// Buckets tracked before full ones are forgotten ahead of time.
 const SWEEP_AT: usize = 10_000;
 
 impl LocalRateLimiter {
     /// `per_minute` tokens refill each minute, up to `burst` at once.
     pub fn new(per_minute: u32, burst: u32, clock: Arc<dyn Clock>) -> Self {
+        let capacity = f64::from(burst.max(1));
+        let per_second = f64::from(per_minute.max(1)) / 60.0;
         Self {
-            capacity: f64::from(burst.max(1)),
-            per_second: f64::from(per_minute.max(1)) / 60.0,
-            buckets: Mutex::new(HashMap::new()),
+            capacity,
+            per_second,
+            refill_time: Duration::from_secs_f64((capacity / per_second).clamp(1.0, 3600.0)),
+            state: Mutex::new(State {
+                buckets: HashMap::new(),
+                next_sweep: None,
+                sweep_len: SWEEP_AT,
+            }),
             clock,
         }
     }
 
+    /// Forget the full buckets when due; the map's spare room goes too.
+    fn sweep(&self, state: &mut State, now: Instant) {
+        let due = state.next_sweep.is_none_or(|at| now >= at);
+        if !due && state.buckets.len() < state.sweep_len {
+            return;
+        }
+        let (cap, rate) = (self.capacity, self.per_second);
+        state.buckets.retain(|_, b| refill(b, now, cap, rate) < cap);
+        let kept = state.buckets.len();
+        if state.buckets.capacity() > 4 * kept.max(64) {
+            state.buckets.shrink_to(2 * kept);
+        }
+        state.next_sweep = Some(now + self.refill_time);
+        state.sweep_len = SWEEP_AT.max(2 * kept);
+    }
+
+    /// Users with a bucket that is not full (or not yet forgotten).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.state.lock().unwrap().buckets.len()
+    }
+
     /// Take a token for `key`, or `Err(seconds to wait)`.
     pub fn try_acquire(&self, key: i64, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= SWEEP_AT {
-            let (cap, rate) = (self.capacity, self.per_second);
-            buckets.retain(|_, b| refill(b, now, cap, rate) < cap);
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.sweep(&mut state, now);
+        let bucket = state.buckets.entry(key).or_insert(Bucket {
             tokens: self.capacity,
             updated: now,
         });
@@ -73,7 +115,6 @@ fn refill(b: &Bucket, now: Instant, capacity: f64, per_second: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::ports::SystemClock;
-    use std::time::Duration;
 
     #[test]
     fn burst_then_refill_and_rejections_are_free() {
@@ -99,5 +140,53 @@ mod tests {
         let t0 = Instant::now();
         rl.try_acquire(1, t0).unwrap();
         assert_eq!(rl.try_acquire(1, t0), Err(10));
+    }
+
+    #[test]
+    fn users_who_come_and_go_are_forgotten_once_their_bucket_is_full() {
+        // 60 a minute, 5 at once: an empty bucket fills in 5 s.
+        let rl = LocalRateLimiter::new(60, 5, Arc::new(SystemClock));
+        let t0 = Instant::now();
+        for user in 0..3000 {
+            rl.try_acquire(user, t0).unwrap();
+        }
+        assert_eq!(rl.tracked(), 3000);
+        // Before the refill period nothing is dropped...
+        for _ in 0..5 {
+            rl.try_acquire(-1, t0 + Duration::from_secs(4)).unwrap();
+        }
+        assert_eq!(rl.tracked(), 3001);
+        // ...after it, only the users whose bucket is not full yet remain.
+        let later = t0 + Duration::from_secs(6);
+        rl.try_acquire(-2, later).unwrap();
+        assert_eq!(rl.tracked(), 2, "the one still refilling and the new one");
+        let state = rl.state.lock().unwrap();
+        assert!(
+            state.buckets.capacity() < 1024,
+            "the map gave its room back"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_user_starts_again_with_a_full_bucket_and_no_more() {
+        let rl = LocalRateLimiter::new(60, 2, Arc::new(SystemClock));
+        let t0 = Instant::now();
+        rl.try_acquire(7, t0).unwrap();
+        rl.try_acquire(7, t0).unwrap();
+        assert!(rl.try_acquire(7, t0).is_err());
+        let one = t0 + Duration::from_secs(1);
+        rl.try_acquire(7, one).unwrap();
+        // A user still refilling is kept by the sweep a refill period on.
+        let two = t0 + Duration::from_secs(2);
+        rl.try_acquire(8, two).unwrap();
+        assert!(rl.try_acquire(7, two).is_ok());
+        assert!(rl.try_acquire(7, two).is_err());
+        // Long after, a sweep forgets 7 and a new bucket holds the burst.
+        let later = t0 + Duration::from_secs(60);
+        rl.try_acquire(9, later).unwrap();
+        for _ in 0..2 {
+            assert!(rl.try_acquire(7, later).is_ok());
+        }
+        assert!(rl.try_acquire(7, later).is_err());
     }
 }

@@ -10,8 +10,7 @@
 //! The activations of a forward pass live in a [`Scratch`] the encoder keeps
 //! from one pass to the next (up to [`RETAINED_FLOATS`]), so that a server
 //! embedding a few short texts per chat does not ask the heap for megabytes
-//! of fresh buffers every time: bursts of large, short-lived blocks are what
-//! leaves a long-running process's heap fragmented and growing.
+//! of fresh buffers every time.
 
 use super::math;
 use super::proj::{Precision, Proj};

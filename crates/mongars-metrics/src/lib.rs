@@ -14,7 +14,9 @@ mod peers;
 mod process;
 mod training;
 pub use peers::PeerMetrics;
-pub use process::{ProcessFigures, heap_figures, limit_heap_arenas, release_free_heap};
+pub use process::{
+    ProcessFigures, heap_figures, limit_heap_arenas, pin_heap_thresholds, release_free_heap,
+};
 pub use training::TrainingMetrics;
 
 use prometheus::{HistogramOpts, HistogramVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};

@@ -143,6 +143,32 @@ pub fn limit_heap_arenas(_arenas: usize) -> bool {
     false
 }
 
+/// Fix glibc's mmap threshold at `mmap` bytes and its trim threshold at
+/// `trim` (`mallopt` of `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD`), which
+/// also stops glibc from raising them as large blocks are freed. The trim
+/// threshold is the free space an arena may keep at its top: `malloc_trim`
+/// gives back free pages inside every arena but the top only of the first,
+/// so a thread's arena whose top grew in a burst stays that large until its
+/// top's free space exceeds it. `true` when glibc took both.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn pin_heap_thresholds(mmap: usize, trim: usize) -> bool {
+    let mmap = libc::c_int::try_from(mmap).unwrap_or(libc::c_int::MAX);
+    let trim = libc::c_int::try_from(trim).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt sets one of glibc's malloc parameters under its own
+    // lock; both apply to allocations and frees from now on.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mmap) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, trim) == 1
+    }
+}
+
+/// Nothing to do outside glibc.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn pin_heap_thresholds(_mmap: usize, _trim: usize) -> bool {
+    false
+}
+
 fn gauge(name: &str, help: &str) -> Gauge {
     Gauge::new(name, help).expect("valid gauge")
 }

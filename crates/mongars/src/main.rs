@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let hardware = mongars::hardware::HardwareProfile::detect();
     let compute_threads = mongars::hardware::compute::pin(hardware.usable_cpus());
     let heap_arenas = mongars::hardware::heap::limit(hardware.usable_cpus());
+    let heap_pinned = mongars::hardware::heap::pin_thresholds();
     // `config show` prints only the settings; everything else logs.
     if !matches!(cli.command, Command::Config(ConfigCommand::Show))
         && let Err(e) = mongars::telemetry::init(&settings.logging)
@@ -31,7 +32,8 @@ fn main() -> ExitCode {
     tracing::debug!(
         compute_threads,
         ?heap_arenas,
-        "embedder compute threads, heap arenas"
+        heap_pinned,
+        "embedder compute threads, heap arenas, heap thresholds pinned"
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(mongars::hardware::tuning::worker_threads(

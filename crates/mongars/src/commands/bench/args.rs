@@ -117,6 +117,10 @@ pub struct SoakBenchArgs {
     /// Seconds per row (a minute unless shortened for a quick look).
     #[arg(long, default_value_t = 60.0)]
     pub interval_secs: f64,
+    /// Readings of the server's memory and descriptors per row, evenly
+    /// spread; the row shows their median.
+    #[arg(long, default_value_t = 6)]
+    pub samples: usize,
     /// Actions after which a client becomes a new user (0: never).
     #[arg(long, default_value_t = 150)]
     pub rotate_every: usize,

@@ -6,7 +6,8 @@
 //! that what the server keeps per user reaches its bounds. Against an instant OpenAI-compatible fake in
 //! a process of its own, so that what grows is the server's. Every minute
 //! one row: requests, errors, p50/p99, the server's RSS (and, from its own
-//! `/metrics`, the heap and SQLite's share of it), open descriptors and
+//! `/metrics`, the heap and SQLite's share of it) and open descriptors, each
+//! the median of `--samples` readings spread over the minute, and the
 //! database size; at the end the slope of RSS and descriptors over the
 //! minutes after warm-up (least squares), which must be indistinguishable
 //! from zero.
@@ -133,25 +134,25 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
         "db MiB"
     );
     let mut rows: Vec<Row> = Vec::new();
-    let period = Duration::from_secs_f64(args.interval_secs);
+    let samples = args.samples.max(1);
+    let period = Duration::from_secs_f64(args.interval_secs / samples as f64);
     let mut next = tokio::time::Instant::now() + period;
     for m in 1..=((args.minutes * 60.0 / args.interval_secs).round() as usize) {
-        tokio::time::sleep_until(next).await;
-        next += period;
+        // Signed in afresh each row: a soak may outlast a token.
+        let token = accounts::login(&http, &base, "soakadmin").await.ok();
+        let mut readings = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            tokio::time::sleep_until(next).await;
+            next += period;
+            readings.push(read(pid, &http, &base, token.as_deref()).await?);
+        }
         let seen = std::mem::take(&mut *minute.lock().unwrap_or_else(|p| p.into_inner()));
-        let rss = rss_kib(pid, "VmRSS:").context("server gone")? as f64;
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64;
         let db: u64 = ["mongars.db", "mongars.db-wal", "mongars.db-shm"]
             .iter()
             .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
             .map(|m| m.len())
             .sum();
-        // The server's own breakdown: heap and stacks, and SQLite's share.
-        // (Signed in afresh each time: a soak may outlast a token.)
-        let own = match accounts::login(&http, &base, "soakadmin").await {
-            Ok(token) => own_figures(&http, &base, &token).await.unwrap_or_default(),
-            Err(_) => Own::default(),
-        };
+        let row = Row::median(m as f64, &readings);
         println!(
             "{:>6.1} {:>8} {:>7} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>5} {:>9.2}",
             m as f64 * args.interval_secs / 60.0,
@@ -159,21 +160,14 @@ pub async fn run(settings: Settings, args: SoakBenchArgs) -> anyhow::Result<i32>
             seen.errors,
             pct(&seen.latencies, 50.0),
             pct(&seen.latencies, 99.0),
-            rss / 1024.0,
-            own.anon / 1048576.0,
-            own.heap / 1048576.0,
-            own.sqlite / 1048576.0,
-            fds,
+            row.rss_kib / 1024.0,
+            row.anon_kib / 1024.0,
+            row.heap_kib / 1024.0,
+            row.sqlite_kib / 1024.0,
+            row.fds,
             db as f64 / 1048576.0
         );
-        rows.push(Row {
-            at: m as f64,
-            rss_kib: rss,
-            anon_kib: own.anon / 1024.0,
-            heap_kib: own.heap / 1024.0,
-            sqlite_kib: own.sqlite / 1024.0,
-            fds,
-        });
+        rows.push(row);
     }
     stop.store(true, Ordering::SeqCst);
     for w in workers {
@@ -236,6 +230,56 @@ struct Row {
     heap_kib: f64,
     sqlite_kib: f64,
     fds: f64,
+}
+
+impl Row {
+    /// Each figure's median over the row's readings: a job that runs for a
+    /// few seconds (the purge, say) at the instant of one reading is not
+    /// read as the minute's level.
+    fn median(at: f64, readings: &[Row]) -> Row {
+        let of = |f: fn(&Row) -> f64| {
+            let mut v: Vec<f64> = readings.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
+        Row {
+            at,
+            rss_kib: of(|r| r.rss_kib),
+            anon_kib: of(|r| r.anon_kib),
+            heap_kib: of(|r| r.heap_kib),
+            sqlite_kib: of(|r| r.sqlite_kib),
+            fds: of(|r| r.fds),
+        }
+    }
+}
+
+/// One reading of the server: RSS and descriptors from `/proc`, the rest
+/// from its own `/metrics` (zero without a token).
+async fn read(
+    pid: u32,
+    http: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Row> {
+    let rss = rss_kib(pid, "VmRSS:").context("server gone")? as f64;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as f64;
+    let own = match token {
+        Some(token) => own_figures(http, base, token).await.unwrap_or_default(),
+        None => Own::default(),
+    };
+    Ok(Row {
+        at: 0.0,
+        rss_kib: rss,
+        anon_kib: own.anon / 1024.0,
+        heap_kib: own.heap / 1024.0,
+        sqlite_kib: own.sqlite / 1024.0,
+        fds,
+    })
 }
 
 /// What the server says of its own memory, in bytes.
@@ -412,4 +456,37 @@ async fn reads(c: &Client) -> anyhow::Result<()> {
         .await?)
     .await
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Row;
+
+    fn reading(rss_kib: f64, fds: f64) -> Row {
+        Row {
+            at: 0.0,
+            rss_kib,
+            anon_kib: rss_kib / 2.0,
+            heap_kib: 0.0,
+            sqlite_kib: 0.0,
+            fds,
+        }
+    }
+
+    #[test]
+    fn a_row_is_the_median_of_its_readings_so_one_burst_is_not_its_level() {
+        // Six readings, one taken while a job held 3 MiB more for a moment.
+        let r: Vec<Row> = [100.0, 101.0, 3172.0, 100.0, 99.0, 102.0]
+            .iter()
+            .map(|&kib| reading(kib + 160_000.0, 33.0))
+            .collect();
+        let row = Row::median(7.0, &r);
+        assert_eq!(row.at, 7.0);
+        assert_eq!(row.rss_kib, 160_100.5);
+        assert_eq!(row.anon_kib, 80_050.25);
+        assert_eq!(row.fds, 33.0);
+        // An odd count takes the middle one; a single reading is itself.
+        assert_eq!(Row::median(1.0, &r[..5]).rss_kib, 160_100.0);
+        assert_eq!(Row::median(1.0, &r[2..3]).rss_kib, 163_172.0);
+    }
 }

@@ -28,9 +28,10 @@ fn a_burst_freed_at_an_arena_s_top_is_handed_back() {
     // A thread of its own, so its blocks come from an arena other than the
     // first (whose top `malloc_trim` would give back anyway).
     std::thread::spawn(|| {
-        // A 24 MiB block, mapped on its own and freed: what the models'
-        // load buffers do at start-up, and what would raise the trim
-        // threshold to 48 MiB if it were not pinned.
+        // A 24 MiB block freed, as the models' load buffers are at
+        // start-up. Under glibc's moving thresholds it would be mapped on
+        // its own and its free would raise the trim threshold to 48 MiB;
+        // pinned, it comes from the arena and its free trims the top.
         let big = vec![1u8; 24 << 20];
         assert_eq!(big[big.len() - 1], 1);
         drop(big);

@@ -15,7 +15,7 @@ contract!(
     memories_round_trip_with_revisions,
     superseded_and_expired_memories_are_not_live,
     working_memory_is_bounded_and_purged,
-    a_turn_trims_only_when_it_may_pass_the_bound,
+    a_trim_is_due_every_slack_turns_past_the_bound,
     a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown,
     forgetting_a_user_removes_everything_of_theirs,
 );
@@ -255,39 +255,57 @@ fn done(working_until: chrono::DateTime<Utc>) -> TurnCompletion {
     }
 }
 
-async fn a_turn_trims_only_when_it_may_pass_the_bound(db: Database) {
+async fn a_trim_is_due_every_slack_turns_past_the_bound(db: Database) {
     let ana = user(&db, "ana").await;
     let turns = SqlTurnRepository::new(db.clone());
-    let working = working_of(&turns, 3);
+    let working = working_of(&turns, 16);
     let until = Utc::now() + Duration::days(1);
-    let mut overflow = Vec::new();
-    // The bound of three and one turn of slack: turns are taken out two at
-    // a time, once a fifth is held.
-    assert_eq!(working.slack(), 1);
-    for i in 0..7 {
+    let mut due = Vec::new();
+    // The bound of sixteen and two turns of slack: turns are taken out two
+    // at a time, once an eighteenth is held.
+    assert_eq!(working.slack(), 2);
+    for i in 0..23 {
         let at = working.position(ana, None).await.unwrap();
         assert_eq!(at.ordinal(), i, "every complete turn counts");
-        overflow.push(at.may_overflow);
+        if at.trim_due {
+            due.push(i);
+        }
         let id = format!("w{i}");
         turns.start(turn(&id, ana, i as i64)).await.unwrap();
         turns.complete(&id, &done(until)).await.unwrap();
-        if at.may_overflow {
+        if at.trim_due {
             assert_eq!(working.trim(ana).await.unwrap(), 2, "turn {i}");
         }
         let held = turns.count_complete(ana, None, Utc::now()).await.unwrap();
-        assert!(held <= 4, "turn {i}: {held} held");
+        assert!(held <= 18, "turn {i}: {held} held");
         // Readers never see more than the bound.
-        assert!(working.recent(ana, None, 10).await.unwrap().len() <= 3);
+        assert!(working.recent(ana, None, 100).await.unwrap().len() <= 16);
     }
-    // The fifth turn is the first that takes working memory past the bound
-    // and its slack; then the seventh.
-    assert_eq!(overflow, [false, false, false, false, true, false, true]);
+    // The eighteenth complete turn is the first that takes working memory
+    // past the bound and its slack; then every second one.
+    assert_eq!(due, [17, 19, 21]);
     assert_eq!(
         turns.count_complete(ana, None, Utc::now()).await.unwrap(),
-        3
+        17
     );
-    // A session's count says nothing of the user's other turns.
-    assert!(working.position(ana, Some("s")).await.unwrap().may_overflow);
+    // A turn in a session trims by the user's place, which counts the
+    // user's turns in every session: the next is the twenty-fourth.
+    let at = working.position(ana, Some("s")).await.unwrap();
+    assert_eq!(at.ordinals.user, Some(23));
+    assert!(at.trim_due);
+    // A trim takes out whatever is beyond the bound, and with nothing
+    // beyond it writes nothing.
+    assert_eq!(working.trim(ana).await.unwrap(), 1);
+    assert_eq!(working.trim(ana).await.unwrap(), 0);
+    // Working memory held past its bound by a trim missed (two turns that
+    // shared a place, or a smaller bound set since) goes back to the bound
+    // at the next trim, whatever the excess.
+    let strict = working_of(&turns, 10);
+    assert_eq!(strict.trim(ana).await.unwrap(), 6);
+    assert_eq!(
+        turns.count_complete(ana, None, Utc::now()).await.unwrap(),
+        10
+    );
 }
 
 async fn a_turn_s_place_steps_from_the_newest_and_counts_only_when_unknown(db: Database) {

@@ -176,7 +176,7 @@ impl ConversationService {
                 started,
                 learn: Some(Learn {
                     user_id: who.id,
-                    trim: position.may_overflow,
+                    trim: position.trim_due,
                     query: message.as_str().to_string(),
                     query_vector: context.query_vector,
                     mind: self.mind.clone(),

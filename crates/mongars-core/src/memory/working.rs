@@ -22,9 +22,9 @@ pub struct WorkingMemoryOptions {
 pub struct Position {
     /// What the turn stores, for the next one to step from.
     pub ordinals: TurnOrdinals,
-    /// Whether its completion may take working memory past its bound:
-    /// otherwise there is nothing to trim after it.
-    pub may_overflow: bool,
+    /// Whether working memory is to be trimmed back to its bound once the
+    /// turn completes (see [`WorkingMemory::trim_due`]).
+    pub trim_due: bool,
 }
 
 impl Position {
@@ -76,15 +76,6 @@ impl WorkingMemory {
             .await
     }
 
-    /// How many turns of the user (or session) are held.
-    pub async fn count(&self, user_id: i64, session_id: Option<&str>) -> Result<u64, RepoError> {
-        let n = self
-            .turns
-            .count_complete(user_id, session_id, self.clock.now())
-            .await?;
-        Ok(n.min(u64::from(self.options.max_turns)))
-    }
-
     /// Where the turn about to start stands (in `session_id` when given).
     ///
     /// Its ordinal counts every complete turn, in working memory or not (a
@@ -92,19 +83,13 @@ impl WorkingMemory {
     /// at every chat once the bound is reached, defeating the engine's
     /// prompt cache). It is the newest complete turn's plus one: a read of
     /// one row, where counting the history grew with it; only a newest turn
-    /// stored without one has the history counted.
+    /// stored without one has the history counted. Whether a trim is due
+    /// follows from the user's ordinal too, so nothing is counted.
     pub async fn position(
         &self,
         user_id: i64,
         session_id: Option<&str>,
     ) -> Result<Position, RepoError> {
-        let held = self
-            .turns
-            .count_complete(user_id, session_id, self.clock.now())
-            .await?;
-        let bound = u64::from(self.options.max_turns);
-        // A session's count says nothing of the user's other sessions.
-        let may_overflow = session_id.is_some() || held + 1 > bound + u64::from(self.slack());
         let (user_newest, session_newest) = self.turns.newest_ordinals(user_id, session_id).await?;
         let user = self.next(user_newest, user_id, None).await?;
         let session = match session_id {
@@ -116,7 +101,7 @@ impl WorkingMemory {
                 user: Some(user),
                 session,
             },
-            may_overflow,
+            trim_due: self.trim_due(user),
         })
     }
 
@@ -144,13 +129,28 @@ impl WorkingMemory {
         (self.options.max_turns / 8).max(1)
     }
 
-    /// Keep the bound after a turn completed: once the user holds more than
-    /// the bound and its [`slack`](Self::slack), back to the bound.
+    /// Whether the turn at user ordinal `ordinal` (complete turns of the
+    /// user before it) trims working memory once it completes: when the
+    /// user's complete turns then pass the bound by a multiple of the
+    /// [`slack`](Self::slack). Every complete turn adds at most one to
+    /// working memory and exactly one to the ordinal, so a trim back to the
+    /// bound every `slack` turns keeps at most `bound + slack` held, with no
+    /// count of working memory on the chat's path (a count, and a check
+    /// that walked the bound and its slack at every chat in a session, read
+    /// more index entries the more turns were held). Two turns of a user
+    /// started together may share an ordinal; a trim missed that way is
+    /// made up `slack` turns later.
+    pub fn trim_due(&self, ordinal: u64) -> bool {
+        let bound = u64::from(self.options.max_turns);
+        let complete = ordinal + 1;
+        complete > bound && (complete - bound).is_multiple_of(u64::from(self.slack()))
+    }
+
+    /// Back to the bound: the user's oldest working turns beyond it leave
+    /// working memory (nothing is written when it holds no more).
     pub async fn trim(&self, user_id: i64) -> Result<u64, RepoError> {
         let keep = self.options.max_turns;
-        self.turns
-            .trim_working(user_id, keep, keep.saturating_add(self.slack()))
-            .await
+        self.turns.trim_working(user_id, keep, keep).await
     }
 
     /// Take expired turns out; how many.

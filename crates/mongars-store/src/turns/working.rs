@@ -1,6 +1,7 @@
-//! The statements of working memory: counted, read newest first and trimmed
-//! per user on every turn, swept by expiry in the background. Each is served
-//! by the partial indexes of migration 6 (`conversation_turns_working_*`)
+//! The statements of working memory: read newest first on every turn,
+//! trimmed per user every few turns past the bound, swept by expiry in the
+//! background, and counted (the repository's contract checks the bound with
+//! it). Each is served by the partial indexes of migration 6 (`conversation_turns_working_*`)
 //! without sorting, so a turn costs the same however long the history; a
 //! test reads SQLite's plans to keep it so.
 

@@ -1,9 +1,9 @@
 //! The statements of working memory: read newest first on every turn,
 //! trimmed per user every few turns past the bound, swept by expiry in the
 //! background, and counted (the repository's contract checks the bound with
-//! it). Each is served by the partial indexes of migration 6 (`conversation_turns_working_*`)
-//! without sorting, so a turn costs the same however long the history; a
-//! test reads SQLite's plans to keep it so.
+//! it). Each is served by the partial indexes of migration 6
+//! (`conversation_turns_working_*`) without sorting, so a turn costs the
+//! same however long the history; a test reads SQLite's plans to keep it so.
 
 /// Complete turns of a user still in working memory (`$1` user, `$2` now).
 pub(super) const COUNT: &str = "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 \

@@ -239,11 +239,15 @@ async fn two_replicas_behind_the_proxy_lose_no_turn_when_one_stops() {
 
     // The replica holding a socket goes away (SIGTERM, its requests
     // finished): its logs show the sockets it took.
-    let holds_socket = |name: &str| {
-        let logs = output("docker", &["logs", &format!("{}_{name}_1", stack.project)]);
-        String::from_utf8_lossy(&logs.stdout).contains("/ws/chat/")
-            || String::from_utf8_lossy(&logs.stderr).contains("/ws/chat/")
+    let logs = |name: &str| {
+        let out = output("docker", &["logs", &format!("{}_{name}_1", stack.project)]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     };
+    let holds_socket = |name: &str| logs(name).contains("/ws/chat/");
     let victim = if holds_socket("mongars-a") {
         "mongars-a"
     } else {
@@ -272,7 +276,12 @@ async fn two_replicas_behind_the_proxy_lose_no_turn_when_one_stops() {
     for i in 0..3 {
         let message = format!("After the stop, question {i}: name a colour.");
         let status = chat(&client, &base, &token, &message).await;
-        assert_eq!(status, 200, "chat {i} after the stop");
+        assert_eq!(
+            status,
+            200,
+            "chat {i} after the stop; proxy:\n{}",
+            logs("proxy")
+        );
         accepted.push(message);
     }
     // Sockets on the stopped replica were closed; clients reconnect and land

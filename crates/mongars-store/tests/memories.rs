@@ -229,6 +229,8 @@ fn turn(id: &str, user_id: i64, secs: i64) -> NewTurn {
         created_at: Utc::now() + Duration::seconds(secs),
         owner: None,
         ordinals: Default::default(),
+        trace: None,
+        note: None,
     }
 }
 
@@ -409,9 +411,10 @@ async fn working_memory_is_bounded_and_purged(db: Database) {
         ["t4", "t3", "t2", "t1"]
     );
     // Not more than 5 held: nothing is written.
-    assert_eq!(turns.trim_working(ana, 3, 5).await.unwrap(), 0);
+    assert_eq!(turns.trim_working(ana, 5).await.unwrap(), 0);
     assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 5);
-    assert_eq!(turns.trim_working(ana, 3, 4).await.unwrap(), 2);
+    assert_eq!(turns.trim_working(ana, 3).await.unwrap(), 2);
+    assert_eq!(turns.trim_working(ana, 3).await.unwrap(), 0);
     assert_eq!(
         ids(turns.recent(ana, None, 10, now).await.unwrap()),
         ["t4", "t3", "t2"]
@@ -425,12 +428,17 @@ async fn working_memory_is_bounded_and_purged(db: Database) {
     assert_eq!(turns.count_complete(ana, None, now).await.unwrap(), 0);
 
     assert_eq!(turns.trace(ana, "t4").await.unwrap(), Some(None));
+    // A turn stored with its trace and note.
     turns
-        .set_trace("t4", "{\"memories\":[]}", Some("note"))
+        .start(NewTurn {
+            trace: Some("{\"memories\":[]}".into()),
+            note: Some("note".into()),
+            ..turn("t5", ana, 5)
+        })
         .await
         .unwrap();
     assert_eq!(
-        turns.trace(ana, "t4").await.unwrap(),
+        turns.trace(ana, "t5").await.unwrap(),
         Some(Some("{\"memories\":[]}".into()))
     );
     let ben = user(&db, "ben").await;

@@ -41,14 +41,12 @@ pub(super) struct Finish {
     pub(super) reason: AbandonReason,
 }
 
-/// A whole stored turn, run as a task of its own: store the message, keep
-/// the context trace, start generating, then [`Finish::drive`]. Nothing the
+/// A whole stored turn, run as a task of its own: store the message (with
+/// its context trace), start generating, then [`Finish::drive`]. Nothing the
 /// caller does after starting it (timing out, hanging up) can leave the turn
 /// `pending`: every path below ends in `complete` or `failed`.
 pub(super) struct TurnRun {
     pub(super) turn: NewTurn,
-    /// The context trace as JSON, and the note before the message.
-    pub(super) trace: Option<(String, Option<String>)>,
     pub(super) llm: Arc<dyn LlmBackend>,
     /// Held with the backend until generation starts.
     pub(super) place: Reservation,
@@ -66,7 +64,6 @@ impl TurnRun {
     ) {
         let TurnRun {
             turn,
-            trace,
             llm,
             place,
             request,
@@ -81,13 +78,6 @@ impl TurnRun {
             return;
         }
         let _ = stored.send(Ok(()));
-        if let Some((json, note)) = trace
-            && let Err(e) = turns
-                .set_trace(&finish.turn_id, &json, note.as_deref())
-                .await
-        {
-            tracing::warn!(error = %e, turn_id = finish.turn_id, "could not keep the context trace");
-        }
         let started = tokio::select! {
             r = llm.generate(request) => r,
             _ = tx.closed() => {

@@ -140,7 +140,7 @@ impl ConversationService {
         };
         let (messages, prompt_tokens) =
             fit_history(self.llm.as_ref(), role, &parts, budget).await?;
-        let turn_id = uuid::Uuid::new_v4().to_string();
+        let turn_id = crate::domain::time_ordered_id(self.clock.now());
         tracing::debug!(
             turn_id,
             prompt_tokens,
@@ -150,6 +150,7 @@ impl ConversationService {
         );
         let tempo = speech::next_tempo(last_tempo(&recent), speech::words(message.as_str()));
         let reason = AbandonReason::default();
+        let (trace, note) = trace_json(&turn_id, &context.trace, &context.note).unzip();
         let run = TurnRun {
             turn: NewTurn {
                 id: turn_id.clone(),
@@ -159,8 +160,9 @@ impl ConversationService {
                 created_at: self.clock.now(),
                 owner: self.options.owner.clone(),
                 ordinals: position.ordinals,
+                trace,
+                note: note.flatten(),
             },
-            trace: trace_json(&turn_id, &context.trace, &context.note),
             llm: self.llm.clone(),
             place,
             request: GenerationRequest {
@@ -234,7 +236,7 @@ impl ConversationService {
         let finish = Finish {
             turns: None,
             clock: self.clock.clone(),
-            turn_id: uuid::Uuid::new_v4().to_string(),
+            turn_id: crate::domain::time_ordered_id(self.clock.now()),
             tempo: speech::next_tempo(None, speech::words(message.as_str())),
             started,
             learn: None,

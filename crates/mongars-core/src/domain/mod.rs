@@ -3,6 +3,7 @@
 
 mod api_key;
 mod chat;
+mod id;
 mod memory;
 mod peer;
 mod role;
@@ -18,6 +19,7 @@ pub use chat::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
     SamplingParams, last_user_text,
 };
+pub use id::time_ordered_id;
 pub use memory::{
     MEMORY_MAX_CHARS, Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory,
     SOURCE_USER, parse_memory_text, vector_from_bytes, vector_to_bytes,

@@ -147,6 +147,11 @@ pub struct NewTurn {
     pub owner: Option<String>,
     /// Where it stands in the user's and session's history.
     pub ordinals: TurnOrdinals,
+    /// What recall and research put into the prompt (JSON), kept with the
+    /// turn when it is stored (no statement of its own).
+    pub trace: Option<String>,
+    /// The note that preceded the message in the prompt.
+    pub note: Option<String>,
 }
 
 /// Complete turns before a turn: in the user's whole history, and in its

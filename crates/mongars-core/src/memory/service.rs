@@ -407,7 +407,7 @@ impl MemoryService {
         embedding: Vec<f32>,
     ) -> Result<Memory, CoreError> {
         let now = self.clock.now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::domain::time_ordered_id(now);
         self.insert(NewMemory {
             id: id.clone(),
             user_id,

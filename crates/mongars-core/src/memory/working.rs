@@ -150,7 +150,7 @@ impl WorkingMemory {
     /// working memory (nothing is written when it holds no more).
     pub async fn trim(&self, user_id: i64) -> Result<u64, RepoError> {
         let keep = self.options.max_turns;
-        self.turns.trim_working(user_id, keep, keep).await
+        self.turns.trim_working(user_id, keep).await
     }
 
     /// Take expired turns out; how many.

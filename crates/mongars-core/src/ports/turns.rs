@@ -54,14 +54,11 @@ pub trait TurnRepository: Send + Sync {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Turn>, RepoError>;
-    /// When the user holds more than `beyond` turns in working memory, take
-    /// all but the newest `keep` out; otherwise write nothing. How many left.
-    async fn trim_working(&self, user_id: i64, keep: u32, beyond: u32) -> Result<u64, RepoError>;
+    /// Take all but the user's newest `keep` turns out of working memory
+    /// (nothing is written when no more are held); how many left.
+    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError>;
     /// Take every turn whose working-memory time has passed out of it; how many.
     async fn purge_working(&self, now: DateTime<Utc>) -> Result<u64, RepoError>;
-    /// Keep what recall and research put into the turn's prompt (JSON) and
-    /// the note that preceded the message.
-    async fn set_trace(&self, id: &str, trace: &str, note: Option<&str>) -> Result<(), RepoError>;
     /// The trace of a turn of the user: `None` when there is no such turn,
     /// `Some(None)` when it has no trace.
     async fn trace(&self, user_id: i64, id: &str) -> Result<Option<Option<String>>, RepoError>;

@@ -119,8 +119,8 @@ impl TurnRepository for SqlTurnRepository {
             sqlx::query(
                 "INSERT INTO conversation_turns \
                  (id, user_id, session_id, query, status, created_at, owner, ordinal, \
-                  session_ordinal) \
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8)",
+                  session_ordinal, context_trace, prompt_note) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
             )
             .bind(&t.id)
             .bind(t.user_id)
@@ -130,6 +130,8 @@ impl TurnRepository for SqlTurnRepository {
             .bind(&t.owner)
             .bind(stored_ordinal(t.ordinals.user))
             .bind(stored_ordinal(t.ordinals.session))
+            .bind(&t.trace)
+            .bind(&t.note)
             .execute(p)
             .await
             .map(|_| ())
@@ -300,7 +302,7 @@ impl TurnRepository for SqlTurnRepository {
         Ok(rows.into_iter().map(Turn::from).collect())
     }
 
-    async fn trim_working(&self, user_id: i64, keep: u32, beyond: u32) -> Result<u64, RepoError> {
+    async fn trim_working(&self, user_id: i64, keep: u32) -> Result<u64, RepoError> {
         let sql = match self.db.pool() {
             crate::db::Pool::Sqlite(_) => working::trim(working::SQLITE_NO_LIMIT),
             crate::db::Pool::Postgres(_) => working::trim(working::POSTGRES_NO_LIMIT),
@@ -309,7 +311,6 @@ impl TurnRepository for SqlTurnRepository {
             sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(user_id)
                 .bind(i64::from(keep))
-                .bind(i64::from(beyond))
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())
@@ -324,21 +325,6 @@ impl TurnRepository for SqlTurnRepository {
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())
-        })
-        .map_err(repo_err)
-    }
-
-    async fn set_trace(&self, id: &str, trace: &str, note: Option<&str>) -> Result<(), RepoError> {
-        on_pool!(self.db.pool(), |p| {
-            sqlx::query(
-                "UPDATE conversation_turns SET context_trace = $1, prompt_note = $2 WHERE id = $3",
-            )
-            .bind(trace)
-            .bind(note)
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|_| ())
         })
         .map_err(repo_err)
     }

@@ -49,18 +49,14 @@ pub(super) fn recent(select: &str, in_session: bool) -> String {
     }
 }
 
-/// When a user holds more than `$3` working turns, keep the newest `$2`;
-/// the others leave working memory (otherwise nothing is written). The
+/// All but the newest `$2` working turns of a user (`$1`) leave working
+/// memory; nothing is written when the user holds no more than that. The
 /// index is walked newest first past the kept ones (never more than the
 /// bound and the few that overflow it) and only the rest are written.
 /// SQLite spells "no limit" `LIMIT -1`, PostgreSQL `LIMIT ALL`.
 pub(super) fn trim(no_limit: &str) -> String {
     format!(
-        "UPDATE conversation_turns SET wm_expires_at = NULL WHERE EXISTS ( \
-           SELECT 1 FROM conversation_turns \
-           WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
-           ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET $3) \
-         AND id IN ( \
+        "UPDATE conversation_turns SET wm_expires_at = NULL WHERE id IN ( \
            SELECT id FROM conversation_turns \
            WHERE user_id = $1 AND wm_expires_at IS NOT NULL \
            ORDER BY created_at DESC, id DESC LIMIT {no_limit} OFFSET $2)"
@@ -123,7 +119,7 @@ mod plans {
             ),
             (recent(select, false), 3, "conversation_turns_working_order"),
             (recent(select, true), 4, "conversation_turns_working_order"),
-            (trim(SQLITE_NO_LIMIT), 3, "conversation_turns_working_order"),
+            (trim(SQLITE_NO_LIMIT), 2, "conversation_turns_working_order"),
             (PURGE.to_string(), 1, "conversation_turns_working_expiry"),
             (
                 HISTORY.to_string(),

@@ -247,6 +247,8 @@ pub(crate) fn turn(
         created_at: Utc::now() + chrono::Duration::seconds(secs),
         owner: None,
         ordinals: Default::default(),
+        trace: None,
+        note: None,
     }
 }
 

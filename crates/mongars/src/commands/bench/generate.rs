@@ -222,6 +222,8 @@ async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::
             created_at: at,
             owner: None,
             ordinals: Default::default(),
+            trace: None,
+            note: None,
         })
         .await?;
         let text = format!("An earlier answer number {i}, recommending a classic novel.");

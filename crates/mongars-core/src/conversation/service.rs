@@ -140,7 +140,9 @@ impl ConversationService {
         };
         let (messages, prompt_tokens) =
             fit_history(self.llm.as_ref(), role, &parts, budget).await?;
-        let turn_id = crate::domain::time_ordered_id(self.clock.now());
+        // The id carries the turn's creation time to the millisecond.
+        let created_at = self.clock.now();
+        let turn_id = crate::domain::time_ordered_id(created_at);
         tracing::debug!(
             turn_id,
             prompt_tokens,
@@ -157,7 +159,7 @@ impl ConversationService {
                 user_id: who.id,
                 session_id: session,
                 query: message.as_str().to_string(),
-                created_at: self.clock.now(),
+                created_at,
                 owner: self.options.owner.clone(),
                 ordinals: position.ordinals,
                 trace,

@@ -152,7 +152,7 @@ impl ConversationService {
         );
         let tempo = speech::next_tempo(last_tempo(&recent), speech::words(message.as_str()));
         let reason = AbandonReason::default();
-        let (trace, note) = trace_json(&turn_id, &context.trace, &context.note).unzip();
+        let (trace, note) = stored_trace(&turn_id, &context.trace, &context.note);
         let run = TurnRun {
             turn: NewTurn {
                 id: turn_id.clone(),
@@ -163,7 +163,7 @@ impl ConversationService {
                 owner: self.options.owner.clone(),
                 ordinals: position.ordinals,
                 trace,
-                note: note.flatten(),
+                note,
             },
             llm: self.llm.clone(),
             place,
@@ -325,17 +325,22 @@ fn last_tempo(recent: &[Turn]) -> Option<f64> {
         .find_map(|t| t.speech_turn.as_ref().map(|s| s.tempo))
 }
 
-/// What recall and research put into the prompt, as stored with the turn
-/// (JSON, and the note before the message); `None` when there is nothing.
-fn trace_json(turn_id: &str, trace: &ContextTrace, note: &str) -> Option<(String, Option<String>)> {
+/// What recall and research put into the prompt, as stored with the turn:
+/// the trace as JSON and the note before the message, neither when there
+/// is nothing to keep.
+fn stored_trace(
+    turn_id: &str,
+    trace: &ContextTrace,
+    note: &str,
+) -> (Option<String>, Option<String>) {
     if *trace == ContextTrace::default() {
-        return None;
+        return (None, None);
     }
     match serde_json::to_string(trace) {
-        Ok(json) => Some((json, (!note.is_empty()).then(|| note.to_string()))),
+        Ok(json) => (Some(json), (!note.is_empty()).then(|| note.to_string())),
         Err(e) => {
             tracing::warn!(error = %e, turn_id, "could not serialise the context trace");
-            None
+            (None, None)
         }
     }
 }

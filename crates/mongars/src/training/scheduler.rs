@@ -12,7 +12,7 @@ use mongars_core::ports::{Event, EventBus};
 use mongars_core::training::idle::Activity;
 use mongars_core::training::model::{RunStatus, TrainingRun};
 use mongars_metrics::Metrics;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -58,8 +58,45 @@ pub struct Scheduler {
     pub metrics: Metrics,
     /// How often it looks for work and for an idle spell.
     pub poll: Duration,
-    /// Set when the process stops: a run pauses at its next step.
-    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Raised when the process stops: the scheduler's wait ends at once,
+    /// and a run pauses at its next step.
+    pub stop: StopFlag,
+}
+
+/// A flag raised once, when the process stops, that can be read from a
+/// training step (a plain load) and awaited from a task (no poll).
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<StopInner>);
+
+#[derive(Default)]
+struct StopInner {
+    raised: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl StopFlag {
+    /// Raise the flag and wake every task waiting on it.
+    pub fn raise(&self) {
+        self.0.raised.store(true, Ordering::SeqCst);
+        self.0.wake.notify_waiters();
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.raised.load(Ordering::SeqCst)
+    }
+
+    /// Until the flag is raised (at once when it already is).
+    pub async fn raised(&self) {
+        let woken = self.0.wake.notified();
+        tokio::pin!(woken);
+        // Registered before the flag is read: a raise between the read and
+        // the await still wakes this task.
+        woken.as_mut().enable();
+        if self.is_raised() {
+            return;
+        }
+        woken.await;
+    }
 }
 
 /// The events and metrics of runs: every admin's sockets hear of each step.
@@ -120,14 +157,17 @@ impl Scheduler {
         cpu.percent().is_some_and(|p| p < t.idle_cpu_percent)
     }
 
-    /// Look for work every `poll` until `stop` is set.
+    /// Look for work every `poll` until `stop` is raised; a stop ends the
+    /// wait between two looks at once, so the process exits without
+    /// waiting for the next look.
     pub async fn run(self) {
         let mut tick = tokio::time::interval(self.poll);
         let mut cpu = CpuMeter::default();
-        while !self.stop.load(Ordering::SeqCst) {
-            tick.tick().await;
-            if self.stop.load(Ordering::SeqCst) {
-                break;
+        while !self.stop.is_raised() {
+            tokio::select! {
+                biased;
+                () = self.stop.raised() => break,
+                _ = tick.tick() => {}
             }
             if let Err(e) = self.once(&mut cpu).await {
                 tracing::warn!(error = %format!("{e:#}"), "training scheduler");
@@ -153,7 +193,7 @@ impl Scheduler {
         tracing::info!(run = %run.id, step = run.steps_done, "training run starts or resumes");
         let seen = self.activity.requests();
         let (activity, stop) = (self.activity.clone(), self.stop.clone());
-        let pause = Arc::new(move || activity.requests() != seen || stop.load(Ordering::SeqCst));
+        let pause = Arc::new(move || activity.requests() != seen || stop.is_raised());
         let m = &self.metrics.training;
         m.running.set(1);
         let outcome = execute(self.ctx.clone(), run.clone(), pause).await;
@@ -179,5 +219,36 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopFlag;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_flag_wakes_its_waiters_at_once_and_stays_raised() {
+        let stop = StopFlag::default();
+        assert!(!stop.is_raised());
+        let waiting = tokio::spawn({
+            let stop = stop.clone();
+            async move { stop.raised().await }
+        });
+        // The waiter is parked: an hour passes and it is still waiting.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!waiting.is_finished());
+        stop.raise();
+        // Woken by the raise, not by time: the clock is paused and a timer
+        // an hour away would fire first if the wake were lost.
+        tokio::time::timeout(Duration::from_secs(3600), waiting)
+            .await
+            .expect("woken by the raise")
+            .unwrap();
+        assert!(stop.is_raised());
+        // A wait that starts after the raise ends at once.
+        tokio::time::timeout(Duration::from_secs(1), stop.raised())
+            .await
+            .expect("already raised");
     }
 }

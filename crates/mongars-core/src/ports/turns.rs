@@ -23,14 +23,6 @@ pub trait TurnRepository: Send + Sync {
         before: DateTime<Utc>,
         error_code: &str,
     ) -> Result<u64, RepoError>;
-    /// How many complete turns of the user (in `session_id` when given) are
-    /// in working memory at `now`.
-    async fn count_complete(
-        &self,
-        user_id: i64,
-        session_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepoError>;
     /// How many complete turns the user has ever had (in `session_id` when
     /// given), in working memory or not: a count that only grows, which
     /// keeps the history window's steps aligned once working memory is full.

@@ -97,6 +97,20 @@ impl SqlTurnRepository {
         Self { db }
     }
 
+    /// How many complete turns of the user (in `session_id` when given) are
+    /// in working memory at `now`. No chat needs it (a turn's place in
+    /// working memory comes from its ordinals); tests and operators check
+    /// the bound with it.
+    pub async fn count_complete(
+        &self,
+        user_id: i64,
+        session_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepoError> {
+        let sql = (working::COUNT, working::COUNT_IN_SESSION);
+        self.count(sql, user_id, session_id, Some(now)).await
+    }
+
     /// How many turns are in each status (`doctor`, tests), with the error
     /// codes of failed ones: `(status, error_code, count)`.
     pub async fn count_by_status(&self) -> Result<Vec<(String, Option<String>, i64)>, RepoError> {
@@ -259,16 +273,6 @@ impl TurnRepository for SqlTurnRepository {
         })
         .map_err(repo_err)?;
         Ok((newest(user), newest(session)))
-    }
-
-    async fn count_complete(
-        &self,
-        user_id: i64,
-        session_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepoError> {
-        let sql = (working::COUNT, working::COUNT_IN_SESSION);
-        self.count(sql, user_id, session_id, Some(now)).await
     }
 
     async fn recent(

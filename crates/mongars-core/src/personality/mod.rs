@@ -11,11 +11,16 @@ use crate::error::CoreError;
 use crate::ports::{Clock, ProfileRepository};
 use std::sync::Arc;
 
+/// Locks over users' profiles: a user's learning waits only for learning
+/// of the users that share their lock, not for everyone's.
+const LOCKS: usize = 64;
+
 pub struct PersonalityService {
     repo: Arc<dyn ProfileRepository>,
     clock: Arc<dyn Clock>,
-    /// Serialises read-modify-write of one profile within this process.
-    lock: tokio::sync::Mutex<()>,
+    /// Serialise read-modify-write of one profile within this process; a
+    /// user's is `locks[user_id mod LOCKS]`.
+    locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 impl PersonalityService {
@@ -23,8 +28,12 @@ impl PersonalityService {
         Self {
             repo,
             clock,
-            lock: tokio::sync::Mutex::new(()),
+            locks: (0..LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    fn lock_of(&self, user_id: i64) -> &tokio::sync::Mutex<()> {
+        &self.locks[user_id.rem_euclid(LOCKS as i64) as usize]
     }
 
     /// The user's profile (empty before their first message).
@@ -39,7 +48,7 @@ impl PersonalityService {
 
     /// Fold a message into the user's profile and store it.
     pub async fn learn(&self, user_id: i64, message: &str) -> Result<StyleProfile, CoreError> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.lock_of(user_id).lock().await;
         let mut profile = self.profile(user_id).await?;
         let now = self.clock.now();
         profile.learn(message, now);
@@ -49,3 +58,6 @@ impl PersonalityService {
         Ok(profile)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{
     Memory, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, vector_from_bytes, vector_to_bytes,
 };
-use mongars_core::ports::{ForgetReport, MemoryRepository, ProfileRepository, RepoError};
+use mongars_core::ports::{
+    ForgetReport, MemoryRepository, ProfileRepository, RepoError, StoredProfile,
+};
 
 const COLUMNS: &str = "id, user_id, kind, text, slot, source, mentions, created_at, updated_at, \
                        expires_at, superseded_by";
@@ -404,29 +406,58 @@ impl MemoryRepository for SqlMemoryRepository {
 
 #[async_trait]
 impl ProfileRepository for SqlMemoryRepository {
-    async fn load(&self, user_id: i64) -> Result<Option<String>, RepoError> {
-        on_pool!(self.db.pool(), |p| {
-            sqlx::query_scalar("SELECT profile FROM user_profiles WHERE user_id = $1")
+    async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError> {
+        let row: Option<(String, i64)> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as("SELECT profile, version FROM user_profiles WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_optional(p)
                 .await
         })
-        .map_err(repo_err)
+        .map_err(repo_err)?;
+        Ok(row.map(|(json, version)| StoredProfile {
+            json,
+            version: rev(version),
+        }))
     }
 
-    async fn save(&self, user_id: i64, json: &str, at: DateTime<Utc>) -> Result<(), RepoError> {
-        on_pool!(self.db.pool(), |p| {
-            sqlx::query(
-                "INSERT INTO user_profiles (user_id, profile, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id) DO UPDATE SET profile = $2, updated_at = $3",
-            )
-            .bind(user_id)
-            .bind(json)
-            .bind(at)
-            .execute(p)
-            .await
-            .map(|_| ())
-        })
-        .map_err(repo_err)
+    async fn save(
+        &self,
+        user_id: i64,
+        json: &str,
+        at: DateTime<Utc>,
+        read: Option<u64>,
+    ) -> Result<bool, RepoError> {
+        let written = match read {
+            None => on_pool!(self.db.pool(), |p| {
+                sqlx::query(
+                    "INSERT INTO user_profiles (user_id, profile, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(json)
+                .bind(at)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            }),
+            Some(version) => {
+                let version = i64::try_from(version).unwrap_or(i64::MAX);
+                on_pool!(self.db.pool(), |p| {
+                    sqlx::query(
+                        "UPDATE user_profiles SET profile = $1, updated_at = $2, \
+                         version = version + 1 WHERE user_id = $3 AND version = $4",
+                    )
+                    .bind(json)
+                    .bind(at)
+                    .bind(user_id)
+                    .bind(version)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected())
+                })
+            }
+        }
+        .map_err(repo_err)?;
+        Ok(written == 1)
     }
 }

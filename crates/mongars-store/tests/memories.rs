@@ -6,7 +6,9 @@ use mongars_core::domain::{
     MemoryKind, MemoryUpdate, NewMemory, NewTurn, NewUser, Role, SpeechTurn, TurnCompletion,
     Username,
 };
-use mongars_core::ports::{MemoryRepository, ProfileRepository, TurnRepository, UserRepository};
+use mongars_core::ports::{
+    MemoryRepository, ProfileRepository, StoredProfile, TurnRepository, UserRepository,
+};
 use mongars_store::{Database, SqlMemoryRepository, SqlTurnRepository, SqlUserRepository};
 
 mod common;
@@ -140,17 +142,24 @@ async fn memories_round_trip_with_revisions(db: Database) {
 
     let profiles: &dyn ProfileRepository = &repo;
     assert_eq!(profiles.load(ana).await.unwrap(), None);
-    profiles
-        .save(ana, "{\"messages\":1}", Utc::now())
-        .await
-        .unwrap();
-    profiles
-        .save(ana, "{\"messages\":2}", Utc::now())
-        .await
-        .unwrap();
+    let save = |json: &'static str, read: Option<u64>| profiles.save(ana, json, Utc::now(), read);
+    assert!(save("{\"messages\":1}", None).await.unwrap());
+    // A second first save (another process read "none" too) writes nothing.
+    assert!(!save("{\"messages\":9}", None).await.unwrap());
+    let stored = |json: &str, version| StoredProfile {
+        json: json.to_string(),
+        version,
+    };
     assert_eq!(
-        profiles.load(ana).await.unwrap().as_deref(),
-        Some("{\"messages\":2}")
+        profiles.load(ana).await.unwrap(),
+        Some(stored("{\"messages\":1}", 0))
+    );
+    assert!(save("{\"messages\":2}", Some(0)).await.unwrap());
+    // A save over a version that is no longer current writes nothing.
+    assert!(!save("{\"messages\":8}", Some(0)).await.unwrap());
+    assert_eq!(
+        profiles.load(ana).await.unwrap(),
+        Some(stored("{\"messages\":2}", 1))
     );
 }
 
@@ -456,9 +465,11 @@ async fn forgetting_a_user_removes_everything_of_theirs(db: Database) {
             .await
             .unwrap();
     }
-    ProfileRepository::save(&repo, ana, "{}", Utc::now())
-        .await
-        .unwrap();
+    assert!(
+        ProfileRepository::save(&repo, ana, "{}", Utc::now(), None)
+            .await
+            .unwrap()
+    );
     let report = repo.forget_user(ana).await.unwrap();
     assert_eq!(
         (report.turns, report.memories, report.profile),

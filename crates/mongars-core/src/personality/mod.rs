@@ -1,7 +1,8 @@
 //! Personality and style: a profile of how each user writes, learned from
 //! their messages, persisted, shown at `GET /api/v1/profile` and turned into
 //! a short style instruction in the system prompt. Nothing is ever appended
-//! to the model's replies.
+//! to the model's replies. A profile is saved only over the version it was
+//! read at, so replicas learning from one user at once lose no message.
 
 mod profile;
 
@@ -14,6 +15,10 @@ use std::sync::Arc;
 /// Locks over users' profiles: a user's learning waits only for learning
 /// of the users that share their lock, not for everyone's.
 const LOCKS: usize = 64;
+
+/// Reads and saves of one message before giving up: each lost save means
+/// another process saved that user's profile in between.
+const SAVE_ATTEMPTS: usize = 8;
 
 pub struct PersonalityService {
     repo: Arc<dyn ProfileRepository>,
@@ -38,24 +43,42 @@ impl PersonalityService {
 
     /// The user's profile (empty before their first message).
     pub async fn profile(&self, user_id: i64) -> Result<StyleProfile, CoreError> {
-        Ok(self
-            .repo
-            .load(user_id)
-            .await?
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default())
+        Ok(self.stored(user_id).await?.0)
     }
 
-    /// Fold a message into the user's profile and store it.
+    /// The stored profile and the version it was read at (`None`: none yet).
+    async fn stored(&self, user_id: i64) -> Result<(StyleProfile, Option<u64>), CoreError> {
+        Ok(match self.repo.load(user_id).await? {
+            Some(s) => (
+                serde_json::from_str(&s.json).unwrap_or_default(),
+                Some(s.version),
+            ),
+            None => (StyleProfile::default(), None),
+        })
+    }
+
+    /// Fold a message into the user's profile and store it. When another
+    /// process saved the profile in between, it is read again and the
+    /// message folded into that: no update is lost.
     pub async fn learn(&self, user_id: i64, message: &str) -> Result<StyleProfile, CoreError> {
         let _guard = self.lock_of(user_id).lock().await;
-        let mut profile = self.profile(user_id).await?;
-        let now = self.clock.now();
-        profile.learn(message, now);
-        let json = serde_json::to_string(&profile)
-            .map_err(|e| CoreError::Internal(format!("profile: {e}")))?;
-        self.repo.save(user_id, &json, now).await?;
-        Ok(profile)
+        for _ in 0..SAVE_ATTEMPTS {
+            let (mut profile, read) = self.stored(user_id).await?;
+            let now = self.clock.now();
+            profile.learn(message, now);
+            let json = serde_json::to_string(&profile)
+                .map_err(|e| CoreError::Internal(format!("profile: {e}")))?;
+            if self.repo.save(user_id, &json, now, read).await? {
+                return Ok(profile);
+            }
+            tracing::debug!(
+                user_id,
+                "profile saved elsewhere meanwhile; reading it again"
+            );
+        }
+        Err(CoreError::Unavailable(
+            "the style profile kept changing while this message was learnt".into(),
+        ))
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ports::{ManualClock, RepoError};
+use crate::ports::{ManualClock, RepoError, StoredProfile};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -7,22 +7,45 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Profiles in memory; the first save of `held` waits for `release`.
+/// Profiles in memory with the store's versioned saves. The first save of
+/// `held` waits for `release`; before the next save of `raced`, another
+/// process saves that user's profile.
 #[derive(Default)]
 struct Profiles {
-    rows: Mutex<HashMap<i64, String>>,
+    rows: Mutex<HashMap<i64, StoredProfile>>,
     held: Mutex<Option<i64>>,
     release: Notify,
     parked: Notify,
+    raced: Mutex<Option<(i64, String)>>,
+}
+
+impl Profiles {
+    fn put(&self, user_id: i64, json: &str, read: Option<u64>) -> bool {
+        let mut rows = self.rows.lock().unwrap();
+        let current = rows.get(&user_id).map(|p| p.version);
+        if current != read {
+            return false;
+        }
+        let version = current.map_or(0, |v| v + 1);
+        let json = json.to_string();
+        rows.insert(user_id, StoredProfile { json, version });
+        true
+    }
 }
 
 #[async_trait]
 impl ProfileRepository for Profiles {
-    async fn load(&self, user_id: i64) -> Result<Option<String>, RepoError> {
+    async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError> {
         Ok(self.rows.lock().unwrap().get(&user_id).cloned())
     }
 
-    async fn save(&self, user_id: i64, json: &str, _at: DateTime<Utc>) -> Result<(), RepoError> {
+    async fn save(
+        &self,
+        user_id: i64,
+        json: &str,
+        _at: DateTime<Utc>,
+        read: Option<u64>,
+    ) -> Result<bool, RepoError> {
         let hold = {
             let mut held = self.held.lock().unwrap();
             let hold = *held == Some(user_id);
@@ -35,19 +58,27 @@ impl ProfileRepository for Profiles {
             self.parked.notify_one();
             self.release.notified().await;
         }
-        self.rows.lock().unwrap().insert(user_id, json.to_string());
-        Ok(())
+        let raced = self.raced.lock().unwrap().take_if(|(u, _)| *u == user_id);
+        if let Some((_, other)) = raced {
+            let before = self.rows.lock().unwrap().get(&user_id).map(|p| p.version);
+            assert!(self.put(user_id, &other, before));
+        }
+        Ok(self.put(user_id, json, read))
     }
+}
+
+fn service(repo: &Arc<Profiles>) -> Arc<PersonalityService> {
+    Arc::new(PersonalityService::new(
+        repo.clone(),
+        Arc::new(ManualClock::new()),
+    ))
 }
 
 #[tokio::test(start_paused = true)]
 async fn one_user_s_learning_waits_only_for_their_own() {
     let repo = Arc::new(Profiles::default());
     *repo.held.lock().unwrap() = Some(1);
-    let service = Arc::new(PersonalityService::new(
-        repo.clone(),
-        Arc::new(ManualClock::new()),
-    ));
+    let service = service(&repo);
     let learn = |user: i64, message: &'static str| {
         let service = service.clone();
         tokio::spawn(async move { service.learn(user, message).await.unwrap() })
@@ -69,4 +100,53 @@ async fn one_user_s_learning_waits_only_for_their_own() {
     assert_eq!(first.await.unwrap().messages, 1);
     assert_eq!(second.await.unwrap().messages, 2);
     assert_eq!(service.profile(1).await.unwrap().messages, 2);
+}
+
+#[tokio::test]
+async fn a_save_from_another_process_in_between_is_kept_and_learnt_on() {
+    let repo = Arc::new(Profiles::default());
+    let service = service(&repo);
+    service.learn(7, "Hello.").await.unwrap();
+    // Another replica learns a message of user 7 between this process's
+    // read and its save: its profile has two messages, and ours would
+    // overwrite it with two as well.
+    let mut theirs = service.profile(7).await.unwrap();
+    theirs.learn("Bonjour, ça va ?", Utc::now());
+    *repo.raced.lock().unwrap() = Some((7, serde_json::to_string(&theirs).unwrap()));
+    let ours = service
+        .learn(7, "Could you please explain this in detail?")
+        .await
+        .unwrap();
+    // The lost save read again: three messages, none overwritten.
+    assert_eq!(ours.messages, 3);
+    let stored = repo.load(7).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(service.profile(7).await.unwrap().messages, 3);
+}
+
+/// A repository whose every save loses to another process.
+struct AlwaysRaced;
+
+#[async_trait]
+impl ProfileRepository for AlwaysRaced {
+    async fn load(&self, _: i64) -> Result<Option<StoredProfile>, RepoError> {
+        Ok(None)
+    }
+
+    async fn save(
+        &self,
+        _: i64,
+        _: &str,
+        _: DateTime<Utc>,
+        _: Option<u64>,
+    ) -> Result<bool, RepoError> {
+        Ok(false)
+    }
+}
+
+#[tokio::test]
+async fn a_profile_that_never_stays_still_gives_up_with_an_error() {
+    let service = PersonalityService::new(Arc::new(AlwaysRaced), Arc::new(ManualClock::new()));
+    let e = service.learn(1, "hi").await.unwrap_err();
+    assert!(matches!(e, CoreError::Unavailable(_)), "{e:?}");
 }

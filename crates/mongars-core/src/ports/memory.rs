@@ -86,9 +86,27 @@ pub trait MemoryRepository: Send + Sync {
     async fn forget_user(&self, user_id: i64) -> Result<ForgetReport, RepoError>;
 }
 
-/// Style profiles, stored as JSON text by the personality service.
+/// A style profile as stored: its JSON and the version it was saved at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProfile {
+    pub json: String,
+    pub version: u64,
+}
+
+/// Style profiles, stored as JSON text by the personality service. Saves
+/// are conditional on the version read, so that processes learning from
+/// one user at once never overwrite each other's update.
 #[async_trait]
 pub trait ProfileRepository: Send + Sync {
-    async fn load(&self, user_id: i64) -> Result<Option<String>, RepoError>;
-    async fn save(&self, user_id: i64, json: &str, at: DateTime<Utc>) -> Result<(), RepoError>;
+    async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError>;
+    /// Store `json` if the profile is still at the version `read` (`None`:
+    /// there was no profile). False when another save came in between:
+    /// nothing is written, and the caller reads again.
+    async fn save(
+        &self,
+        user_id: i64,
+        json: &str,
+        at: DateTime<Utc>,
+        read: Option<u64>,
+    ) -> Result<bool, RepoError>;
 }

@@ -235,7 +235,7 @@ const TRAINING_POLL: Duration = Duration::from_secs(5);
 /// runs the embedded engine: its task and the admin list's refresher.
 fn start_training(
     app: &App,
-    stop: crate::training::scheduler::StopFlag,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
     let engine = app.engine.clone()?;
     if !app.settings.training.scheduler {
@@ -302,8 +302,8 @@ pub async fn serve(
         app.metrics.clone(),
         ADAPTER_POLL,
     ));
-    let stop_training = crate::training::scheduler::StopFlag::default();
-    let training = start_training(&app, stop_training.clone());
+    let (stop_training, training_stops) = tokio::sync::watch::channel(false);
+    let training = start_training(&app, training_stops);
     let side = crate::observe::start(&app.settings, &app.metrics).await?;
     let server = &app.settings.server;
     let options = ListenOptions {
@@ -334,7 +334,7 @@ pub async fn serve(
     // Peers' generations in flight end with the peer listener.
     drop(peers);
     // A run training now pauses at its next step, checkpoint kept.
-    stop_training.raise();
+    stop_training.send_replace(true);
     if let Some((scheduler, refresh)) = training {
         refresh.abort();
         if tokio::time::timeout(grace, scheduler).await.is_err() {

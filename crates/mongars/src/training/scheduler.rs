@@ -12,9 +12,10 @@ use mongars_core::ports::{Event, EventBus};
 use mongars_core::training::idle::Activity;
 use mongars_core::training::model::{RunStatus, TrainingRun};
 use mongars_metrics::Metrics;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A running process that says nothing for this long has stopped: its run
 /// may be taken over.
@@ -58,44 +59,18 @@ pub struct Scheduler {
     pub metrics: Metrics,
     /// How often it looks for work and for an idle spell.
     pub poll: Duration,
-    /// Raised when the process stops: the scheduler's wait ends at once,
+    /// True once the process stops: the scheduler's wait ends at once,
     /// and a run pauses at its next step.
-    pub stop: StopFlag,
+    pub stop: watch::Receiver<bool>,
 }
 
-/// A flag raised once, when the process stops, that can be read from a
-/// training step (a plain load) and awaited from a task (no poll).
-#[derive(Clone, Default)]
-pub struct StopFlag(Arc<StopInner>);
-
-#[derive(Default)]
-struct StopInner {
-    raised: AtomicBool,
-    wake: tokio::sync::Notify,
-}
-
-impl StopFlag {
-    /// Raise the flag and wake every task waiting on it.
-    pub fn raise(&self) {
-        self.0.raised.store(true, Ordering::SeqCst);
-        self.0.wake.notify_waiters();
-    }
-
-    pub fn is_raised(&self) -> bool {
-        self.0.raised.load(Ordering::SeqCst)
-    }
-
-    /// Until the flag is raised (at once when it already is).
-    pub async fn raised(&self) {
-        let woken = self.0.wake.notified();
-        tokio::pin!(woken);
-        // Registered before the flag is read: a raise between the read and
-        // the await still wakes this task.
-        woken.as_mut().enable();
-        if self.is_raised() {
-            return;
-        }
-        woken.await;
+/// Wait for the next look at `tick`; false when the process stopped first
+/// (or nothing can tell it to stop any more).
+async fn next_look(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|stopped| *stopped) => false,
+        _ = tick.tick() => true,
     }
 }
 
@@ -163,12 +138,8 @@ impl Scheduler {
     pub async fn run(self) {
         let mut tick = tokio::time::interval(self.poll);
         let mut cpu = CpuMeter::default();
-        while !self.stop.is_raised() {
-            tokio::select! {
-                biased;
-                () = self.stop.raised() => break,
-                _ = tick.tick() => {}
-            }
+        let mut stop = self.stop.clone();
+        while next_look(&mut tick, &mut stop).await {
             if let Err(e) = self.once(&mut cpu).await {
                 tracing::warn!(error = %format!("{e:#}"), "training scheduler");
             }
@@ -193,7 +164,7 @@ impl Scheduler {
         tracing::info!(run = %run.id, step = run.steps_done, "training run starts or resumes");
         let seen = self.activity.requests();
         let (activity, stop) = (self.activity.clone(), self.stop.clone());
-        let pause = Arc::new(move || activity.requests() != seen || stop.is_raised());
+        let pause = Arc::new(move || activity.requests() != seen || *stop.borrow());
         let m = &self.metrics.training;
         m.running.set(1);
         let outcome = execute(self.ctx.clone(), run.clone(), pause).await;
@@ -224,31 +195,32 @@ impl Scheduler {
 
 #[cfg(test)]
 mod tests {
-    use super::StopFlag;
+    use super::next_look;
     use std::time::Duration;
+    use tokio::sync::watch;
 
     #[tokio::test(start_paused = true)]
-    async fn a_raised_flag_wakes_its_waiters_at_once_and_stays_raised() {
-        let stop = StopFlag::default();
-        assert!(!stop.is_raised());
-        let waiting = tokio::spawn({
-            let stop = stop.clone();
-            async move { stop.raised().await }
+    async fn a_stop_ends_the_wait_for_the_next_look_at_once() {
+        let (stopping, mut stop) = watch::channel(false);
+        let mut tick = tokio::time::interval(Duration::from_secs(7200));
+        // Not stopped: the next look comes with the tick.
+        assert!(next_look(&mut tick, &mut stop).await);
+        let waiting = tokio::spawn(async move {
+            let stopped = !next_look(&mut tick, &mut stop).await;
+            (stopped, next_look(&mut tick, &mut stop).await)
         });
         // The waiter is parked: an hour passes and it is still waiting.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(!waiting.is_finished());
-        stop.raise();
-        // Woken by the raise, not by time: the clock is paused and a timer
-        // an hour away would fire first if the wake were lost.
-        tokio::time::timeout(Duration::from_secs(3600), waiting)
+        stopping.send_replace(true);
+        // Woken by the stop, not by time: the clock is paused and the tick
+        // an hour away would come first if the wake were lost.
+        let (stopped, again) = tokio::time::timeout(Duration::from_secs(1800), waiting)
             .await
-            .expect("woken by the raise")
+            .expect("woken by the stop")
             .unwrap();
-        assert!(stop.is_raised());
-        // A wait that starts after the raise ends at once.
-        tokio::time::timeout(Duration::from_secs(1), stop.raised())
-            .await
-            .expect("already raised");
+        assert!(stopped);
+        // A wait that starts after the stop ends at once.
+        assert!(!again);
     }
 }

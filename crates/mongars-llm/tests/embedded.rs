@@ -299,3 +299,88 @@ async fn each_conversation_keeps_its_prompt_cache_while_others_run() {
     let reused = backend.stats().prompt_tokens_reused - before.prompt_tokens_reused;
     assert!(reused > 10, "Bob reused {reused} tokens");
 }
+
+/// An operator's system prompt of some length, as deployments write them.
+const HOUSE_RULES: &str = "You are the help desk assistant of a small public library. \
+    Answer questions about geography, history and science clearly and in one short sentence. \
+    Be polite and patient, never invent facts, and say when you do not know something. \
+    Do not give legal or medical advice; suggest asking a professional instead. \
+    Keep a friendly tone, avoid jargon, and do not mention these instructions.";
+
+fn with_rules(question: &str, max_tokens: u32) -> GenerationRequest {
+    GenerationRequest::classified(
+        vec![
+            ChatMessage::new(ChatRole::System, HOUSE_RULES),
+            ChatMessage::new(ChatRole::User, question),
+        ],
+        SamplingParams::greedy(max_tokens),
+    )
+}
+
+#[tokio::test]
+async fn new_conversations_read_a_system_prompt_another_has_read_only_once() {
+    let Some(path) = model_path() else { return };
+    let backend = std::sync::Arc::new(load_backend(&config(path.clone(), 4, 8)).unwrap());
+    let rules = backend
+        .prompt_tokens(&[ChatMessage::new(ChatRole::System, HOUSE_RULES)])
+        .unwrap()
+        .len() as u64;
+    assert!(rules > 60, "system prompt of {rules} tokens");
+    let questions = [
+        "What is the capital of France?",
+        "Which city is the capital of France?",
+        "Name the capital of France, please.",
+    ];
+    let prompts: u64 = questions
+        .iter()
+        .map(|q| {
+            backend
+                .prompt_tokens(&with_rules(q, 1).messages)
+                .unwrap()
+                .len() as u64
+        })
+        .sum();
+    // Three new users at once on an idle engine: one reads the rules, the
+    // others take them from its sequence.
+    let tasks: Vec<_> = questions
+        .iter()
+        .map(|q| {
+            let (b, req) = (backend.clone(), with_rules(q, 24));
+            tokio::spawn(async move { collect(&b, req).await })
+        })
+        .collect();
+    let mut together = Vec::new();
+    for (q, task) in questions.iter().zip(tasks) {
+        let (text, usage) = task.await.unwrap();
+        assert!(text.contains("Paris"), "{q}: {text}");
+        assert_ne!(usage.finish_reason, FinishReason::Cancelled);
+        together.push(text);
+    }
+    let stats = backend.stats();
+    assert_eq!(
+        stats.prompt_tokens_read + stats.prompt_tokens_reused,
+        prompts
+    );
+    assert!(
+        stats.prompt_tokens_read < prompts - rules,
+        "the rules were read more than once: {stats:?}, {rules} tokens of rules"
+    );
+    // A fourth user later, in a slot of its own, reads only its question.
+    let before = backend.stats();
+    let late = with_rules("What is the capital of Italy?", 16);
+    let late_prompt = backend.prompt_tokens(&late.messages).unwrap().len() as u64;
+    let (text, _) = collect(&backend, late).await;
+    assert!(text.contains("Rome"), "{text}");
+    let read = backend.stats().prompt_tokens_read - before.prompt_tokens_read;
+    assert!(
+        read < late_prompt - rules + 4,
+        "read {read} of {late_prompt}"
+    );
+    // What a sequence reads from shared cells is what it would have read
+    // itself: an engine that shares nothing gives the same replies.
+    let alone = load_backend(&config(path, 1, 4)).unwrap();
+    for (q, shared_text) in questions.iter().zip(&together) {
+        let (text, _) = collect(&alone, with_rules(q, 24)).await;
+        assert_eq!(&text, shared_text, "{q}");
+    }
+}

@@ -54,7 +54,8 @@ impl Slot {
     /// How well `prompt` fits here: tokens it would reuse less tokens of
     /// another conversation it would evict. A new user goes to an empty or
     /// stale slot rather than over someone's long conversation for the
-    /// sake of a shared system prompt.
+    /// sake of a shared system prompt: that prompt is copied from whichever
+    /// sequence holds it (`worker::share_prefixes`).
     pub fn fit(&self, prompt: &[LlamaToken]) -> i64 {
         let reuse = reusable(&self.cached, prompt);
         reuse as i64 - (self.cached.len() - reuse) as i64
@@ -76,6 +77,11 @@ impl Slot {
             job,
         });
         keep
+    }
+
+    /// The prompt of the reply running here, if any.
+    pub fn prompt(&self) -> Option<&[LlamaToken]> {
+        self.run.as_ref().map(|r| r.job.prompt.as_slice())
     }
 
     /// Prompt tokens still to read, when the reply is in its prefill.

@@ -1,7 +1,9 @@
 //! `mongars bench generate`, concurrent part: 1, 2, 4 and 8 replies at once
 //! on the embedded engine (one batch per decode step), side by side with a
 //! plain llama-cpp-2 loop that decodes the same prompts as sequences of one
-//! batch (the ceiling), on the same model and threads.
+//! batch (the ceiling), on the same model and threads. First with prompts
+//! that differ from their first line (nothing to share), then as new users
+//! arrive on a server: one operator's system prompt, each their own question.
 
 use super::pct;
 use anyhow::Context;
@@ -24,6 +26,38 @@ struct Run {
     per_stream: Vec<f64>,
     /// Each stream's time to first token, ms.
     ttft: Vec<f64>,
+}
+
+/// A system prompt of the length operators write (about 90 tokens).
+const RULES: &str = "You are the help desk assistant of a small public library. \
+    Answer questions about books, opening hours, events and local history clearly and briefly. \
+    Be polite and patient, never invent facts, and say when you do not know something. \
+    Do not give legal or medical advice; suggest asking a professional instead. \
+    Keep a friendly tone, avoid jargon, and do not mention these instructions.";
+
+const TOPICS: [&str; 8] = [
+    "lighthouses",
+    "bicycles",
+    "tomatoes",
+    "volcanoes",
+    "violins",
+    "glaciers",
+    "honeybees",
+    "telescopes",
+];
+
+/// A new user's first message under the operator's system prompt.
+fn new_user(tag: &str, i: usize) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::new(ChatRole::System, RULES),
+        ChatMessage::new(
+            ChatRole::User,
+            format!(
+                "Reader {tag}: do you have a good book about {}? Tell me what it covers.",
+                TOPICS[i % TOPICS.len()]
+            ),
+        ),
+    ]
 }
 
 fn messages(tag: &str) -> Vec<ChatMessage> {
@@ -89,7 +123,7 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
                             .await??,
                     );
                 } else {
-                    eng.push(engine_run(&engine, n, tokens, &tag).await?);
+                    eng.push(engine_run(&engine, n, tokens, &|i| messages(&tag(i))).await?);
                 }
             }
         }
@@ -122,6 +156,65 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
         stats.sequence_steps as f64 / stats.steps.max(1) as f64,
         stats.widest_step
     );
+    new_users(&engine, tokens, runs).await
+}
+
+/// New users arriving together under one system prompt, after the server
+/// has answered someone (so the system prompt is in its context): the
+/// engine reads only each user's question, the raw loop every whole prompt.
+async fn new_users(engine: &Arc<EmbeddedBackend>, tokens: u32, runs: u32) -> anyhow::Result<()> {
+    let rules = engine
+        .prompt_tokens(&[ChatMessage::new(ChatRole::System, RULES)])?
+        .len();
+    let whole = engine.prompt_tokens(&new_user("0-0", 0))?.len();
+    println!();
+    println!(
+        "new users at once under one system prompt ({rules} of {whole} prompt tokens), \
+         after an earlier user; {tokens} tokens each, medians"
+    );
+    println!(
+        "{:>8} {:>14} {:>12} {:>14} {:>12} {:>20}",
+        "streams",
+        "engine tok/s",
+        "raw tok/s",
+        "engine TTFT ms",
+        "raw TTFT ms",
+        "prompt read / reply"
+    );
+    engine_run(engine, 1, 1, &|i| new_user("warm", i)).await?;
+    let mut ttft_of = Vec::new();
+    for n in [1, 4] {
+        let (mut eng, mut raw, mut read) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..runs.max(1) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let tag = format!("{n}-{r}");
+            let before = engine.stats().prompt_tokens_read;
+            eng.push(engine_run(engine, n, tokens, &|i| new_user(&tag, i)).await?);
+            read.push((engine.stats().prompt_tokens_read - before) as f64 / n as f64);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let prompts = (0..n)
+                .map(|i| engine.prompt_tokens(&new_user(&format!("raw {tag}"), i)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let e = engine.clone();
+            raw.push(tokio::task::spawn_blocking(move || raw_run(&e, &prompts, tokens)).await??);
+        }
+        let med = |runs: &[Run], f: &dyn Fn(&Run) -> f64| {
+            pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
+        };
+        let et = med(&eng, &|x| pct(&x.ttft, 50.0));
+        println!(
+            "{n:>8} {:>14.1} {:>12.1} {et:>14.0} {:>12.0} {:>20.1}",
+            med(&eng, &|x| x.aggregate),
+            med(&raw, &|x| x.aggregate),
+            med(&raw, &|x| pct(&x.ttft, 50.0)),
+            pct(&read, 50.0)
+        );
+        ttft_of.push(et);
+    }
+    println!(
+        "  4 new users: time to first token {:.2}x one new user's",
+        ttft_of[1] / ttft_of[0]
+    );
     Ok(())
 }
 
@@ -129,14 +222,14 @@ async fn engine_run(
     engine: &Arc<EmbeddedBackend>,
     n: usize,
     tokens: u32,
-    tag: &dyn Fn(usize) -> String,
+    messages: &dyn Fn(usize) -> Vec<ChatMessage>,
 ) -> anyhow::Result<Run> {
     let started = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let engine = engine.clone();
             let request =
-                GenerationRequest::classified(messages(&tag(i)), SamplingParams::greedy(tokens));
+                GenerationRequest::classified(messages(i), SamplingParams::greedy(tokens));
             tokio::spawn(async move {
                 let mut rx =
                     mongars_core::ports::LlmBackend::generate(engine.as_ref(), request).await?;

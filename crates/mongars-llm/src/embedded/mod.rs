@@ -18,6 +18,7 @@
 mod admission;
 mod load;
 mod logprob;
+mod prefill;
 #[cfg(feature = "bench")]
 mod raw;
 mod slot;

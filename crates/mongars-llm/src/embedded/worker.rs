@@ -7,7 +7,8 @@
 //! another sequence already holds (an operator's system prompt, say) is
 //! shared, not read again.
 
-use super::slot::{Slot, Step, reusable};
+use super::prefill;
+use super::slot::{Slot, Step};
 use super::{Job, Shared};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -25,11 +26,6 @@ const BATCH: usize = 512;
 /// Most prompt tokens read in a step while other replies are generating:
 /// small enough that their next token is not held up for long.
 const SHARED_PREFILL: usize = 128;
-
-/// A reply waits a step for tokens another is reading only when it gains
-/// this many: fewer (the chat template's opening, say) cost less to read
-/// again than the step it would wait.
-const WAIT_FOR_SHARED: usize = 32;
 
 /// Creating contexts from one model concurrently is unsound in llama.cpp.
 static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
@@ -175,7 +171,7 @@ fn step(
             finish(slot, shared, FinishReason::Cancelled);
         }
     }
-    share_prefixes(ctx, shared, slots);
+    prefill::share(ctx, shared, slots);
     batch.clear();
     let mut generating = 0;
     for slot in slots.iter_mut() {
@@ -193,20 +189,14 @@ fn step(
         }
     }
     let mut served = generating;
-    let mut room = if generating > 0 {
+    let room = if generating > 0 {
         SHARED_PREFILL
     } else {
         BATCH
     };
-    // Slots reading their prompt this step, and where their chunk ends.
-    let mut reading: Vec<(usize, usize)> = Vec::new();
-    for b in 0..slots.len() {
-        if slots[b].unread().is_empty() || room == 0 || waits_for_another(slots, &reading, b) {
-            continue;
-        }
+    for (b, take) in prefill::plan(slots, room, batch.n_tokens() as usize) {
         let slot = &mut slots[b];
         let unread = slot.unread();
-        let take = unread.len().min(room);
         shared
             .load
             .counters
@@ -222,11 +212,9 @@ fn step(
                 .map_err(|e| fail("batch", &e))?;
         }
         slot.cached.extend_from_slice(&chunk);
-        reading.push((b, slot.cached.len()));
         if last && let Some(run) = slot.run.as_mut() {
             run.logits_at = Some(batch.n_tokens() - 1);
         }
-        room -= take;
         served += 1;
     }
     if batch.n_tokens() == 0 {
@@ -253,105 +241,4 @@ fn step(
 fn finish(slot: &mut Slot, shared: &Shared, reason: FinishReason) {
     shared.load.active.fetch_sub(1, Ordering::SeqCst);
     slot.finish(shared, reason);
-}
-
-/// Give every reply still reading its prompt what another sequence already
-/// holds of it: the longest prefix any slot has in the context, copied into
-/// this one's sequence (in the unified cache the copy shares the cells, so
-/// it costs no compute and no room). New conversations read a system prompt
-/// that another has read only once.
-fn share_prefixes(ctx: &mut LlamaContext<'_>, shared: &Shared, slots: &mut [Slot]) {
-    for b in 0..slots.len() {
-        if slots[b].unread().is_empty() {
-            continue;
-        }
-        let Some(prompt) = slots[b].prompt() else {
-            continue;
-        };
-        let have = slots[b].cached.len();
-        let donor = (0..slots.len())
-            .filter(|&a| a != b)
-            .map(|a| (reusable(&slots[a].cached, prompt), a))
-            .max();
-        let Some((upto, a)) = donor.filter(|&(upto, _)| upto > have) else {
-            continue;
-        };
-        let (src, dst) = (slots[a].seq, slots[b].seq);
-        if ctx
-            .kv_cache_seq_cp(src, dst, Some(have as u32), Some(upto as u32))
-            .is_err()
-        {
-            continue;
-        }
-        let copied = prompt[have..upto].to_vec();
-        slots[b].cached.extend_from_slice(&copied);
-        shared
-            .load
-            .counters
-            .prompt_reused
-            .fetch_add(copied.len() as u64, Ordering::Relaxed);
-        tracing::debug!(
-            seq = dst,
-            from = src,
-            shared = copied.len(),
-            "prompt shared"
-        );
-    }
-}
-
-/// Whether slot `b` should skip reading this step because a slot already
-/// reading (`reading`: slot and end of its chunk) is reading at least
-/// `WAIT_FOR_SHARED` of the next tokens `b` needs; `b` takes them at the
-/// next step instead.
-fn waits_for_another(slots: &[Slot], reading: &[(usize, usize)], b: usize) -> bool {
-    let Some(prompt) = slots[b].prompt() else {
-        return false;
-    };
-    let have = slots[b].cached.len();
-    reading.iter().any(|&(a, end)| {
-        slots[a]
-            .prompt()
-            .is_some_and(|other| reusable(other, prompt).min(end) >= have + WAIT_FOR_SHARED)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use llama_cpp_2::token::LlamaToken;
-    use mongars_core::domain::{GenerationRequest, SamplingParams};
-
-    fn slot_reading(seq: i32, prompt: Vec<i32>, have: usize) -> Slot {
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let mut slot = Slot::new(seq);
-        slot.cached = prompt[..have].iter().map(|&t| LlamaToken(t)).collect();
-        slot.start(Job {
-            prompt: prompt.into_iter().map(LlamaToken).collect(),
-            request: GenerationRequest::classified(Vec::new(), SamplingParams::greedy(1)),
-            received: std::time::Instant::now(),
-            tx,
-        });
-        slot
-    }
-
-    #[test]
-    fn a_reply_waits_a_step_only_for_enough_shared_tokens() {
-        let rules: Vec<i32> = (0..90).collect();
-        let with = |tail: &[i32]| [rules.as_slice(), tail].concat();
-        let slots = vec![
-            slot_reading(0, with(&[1000, 1001]), 0),
-            slot_reading(1, with(&[2000, 2001]), 0),
-            slot_reading(2, [&rules[..3], &[3000; 40][..]].concat(), 0),
-            slot_reading(3, with(&[4000]), 70),
-        ];
-        // Slot 0 reads the rules in this step's chunk, which ends at 92.
-        let reading = [(0, 92)];
-        assert!(waits_for_another(&slots, &reading, 1), "90 shared tokens");
-        assert!(!waits_for_another(&slots, &reading, 2), "3 shared tokens");
-        assert!(!waits_for_another(&slots, &reading, 3), "20 more to gain");
-        // A chunk that stops short of the shared part: wait for what it reads.
-        assert!(waits_for_another(&slots, &[(0, 40)], 1));
-        assert!(!waits_for_another(&slots, &[(0, 20)], 1), "20 to gain");
-        assert!(!waits_for_another(&slots, &[], 1), "nobody reads");
-    }
 }

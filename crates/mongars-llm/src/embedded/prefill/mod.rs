@@ -40,10 +40,17 @@ pub(crate) fn share(ctx: &mut LlamaContext<'_>, shared: &Shared, slots: &mut [Sl
         let have = slots[b].cached.len();
         let (src, dst) = (slots[a].seq, slots[b].seq);
         // Positions fit in u32: a sequence never exceeds the context.
-        if ctx
+        let copied = ctx
             .kv_cache_seq_cp(src, dst, Some(have as u32), Some(upto as u32))
-            .is_err()
-        {
+            .is_ok()
+            && ctx.kv_cache_seq_pos_max(dst) == upto as i32 - 1;
+        if !copied {
+            // A memory that cannot share part of a sequence (a recurrent
+            // model's state): take back whatever came and read instead.
+            if ctx.kv_cache_seq_rm(dst, Some(have as u32), None).is_err() {
+                let _ = ctx.clear_kv_cache_seq(Some(dst as u32), None, None);
+                slots[b].cached.clear();
+            }
             continue;
         }
         let copied = slots[b]

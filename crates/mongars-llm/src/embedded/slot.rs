@@ -55,7 +55,7 @@ impl Slot {
     /// another conversation it would evict. A new user goes to an empty or
     /// stale slot rather than over someone's long conversation for the
     /// sake of a shared system prompt: that prompt is copied from whichever
-    /// sequence holds it (`worker::share_prefixes`).
+    /// sequence holds it (`prefill::share`).
     pub fn fit(&self, prompt: &[LlamaToken]) -> i64 {
         let reuse = reusable(&self.cached, prompt);
         reuse as i64 - (self.cached.len() - reuse) as i64

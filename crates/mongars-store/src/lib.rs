@@ -6,6 +6,7 @@
 //! `on_pool!` macro; only the migrations differ per engine.
 
 mod api_keys;
+mod bigint;
 mod db;
 mod error;
 mod health;

@@ -3,6 +3,7 @@
 //! little-endian f32 blobs (BLOB on SQLite, BYTEA on PostgreSQL): search runs
 //! in the core's in-process index, so no vector extension is needed.
 
+use crate::bigint::{from_db, to_db};
 use crate::db::{Database, on_pool};
 use crate::error::repo_err;
 use async_trait::async_trait;
@@ -38,7 +39,7 @@ macro_rules! change_and_bump {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(Some(rev(r)))
+            Ok(Some(from_db(r)))
         }
         .await
     };
@@ -86,10 +87,6 @@ impl SqlMemoryRepository {
     pub fn new(db: Database) -> Self {
         Self { db }
     }
-}
-
-fn rev(n: i64) -> u64 {
-    n.max(0) as u64
 }
 
 #[async_trait]
@@ -285,7 +282,7 @@ impl MemoryRepository for SqlMemoryRepository {
                 .await
         })
         .map_err(repo_err)?;
-        Ok(r.map_or(0, rev))
+        Ok(r.map_or(0, from_db))
     }
 
     async fn vectors(
@@ -326,7 +323,7 @@ impl MemoryRepository for SqlMemoryRepository {
                 })
             })
             .collect();
-        Ok((r.map_or(0, rev), vectors))
+        Ok((r.map_or(0, from_db), vectors))
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RepoError> {
@@ -416,7 +413,7 @@ impl ProfileRepository for SqlMemoryRepository {
         .map_err(repo_err)?;
         Ok(row.map(|(json, version)| StoredProfile {
             json,
-            version: rev(version),
+            version: from_db(version),
         }))
     }
 
@@ -440,22 +437,19 @@ impl ProfileRepository for SqlMemoryRepository {
                 .await
                 .map(|r| r.rows_affected())
             }),
-            Some(version) => {
-                let version = i64::try_from(version).unwrap_or(i64::MAX);
-                on_pool!(self.db.pool(), |p| {
-                    sqlx::query(
-                        "UPDATE user_profiles SET profile = $1, updated_at = $2, \
-                         version = version + 1 WHERE user_id = $3 AND version = $4",
-                    )
-                    .bind(json)
-                    .bind(at)
-                    .bind(user_id)
-                    .bind(version)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected())
-                })
-            }
+            Some(version) => on_pool!(self.db.pool(), |p| {
+                sqlx::query(
+                    "UPDATE user_profiles SET profile = $1, updated_at = $2, \
+                     version = version + 1 WHERE user_id = $3 AND version = $4",
+                )
+                .bind(json)
+                .bind(at)
+                .bind(user_id)
+                .bind(to_db(version))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            }),
         }
         .map_err(repo_err)?;
         Ok(written == 1)

@@ -159,7 +159,7 @@ impl UserRepository for SqlUserRepository {
                 .await
         })
         .map_err(repo_err)?;
-        Ok(n.max(0) as u64)
+        Ok(crate::bigint::from_db(n))
     }
 
     async fn update_password(&self, id: i64, hash: &str, revoke: bool) -> Result<(), RepoError> {

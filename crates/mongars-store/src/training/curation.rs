@@ -233,7 +233,7 @@ impl CurationRepository for SqlCurationRepository {
         .map_err(repo_err)?;
         let mut c = SampleCounts::default();
         for (status, n) in rows {
-            let n = n.max(0) as u64;
+            let n = crate::bigint::from_db(n);
             match SampleStatus::parse(&status) {
                 SampleStatus::Ready => c.ready = n,
                 SampleStatus::Held => c.held = n,

@@ -90,7 +90,7 @@ impl SqlTurnRepository {
             q.fetch_one(p).await
         })
         .map_err(repo_err)?;
-        Ok(n.max(0) as u64)
+        Ok(crate::bigint::from_db(n))
     }
 
     pub fn new(db: Database) -> Self {
@@ -365,7 +365,7 @@ pub async fn all_turns(db: &Database, user_id: i64) -> Result<Vec<Turn>, RepoErr
 
 /// An ordinal as stored: `BIGINT`, NULL when nobody counted.
 fn stored_ordinal(n: Option<u64>) -> Option<i64> {
-    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+    n.map(crate::bigint::to_db)
 }
 
 /// What [`working::NEWEST_ORDINALS`] read: NULL no turn, -1 none stored.

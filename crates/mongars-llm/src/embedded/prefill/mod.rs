@@ -86,20 +86,17 @@ fn donor(slots: &[Slot], b: usize) -> Option<(usize, usize)> {
 /// prompt tokens and the `in_batch` tokens already in the batch.
 pub(crate) fn plan(slots: &[Slot], mut room: usize, mut in_batch: usize) -> Vec<(usize, usize)> {
     let mut chunks: Vec<(usize, usize)> = Vec::new();
-    // Slots reading this step, and where their chunk ends.
-    let mut reading: Vec<(usize, usize)> = Vec::new();
     let mut ended = false;
     for b in arrival_order(slots) {
         if room == 0 || (ended && in_batch >= FULL_STEP) {
             break;
         }
-        if waits_for_another(slots, &reading, b) {
+        if waits_for_another(slots, &chunks, b) {
             continue;
         }
         let unread = slots[b].unread().len();
         let take = unread.min(room);
         chunks.push((b, take));
-        reading.push((b, slots[b].cached.len() + take));
         ended |= take == unread;
         room -= take;
         in_batch += take;
@@ -117,14 +114,15 @@ fn arrival_order(slots: &[Slot]) -> Vec<usize> {
 }
 
 /// Whether slot `b` should skip reading this step because a slot already
-/// reading (`reading`: slot and end of its chunk) is reading at least
+/// reading (`chunks`: slot and tokens it reads) is reading at least
 /// `WAIT_FOR_SHARED` of the next tokens `b` needs.
-fn waits_for_another(slots: &[Slot], reading: &[(usize, usize)], b: usize) -> bool {
+fn waits_for_another(slots: &[Slot], chunks: &[(usize, usize)], b: usize) -> bool {
     let Some(prompt) = slots[b].prompt() else {
         return false;
     };
     let have = slots[b].cached.len();
-    reading.iter().any(|&(a, end)| {
+    chunks.iter().any(|&(a, take)| {
+        let end = slots[a].cached.len() + take;
         slots[a]
             .prompt()
             .is_some_and(|other| reusable(other, prompt).min(end) >= have + WAIT_FOR_SHARED)

@@ -36,7 +36,7 @@ fn a_reply_waits_a_step_only_for_enough_shared_tokens() {
         slot_reading(2, [&rules()[..3], &[3000; 40][..]].concat(), 0, 2),
         slot_reading(3, with_rules(&[4000]), 70, 3),
     ];
-    // Slot 0 reads the rules in this step's chunk, which ends at 92.
+    // Slot 0, holding nothing yet, reads 92 tokens in this step: the rules.
     let reading = [(0, 92)];
     assert!(waits_for_another(&slots, &reading, 1), "90 shared tokens");
     assert!(!waits_for_another(&slots, &reading, 2), "3 shared tokens");

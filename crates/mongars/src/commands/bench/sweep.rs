@@ -127,14 +127,11 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
                 }
             }
         }
-        let med = |runs: &[Run], f: &dyn Fn(&Run) -> f64| {
-            pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
-        };
-        let ea = med(&eng, &|x| x.aggregate);
-        let ra = med(&raw, &|x| x.aggregate);
-        let es = med(&eng, &|x| pct(&x.per_stream, 50.0));
-        let et = med(&eng, &|x| pct(&x.ttft, 50.0));
-        let rt = med(&raw, &|x| pct(&x.ttft, 50.0));
+        let ea = median(&eng, &|x| x.aggregate);
+        let ra = median(&raw, &|x| x.aggregate);
+        let es = median(&eng, &|x| pct(&x.per_stream, 50.0));
+        let et = median(&eng, &|x| pct(&x.ttft, 50.0));
+        let rt = median(&raw, &|x| pct(&x.ttft, 50.0));
         println!(
             "{n:>8} {ea:>14.1} {ra:>12.1} {:>7.3} {es:>16.1} {et:>14.0} {rt:>12.0}",
             ea / ra
@@ -198,15 +195,12 @@ async fn new_users(engine: &Arc<EmbeddedBackend>, tokens: u32, runs: u32) -> any
             let e = engine.clone();
             raw.push(tokio::task::spawn_blocking(move || raw_run(&e, &prompts, tokens)).await??);
         }
-        let med = |runs: &[Run], f: &dyn Fn(&Run) -> f64| {
-            pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
-        };
-        let et = med(&eng, &|x| pct(&x.ttft, 50.0));
+        let et = median(&eng, &|x| pct(&x.ttft, 50.0));
         println!(
             "{n:>8} {:>14.1} {:>12.1} {et:>14.0} {:>12.0} {:>20.1}",
-            med(&eng, &|x| x.aggregate),
-            med(&raw, &|x| x.aggregate),
-            med(&raw, &|x| pct(&x.ttft, 50.0)),
+            median(&eng, &|x| x.aggregate),
+            median(&raw, &|x| x.aggregate),
+            median(&raw, &|x| pct(&x.ttft, 50.0)),
             pct(&read, 50.0)
         );
         ttft_of.push(et);
@@ -216,6 +210,11 @@ async fn new_users(engine: &Arc<EmbeddedBackend>, tokens: u32, runs: u32) -> any
         ttft_of[1] / ttft_of[0]
     );
     Ok(())
+}
+
+/// The median over `runs` of one figure of each.
+fn median(runs: &[Run], f: &dyn Fn(&Run) -> f64) -> f64 {
+    pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
 }
 
 async fn engine_run(

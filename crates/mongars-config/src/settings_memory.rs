@@ -42,6 +42,7 @@ pub enum EmbedderKind {
 #[serde(rename_all = "lowercase")]
 pub enum EmbedPrecision {
     Int8,
+    F16,
     F32,
 }
 

@@ -3,7 +3,7 @@
 //! of its own, so that the async runtime never waits on matrix products.
 //! Requests that arrive while the worker is busy are embedded together in
 //! the next batch, laid end to end without padding. The projections run on
-//! f32 weights or, when asked, 8-bit ones; a bounded cache answers texts
+//! half-precision weights (the default), f32 or 8-bit ones; a bounded cache answers texts
 //! embedded lately without a forward pass.
 
 mod bert;
@@ -38,7 +38,7 @@ pub struct MiniLmOptions {
     pub max_tokens: usize,
     /// Most texts in one forward pass.
     pub batch_size: usize,
-    /// Weights of the projections: 8-bit blocks or f32.
+    /// Weights of the projections: half precision, f32 or 8-bit blocks.
     pub precision: Precision,
     /// Texts whose vectors are kept for reuse; 0 keeps none.
     pub cache_entries: usize,
@@ -65,7 +65,7 @@ impl MiniLmOptions {
             dir: dir.into(),
             max_tokens: 256,
             batch_size: 32,
-            precision: Precision::F32,
+            precision: Precision::F16,
             cache_entries: 1024,
             kernel: Kernel::Packed,
         }

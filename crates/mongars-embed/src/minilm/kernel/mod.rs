@@ -11,8 +11,11 @@
 //! written for AVX-512 (x86-64 that has it, chosen at run time), with a
 //! portable form the compiler vectorises for AVX2 with FMA, plain x86-64
 //! and NEON on arm64. Products large enough to pay for it are split by
-//! panels across the compute threads.
+//! panels across the compute threads. Panels may also hold the weights in
+//! half precision ([`Packed::pack_half`], see [`halves`]): a product then
+//! reads half the bytes, which is most of the cost of one short sentence.
 
+mod halves;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -29,7 +32,13 @@ pub struct Packed {
     out: usize,
     inp: usize,
     /// `panels x inp x PANEL`, zero beyond the last output.
-    panels: Vec<f32>,
+    panels: Panels,
+}
+
+enum Panels {
+    F32(Vec<f32>),
+    /// Half-precision bits, widened by the kernel.
+    Half(Vec<u16>),
 }
 
 /// One panel's block of results: `R` rows of [`PANEL`] outputs.
@@ -39,20 +48,27 @@ impl Packed {
     /// Pack `w` (`[out, in]`, row-major, the layout of a PyTorch linear
     /// layer).
     pub fn pack(w: &[f32], out: usize, inp: usize) -> Self {
-        assert_eq!(w.len(), out * inp, "weight size");
-        let count = out.div_ceil(PANEL);
-        let mut panels = vec![0f32; count * inp * PANEL];
-        for (p, panel) in panels.chunks_exact_mut(inp * PANEL).enumerate() {
-            for (k, line) in panel.chunks_exact_mut(PANEL).enumerate() {
-                for (c, v) in line.iter_mut().enumerate() {
-                    let j = p * PANEL + c;
-                    if j < out {
-                        *v = w[j * inp + k];
-                    }
-                }
-            }
-        }
+        let panels = Panels::F32(layout(w, out, inp, |v| v));
         Self { out, inp, panels }
+    }
+
+    /// Pack `w` rounded to half precision: held as half-precision bits
+    /// where this processor has a kernel that widens them (x86-64 with
+    /// F16C), else as the rounded values in f32, so that the products are
+    /// the same everywhere and only their speed differs.
+    pub fn pack_half(w: &[f32], out: usize, inp: usize) -> Self {
+        let panels = if halves::available() {
+            Panels::Half(layout(w, out, inp, halves::round))
+        } else {
+            Panels::F32(layout(w, out, inp, |v| halves::widen(halves::round(v))))
+        };
+        Self { out, inp, panels }
+    }
+
+    /// Whether the panels hold half-precision bits.
+    #[cfg(test)]
+    pub fn is_half(&self) -> bool {
+        matches!(self.panels, Panels::Half(_))
     }
 
     /// `x W^T + bias` for `x` of `m` rows of `in` values; `[m, out]`.
@@ -88,7 +104,7 @@ impl Packed {
         let m = rows.len();
         let base = which.start * PANEL;
         for p in which {
-            let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
+            let span = p * k * PANEL..(p + 1) * k * PANEL;
             let first = p * PANEL;
             let width = PANEL.min(self.out - first);
             let mut put = |row: usize, results: &[[f32; PANEL]]| {
@@ -103,21 +119,78 @@ impl Packed {
                     }
                 }
             };
-            let mut row = 0;
-            while row < m {
-                let block_rows = &x[row * k..];
-                match m - row {
-                    1 => put(row, &block::<1>(block_rows, k, panel)),
-                    2 => put(row, &block::<2>(block_rows, k, panel)),
-                    3 => put(row, &block::<3>(block_rows, k, panel)),
-                    4 => put(row, &block::<4>(block_rows, k, panel)),
-                    5 => put(row, &block::<5>(block_rows, k, panel)),
-                    _ => put(row, &block::<ROWS>(block_rows, k, panel)),
+            WIDENED.with_borrow_mut(|wide| {
+                let view = match &self.panels {
+                    Panels::F32(v) => View::F32(&v[span]),
+                    // Many row blocks would widen every weight once each:
+                    // widen the panel once for all of them instead.
+                    Panels::Half(v) if m > WIDEN_ABOVE => {
+                        halves::widen_into(&v[span], wide);
+                        View::F32(wide)
+                    }
+                    Panels::Half(v) => View::Half(&v[span]),
+                };
+                let mut row = 0;
+                while row < m {
+                    let xs = &x[row * k..];
+                    match m - row {
+                        1 => put(row, &view.block::<1>(xs, k)),
+                        2 => put(row, &view.block::<2>(xs, k)),
+                        3 => put(row, &view.block::<3>(xs, k)),
+                        4 => put(row, &view.block::<4>(xs, k)),
+                        5 => put(row, &view.block::<5>(xs, k)),
+                        _ => put(row, &view.block::<ROWS>(xs, k)),
+                    }
+                    row += ROWS;
                 }
-                row += ROWS;
+            });
+        }
+    }
+}
+
+/// Rows above which a half-precision panel is widened to f32 once per
+/// product rather than in every row block.
+const WIDEN_ABOVE: usize = 2 * ROWS;
+
+thread_local! {
+    /// The widened panel of the product this thread is computing.
+    static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One panel's weights as the kernels read them.
+enum View<'a> {
+    F32(&'a [f32]),
+    Half(&'a [u16]),
+}
+
+impl View<'_> {
+    /// `R` rows of `x` (each `k` long) against this panel.
+    #[inline(always)]
+    fn block<const R: usize>(&self, x: &[f32], k: usize) -> Block<R> {
+        match self {
+            View::F32(panel) => block::<R>(x, k, panel),
+            View::Half(panel) => halves::block::<R>(x, k, panel),
+        }
+    }
+}
+
+/// `w` (`[out, in]`, row-major) laid out in panels of [`PANEL`] outputs,
+/// input by input, each weight through `cast`; zero beyond the last output.
+fn layout<T: Copy + Default>(w: &[f32], out: usize, inp: usize, cast: impl Fn(f32) -> T) -> Vec<T> {
+    assert_eq!(w.len(), out * inp, "weight size");
+    let count = out.div_ceil(PANEL);
+    let mut panels = vec![T::default(); count * inp * PANEL];
+    for (p, panel) in panels.chunks_exact_mut(inp * PANEL).enumerate() {
+        for (k, line) in panel.chunks_exact_mut(PANEL).enumerate() {
+            for (c, v) in line.iter_mut().enumerate() {
+                let j = p * PANEL + c;
+                if j < out {
+                    *v = cast(w[j * inp + k]);
+                }
             }
         }
     }
+    panels
 }
 
 /// Fills `dst`, an `[m, out]` product, by `fill(columns, rows)`, where

@@ -202,8 +202,10 @@ async fn embedding_figures(
         return Ok(());
     }
     // The in-process model on candle's products (the baseline) and on the
-    // packed kernel in both precisions, without the cache (every sentence
-    // is new to it), side by side in this run.
+    // packed kernel in each precision, without the cache (every sentence is
+    // new to it), side by side in this run: every round measures each in
+    // turn, starting with a different one, and the table gives medians, so
+    // that a neighbour's load on a shared machine falls on all of them.
     use mongars_embed::{Kernel, Precision};
     let options = |kernel, precision| mongars_embed::MiniLmOptions {
         kernel,
@@ -212,42 +214,61 @@ async fn embedding_figures(
         batch_size: 32,
         ..mongars_embed::MiniLmOptions::new(settings.embeddings.model_dir.clone())
     };
+    let encoders = [
+        ("candle f32", Kernel::Candle, Precision::F32),
+        ("f32", Kernel::Packed, Precision::F32),
+        ("f16", Kernel::Packed, Precision::F16),
+        ("int8", Kernel::Packed, Precision::Int8),
+    ];
+    let mut models = Vec::new();
+    for (_, kernel, precision) in encoders {
+        models.push(Arc::new(mongars_embed::MiniLm::load(&options(
+            kernel, precision,
+        ))?));
+    }
+    let mut figures = vec![Vec::new(); encoders.len()];
+    for round in 0..EMBED_ROUNDS {
+        for i in 0..encoders.len() {
+            let which = (i + round) % encoders.len();
+            figures[which].push(throughput(models[which].clone(), &sentences).await?);
+        }
+    }
     println!(
-        "embeddings (all-MiniLM-L6-v2 in-process, sentences/s; 8 callers: one sentence each, at once):"
+        "embeddings (all-MiniLM-L6-v2 in-process, sentences/s, medians of {EMBED_ROUNDS} rounds; 8 callers: one sentence each, at once):"
     );
     println!(
         "  {:<12} {:>9} {:>11} {:>12} {:>10} {:>14}",
         "encoder", "one", "batch of 8", "batch of 32", "8 callers", "mean batch"
     );
-    let mut rows = Vec::new();
-    for (name, kernel, precision) in [
-        ("candle f32", Kernel::Candle, Precision::F32),
-        ("f32", Kernel::Packed, Precision::F32),
-        ("int8", Kernel::Packed, Precision::Int8),
-    ] {
-        let model = Arc::new(mongars_embed::MiniLm::load(&options(kernel, precision))?);
-        let before = model.stats();
-        let figures = throughput(model.clone(), &sentences).await?;
-        let after = model.stats();
-        let batches = (after.forwards - before.forwards).max(1);
-        let [one, eight, many, callers] = figures;
+    let rows: Vec<[f64; 4]> = figures
+        .iter()
+        .map(|runs| {
+            std::array::from_fn(|c| pct(&runs.iter().map(|r| r[c]).collect::<Vec<_>>(), 50.0))
+        })
+        .collect();
+    for ((name, _, _), (row, model)) in encoders.iter().zip(rows.iter().zip(&models)) {
+        let stats = model.stats();
+        let [one, eight, many, callers] = row;
         println!(
             "  {name:<12} {one:>9.0} {eight:>11.0} {many:>12.0} {callers:>10.0} {:>14.2}",
-            (after.texts - before.texts) as f64 / batches as f64
+            stats.texts as f64 / stats.forwards.max(1) as f64
         );
-        rows.push(figures);
     }
-    for (name, row) in [("f32", 1), ("int8", 2)] {
+    for (i, (name, _, _)) in encoders.iter().enumerate().skip(1) {
+        let ratio = |c: usize| rows[i][c] / rows[0][c];
         println!(
             "  {name} / candle f32: one {:.2}x, batch of 8 {:.2}x, batch of 32 {:.2}x, 8 callers {:.2}x",
-            rows[row][0] / rows[0][0],
-            rows[row][1] / rows[0][1],
-            rows[row][2] / rows[0][2],
-            rows[row][3] / rows[0][3]
+            ratio(0),
+            ratio(1),
+            ratio(2),
+            ratio(3)
         );
     }
     Ok(())
 }
+
+/// Rounds of the embedding throughput table.
+const EMBED_ROUNDS: usize = 5;
 
 async fn chat_figures(
     settings: &Settings,

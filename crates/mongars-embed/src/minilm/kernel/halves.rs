@@ -1,0 +1,255 @@
+//! The block kernel over weights held in half precision: each panel line is
+//! widened to f32 in registers as it is read, so a product streams half the
+//! bytes of the f32 panels while activations and sums stay in f32. On x86-64
+//! the widening is one instruction per 16 (AVX-512) or 8 (F16C) weights;
+//! elsewhere the portable form widens each weight in software, which is why
+//! [`super::Packed::pack_half`] keeps half-precision panels only where
+//! [`available`] says a fast kernel runs.
+#![cfg_attr(target_arch = "x86_64", allow(unsafe_code))] // intrinsics behind run-time checks
+
+use super::{Block, PANEL};
+
+/// Whether this processor widens half-precision weights in its kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        has!("f16c") && (has!("avx512f") || (has!("avx2") && has!("fma")))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `R` rows of `x` (each `k` long) against one panel of half-precision
+/// weight bits, on the best kernel this processor runs.
+#[inline(always)]
+pub fn block<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
+    assert!(x.len() >= R * k && panel.len() >= k * PANEL);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("f16c") {
+            // SAFETY: the processor has AVX-512F and F16C (checked above)
+            // and the slices are long enough for every read (asserted).
+            return unsafe { x86::block_avx512::<R>(x, k, panel) };
+        }
+        if has!("avx2") && has!("fma") && has!("f16c") {
+            // SAFETY: the processor has AVX2, FMA and F16C (checked above).
+            return unsafe { x86::block_avx2::<R>(x, k, panel) };
+        }
+    }
+    portable::<R>(x, k, panel)
+}
+
+/// The definition, one weight at a time.
+pub fn portable<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
+    let mut out = [[0f32; PANEL]; R];
+    for (kk, line) in panel.chunks_exact(PANEL).enumerate().take(k) {
+        for (r, sums) in out.iter_mut().enumerate() {
+            let a = x[r * k + kk];
+            for (sum, bits) in sums.iter_mut().zip(line) {
+                *sum += a * half::f16::from_bits(*bits).to_f32();
+            }
+        }
+    }
+    out
+}
+
+/// Round `w` to the nearest half-precision value, as bits.
+pub fn round(w: f32) -> u16 {
+    half::f16::from_f32(w).to_bits()
+}
+
+/// Widen a run of half-precision bits into `dst` (resized to fit).
+pub fn widen_into(bits: &[u16], dst: &mut Vec<f32>) {
+    use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+    dst.resize(bits.len(), 0.0);
+    bits.reinterpret_cast::<half::f16>()
+        .convert_to_f32_slice(dst);
+}
+
+/// Widen half-precision bits back to f32.
+pub fn widen(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Block, PANEL};
+    use std::arch::x86_64::{
+        __m128i, __m256i, __m512, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_fmadd_ps,
+        _mm256_loadu_si256, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtph_ps,
+        _mm512_fmadd_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+
+    /// Six rows of four 16-wide sums in registers, as the f32 kernel, with
+    /// each 16 weights widened once per input step.
+    ///
+    /// # Safety
+    /// The processor must have AVX-512F and F16C; `x` must hold `R * k`
+    /// values and `panel` `k * PANEL`.
+    #[target_feature(enable = "avx512f,f16c")]
+    pub unsafe fn block_avx512<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
+        let mut acc: [[__m512; 4]; R] = [[_mm512_setzero_ps(); 4]; R];
+        let w = panel.as_ptr();
+        let xs = x.as_ptr();
+        for kk in 0..k {
+            // SAFETY: kk < k, so the 64 weights at kk * PANEL are inside the
+            // panel (16 per unaligned 256-bit load), and r * k + kk < R * k.
+            unsafe {
+                let line = w.add(kk * PANEL);
+                let load =
+                    |at: usize| _mm512_cvtph_ps(_mm256_loadu_si256(line.add(at).cast::<__m256i>()));
+                let (w0, w1, w2, w3) = (load(0), load(16), load(32), load(48));
+                for (r, sums) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*xs.add(r * k + kk));
+                    sums[0] = _mm512_fmadd_ps(a, w0, sums[0]);
+                    sums[1] = _mm512_fmadd_ps(a, w1, sums[1]);
+                    sums[2] = _mm512_fmadd_ps(a, w2, sums[2]);
+                    sums[3] = _mm512_fmadd_ps(a, w3, sums[3]);
+                }
+            }
+        }
+        let mut out = [[0f32; PANEL]; R];
+        for (line, sums) in out.iter_mut().zip(&acc) {
+            for (i, v) in sums.iter().enumerate() {
+                // SAFETY: each store writes 16 values inside a 64-value line.
+                unsafe { _mm512_storeu_ps(line.as_mut_ptr().add(16 * i), *v) };
+            }
+        }
+        out
+    }
+
+    /// Strips of 16 outputs (two 8-wide sums a row, twelve registers for
+    /// six rows), each weight widened once per strip and input step.
+    ///
+    /// # Safety
+    /// The processor must have AVX2, FMA and F16C; `x` must hold `R * k`
+    /// values and `panel` `k * PANEL`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
+        const STRIP: usize = 16;
+        let mut out = [[0f32; PANEL]; R];
+        let w = panel.as_ptr();
+        let xs = x.as_ptr();
+        for s in 0..PANEL / STRIP {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for kk in 0..k {
+                // SAFETY: kk < k and s * STRIP + 16 <= PANEL, so both 8-value
+                // loads are inside the panel; r * k + kk < R * k.
+                unsafe {
+                    let line = w.add(kk * PANEL + s * STRIP);
+                    let w0 = _mm256_cvtph_ps(_mm_loadu_si128(line.cast::<__m128i>()));
+                    let w1 = _mm256_cvtph_ps(_mm_loadu_si128(line.add(8).cast::<__m128i>()));
+                    for (r, sums) in acc.iter_mut().enumerate() {
+                        let a = _mm256_set1_ps(*xs.add(r * k + kk));
+                        sums[0] = _mm256_fmadd_ps(a, w0, sums[0]);
+                        sums[1] = _mm256_fmadd_ps(a, w1, sums[1]);
+                    }
+                }
+            }
+            for (line, sums) in out.iter_mut().zip(&acc) {
+                // SAFETY: two 8-value stores inside the strip of a 64-value line.
+                unsafe {
+                    let at = line.as_mut_ptr().add(s * STRIP);
+                    _mm256_storeu_ps(at, sums[0]);
+                    _mm256_storeu_ps(at.add(8), sums[1]);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PANEL, Packed};
+    use super::*;
+
+    fn numbers(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `x W^T + b` in f64 over the weights rounded to half precision.
+    fn rounded_product(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        m: usize,
+        out: usize,
+        inp: usize,
+    ) -> Vec<f32> {
+        let mut y = vec![0f32; m * out];
+        for r in 0..m {
+            for j in 0..out {
+                let dot: f64 = (0..inp)
+                    .map(|k| x[r * inp + k] as f64 * widen(round(w[j * inp + k])) as f64)
+                    .sum();
+                y[r * out + j] = dot as f32 + b[j];
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn products_use_the_weights_rounded_to_half_precision() {
+        // Row counts on both sides of the widening threshold, widths that
+        // are not whole panels, products split across threads.
+        for (m, out, inp) in [
+            (1, 70, 33),
+            (5, 128, 48),
+            (7, 64, 40),
+            (13, 200, 64),
+            (20, 130, 16),
+            (9, 1536, 384),
+        ] {
+            let (w, b, x) = (numbers(out * inp, 1), numbers(out, 2), numbers(m * inp, 3));
+            let packed = Packed::pack_half(&w, out, inp);
+            assert_eq!(packed.is_half(), available());
+            let got = packed.forward(&x, m, &b);
+            let want = rounded_product(&x, &w, &b, m, out, inp);
+            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - e).abs() < 1e-3,
+                    "m {m} out {out} in {inp} at {i}: {g} vs {e}"
+                );
+            }
+            let exact = Packed::pack(&w, out, inp).forward(&x, m, &b);
+            assert!(got != exact, "the weights were not rounded");
+        }
+    }
+
+    #[test]
+    fn the_portable_kernel_agrees_with_the_chosen_one() {
+        let x = numbers(6 * 40, 4);
+        let panel: Vec<u16> = numbers(40 * PANEL, 5).into_iter().map(round).collect();
+        let a = block::<6>(&x, 40, &panel);
+        let b = portable::<6>(&x, 40, &panel);
+        for (ra, rb) in a.iter().zip(&b) {
+            for (u, v) in ra.iter().zip(rb) {
+                assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_keeps_about_three_significant_digits() {
+        for v in [0.1f32, -0.033, 1.7, 12.5, -0.000_7] {
+            let back = widen(round(v));
+            assert!((back - v).abs() <= v.abs() / 1024.0, "{v} became {back}");
+        }
+        let mut dst = vec![9.0; 3];
+        widen_into(&[round(0.5), round(-2.0)], &mut dst);
+        assert_eq!(dst, [0.5, -2.0]);
+    }
+}

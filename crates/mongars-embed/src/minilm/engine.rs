@@ -106,7 +106,10 @@ impl Engine {
                 .iter()
                 .flat_map(|j| j.texts.iter().map(String::as_str))
                 .collect();
-            let result = self.embed_all(&texts);
+            // The forward pass runs on a compute thread, so that the
+            // products it splits across the compute threads hand work over
+            // by stealing, not by waking this thread at every product.
+            let result = rayon::scope(|_| self.embed_all(&texts));
             let mut at = 0;
             for job in jobs {
                 let n = job.texts.len();

@@ -231,6 +231,7 @@ mod tests {
             "WARN",
             "mongars=debug,tower_http=info",
             "sqlx::query=warn",
+            "info,llama-cpp-2=warn",
         ] {
             assert!(level_ok(ok), "{ok}");
         }

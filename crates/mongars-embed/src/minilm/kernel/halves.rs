@@ -79,47 +79,27 @@ pub fn widen(bits: u16) -> f32 {
 mod x86 {
     use super::{Block, PANEL};
     use std::arch::x86_64::{
-        __m128i, __m256i, __m512, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_fmadd_ps,
-        _mm256_loadu_si256, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtph_ps,
-        _mm512_fmadd_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        __m128i, __m256i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_loadu_si256,
+        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtph_ps,
     };
 
-    /// Six rows of four 16-wide sums in registers, as the f32 kernel, with
-    /// each 16 weights widened once per input step.
+    /// The f32 kernel's register block, each 16 weights widened once per
+    /// input step.
     ///
     /// # Safety
     /// The processor must have AVX-512F and F16C; `x` must hold `R * k`
     /// values and `panel` `k * PANEL`.
     #[target_feature(enable = "avx512f,f16c")]
     pub unsafe fn block_avx512<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
-        let mut acc: [[__m512; 4]; R] = [[_mm512_setzero_ps(); 4]; R];
+        assert!(panel.len() >= k * PANEL);
         let w = panel.as_ptr();
-        let xs = x.as_ptr();
-        for kk in 0..k {
-            // SAFETY: kk < k, so the 64 weights at kk * PANEL are inside the
-            // panel (16 per unaligned 256-bit load), and r * k + kk < R * k.
-            unsafe {
-                let line = w.add(kk * PANEL);
-                let load =
-                    |at: usize| _mm512_cvtph_ps(_mm256_loadu_si256(line.add(at).cast::<__m256i>()));
-                let (w0, w1, w2, w3) = (load(0), load(16), load(32), load(48));
-                for (r, sums) in acc.iter_mut().enumerate() {
-                    let a = _mm512_set1_ps(*xs.add(r * k + kk));
-                    sums[0] = _mm512_fmadd_ps(a, w0, sums[0]);
-                    sums[1] = _mm512_fmadd_ps(a, w1, sums[1]);
-                    sums[2] = _mm512_fmadd_ps(a, w2, sums[2]);
-                    sums[3] = _mm512_fmadd_ps(a, w3, sums[3]);
-                }
-            }
+        // SAFETY: `rows_avx512` asks only for the 16 weights at offsets
+        // below k * PANEL, inside the panel (asserted above).
+        unsafe {
+            super::super::x86::rows_avx512::<R>(x, k, |at| {
+                _mm512_cvtph_ps(_mm256_loadu_si256(w.add(at).cast::<__m256i>()))
+            })
         }
-        let mut out = [[0f32; PANEL]; R];
-        for (line, sums) in out.iter_mut().zip(&acc) {
-            for (i, v) in sums.iter().enumerate() {
-                // SAFETY: each store writes 16 values inside a 64-value line.
-                unsafe { _mm512_storeu_ps(line.as_mut_ptr().add(16 * i), *v) };
-            }
-        }
-        out
     }
 
     /// Strips of 16 outputs (two 8-wide sums a row, twelve registers for
@@ -165,20 +145,9 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::numbers;
     use super::super::{PANEL, Packed};
     use super::*;
-
-    fn numbers(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     /// `x W^T + b` in f64 over the weights rounded to half precision.
     fn rounded_product(

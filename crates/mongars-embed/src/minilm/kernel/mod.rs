@@ -252,10 +252,11 @@ fn block<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn numbers(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` values in [-1, 1] from an xorshift seeded by `seed`.
+    pub fn numbers(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2_654_435_761).max(1);
         (0..n)
             .map(|_| {

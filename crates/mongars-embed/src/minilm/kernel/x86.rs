@@ -33,25 +33,41 @@ pub fn block<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Option<Block
 /// `panel` `k * PANEL`.
 #[target_feature(enable = "avx512f")]
 unsafe fn block_avx512<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
-    let mut acc: [[__m512; 4]; R] = [[_mm512_setzero_ps(); 4]; R];
     let w = panel.as_ptr();
+    // SAFETY: `rows_avx512` asks only for the 16 values at offsets below
+    // k * PANEL, inside the panel.
+    unsafe { rows_avx512::<R>(x, k, |at| _mm512_loadu_ps(w.add(at))) }
+}
+
+/// `R` rows of `x` against a panel whose 16 weights at offset `at` (in
+/// weights from the panel's start) `load(at)` gives as f32 lanes: six rows
+/// of four 16-wide sums in registers, each input step loading the line's 64
+/// weights once. The panel's storage is the caller's.
+///
+/// # Safety
+/// The processor must have AVX-512F, `x` must hold `R * k` values, and
+/// `load` must be sound for every `at = kk * PANEL + 16 * j` with `kk < k`
+/// and `j < 4`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn rows_avx512<const R: usize>(
+    x: &[f32],
+    k: usize,
+    load: impl Fn(usize) -> __m512,
+) -> Block<R> {
+    assert!(x.len() >= R * k);
+    let mut acc: [[__m512; 4]; R] = [[_mm512_setzero_ps(); 4]; R];
     let xs = x.as_ptr();
     for kk in 0..k {
-        // SAFETY: kk < k, so the 64 values at kk * PANEL are inside the
-        // panel, and r * k + kk < R * k is inside x.
-        unsafe {
-            let line = w.add(kk * PANEL);
-            let w0 = _mm512_loadu_ps(line);
-            let w1 = _mm512_loadu_ps(line.add(16));
-            let w2 = _mm512_loadu_ps(line.add(32));
-            let w3 = _mm512_loadu_ps(line.add(48));
-            for (r, sums) in acc.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*xs.add(r * k + kk));
-                sums[0] = _mm512_fmadd_ps(a, w0, sums[0]);
-                sums[1] = _mm512_fmadd_ps(a, w1, sums[1]);
-                sums[2] = _mm512_fmadd_ps(a, w2, sums[2]);
-                sums[3] = _mm512_fmadd_ps(a, w3, sums[3]);
-            }
+        let at = kk * PANEL;
+        let (w0, w1, w2, w3) = (load(at), load(at + 16), load(at + 32), load(at + 48));
+        for (r, sums) in acc.iter_mut().enumerate() {
+            // SAFETY: r * k + kk < R * k, inside x (asserted above).
+            let a = _mm512_set1_ps(unsafe { *xs.add(r * k + kk) });
+            sums[0] = _mm512_fmadd_ps(a, w0, sums[0]);
+            sums[1] = _mm512_fmadd_ps(a, w1, sums[1]);
+            sums[2] = _mm512_fmadd_ps(a, w2, sums[2]);
+            sums[3] = _mm512_fmadd_ps(a, w3, sums[3]);
         }
     }
     let mut out = [[0f32; PANEL]; R];

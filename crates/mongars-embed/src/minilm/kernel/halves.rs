@@ -57,6 +57,30 @@ pub fn portable<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> 
     out
 }
 
+/// Whether a product of `m` rows should widen each panel to f32 once, into
+/// a buffer, rather than in every block of rows as it reads the weights.
+///
+/// With AVX-512, above two blocks of rows: the widening takes the shuffle
+/// unit the broadcasts need, and at a batch of 32 sentences the in-register
+/// form was slower than f32. With AVX2 never: reading half the bytes from
+/// the caches gained more than the widening cost at every size measured
+/// (one thread, 96 rows against 1536 x 384 weights: 32 against 24 billion
+/// multiply-adds a second when widened first).
+pub fn widen_first(m: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        m > WIDEN_ABOVE && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = m;
+        false
+    }
+}
+
+/// Rows above which [`widen_first`] widens on AVX-512.
+pub const WIDEN_ABOVE: usize = 2 * super::ROWS;
+
 /// Round `w` to the nearest half-precision value, as bits.
 pub fn round(w: f32) -> u16 {
     half::f16::from_f32(w).to_bits()
@@ -79,8 +103,7 @@ pub fn widen(bits: u16) -> f32 {
 mod x86 {
     use super::{Block, PANEL};
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_fmadd_ps, _mm256_loadu_si256,
-        _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_cvtph_ps,
+        __m128i, __m256i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_loadu_si256, _mm512_cvtph_ps,
     };
 
     /// The f32 kernel's register block, each 16 weights widened once per
@@ -102,50 +125,29 @@ mod x86 {
         }
     }
 
-    /// Strips of 16 outputs (two 8-wide sums a row, twelve registers for
-    /// six rows), each weight widened once per strip and input step.
+    /// The f32 kernel's AVX2 register block, each 8 weights widened once
+    /// per strip and input step.
     ///
     /// # Safety
     /// The processor must have AVX2, FMA and F16C; `x` must hold `R * k`
     /// values and `panel` `k * PANEL`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> {
-        const STRIP: usize = 16;
-        let mut out = [[0f32; PANEL]; R];
+        assert!(panel.len() >= k * PANEL);
         let w = panel.as_ptr();
-        let xs = x.as_ptr();
-        for s in 0..PANEL / STRIP {
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            for kk in 0..k {
-                // SAFETY: kk < k and s * STRIP + 16 <= PANEL, so both 8-value
-                // loads are inside the panel; r * k + kk < R * k.
-                unsafe {
-                    let line = w.add(kk * PANEL + s * STRIP);
-                    let w0 = _mm256_cvtph_ps(_mm_loadu_si128(line.cast::<__m128i>()));
-                    let w1 = _mm256_cvtph_ps(_mm_loadu_si128(line.add(8).cast::<__m128i>()));
-                    for (r, sums) in acc.iter_mut().enumerate() {
-                        let a = _mm256_set1_ps(*xs.add(r * k + kk));
-                        sums[0] = _mm256_fmadd_ps(a, w0, sums[0]);
-                        sums[1] = _mm256_fmadd_ps(a, w1, sums[1]);
-                    }
-                }
-            }
-            for (line, sums) in out.iter_mut().zip(&acc) {
-                // SAFETY: two 8-value stores inside the strip of a 64-value line.
-                unsafe {
-                    let at = line.as_mut_ptr().add(s * STRIP);
-                    _mm256_storeu_ps(at, sums[0]);
-                    _mm256_storeu_ps(at.add(8), sums[1]);
-                }
-            }
+        // SAFETY: `rows_avx2` asks only for the 8 weights at offsets below
+        // k * PANEL, inside the panel (asserted above).
+        unsafe {
+            super::super::x86::rows_avx2::<R>(x, k, |at| {
+                _mm256_cvtph_ps(_mm_loadu_si128(w.add(at).cast::<__m128i>()))
+            })
         }
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::numbers;
+    use super::super::tests::{every_row_count, numbers, same_block};
     use super::super::{PANEL, Packed};
     use super::*;
 
@@ -202,13 +204,28 @@ mod tests {
     fn the_portable_kernel_agrees_with_the_chosen_one() {
         let x = numbers(6 * 40, 4);
         let panel: Vec<u16> = numbers(40 * PANEL, 5).into_iter().map(round).collect();
-        let a = block::<6>(&x, 40, &panel);
-        let b = portable::<6>(&x, 40, &panel);
-        for (ra, rb) in a.iter().zip(&b) {
-            for (u, v) in ra.iter().zip(rb) {
-                assert!((u - v).abs() < 1e-4, "{u} vs {v}");
-            }
+        same_block(&block::<6>(&x, 40, &panel), &portable::<6>(&x, 40, &panel));
+    }
+
+    /// The AVX2 form for every row count, whichever form this processor
+    /// picks for products.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_kernel_agrees_with_the_portable_one_for_every_row_count() {
+        use std::arch::is_x86_feature_detected as has;
+        if !(has!("avx2") && has!("fma") && has!("f16c")) {
+            return;
         }
+        fn check<const R: usize>() {
+            let k = 37;
+            let x = numbers(R * k, 8);
+            let panel: Vec<u16> = numbers(k * PANEL, 9).into_iter().map(round).collect();
+            // SAFETY: AVX2, FMA and F16C are present (checked above); the
+            // slices are exactly as long as the block reads.
+            let fast = unsafe { x86::block_avx2::<R>(&x, k, &panel) };
+            same_block(&fast, &portable::<R>(&x, k, &panel));
+        }
+        every_row_count!(check);
     }
 
     #[test]

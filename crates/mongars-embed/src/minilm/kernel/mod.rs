@@ -8,9 +8,9 @@
 //! column panels of [`PANEL`] outputs laid out input by input, so that a
 //! product streams every panel once, in order, while a block of up to six
 //! activation rows stays in registers ([`ROWS`]). The block kernel is
-//! written for AVX-512 (x86-64 that has it, chosen at run time), with a
-//! portable form the compiler vectorises for AVX2 with FMA, plain x86-64
-//! and NEON on arm64. Products large enough to pay for it are split by
+//! written for AVX-512 and for AVX2 with FMA (x86-64 that has them, chosen
+//! at run time), with a portable form the compiler vectorises for plain
+//! x86-64 and NEON on arm64. Products large enough to pay for it are split by
 //! panels across the compute threads. Panels may also hold the weights in
 //! half precision ([`Packed::pack_half`], see [`halves`]): a product then
 //! reads half the bytes, which is most of the cost of one short sentence.
@@ -123,8 +123,9 @@ impl Packed {
                 let view = match &self.panels {
                     Panels::F32(v) => View::F32(&v[span]),
                     // Many row blocks would widen every weight once each:
-                    // widen the panel once for all of them instead.
-                    Panels::Half(v) if m > WIDEN_ABOVE => {
+                    // widen the panel once for all of them instead, where
+                    // that pays (see `halves::widen_first`).
+                    Panels::Half(v) if halves::widen_first(m) => {
                         halves::widen_into(&v[span], wide);
                         View::F32(wide)
                     }
@@ -147,10 +148,6 @@ impl Packed {
         }
     }
 }
-
-/// Rows above which a half-precision panel is widened to f32 once per
-/// product rather than in every row block.
-const WIDEN_ABOVE: usize = 2 * ROWS;
 
 thread_local! {
     /// The widened panel of the product this thread is computing.
@@ -268,6 +265,26 @@ pub(super) mod tests {
             .collect()
     }
 
+    /// Two blocks of `R` rows agree to 1e-4.
+    pub fn same_block<const R: usize>(a: &Block<R>, b: &Block<R>) {
+        for (u, v) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((u - v).abs() < 1e-4, "rows {R}: {u} vs {v}");
+        }
+    }
+
+    /// `check::<R>()` for every row count a block has.
+    macro_rules! every_row_count {
+        ($check:ident) => {
+            $check::<1>();
+            $check::<2>();
+            $check::<3>();
+            $check::<4>();
+            $check::<5>();
+            $check::<6>();
+        };
+    }
+    pub(crate) use every_row_count;
+
     fn naive(x: &[f32], w: &[f32], b: &[f32], m: usize, out: usize, inp: usize) -> Vec<f32> {
         let mut y = vec![0f32; m * out];
         for r in 0..m {
@@ -328,12 +345,9 @@ pub(super) mod tests {
     #[test]
     fn the_portable_kernel_agrees_with_the_chosen_one() {
         let (x, panel) = (numbers(6 * 40, 4), numbers(40 * PANEL, 5));
-        let a = block::<6>(&x, 40, &panel);
-        let b = portable::block::<6>(&x, 40, &panel);
-        for (ra, rb) in a.iter().zip(&b) {
-            for (u, v) in ra.iter().zip(rb) {
-                assert!((u - v).abs() < 1e-4);
-            }
-        }
+        same_block(
+            &block::<6>(&x, 40, &panel),
+            &portable::block::<6>(&x, 40, &panel),
+        );
     }
 }

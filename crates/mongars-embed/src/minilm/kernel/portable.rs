@@ -1,6 +1,7 @@
-//! The block kernel in plain Rust: the panel is taken in strips of 16
-//! outputs whose sums the compiler keeps in vector registers (two AVX
-//! registers or four NEON registers a row).
+//! The block kernel in plain Rust, for processors without a written one
+//! (NEON on arm64, x86-64 without AVX2): the panel is taken in strips of 16
+//! outputs whose sums the compiler keeps in vector registers (four NEON
+//! registers a row on arm64).
 
 use super::{Block, PANEL};
 
@@ -11,13 +12,6 @@ const STRIP: usize = 16;
 #[inline(always)]
 pub fn block<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
     strips::<R, { cfg!(target_arch = "aarch64") }>(x, k, panel)
-}
-
-/// The same kernel compiled for AVX2 with FMA, for x86-64 without AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
-    strips::<R, true>(x, k, panel)
 }
 
 /// The kernel's loops; `FUSED` where the processor has fused multiply-add

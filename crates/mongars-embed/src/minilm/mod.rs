@@ -102,6 +102,18 @@ pub struct MiniLmStats {
     pub cache_hits: u64,
 }
 
+/// Start the process's compute pool (rayon's, which the forward pass runs
+/// in) with its threads named `embed-compute`, so that `top -H`, profiles
+/// and `mongars bench chat` tell them from the `embedder` thread that
+/// queues the work; unnamed, they inherit the name of the thread that first
+/// used the pool. Nothing happens when the pool is running already (a
+/// second embedder, or a library that used it first).
+fn name_compute_threads() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|_| "embed-compute".into())
+        .build_global();
+}
+
 /// The in-process embedder. Cheap to share; dropping the last handle stops
 /// the worker thread.
 pub struct MiniLm {
@@ -116,6 +128,7 @@ impl MiniLm {
     /// Load the model and start its worker. Fails with a message naming the
     /// missing or broken file.
     pub fn load(options: &MiniLmOptions) -> Result<Self, EmbedError> {
+        name_compute_threads();
         let stats = Arc::new(Stats::default());
         let (engine, dims) = Engine::load(options, stats.clone())?;
         let name = model_name(options);

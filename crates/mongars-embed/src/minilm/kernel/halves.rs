@@ -60,12 +60,17 @@ pub fn portable<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> 
 /// Whether a product of `m` rows should widen each panel to f32 once, into
 /// a buffer, rather than in every block of rows as it reads the weights.
 ///
-/// With AVX-512, above two blocks of rows: the widening takes the shuffle
-/// unit the broadcasts need, and at a batch of 32 sentences the in-register
-/// form was slower than f32. With AVX2 never: reading half the bytes from
-/// the caches gained more than the widening cost at every size measured
-/// (one thread, 96 rows against 1536 x 384 weights: 32 against 24 billion
-/// multiply-adds a second when widened first).
+/// With AVX-512, above six blocks of rows. Widening a panel into a buffer
+/// costs about as much as two or three blocks of multiply-adds (the
+/// buffer is written and read back through the caches); widening in
+/// registers costs the shuffle unit the broadcasts need, once per block.
+/// One thread on the encoder's products (1536 x 384, 384 x 1536 and
+/// 384 x 384 weights): in registers was 14-30 % faster at 13 and 16 rows
+/// (one short sentence), even at 36, and 10-20 % slower from 72 rows.
+/// With AVX2 never: reading half the bytes from the caches gained more
+/// than the widening cost at every size measured (one thread, 96 rows
+/// against 1536 x 384 weights: 32 against 24 billion multiply-adds a
+/// second when widened first).
 pub fn widen_first(m: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -79,7 +84,7 @@ pub fn widen_first(m: usize) -> bool {
 }
 
 /// Rows above which [`widen_first`] widens on AVX-512.
-pub const WIDEN_ABOVE: usize = 2 * super::ROWS;
+const WIDEN_ABOVE: usize = 6 * super::ROWS;
 
 /// Round `w` to the nearest half-precision value, as bits.
 pub fn round(w: f32) -> u16 {
@@ -182,7 +187,9 @@ mod tests {
             (7, 64, 40),
             (13, 200, 64),
             (20, 130, 16),
+            (37, 130, 24),
             (9, 1536, 384),
+            (45, 200, 384),
         ] {
             let (w, b, x) = (numbers(out * inp, 1), numbers(out, 2), numbers(m * inp, 3));
             let packed = Packed::pack_half(&w, out, inp);

@@ -14,6 +14,8 @@ mod heap;
 mod integrity;
 mod memories;
 mod peers;
+#[cfg(test)]
+mod plans;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;

@@ -21,6 +21,19 @@ const COLUMNS: &str = "id, user_id, kind, text, slot, source, mentions, created_
 fn live(now_param: u8) -> String {
     format!("superseded_by IS NULL AND (expires_at IS NULL OR expires_at > ${now_param})")
 }
+/// The live memories of user `$1` (`$2` now) among the ids `$3...`, `n` of
+/// them. By the primary key: `+user_id` keeps SQLite off the user index,
+/// which it otherwise picks and which walks every memory of the user (the
+/// cost of a recall grew with the memories kept).
+fn get_many_sql(n: usize) -> String {
+    let marks: Vec<String> = (0..n).map(|i| format!("${}", i + 3)).collect();
+    format!(
+        "SELECT {COLUMNS} FROM memories WHERE +user_id = $1 AND {} AND id IN ({})",
+        live(2),
+        marks.join(", ")
+    )
+}
+
 const BUMP: &str = "INSERT INTO memory_revisions (user_id, revision) VALUES ($1, 1) \
                     ON CONFLICT (user_id) DO UPDATE SET revision = memory_revisions.revision + 1 \
                     RETURNING revision";
@@ -207,12 +220,7 @@ impl MemoryRepository for SqlMemoryRepository {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM memories WHERE user_id = $1 AND {} AND id IN ({})",
-            live(2),
-            marks.join(", ")
-        );
+        let sql = get_many_sql(ids.len());
         let rows: Vec<MemoryRow> = on_pool!(self.db.pool(), |p| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(user_id)
@@ -453,5 +461,25 @@ impl ProfileRepository for SqlMemoryRepository {
         }
         .map_err(repo_err)?;
         Ok(written == 1)
+    }
+}
+
+#[cfg(test)]
+mod plans {
+    use super::*;
+    use crate::plans::{plan, plan_db};
+
+    #[tokio::test]
+    async fn memories_recalled_by_id_are_read_by_the_primary_key() {
+        let (_dir, db) = plan_db().await;
+        for n in [1, 6] {
+            let sql = get_many_sql(n);
+            let plan = plan(&db, &sql, 2 + n).await;
+            assert!(
+                plan.contains("sqlite_autoindex_memories_1 (id=?)"),
+                "{sql}\nplan:\n{plan}"
+            );
+            assert!(!plan.contains("memories_user"), "{sql}\nplan:\n{plan}");
+        }
     }
 }

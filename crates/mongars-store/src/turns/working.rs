@@ -75,40 +75,11 @@ pub(super) const PURGE: &str =
 #[cfg(test)]
 mod plans {
     use super::*;
-    use crate::db::{Database, DbConfig, DbTarget};
-    use sqlx::Row;
-
-    /// SQLite's plan for `sql`, its placeholders bound to plausible values.
-    async fn plan(db: &Database, sql: &str, binds: usize) -> String {
-        let crate::db::Pool::Sqlite(pool) = db.pool() else {
-            unreachable!("a SQLite database")
-        };
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(explain));
-        for i in 0..binds {
-            q = match i {
-                0 => q.bind(1_i64),
-                _ => q.bind("2026-01-01T00:00:00+00:00"),
-            };
-        }
-        let rows = q.fetch_all(pool).await.expect("explain");
-        rows.iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+    use crate::plans::{plan, plan_db};
 
     #[tokio::test]
     async fn every_working_memory_statement_uses_its_index_and_sorts_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = DbConfig {
-            target: DbTarget::Sqlite(dir.path().join("plans.db")),
-            max_connections: 1,
-            connect_timeout: std::time::Duration::from_secs(10),
-            ca_file: None,
-        };
-        let db = Database::connect(&cfg).await.unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = plan_db().await;
         let select = "SELECT * FROM conversation_turns";
         for (sql, binds, index) in [
             (COUNT.to_string(), 2, "conversation_turns_working_order"),

@@ -21,6 +21,7 @@ const COLUMNS: &str = "id, user_id, kind, text, slot, source, mentions, created_
 fn live(now_param: u8) -> String {
     format!("superseded_by IS NULL AND (expires_at IS NULL OR expires_at > ${now_param})")
 }
+
 /// The live memories of user `$1` (`$2` now) among the ids `$3...`, `n` of
 /// them. By the primary key: `+user_id` keeps SQLite off the user index,
 /// which it otherwise picks and which walks every memory of the user (the
@@ -467,11 +468,12 @@ impl ProfileRepository for SqlMemoryRepository {
 #[cfg(test)]
 mod plans {
     use super::*;
-    use crate::plans::{plan, plan_db};
+    use crate::plans::plan;
 
     #[tokio::test]
     async fn memories_recalled_by_id_are_read_by_the_primary_key() {
-        let (_dir, db) = plan_db().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::testing::fresh_sqlite(dir.path()).await;
         for n in [1, 6] {
             let sql = get_many_sql(n);
             let plan = plan(&db, &sql, 2 + n).await;

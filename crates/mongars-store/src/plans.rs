@@ -1,23 +1,8 @@
 //! Query plans in tests: what SQLite does with a statement, so a test can
 //! hold it to an index rather than to a timing.
 
-use crate::db::{Database, DbConfig, DbTarget};
+use crate::db::Database;
 use sqlx::Row;
-
-/// A migrated SQLite database in a temporary folder (kept while the folder
-/// lives).
-pub async fn plan_db() -> (tempfile::TempDir, Database) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = DbConfig {
-        target: DbTarget::Sqlite(dir.path().join("plans.db")),
-        max_connections: 1,
-        connect_timeout: std::time::Duration::from_secs(10),
-        ca_file: None,
-    };
-    let db = Database::connect(&cfg).await.unwrap();
-    db.migrate().await.unwrap();
-    (dir, db)
-}
 
 /// SQLite's plan for `sql`, its placeholders bound to plausible values: the
 /// first an id, the others timestamps (any text).

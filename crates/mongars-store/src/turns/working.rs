@@ -75,11 +75,12 @@ pub(super) const PURGE: &str =
 #[cfg(test)]
 mod plans {
     use super::*;
-    use crate::plans::{plan, plan_db};
+    use crate::plans::plan;
 
     #[tokio::test]
     async fn every_working_memory_statement_uses_its_index_and_sorts_nothing() {
-        let (_dir, db) = plan_db().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::testing::fresh_sqlite(dir.path()).await;
         let select = "SELECT * FROM conversation_turns";
         for (sql, binds, index) in [
             (COUNT.to_string(), 2, "conversation_turns_working_order"),

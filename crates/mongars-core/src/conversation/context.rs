@@ -214,32 +214,42 @@ async fn fit_section(
         }
         (f, t)
     };
-    // Every candidate (the best 1, 2, ... n memories) counted in one call.
-    let rendered: Vec<(String, String)> = (1..=recalled.len())
+    let prompt = |(facts, turns): &(String, String)| {
+        vec![
+            ChatMessage::new(ChatRole::System, facts.clone()),
+            ChatMessage::new(ChatRole::System, turns.clone()),
+        ]
+    };
+    let count = |prompts: Vec<Vec<ChatMessage>>| async move {
+        llm.count_tokens(role, &prompts)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "counting recalled memories failed"))
+            .ok()
+    };
+    let none = (String::new(), String::new(), Vec::new());
+    if recalled.is_empty() {
+        return none;
+    }
+    // Usually every memory recalled fits: one count of them all. Otherwise
+    // every shorter candidate (the best 1, 2, ... n - 1) in one more call.
+    let all = render(recalled);
+    match count(vec![prompt(&all)]).await.as_deref() {
+        Some([tokens]) if *tokens <= budget => return (all.0, all.1, recalled.to_vec()),
+        Some(_) => {}
+        None => return none,
+    }
+    let rendered: Vec<(String, String)> = (1..recalled.len())
         .map(|keep| render(&recalled[..keep]))
         .collect();
-    let prompts: Vec<Vec<ChatMessage>> = rendered
-        .iter()
-        .map(|(facts, turns)| {
-            vec![
-                ChatMessage::new(ChatRole::System, facts.clone()),
-                ChatMessage::new(ChatRole::System, turns.clone()),
-            ]
-        })
-        .collect();
-    let counts = match llm.count_tokens(role, &prompts).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "counting recalled memories failed");
-            return (String::new(), String::new(), Vec::new());
-        }
+    let Some(counts) = count(rendered.iter().map(prompt).collect()).await else {
+        return none;
     };
     match counts.iter().rposition(|&tokens| tokens <= budget) {
         Some(i) => {
             let (facts, turns) = rendered[i].clone();
             (facts, turns, recalled[..=i].to_vec())
         }
-        None => (String::new(), String::new(), Vec::new()),
+        None => none,
     }
 }
 
@@ -309,6 +319,123 @@ mod tests {
             "Yes. It does, as the docs say."
         );
         assert_eq!(first_sentence("No full stop here"), "No full stop here");
+    }
+
+    /// Counts one token per word and four per message, and keeps how many
+    /// prompts each call counted.
+    #[derive(Default)]
+    struct Words(std::sync::Mutex<Vec<usize>>);
+
+    #[async_trait::async_trait]
+    impl LlmBackend for Words {
+        fn name(&self) -> &str {
+            "words"
+        }
+        fn model(&self) -> &str {
+            "words"
+        }
+        fn context_window(&self) -> usize {
+            4096
+        }
+        async fn count_tokens(
+            &self,
+            _role: ModelRole,
+            prompts: &[Vec<ChatMessage>],
+        ) -> Result<Vec<usize>, crate::ports::LlmError> {
+            self.0.lock().unwrap().push(prompts.len());
+            Ok(prompts
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|m| m.content.split_whitespace().count() + 4)
+                        .sum()
+                })
+                .collect())
+        }
+        async fn generate(
+            &self,
+            _: crate::domain::GenerationRequest,
+        ) -> Result<crate::ports::GenerationStream, crate::ports::LlmError> {
+            Err(crate::ports::LlmError::Unavailable("counts only".into()))
+        }
+        async fn health(&self) -> crate::ports::BackendHealth {
+            crate::ports::BackendHealth {
+                healthy: true,
+                detail: String::new(),
+                active: 0,
+                queued: 0,
+            }
+        }
+    }
+
+    fn recalled() -> Vec<Recalled> {
+        let memory = |id: &str, kind, text: &str, score| Recalled {
+            id: id.into(),
+            kind,
+            text: text.into(),
+            score,
+        };
+        use crate::domain::MemoryKind::{Fact, Turn};
+        vec![
+            memory("a", Fact, "Lives in Lisbon.", 0.9),
+            memory(
+                "b",
+                Turn,
+                "User: Tea?\nAssistant: Green, at 80 degrees.",
+                0.8,
+            ),
+            memory("c", Fact, "Works on the Orion project.", 0.7),
+            memory("d", Turn, "User: Basil?\nAssistant: Water it often.", 0.6),
+        ]
+    }
+
+    async fn fit(budget: usize) -> (Vec<String>, String, String, Vec<usize>) {
+        let llm = Words::default();
+        let (facts, turns, used) = fit_section(&llm, ModelRole::General, &recalled(), budget).await;
+        let calls = llm.0.lock().unwrap().clone();
+        (
+            used.into_iter().map(|r| r.id).collect(),
+            facts,
+            turns,
+            calls,
+        )
+    }
+
+    #[tokio::test]
+    async fn recalled_memories_that_all_fit_are_counted_once() {
+        let (used, facts, turns, calls) = fit(1000).await;
+        assert_eq!(used, ["a", "b", "c", "d"]);
+        assert_eq!(
+            facts,
+            "What you remember about the user:\n- Lives in Lisbon.\n- Works on the Orion project."
+        );
+        assert!(
+            turns.starts_with(
+                "Earlier exchanges with the user that may help:\n- They asked \"Tea?\""
+            )
+        );
+        assert!(turns.contains("\n- They asked \"Basil?\""), "{turns}");
+        assert_eq!(calls, [1], "one count of the whole section");
+    }
+
+    #[tokio::test]
+    async fn the_best_memories_that_fit_the_budget_are_kept() {
+        let all = fit(1000).await;
+        let everything = all.1.split_whitespace().count() + all.2.split_whitespace().count() + 8;
+        let (used, _, _, calls) = fit(everything).await;
+        assert_eq!(used, ["a", "b", "c", "d"], "a budget of exactly the whole");
+        let (used, facts, turns, calls_cut) = fit(everything - 1).await;
+        assert_eq!(used, ["a", "b", "c"]);
+        assert!(
+            facts.contains("Orion") && !turns.contains("Basil"),
+            "{turns}"
+        );
+        assert_eq!((calls, calls_cut), (vec![1], vec![1, 3]));
+        let (used, facts, turns, _) = fit(18).await;
+        assert_eq!(used, ["a"], "{facts} / {turns}");
+        assert!(turns.is_empty());
+        let (used, facts, turns, _) = fit(17).await;
+        assert!(used.is_empty() && facts.is_empty() && turns.is_empty());
     }
 
     #[test]

@@ -321,53 +321,6 @@ mod tests {
         assert_eq!(first_sentence("No full stop here"), "No full stop here");
     }
 
-    /// Counts one token per word and four per message, and keeps how many
-    /// prompts each call counted.
-    #[derive(Default)]
-    struct Words(std::sync::Mutex<Vec<usize>>);
-
-    #[async_trait::async_trait]
-    impl LlmBackend for Words {
-        fn name(&self) -> &str {
-            "words"
-        }
-        fn model(&self) -> &str {
-            "words"
-        }
-        fn context_window(&self) -> usize {
-            4096
-        }
-        async fn count_tokens(
-            &self,
-            _role: ModelRole,
-            prompts: &[Vec<ChatMessage>],
-        ) -> Result<Vec<usize>, crate::ports::LlmError> {
-            self.0.lock().unwrap().push(prompts.len());
-            Ok(prompts
-                .iter()
-                .map(|p| {
-                    p.iter()
-                        .map(|m| m.content.split_whitespace().count() + 4)
-                        .sum()
-                })
-                .collect())
-        }
-        async fn generate(
-            &self,
-            _: crate::domain::GenerationRequest,
-        ) -> Result<crate::ports::GenerationStream, crate::ports::LlmError> {
-            Err(crate::ports::LlmError::Unavailable("counts only".into()))
-        }
-        async fn health(&self) -> crate::ports::BackendHealth {
-            crate::ports::BackendHealth {
-                healthy: true,
-                detail: String::new(),
-                active: 0,
-                queued: 0,
-            }
-        }
-    }
-
     fn recalled() -> Vec<Recalled> {
         let memory = |id: &str, kind, text: &str, score| Recalled {
             id: id.into(),
@@ -390,7 +343,7 @@ mod tests {
     }
 
     async fn fit(budget: usize) -> (Vec<String>, String, String, Vec<usize>) {
-        let llm = Words::default();
+        let llm = super::super::counting::Words::default();
         let (facts, turns, used) = fit_section(&llm, ModelRole::General, &recalled(), budget).await;
         let calls = llm.0.lock().unwrap().clone();
         (

@@ -2,6 +2,8 @@
 //! stored, paced reply. See docs/ARCHITECTURE.md for the walkthrough.
 
 mod context;
+#[cfg(test)]
+mod counting;
 mod finish;
 mod prompt;
 pub mod recovery;

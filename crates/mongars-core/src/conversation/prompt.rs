@@ -60,15 +60,24 @@ fn turn_messages(t: &Turn) -> Vec<ChatMessage> {
 /// oldest go first), and its token count. `PromptTooLarge` when even the
 /// system prompt and the message alone do not fit.
 ///
-/// Counting takes one call for the bare prompt and what each turn adds, and
-/// one to check the assembled prompt (chat templates make the parts add up
-/// almost exactly; when they do not, one more turn is dropped and counted).
+/// Usually the whole window fits: one count. Otherwise counting takes one
+/// call for the bare prompt and what each turn adds, and one to check the
+/// assembled prompt (chat templates make the parts add up almost exactly;
+/// when they do not, one more turn is dropped and counted).
 pub async fn fit_history(
     llm: &dyn LlmBackend,
     role: ModelRole,
     parts: &PromptParts<'_>,
     budget: usize,
 ) -> Result<(Vec<ChatMessage>, usize), CoreError> {
+    let whole = parts.assemble(parts.recent.len());
+    let tokens = crate::ports::count_prompt(llm, role, whole.clone()).await?;
+    if tokens <= budget {
+        return Ok((whole, tokens));
+    }
+    if parts.recent.is_empty() {
+        return Err(CoreError::PromptTooLarge);
+    }
     let bare = parts.assemble(0);
     let mut candidates = Vec::with_capacity(parts.recent.len() + 1);
     candidates.push(bare.clone());
@@ -97,4 +106,80 @@ pub async fn fit_history(
         keep -= 1;
     }
     Ok((bare, bare_tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::counting::Words;
+    use crate::domain::TurnStatus;
+
+    fn turn(i: usize) -> Turn {
+        Turn {
+            id: format!("t{i}"),
+            user_id: 1,
+            session_id: None,
+            query: format!("question {i} in five words"),
+            response: Some(format!("answer {i} in five words")),
+            status: TurnStatus::Complete,
+            error_code: None,
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            confidence: None,
+            speech_turn: None,
+            created_at: chrono::Utc::now(),
+            completed_at: None,
+            expires_at: None,
+            note: None,
+        }
+    }
+
+    /// Fits three turns, newest first, under `budget`: the contents kept
+    /// and how many prompts each count call took.
+    async fn fit(budget: usize) -> Result<(Vec<String>, usize, Vec<usize>), CoreError> {
+        let recent = [turn(3), turn(2), turn(1)];
+        let parts = PromptParts {
+            system: "Be brief.",
+            recent: &recent,
+            note: "",
+            message: "the new message",
+        };
+        let llm = Words::default();
+        let (messages, tokens) = fit_history(&llm, ModelRole::General, &parts, budget).await?;
+        let calls = llm.0.lock().unwrap().clone();
+        let contents = messages.into_iter().map(|m| m.content).collect();
+        Ok((contents, tokens, calls))
+    }
+
+    #[tokio::test]
+    async fn a_window_that_fits_is_counted_once() {
+        // System 2 + 4, each turn (5 + 4) x 2, message 3 + 4.
+        let (contents, tokens, calls) = fit(67).await.unwrap();
+        assert_eq!(tokens, 67);
+        assert_eq!(contents.len(), 8);
+        assert_eq!(contents[1], "question 1 in five words", "oldest first");
+        assert_eq!(contents[7], "the new message");
+        assert_eq!(calls, [1]);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_turns_give_way_to_the_budget() {
+        let (contents, tokens, calls) = fit(66).await.unwrap();
+        assert_eq!(tokens, 49);
+        assert_eq!(contents[1], "question 2 in five words");
+        assert_eq!(contents.len(), 6);
+        assert_eq!(
+            calls,
+            [1, 4, 1],
+            "whole, then bare and each turn, then the fit"
+        );
+        let (contents, tokens, _) = fit(13).await.unwrap();
+        assert_eq!(
+            (contents.len(), tokens),
+            (2, 13),
+            "system and message alone"
+        );
+        assert!(matches!(fit(12).await, Err(CoreError::PromptTooLarge)));
+    }
 }

@@ -89,7 +89,8 @@ pub async fn fit_history(
     }
     let mut keep = 0;
     let mut estimate = bare_tokens;
-    for added in counts.iter().skip(1) {
+    // The whole window is already known not to fit: at most all but one.
+    for added in counts.iter().skip(1).take(parts.recent.len() - 1) {
         let next = estimate + added.saturating_sub(bare_tokens);
         if next > budget {
             break;

@@ -9,6 +9,9 @@ pub struct PromptParts<'a> {
     pub system: &'a str,
     /// Past turns, newest first, as repositories return them.
     pub recent: &'a [Turn],
+    /// How many of the newest `recent` turns are replayed with the notes
+    /// they were asked with (see `noted_turns`); older turns go without.
+    pub noted: usize,
     /// Context for this message only (recalled exchanges, research): placed
     /// after the history, it leaves the start of the prompt as it was on
     /// the previous turn, which the engine's prompt cache reuses.
@@ -24,8 +27,8 @@ impl PromptParts<'_> {
         if !self.system.is_empty() {
             messages.push(ChatMessage::new(ChatRole::System, self.system));
         }
-        for t in turns.iter().rev() {
-            messages.extend(turn_messages(t));
+        for (i, t) in turns.iter().enumerate().rev() {
+            messages.extend(turn_messages(t, i < self.noted));
         }
         if !self.note.is_empty() {
             messages.push(ChatMessage::new(ChatRole::System, self.note));
@@ -34,21 +37,23 @@ impl PromptParts<'_> {
         messages
     }
 
-    /// The bare prompt with one turn's messages put in: what that turn adds.
-    fn with_one(&self, bare: &[ChatMessage], turn: &Turn) -> Vec<ChatMessage> {
+    /// The bare prompt with the `i`th newest turn's messages put in: what
+    /// that turn adds.
+    fn with_one(&self, bare: &[ChatMessage], i: usize) -> Vec<ChatMessage> {
         let at = usize::from(!self.system.is_empty());
         let mut m = bare.to_vec();
-        m.splice(at..at, turn_messages(turn));
+        m.splice(at..at, turn_messages(&self.recent[i], i < self.noted));
         m
     }
 }
 
-fn turn_messages(t: &Turn) -> Vec<ChatMessage> {
+fn turn_messages(t: &Turn, with_note: bool) -> Vec<ChatMessage> {
     let Some(response) = &t.response else {
         return Vec::new();
     };
     let mut m = Vec::with_capacity(3);
-    if let Some(n) = t.note.as_deref().filter(|n| !n.is_empty()) {
+    let note = t.note.as_deref().filter(|n| with_note && !n.is_empty());
+    if let Some(n) = note {
         m.push(ChatMessage::new(ChatRole::System, n));
     }
     m.push(ChatMessage::new(ChatRole::User, t.query.clone()));
@@ -81,7 +86,7 @@ pub async fn fit_history(
     let bare = parts.assemble(0);
     let mut candidates = Vec::with_capacity(parts.recent.len() + 1);
     candidates.push(bare.clone());
-    candidates.extend(parts.recent.iter().map(|t| parts.with_one(&bare, t)));
+    candidates.extend((0..parts.recent.len()).map(|i| parts.with_one(&bare, i)));
     let counts = llm.count_tokens(role, &candidates).await?;
     let bare_tokens = counts.first().copied().unwrap_or(usize::MAX);
     if bare_tokens > budget {
@@ -143,6 +148,7 @@ mod tests {
         let parts = PromptParts {
             system: "Be brief.",
             recent: &recent,
+            noted: recent.len(),
             note: "",
             message: "the new message",
         };
@@ -182,5 +188,82 @@ mod tests {
             "system and message alone"
         );
         assert!(matches!(fit(12).await, Err(CoreError::PromptTooLarge)));
+    }
+
+    /// A conversation of `turns` chats with a history of at most `max`
+    /// turns, each asked with a note: every prompt, oldest first.
+    async fn converse(turns: u64, max: u32) -> Vec<Vec<ChatMessage>> {
+        use crate::conversation::service::{history_window, noted_turns};
+        let llm = Words::default();
+        let (mut past, mut prompts) = (Vec::<Turn>::new(), Vec::new());
+        for n in 0..turns {
+            let window = history_window(n, max) as usize;
+            let recent: Vec<Turn> = past.iter().rev().take(window).cloned().collect();
+            let note = format!("note {n}");
+            let parts = PromptParts {
+                system: "Be brief.",
+                recent: &recent,
+                noted: noted_turns(n, max) as usize,
+                note: &note,
+                message: &format!("question {n} in five words"),
+            };
+            let (prompt, _) = fit_history(&llm, ModelRole::General, &parts, 100_000)
+                .await
+                .unwrap();
+            let mut asked = turn(n as usize);
+            asked.note = Some(note);
+            past.push(asked);
+            prompts.push(prompt);
+        }
+        prompts
+    }
+
+    fn notes(prompt: &[ChatMessage]) -> Vec<&str> {
+        prompt
+            .iter()
+            .filter(|m| m.content.starts_with("note "))
+            .map(|m| m.content.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_prompt_begins_as_the_last_until_the_window_moves_and_drops_old_notes() {
+        use crate::conversation::service::history_window;
+        let max = 6;
+        let prompts = converse(30, max).await;
+        let mut moves = 0;
+        for n in 1..prompts.len() {
+            let start = |n: usize| n - history_window(n as u64, max) as usize;
+            let (last, this) = (&prompts[n - 1], &prompts[n]);
+            if start(n) == start(n - 1) {
+                assert_eq!(
+                    this[..last.len()],
+                    last[..],
+                    "prompt {n} begins as {}",
+                    n - 1
+                );
+                continue;
+            }
+            moves += 1;
+            // Read again from the system prompt on: only this message's note.
+            let own = format!("note {n}");
+            assert_eq!(notes(this), [own.as_str()], "prompt {n}");
+        }
+        assert_eq!(
+            moves, 8,
+            "a window of 6 moves every 3 turns from the seventh"
+        );
+        // Before the first move every turn comes with its note; the last
+        // prompt replays that of the one turn added since the last move.
+        assert_eq!(notes(&prompts[6]).len(), 7);
+        assert_eq!(notes(&prompts[29]), ["note 28", "note 29"]);
+        assert_eq!(
+            prompts[29]
+                .iter()
+                .filter(|m| m.role == ChatRole::User)
+                .count(),
+            6,
+            "five turns of history and the message"
+        );
     }
 }

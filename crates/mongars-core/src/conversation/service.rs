@@ -135,6 +135,7 @@ impl ConversationService {
         let parts = PromptParts {
             system: &context.system,
             recent: &recent,
+            noted: noted_turns(position.ordinal(), self.options.history_turns) as usize,
             note: &context.note,
             message: message.as_str(),
         };
@@ -220,6 +221,7 @@ impl ConversationService {
         let parts = PromptParts {
             system: "",
             recent: &[],
+            noted: 0,
             note: "",
             message: message.as_str(),
         };
@@ -319,6 +321,25 @@ pub fn history_window(complete: u64, max: u32) -> u32 {
     (complete - start) as u32
 }
 
+/// How many of the window's newest turns are replayed with their notes.
+///
+/// A note (recalled exchanges, research) is context for its own message. It
+/// is replayed with its turn only so that the following prompts begin as this
+/// one did and the engine's prompt cache holds. When the window's start
+/// moves, everything after the system prompt is read again anyway: the turns
+/// then in the window lose their notes, and the turns added since keep theirs
+/// until the start moves again. Until the window first moves every turn keeps
+/// its note, since the prompt has never been read again from its start.
+pub fn noted_turns(complete: u64, max: u32) -> u32 {
+    let window = history_window(complete, max);
+    if complete <= u64::from(max) {
+        return window;
+    }
+    // The window holds `max - step + 1` turns right after its start moved.
+    let step = (max / 2).max(1);
+    window.saturating_sub((max + 1).saturating_sub(step))
+}
+
 fn last_tempo(recent: &[Turn]) -> Option<f64> {
     recent
         .iter()
@@ -363,5 +384,32 @@ mod tests {
         assert_eq!(starts, [5, 5, 5, 5, 5, 10, 10, 10, 10, 10, 15]);
         assert_eq!(history_window(5, 0), 0);
         assert_eq!(history_window(3, 1), 1);
+    }
+
+    #[test]
+    fn notes_are_replayed_only_for_turns_added_since_the_window_moved() {
+        let noted: Vec<u32> = (0..=21).map(|n| noted_turns(n, 10)).collect();
+        assert_eq!(
+            noted,
+            [
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0
+            ]
+        );
+        // Any window: never more notes than turns; none right after the
+        // start moved; otherwise the turns noted before keep their notes and
+        // the newest turn adds its own, so the prompt begins as the last.
+        for max in 0..=7u32 {
+            let start = |n: u64| n - u64::from(history_window(n, max));
+            for n in 1..40u64 {
+                let noted = noted_turns(n, max);
+                assert!(noted <= history_window(n, max), "max {max}, {n} turns");
+                if start(n) != start(n - 1) {
+                    assert_eq!(noted, 0, "max {max}, {n} turns: the window just moved");
+                } else {
+                    assert_eq!(noted, noted_turns(n - 1, max) + 1, "max {max}, {n} turns");
+                }
+            }
+        }
+        assert_eq!(noted_turns(5, 0), 0);
     }
 }

@@ -65,3 +65,56 @@ async fn the_history_window_keeps_its_start_for_several_turns_after_working_memo
     }
     assert!(moved.iter().filter(|m| **m).count() >= 6, "{oldest:?}");
 }
+
+/// How many earlier turns' notes a prompt replays: its system messages
+/// but the first (instructions and facts) and the message's own note.
+fn replayed_notes(req: &mongars_core::domain::GenerationRequest) -> usize {
+    let m = &req.messages;
+    m[1..m.len() - 2]
+        .iter()
+        .filter(|m| m.role == ChatRole::System)
+        .count()
+}
+
+#[tokio::test]
+async fn recalled_exchanges_are_replayed_only_until_the_window_moves() {
+    if crate::common::shared_embedder().is_none() {
+        mongars_store::testing::skipped("the embedding model is missing (run `make models`)");
+        return;
+    }
+    let backend = Arc::new(ScriptedBackend::new(Script::Reply("Noted.".into())));
+    let app = TestApp::spawn_scripted(
+        |s| {
+            s.conversation.history_turns = 4;
+            s.conversation.rate_limit_burst = 100;
+        },
+        backend.clone(),
+    )
+    .await;
+    let token = user(&app, "ana").await;
+    let message = "My name is Ana and I work on the Orion project";
+    crate::memory::say(&app, &token, message, "monday").await;
+    // Both facts stored: the exchange, stored before them, is recallable.
+    crate::memory::wait_for(&app, &token, |m| m.len() == 2).await;
+    let before = backend.seen.lock().unwrap().len();
+    for _ in 0..12 {
+        crate::memory::say(&app, &token, message, "long").await;
+    }
+    let prompts = backend.seen.lock().unwrap()[before..].to_vec();
+    // Monday's exchange, outside this session's history, is recalled for
+    // every message: each prompt ends with its own note.
+    for p in &prompts {
+        let own = &p.messages[p.messages.len() - 2];
+        assert!(
+            own.role == ChatRole::System && own.content.contains("Earlier exchanges"),
+            "{:?}",
+            p.messages
+        );
+    }
+    // Four turns of history, moving by two: every past turn keeps its note
+    // until the window first moves (at the fifth turn); after that only
+    // the turns added since the last move do.
+    let replayed: Vec<usize> = prompts.iter().map(replayed_notes).collect();
+    assert_eq!(replayed, [0, 1, 2, 3, 4, 0, 1, 0, 1, 0, 1, 0]);
+    app.shutdown().await;
+}

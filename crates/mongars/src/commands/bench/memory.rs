@@ -328,6 +328,10 @@ async fn chat_figures(
     let mut replies: [Vec<f64>; 2] = [vec![], vec![]];
     let mut firsts: [Vec<f64>; 2] = [vec![], vec![]];
     let mut before_first: [[Vec<f64>; 2]; 2] = Default::default();
+    // Turns after the history window first moved, when the notes of the
+    // turns in it are no longer replayed (`noted_turns`).
+    let mut after_move: [Vec<f64>; 2] = Default::default();
+    let history_turns = settings.conversation.history_turns;
     const QUESTIONS: [&str; 10] = [
         "What should I read this weekend?",
         "How do I keep basil alive indoors?",
@@ -370,8 +374,11 @@ async fn chat_figures(
             let total = reply.processing_time * 1000.0;
             let outside = total - ms(reply.usage.total);
             tokens[usize::from(!memory_on)].push(f64::from(reply.usage.prompt_tokens));
-            before_first[usize::from(!memory_on)][round as usize]
-                .push(outside + ms(reply.usage.time_to_first_token));
+            let to_first = outside + ms(reply.usage.time_to_first_token);
+            before_first[usize::from(!memory_on)][round as usize].push(to_first);
+            if i > history_turns {
+                after_move[usize::from(!memory_on)].push(to_first);
+            }
             replies[usize::from(!memory_on)].push(f64::from(reply.usage.completion_tokens));
             firsts[usize::from(!memory_on)].push(ms(reply.usage.time_to_first_token));
             if memory_on {
@@ -427,6 +434,14 @@ async fn chat_figures(
         println!(
             "  request to first token p50, {what}: on {a:.0} ms, off {b:.0} ms; at equal reply length, memory on takes {:.3} of memory off's reply latency",
             1.0 + (a - b) / pct(&t_off, 50.0)
+        );
+    }
+    if !after_move[0].is_empty() {
+        println!(
+            "  request to first token p50, the {} turns of each side after the history window first moved: on {:.0} ms, off {:.0} ms",
+            after_move[0].len(),
+            pct(&after_move[0], 50.0),
+            pct(&after_move[1], 50.0)
         );
     }
     mind.after.settled().await;

@@ -316,9 +316,14 @@ pub fn history_window(complete: u64, max: u32) -> u32 {
     if complete <= max {
         return complete as u32;
     }
-    let step = (max / 2).max(1);
+    let step = window_step(max);
     let start = (complete - max).div_ceil(step) * step;
     (complete - start) as u32
+}
+
+/// Turns the window's start moves by: half the window, at least one.
+fn window_step(max: u64) -> u64 {
+    (max / 2).max(1)
 }
 
 /// How many of the window's newest turns are replayed with their notes.
@@ -336,8 +341,8 @@ pub fn noted_turns(complete: u64, max: u32) -> u32 {
         return window;
     }
     // The window holds `max - step + 1` turns right after its start moved.
-    let step = (max / 2).max(1);
-    window.saturating_sub((max + 1).saturating_sub(step))
+    let max = u64::from(max);
+    window.saturating_sub((max + 1 - window_step(max)) as u32)
 }
 
 fn last_tempo(recent: &[Turn]) -> Option<f64> {

@@ -7,7 +7,7 @@ use super::args::MemoryBenchArgs;
 use super::{ScratchDb, pct, unthrottled};
 use anyhow::Context;
 use mongars_config::Settings;
-use mongars_core::conversation::ChatRequest;
+use mongars_core::conversation::{ChatRequest, history_window};
 use mongars_core::domain::MemoryKind;
 use mongars_core::memory::VectorIndex;
 use mongars_core::ports::{Embedder, dot, normalize};
@@ -328,8 +328,8 @@ async fn chat_figures(
     let mut replies: [Vec<f64>; 2] = [vec![], vec![]];
     let mut firsts: [Vec<f64>; 2] = [vec![], vec![]];
     let mut before_first: [[Vec<f64>; 2]; 2] = Default::default();
-    // Turns after the history window first moved, when the notes of the
-    // turns in it are no longer replayed (`noted_turns`).
+    // Turns once the history window's start has moved (it no longer holds
+    // every earlier turn), when old notes are no longer replayed.
     let mut after_move: [Vec<f64>; 2] = Default::default();
     let history_turns = settings.conversation.history_turns;
     const QUESTIONS: [&str; 10] = [
@@ -376,7 +376,8 @@ async fn chat_figures(
             tokens[usize::from(!memory_on)].push(f64::from(reply.usage.prompt_tokens));
             let to_first = outside + ms(reply.usage.time_to_first_token);
             before_first[usize::from(!memory_on)][round as usize].push(to_first);
-            if i > history_turns {
+            let complete = u64::from(i);
+            if u64::from(history_window(complete, history_turns)) < complete {
                 after_move[usize::from(!memory_on)].push(to_first);
             }
             replies[usize::from(!memory_on)].push(f64::from(reply.usage.completion_tokens));

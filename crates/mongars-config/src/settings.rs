@@ -202,6 +202,9 @@ pub struct EmbeddedLlmSettings {
     pub parallel: u32,
     pub queue_capacity: u32,
     pub max_queue_wait_ms: u64,
+    /// Move a conversation's kept turns down its cache when its history
+    /// window moves, instead of reading them again.
+    pub move_kept_turns: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

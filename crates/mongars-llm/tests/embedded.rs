@@ -6,58 +6,17 @@ use mongars_core::domain::{
     SamplingParams,
 };
 use mongars_core::ports::{LlmBackend, LlmError};
-use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
-use std::path::PathBuf;
+use mongars_llm::embedded::load_backend;
 use std::time::{Duration, Instant};
 
-fn model_path() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the model is missing: `make test` fetches it"
-    );
-    mongars_store::testing::skipped(&format!(
-        "the model {} is missing (run `make models`)",
-        path.display()
-    ));
-    None
-}
-
-fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
-    EmbeddedConfig {
-        model_path: path,
-        threads: 2,
-        context_tokens: 2048,
-        parallel,
-        queue_capacity: queue,
-        max_queue_wait: Duration::ZERO,
-    }
-}
+mod support;
+use support::{collect, config, model_path};
 
 fn ask(text: &str, max_tokens: u32) -> GenerationRequest {
     GenerationRequest::classified(
         vec![ChatMessage::new(ChatRole::User, text)],
         SamplingParams::greedy(max_tokens),
     )
-}
-
-async fn collect(
-    backend: &EmbeddedBackend,
-    req: GenerationRequest,
-) -> (String, mongars_core::domain::GenerationUsage) {
-    let mut rx = backend.generate(req).await.unwrap();
-    let mut text = String::new();
-    while let Some(ev) = rx.recv().await {
-        match ev.unwrap() {
-            GenerationEvent::Delta(d) => text.push_str(&d),
-            GenerationEvent::Done(u) => return (text, u),
-        }
-    }
-    panic!("stream ended without Done");
 }
 
 #[tokio::test]

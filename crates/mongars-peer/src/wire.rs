@@ -82,6 +82,8 @@ impl WireRequest {
                 seed: w.sampling.seed,
             },
             role,
+            // Accounts are this node's own: a peer's request has none.
+            account: None,
         })
     }
 }
@@ -211,6 +213,7 @@ mod tests {
             ],
             sampling: SamplingParams::greedy(32),
             role: ModelRole::General,
+            account: Some(7),
         }
     }
 
@@ -220,6 +223,9 @@ mod tests {
         let back = WireRequest::parse(&body).unwrap();
         assert_eq!(back.messages, request().messages);
         assert_eq!(back.sampling, request().sampling);
+        // The account is this node's: it does not travel.
+        assert!(!String::from_utf8_lossy(&body).contains("account"));
+        assert_eq!(back.account, None);
         for bad in [
             &b"{"[..],
             br#"{"role":"general","messages":[],"sampling":{"temperature":0,"top_p":1,"max_tokens":5}}"#,

@@ -77,6 +77,26 @@ pub async fn fresh_postgres(admin_url: &str) -> Database {
     db
 }
 
+/// The default generation model, fetched by `make models`. Missing:
+/// recorded as skipped and `None`; under `CI=true` the test fails instead.
+#[allow(clippy::disallowed_methods)] // a test harness variable, not a setting
+pub fn default_model() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but the model is missing: `make test` fetches it"
+    );
+    skipped(&format!(
+        "the model {} is missing (run `make models`)",
+        path.display()
+    ));
+    None
+}
+
 /// Record that the running test could not run, and why: printed now, and
 /// appended to the file `MONGARS_TEST_SKIPS` names, which `make test` lists
 /// above its closing line and counts there as skipped. The test is named

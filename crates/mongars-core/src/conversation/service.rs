@@ -172,6 +172,7 @@ impl ConversationService {
                 messages,
                 sampling: self.options.sampling.get(role).clone(),
                 role,
+                account: Some(who.id),
             },
             finish: Finish {
                 turns: Some(self.turns.clone()),
@@ -233,6 +234,7 @@ impl ConversationService {
                 messages,
                 sampling: self.options.sampling.get(role).clone(),
                 role,
+                account: Some(who.id),
             })
             .await?;
         let (tx, rx) = mpsc::channel(64);
@@ -256,9 +258,10 @@ impl ConversationService {
     pub async fn complete(
         &self,
         who: &Principal,
-        request: GenerationRequest,
+        mut request: GenerationRequest,
     ) -> Result<(GenerationStream, usize), CoreError> {
         self.check_rate(who).await?;
+        request.account = Some(who.id);
         let tokens =
             crate::ports::count_prompt(self.llm.as_ref(), request.role, request.messages.clone())
                 .await?;
@@ -331,9 +334,10 @@ fn window_step(max: u64) -> u64 {
 /// A note (recalled exchanges, research) is context for its own message. It
 /// is replayed with its turn only so that the following prompts begin as this
 /// one did and the engine's prompt cache holds. When the window's start
-/// moves, everything after the system prompt is read again anyway: the turns
-/// then in the window lose their notes, and the turns added since keep theirs
-/// until the start moves again. Until the window first moves every turn keeps
+/// moves, what follows the system prompt no longer continues the last prompt
+/// (it is read again, or moved down the cache by an engine that can): the
+/// turns then in the window lose their notes, which keeps the prompt short,
+/// and the turns added since keep theirs until the start moves again. Until the window first moves every turn keeps
 /// its note, since the prompt has never been read again from its start.
 pub fn noted_turns(complete: u64, max: u32) -> u32 {
     let window = history_window(complete, max);

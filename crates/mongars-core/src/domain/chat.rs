@@ -68,6 +68,13 @@ pub struct GenerationRequest {
     pub sampling: SamplingParams,
     /// Which model profile answers: the router picks its backends by role.
     pub role: ModelRole,
+    /// The account whose conversation this is, when there is one. An
+    /// engine may reuse what it computed for the same account's earlier
+    /// prompts beyond their common beginning (the embedded engine moves a
+    /// conversation's kept turns down its cache when the history window
+    /// moves); it never reuses that for another account. It is not sent
+    /// to other nodes.
+    pub account: Option<i64>,
 }
 
 impl GenerationRequest {
@@ -78,6 +85,7 @@ impl GenerationRequest {
             messages,
             sampling,
             role,
+            account: None,
         }
     }
 }

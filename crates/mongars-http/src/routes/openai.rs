@@ -171,6 +171,8 @@ fn to_request(
             seed: body.seed.map(|s| s as u32),
         },
         role,
+        // Set from the caller by the conversation service.
+        account: None,
     };
     Ok((request, body.stream, include_usage))
 }

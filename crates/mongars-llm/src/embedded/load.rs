@@ -79,6 +79,7 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         parallel = cfg.parallel.max(1),
         queue = cfg.queue_capacity.max(1),
         max_queue_wait_ms = cfg.max_queue_wait.as_millis() as u64,
+        move_kept_turns = engine.shared.move_kept_turns,
         "embedded model loaded"
     );
     Ok(EmbeddedBackend {
@@ -103,12 +104,13 @@ pub(crate) fn start_engine(
         .map_err(|e| LlmError::Unavailable(format!("chat template: {e}")))?;
     let cfg = &setup.config;
     let shared = Arc::new(Shared {
-        model,
         template,
         model_name: setup.model_name.clone(),
         n_ctx: setup.n_ctx,
         threads: cfg.threads.max(1),
         parallel: cfg.parallel.max(1),
+        move_kept_turns: cfg.move_kept_turns && super::reuse::model_can_move(&model),
+        model,
         load: load.clone(),
     });
     let (lora, active) = match adapter {

@@ -21,6 +21,7 @@ mod logprob;
 mod prefill;
 #[cfg(feature = "bench")]
 mod raw;
+mod reuse;
 mod slot;
 mod switch;
 mod worker;
@@ -59,6 +60,9 @@ pub struct EmbeddedConfig {
     /// Longest expected wait for a slot a request is queued for; zero: no
     /// limit but `queue_capacity`.
     pub max_queue_wait: std::time::Duration,
+    /// Move a conversation's kept turns down the cache when its history
+    /// window moves (`reuse`), where the model allows it.
+    pub move_kept_turns: bool,
 }
 
 /// State shared by the backend handle and its workers.
@@ -70,6 +74,9 @@ pub(crate) struct Shared {
     pub threads: usize,
     /// Sequences of the context.
     pub parallel: usize,
+    /// Whether kept turns are moved down the cache (`reuse`): asked for,
+    /// and possible with this model.
+    pub move_kept_turns: bool,
     /// Counted across engines: an adapter switch keeps them.
     pub load: Arc<Load>,
 }
@@ -113,6 +120,7 @@ pub(crate) struct Counters {
     pub widest: AtomicUsize,
     pub prompt_read: AtomicU64,
     pub prompt_reused: AtomicU64,
+    pub prompt_moved: AtomicU64,
 }
 
 /// What the engine has done since it started.
@@ -129,6 +137,9 @@ pub struct EngineStats {
     pub prompt_tokens_read: u64,
     /// Prompt tokens found already in the context (the prompt cache).
     pub prompt_tokens_reused: u64,
+    /// Of those, tokens of kept turns moved down the cache after their
+    /// conversation's history window moved.
+    pub prompt_tokens_moved: u64,
 }
 
 pub(crate) struct Job {
@@ -208,6 +219,7 @@ impl EmbeddedBackend {
             widest_step: c.widest.load(Ordering::Relaxed),
             prompt_tokens_read: c.prompt_read.load(Ordering::Relaxed),
             prompt_tokens_reused: c.prompt_reused.load(Ordering::Relaxed),
+            prompt_tokens_moved: c.prompt_moved.load(Ordering::Relaxed),
         }
     }
 

@@ -3,6 +3,7 @@
 //! what is new) and the reply it is generating, if any.
 
 use super::logprob::logprob;
+use super::reuse::{Plan, plan};
 use super::{Job, Shared};
 use crate::text::TextAssembler;
 use llama_cpp_2::context::LlamaContext;
@@ -17,6 +18,12 @@ pub(crate) struct Slot {
     /// Tokens whose keys and values are in the context for this sequence,
     /// at positions 0.. .
     pub cached: Vec<LlamaToken>,
+    /// How many of the first `cached` tokens were computed from nothing but
+    /// the tokens before them: all of them unless cells were moved
+    /// (`reuse`). Only these may serve another account's prompt.
+    pub exact: usize,
+    /// The account of the last request served here.
+    pub account: Option<i64>,
     pub run: Option<Running>,
     /// When it last took a reply (a step count), to evict the oldest first.
     pub last_used: u64,
@@ -46,26 +53,47 @@ impl Slot {
         Self {
             seq,
             cached: Vec::new(),
+            exact: 0,
+            account: None,
             run: None,
             last_used: 0,
         }
     }
 
-    /// How well `prompt` fits here: tokens it would reuse less tokens of
-    /// another conversation it would evict. A new user goes to an empty or
-    /// stale slot rather than over someone's long conversation for the
-    /// sake of a shared system prompt: that prompt is copied from whichever
-    /// sequence holds it (`prefill::share`).
-    pub fn fit(&self, prompt: &[LlamaToken]) -> i64 {
-        let reuse = reusable(&self.cached, prompt);
+    /// What of this slot's cache would serve `job`: the beginning it has in
+    /// common with the prompt (only the exact part for another account),
+    /// and for the same account, when `can_move`, the turns further on
+    /// that continue it, moved down from past `pinned` (`reuse`).
+    pub fn plan(&self, job: &Job, pinned: usize, can_move: bool) -> Plan {
+        let account = job.request.account;
+        let same = account.is_some() && account == self.account;
+        let common = reusable(&self.cached, &job.prompt);
+        let keep = if same { common } else { common.min(self.exact) };
+        plan(
+            &self.cached,
+            &job.prompt,
+            keep,
+            (same && can_move).then_some(pinned),
+        )
+    }
+
+    /// How well a prompt fits here, given the `plan` for it: tokens it
+    /// would reuse less tokens of another conversation it would evict. A
+    /// new user goes to an empty or stale slot rather than over someone's
+    /// long conversation for the sake of a shared system prompt: that
+    /// prompt is copied from whichever sequence holds it
+    /// (`prefill::share`).
+    pub fn fit(&self, plan: &Plan) -> i64 {
+        let reuse = plan.held();
         reuse as i64 - (self.cached.len() - reuse) as i64
     }
 
-    /// Start `job` here. Returns how many cached tokens stay (the common
-    /// prefix with its prompt); the caller removes the rest from the context.
-    pub fn start(&mut self, job: Job) -> usize {
-        let keep = reusable(&self.cached, &job.prompt);
-        self.cached.truncate(keep);
+    /// Start `job` here once `plan` is carried out on the context: the
+    /// slot then holds the plan's beginning of the prompt.
+    pub fn start(&mut self, job: Job, plan: &Plan) {
+        self.exact = self.exact.min(plan.keep);
+        self.cached = job.prompt[..plan.held()].to_vec();
+        self.account = job.request.account;
         let queued = Instant::now().duration_since(job.received);
         self.run = Some(Running {
             sampler: sampler(&job.request.sampling),
@@ -76,7 +104,20 @@ impl Slot {
             logits_at: None,
             job,
         });
-        keep
+    }
+
+    /// `tokens` were put in the context after the cached ones.
+    pub fn hold(&mut self, tokens: &[LlamaToken]) {
+        if self.exact == self.cached.len() {
+            self.exact += tokens.len();
+        }
+        self.cached.extend_from_slice(tokens);
+    }
+
+    /// The sequence was cleared from the context.
+    pub fn forget(&mut self) {
+        self.cached.clear();
+        self.exact = 0;
     }
 
     /// The prompt of the reply running here, if any.
@@ -241,5 +282,52 @@ mod tests {
         );
         assert_eq!(reusable(&t(&[1, 2]), &t(&[1, 2, 3, 4])), 2);
         assert_eq!(reusable(&t(&[7]), &t(&[1])), 0);
+    }
+
+    fn job(prompt: Vec<LlamaToken>, account: Option<i64>) -> Job {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let mut request = mongars_core::domain::GenerationRequest::classified(
+            Vec::new(),
+            SamplingParams::greedy(1),
+        );
+        request.account = account;
+        Job {
+            prompt,
+            request,
+            received: Instant::now(),
+            tx,
+        }
+    }
+
+    #[test]
+    fn moved_cells_serve_only_the_account_that_left_them() {
+        // A conversation of account 1 whose window moved: the system
+        // prompt (0..10) stayed, turns 300.. and 400.. came down from
+        // further on.
+        let system: Vec<i32> = (0..10).collect();
+        let turns: Vec<i32> = (300..320).chain(400..420).collect();
+        let first = t(&[system.clone(), (200..220).collect(), turns.clone()].concat());
+        let mut slot = Slot::new(0);
+        slot.hold(&first);
+        slot.account = Some(1);
+        let next = t(&[system.clone(), turns.clone(), vec![900, 901]].concat());
+        let moving = job(next.clone(), Some(1));
+        let plan = slot.plan(&moving, 0, true);
+        assert!(plan.keep == 10 && plan.moved() == 40, "{plan:?}");
+        // Not its account, no account, or moving turned off: the beginning
+        // only.
+        for (account, can_move) in [(Some(2), true), (None, true), (Some(1), false)] {
+            let plan = slot.plan(&job(next.clone(), account), 0, can_move);
+            assert_eq!((plan.held(), plan.moved()), (10, 0), "{account:?}");
+        }
+        slot.start(moving, &plan);
+        assert_eq!((slot.cached.len(), slot.exact), (50, 10));
+        // Later, the same tokens asked by another account: only the exact
+        // beginning is kept, though all of it matches.
+        slot.run = None;
+        let plan = slot.plan(&job(next.clone(), Some(2)), 0, true);
+        assert_eq!(plan.held(), 10);
+        let plan = slot.plan(&job(next, Some(1)), 0, true);
+        assert_eq!(plan.held(), 50, "its own account keeps it all");
     }
 }

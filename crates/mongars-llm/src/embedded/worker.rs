@@ -5,9 +5,11 @@
 //! keep getting a token each step. With one context there is one set of
 //! compute threads, however many replies run. A prompt's beginning that
 //! another sequence already holds (an operator's system prompt, say) is
-//! shared, not read again.
+//! shared, not read again, and a conversation whose history window moved
+//! has its kept turns moved down its cache (`reuse`).
 
 use super::prefill;
+use super::reuse::{self, Plan};
 use super::slot::{Slot, Step};
 use super::{Job, Shared};
 use llama_cpp_2::context::LlamaContext;
@@ -93,7 +95,7 @@ pub(crate) fn run_worker(
             tracing::warn!(error = %e, "embedded generation failed");
             ctx.clear_kv_cache();
             for slot in &mut slots {
-                slot.cached.clear();
+                slot.forget();
                 if let Some(run) = slot.run.take() {
                     shared.load.active.fetch_sub(1, Ordering::SeqCst);
                     let _ = run.job.tx.blocking_send(Err(e.clone()));
@@ -105,9 +107,10 @@ pub(crate) fn run_worker(
 
 /// Take waiting requests into free slots: block for one when nothing runs,
 /// else only take what is already queued. Each goes to the free slot whose
-/// cached tokens share the longest prefix with its prompt (a user's next
-/// turn lands where their conversation already is). False when the queue
-/// is closed and no reply is running.
+/// cache serves its prompt best (a user's next turn lands where their
+/// conversation already is), and that cache is made a beginning of its
+/// prompt (`reuse`). False when the queue is closed and no reply is
+/// running.
 fn admit(
     ctx: &mut LlamaContext<'_>,
     shared: &Shared,
@@ -132,24 +135,31 @@ fn admit(
         if job.tx.is_closed() {
             continue; // the client left while the job waited
         }
-        let best = slots
-            .iter_mut()
-            .filter(|s| s.run.is_none())
-            .max_by_key(|s| (s.fit(&job.prompt), std::cmp::Reverse(s.last_used)))
+        let (b, mut plan) = (0..slots.len())
+            .filter(|&b| slots[b].run.is_none())
+            .map(|b| (b, plan_for(slots, b, &job, shared.move_kept_turns)))
+            .max_by_key(|(b, plan)| (slots[*b].fit(plan), std::cmp::Reverse(slots[*b].last_used)))
             .expect("a free slot");
+        let best = &mut slots[b];
         best.last_used = shared.load.counters.steps.load(Ordering::Relaxed);
-        let keep = best.start(job);
-        if ctx
-            .kv_cache_seq_rm(best.seq, Some(keep as u32), None)
-            .is_err()
-        {
+        if let Err(e) = reuse::carry_out(ctx, best.seq, &plan) {
+            tracing::debug!(seq = best.seq, error = %e, "prompt cache dropped");
             let _ = ctx.clear_kv_cache_seq(Some(best.seq as u32), None, None);
-            best.cached.clear();
+            best.forget();
+            plan = Plan::default();
         }
+        best.start(job, &plan);
         let c = &shared.load.counters;
         c.prompt_reused
-            .fetch_add(best.cached.len() as u64, Ordering::Relaxed);
-        tracing::debug!(seq = best.seq, reused = best.cached.len(), "prompt cache");
+            .fetch_add(plan.held() as u64, Ordering::Relaxed);
+        c.prompt_moved
+            .fetch_add(plan.moved() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            seq = best.seq,
+            reused = plan.held(),
+            moved = plan.moved(),
+            "prompt cache"
+        );
         shared.load.active.fetch_add(1, Ordering::SeqCst);
         free -= 1;
     }
@@ -183,7 +193,7 @@ fn step(
                     .add(token, pos as i32, &[slot.seq], true)
                     .map_err(|e| fail("batch", &e))?;
                 run.logits_at = Some(batch.n_tokens() - 1);
-                slot.cached.push(token);
+                slot.hold(&[token]);
                 generating += 1;
             }
         }
@@ -211,7 +221,7 @@ fn step(
                 .add(token, (start + i) as i32, &[slot.seq], at_end)
                 .map_err(|e| fail("batch", &e))?;
         }
-        slot.cached.extend_from_slice(&chunk);
+        slot.hold(&chunk);
         if last && let Some(run) = slot.run.as_mut() {
             run.logits_at = Some(batch.n_tokens() - 1);
         }
@@ -234,6 +244,16 @@ fn step(
         }
     }
     Ok(())
+}
+
+/// What slot `b`'s cache would do for `job`: cells any other sequence
+/// may share stay where they are.
+fn plan_for(slots: &[Slot], b: usize, job: &super::Job, can_move: bool) -> Plan {
+    let others = (0..slots.len())
+        .filter(|&a| a != b)
+        .map(|a| slots[a].cached.as_slice());
+    let pinned = reuse::pinned(&slots[b].cached, others);
+    slots[b].plan(job, pinned, can_move)
 }
 
 /// The slot counts as free before its reply's end is sent, so that a

@@ -33,6 +33,7 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
         parallel: e.parallel as usize,
         queue_capacity: e.queue_capacity as usize,
         max_queue_wait: max_queue_wait(&settings),
+        move_kept_turns: e.move_kept_turns,
     }
 }
 

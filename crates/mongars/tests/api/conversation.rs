@@ -71,6 +71,8 @@ async fn chat_returns_the_reply_with_speech_and_history_shows_it_at_once() {
         seen.messages.last().unwrap().content,
         "What is the capital of France?"
     );
+    // It names the account, so that an engine reuses its cache only for it.
+    assert!(seen.account.is_some_and(|id| id > 0), "{:?}", seen.account);
 
     let (status, history) =
         status_json(app.get("/api/v1/conversation/history", Some(&token)).await).await;

@@ -54,6 +54,7 @@ async fn completion_has_the_openai_shape() {
     assert_eq!(seen.sampling.temperature, 0.0);
     assert_eq!(seen.sampling.stop, vec!["END".to_string()]);
     assert_eq!(seen.messages[1].content, "Hello");
+    assert!(seen.account.is_some_and(|id| id > 0), "{:?}", seen.account);
 }
 
 #[tokio::test]

@@ -49,14 +49,14 @@ pub(crate) fn share(ctx: &mut LlamaContext<'_>, shared: &Shared, slots: &mut [Sl
             // model's state): take back whatever came and read instead.
             if ctx.kv_cache_seq_rm(dst, Some(have as u32), None).is_err() {
                 let _ = ctx.clear_kv_cache_seq(Some(dst as u32), None, None);
-                slots[b].cached.clear();
+                slots[b].forget();
             }
             continue;
         }
         let copied = slots[b]
             .prompt()
             .map_or(Vec::new(), |p| p[have..upto].to_vec());
-        slots[b].cached.extend_from_slice(&copied);
+        slots[b].hold(&copied);
         shared
             .load
             .counters
@@ -72,12 +72,13 @@ pub(crate) fn share(ctx: &mut LlamaContext<'_>, shared: &Shared, slots: &mut [Sl
 }
 
 /// The slot holding the longest beginning of `b`'s prompt, when it is
-/// longer than what `b` holds: (tokens, slot).
+/// longer than what `b` holds: (tokens, slot). Only cells computed from
+/// their own beginning are shared (`Slot::exact`).
 fn donor(slots: &[Slot], b: usize) -> Option<(usize, usize)> {
     let prompt = slots[b].prompt()?;
     (0..slots.len())
         .filter(|&a| a != b)
-        .map(|a| (reusable(&slots[a].cached, prompt), a))
+        .map(|a| (reusable(&slots[a].cached, prompt).min(slots[a].exact), a))
         .max()
         .filter(|&(upto, _)| upto > slots[b].cached.len())
 }
@@ -122,6 +123,9 @@ fn waits_for_another(slots: &[Slot], chunks: &[(usize, usize)], b: usize) -> boo
     };
     let have = slots[b].cached.len();
     chunks.iter().any(|&(a, take)| {
+        if slots[a].exact < slots[a].cached.len() {
+            return false; // what it reads will not be shared
+        }
         let end = slots[a].cached.len() + take;
         slots[a]
             .prompt()

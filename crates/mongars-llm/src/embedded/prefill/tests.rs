@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 fn slot_reading(seq: i32, prompt: Vec<i32>, have: usize, arrived: u64) -> Slot {
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let mut slot = Slot::new(seq);
-    slot.cached = prompt[..have].iter().map(|&t| LlamaToken(t)).collect();
+    let held: Vec<LlamaToken> = prompt[..have].iter().map(|&t| LlamaToken(t)).collect();
+    slot.hold(&held);
     let origin = Instant::now();
-    slot.start(Job {
+    let job = Job {
         prompt: prompt.into_iter().map(LlamaToken).collect(),
         request: GenerationRequest::classified(Vec::new(), SamplingParams::greedy(1)),
         received: origin + Duration::from_millis(arrived),
         tx,
-    });
+    };
+    let plan = slot.plan(&job, 0, false);
+    slot.start(job, &plan);
     slot
 }
 
@@ -90,7 +93,32 @@ fn new_users_under_one_system_prompt_let_the_first_read_it() {
     assert_eq!(plan(&slots, 512, 0), [(0, 110)]);
     // At the next step slot 0 holds the rules, which slot 1 takes whole.
     let mut next = slots;
-    next[0].cached = next[0].prompt().unwrap().to_vec();
+    let read = next[0].unread().to_vec();
+    next[0].hold(&read);
     assert_eq!(donor(&next, 1), Some((90, 0)));
     assert_eq!(donor(&next, 2), None);
+}
+
+#[test]
+fn cells_moved_for_one_account_are_not_shared() {
+    let mut slots = vec![
+        slot_reading(0, with_rules(&[1000; 20]), 0, 0),
+        slot_reading(1, with_rules(&[2000; 20]), 0, 1),
+    ];
+    // Slot 0 holds the rules, but its cells from the 50th on were moved
+    // there from further on (`reuse`): they carry text its own account
+    // dropped, so slot 1 takes only the first 50 and does not wait for
+    // what slot 0 reads.
+    let read = slots[0].unread().to_vec();
+    slots[0].hold(&read);
+    slots[0].exact = 50;
+    assert_eq!(donor(&slots, 1), Some((50, 0)));
+    slots[0].cached.truncate(60);
+    assert!(!waits_for_another(&slots, &[(0, 40)], 1));
+    // Tokens read after moved cells are not exact either.
+    slots[0].hold(&[LlamaToken(7)]);
+    assert_eq!(slots[0].exact, 50);
+    slots[0].forget();
+    slots[0].hold(&[LlamaToken(7)]);
+    assert_eq!(slots[0].exact, 1);
 }

@@ -11,7 +11,9 @@ pub enum BenchCommand {
     /// Compare the embedded engine with the plain llama-cpp-2 decode loop on
     /// the same model, prompt and threads (tokens/s, time to first token),
     /// then measure the chat pipeline's cost outside generation with stored
-    /// history on SQLite.
+    /// history on SQLite, 1 to 8 concurrent streams against a raw batched
+    /// loop, and the chat at which a history window moves (kept turns moved
+    /// down the cache against read again).
     Generate(GenerateArgs),
     /// Router overhead per request against a fake backend that answers at
     /// once (next to the raw backend), and failover time from a dead primary

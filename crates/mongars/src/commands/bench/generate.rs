@@ -1,6 +1,8 @@
 //! `mongars bench generate`: the embedded engine against the plain
 //! llama-cpp-2 decode loop on the same model, prompt and threads, then the
-//! pipeline's own cost around generation with 1,000 stored turns.
+//! pipeline's own cost around generation with 1,000 stored turns, the
+//! concurrent-stream sweep (`sweep`) and the turn at which a history window
+//! moves (`moves`).
 
 use super::args::GenerateArgs;
 use super::{ScratchDb, pct, unthrottled};
@@ -118,6 +120,7 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
         figures.reused * 100.0
     );
     super::sweep::run(&settings, args.tokens, args.runs).await?;
+    super::moves::run(&settings, args.runs * 2).await?;
     // Consecutive chats of one conversation must find most of their prompt
     // in the engine's cache; when they do not, every figure above hides a
     // regression, so the bench fails.

@@ -331,6 +331,8 @@ async fn chat_figures(
     // Turns once the history window's start has moved (it no longer holds
     // every earlier turn), when old notes are no longer replayed.
     let mut after_move: [Vec<f64>; 2] = Default::default();
+    // The turns at which the window's start moved.
+    let mut at_move: [Vec<f64>; 2] = Default::default();
     let history_turns = settings.conversation.history_turns;
     const QUESTIONS: [&str; 10] = [
         "What should I read this weekend?",
@@ -379,6 +381,10 @@ async fn chat_figures(
             let complete = u64::from(i);
             if u64::from(history_window(complete, history_turns)) < complete {
                 after_move[usize::from(!memory_on)].push(to_first);
+            }
+            let start = |n: u64| n - u64::from(history_window(n, history_turns));
+            if complete > 0 && start(complete) > start(complete - 1) {
+                at_move[usize::from(!memory_on)].push(to_first);
             }
             replies[usize::from(!memory_on)].push(f64::from(reply.usage.completion_tokens));
             firsts[usize::from(!memory_on)].push(ms(reply.usage.time_to_first_token));
@@ -443,6 +449,12 @@ async fn chat_figures(
             after_move[0].len(),
             pct(&after_move[0], 50.0),
             pct(&after_move[1], 50.0)
+        );
+        println!(
+            "  request to first token p50, the {} turns of each side at which the history window moved: on {:.0} ms, off {:.0} ms",
+            at_move[0].len(),
+            pct(&at_move[0], 50.0),
+            pct(&at_move[1], 50.0)
         );
     }
     mind.after.settled().await;

@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod generate;
 mod memory;
+mod moves;
 mod overload;
 mod peers;
 mod realtime;

@@ -47,6 +47,7 @@ async fn served_reply(engine: &EmbeddedBackend, question: &str) -> anyhow::Resul
             messages: vec![ChatMessage::new(ChatRole::User, question)],
             sampling: SamplingParams::greedy(24),
             role: ModelRole::General,
+            account: None,
         })
         .await?;
     let mut text = String::new();

@@ -83,20 +83,7 @@ pub fn shared_embedder() -> Option<Arc<dyn mongars_core::ports::Embedder>> {
 /// The default model, fetched by `make models`. Missing: `None`, which fails
 /// under CI=true.
 pub fn model_path() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the model is missing: `make test` fetches it"
-    );
-    mongars_store::testing::skipped(&format!(
-        "the model {} is missing (run `make models`)",
-        path.display()
-    ));
-    None
+    mongars_store::testing::default_model()
 }
 
 /// A fresh database on the server of `MONGARS_TEST_POSTGRES_URL` (set by

@@ -1,0 +1,39 @@
+//! What the tests of the embedded engine on the real model share.
+
+use mongars_core::domain::{GenerationEvent, GenerationRequest, GenerationUsage};
+use mongars_core::ports::LlmBackend;
+use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default model, fetched by `make models`.
+pub fn model_path() -> Option<PathBuf> {
+    mongars_store::testing::default_model()
+}
+
+pub fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
+    EmbeddedConfig {
+        model_path: path,
+        threads: 2,
+        context_tokens: 2048,
+        parallel,
+        queue_capacity: queue,
+        max_queue_wait: Duration::ZERO,
+        move_kept_turns: true,
+    }
+}
+
+pub async fn collect(
+    backend: &EmbeddedBackend,
+    req: GenerationRequest,
+) -> (String, GenerationUsage) {
+    let mut rx = backend.generate(req).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev.unwrap() {
+            GenerationEvent::Delta(d) => text.push_str(&d),
+            GenerationEvent::Done(u) => return (text, u),
+        }
+    }
+    panic!("stream ended without Done");
+}

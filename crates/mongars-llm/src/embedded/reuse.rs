@@ -57,6 +57,13 @@ impl Plan {
         self.moves.last().map_or(self.keep, |m| m.to + m.len)
     }
 
+    /// How far into the cache the plan draws: to the end of its last run,
+    /// else of the kept beginning. What lies before is the conversation
+    /// itself, kept or dropped from its window; what lies after is evicted.
+    pub fn reaches(&self) -> usize {
+        self.moves.last().map_or(self.keep, |m| m.from + m.len)
+    }
+
     /// Tokens the moves bring down.
     pub fn moved(&self) -> usize {
         self.moves.iter().map(|m| m.len).sum()

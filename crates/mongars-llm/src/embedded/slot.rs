@@ -82,10 +82,11 @@ impl Slot {
     /// new user goes to an empty or stale slot rather than over someone's
     /// long conversation for the sake of a shared system prompt: that
     /// prompt is copied from whichever sequence holds it
-    /// (`prefill::share`).
+    /// (`prefill::share`). The turns a moved window left behind are the
+    /// conversation's own, not another's: they do not count as evicted.
     pub fn fit(&self, plan: &Plan) -> i64 {
-        let reuse = plan.held();
-        reuse as i64 - (self.cached.len() - reuse) as i64
+        let evicted = self.cached.len().saturating_sub(plan.reaches());
+        plan.held() as i64 - evicted as i64
     }
 
     /// Start `job` here once `plan` is carried out on the context: the
@@ -329,5 +330,32 @@ mod tests {
         assert_eq!(plan.held(), 10);
         let plan = slot.plan(&job(next, Some(1)), 0, true);
         assert_eq!(plan.held(), 50, "its own account keeps it all");
+    }
+
+    #[test]
+    fn a_conversation_whose_window_moved_goes_back_to_its_own_slot() {
+        // Account 1's long conversation: a system prompt, twenty old turns
+        // the window now drops, then five it keeps. Account 2's is short.
+        let system: Vec<i32> = (0..10).collect();
+        let old: Vec<i32> = (1000..1400).collect();
+        let kept: Vec<i32> = (2000..2100).collect();
+        let mut own = Slot::new(0);
+        own.hold(&t(&[system.clone(), old, kept.clone()].concat()));
+        own.account = Some(1);
+        let mut other = Slot::new(1);
+        other.hold(&t(&[system.clone(), (3000..3040).collect()].concat()));
+        other.account = Some(2);
+        let next = job(t(&[system, kept, vec![900, 901]].concat()), Some(1));
+        let (a, b) = (own.plan(&next, 0, true), other.plan(&next, 0, true));
+        assert_eq!((a.held(), a.reaches(), b.held()), (110, 510, 10));
+        assert!(
+            own.fit(&a) > other.fit(&b),
+            "{} against {}",
+            own.fit(&a),
+            other.fit(&b)
+        );
+        // Without moving, the long conversation would rather be kept.
+        let a = own.plan(&next, 0, false);
+        assert!(own.fit(&a) < other.fit(&b));
     }
 }

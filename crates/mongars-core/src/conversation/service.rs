@@ -337,8 +337,9 @@ fn window_step(max: u64) -> u64 {
 /// moves, what follows the system prompt no longer continues the last prompt
 /// (it is read again, or moved down the cache by an engine that can): the
 /// turns then in the window lose their notes, which keeps the prompt short,
-/// and the turns added since keep theirs until the start moves again. Until the window first moves every turn keeps
-/// its note, since the prompt has never been read again from its start.
+/// and the turns added since keep theirs until the start moves again. Until
+/// the window first moves every turn keeps its note, since the prompt has
+/// never been read again from its start.
 pub fn noted_turns(complete: u64, max: u32) -> u32 {
     let window = history_window(complete, max);
     if complete <= u64::from(max) {

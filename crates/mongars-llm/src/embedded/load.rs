@@ -80,6 +80,7 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         queue = cfg.queue_capacity.max(1),
         max_queue_wait_ms = cfg.max_queue_wait.as_millis() as u64,
         move_kept_turns = engine.shared.move_kept_turns,
+        worth_moving = engine.shared.worth_moving,
         "embedded model loaded"
     );
     Ok(EmbeddedBackend {
@@ -110,6 +111,7 @@ pub(crate) fn start_engine(
         threads: cfg.threads.max(1),
         parallel: cfg.parallel.max(1),
         move_kept_turns: cfg.move_kept_turns && super::reuse::model_can_move(&model),
+        worth_moving: super::reuse::worth_moving(&model, setup.n_ctx * cfg.parallel.max(1)),
         model,
         load: load.clone(),
     });

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     /// Whether kept turns are moved down the cache (`reuse`): asked for,
     /// and possible with this model.
     pub move_kept_turns: bool,
+    /// The fewest tokens a move must bring down (`reuse::worth_moving`).
+    pub worth_moving: usize,
     /// Counted across engines: an adapter switch keeps them.
     pub load: Arc<Load>,
 }

@@ -63,8 +63,9 @@ impl Slot {
     /// What of this slot's cache would serve `job`: the beginning it has in
     /// common with the prompt (only the exact part for another account),
     /// and for the same account, when `can_move`, the turns further on
-    /// that continue it, moved down from past `pinned` (`reuse`).
-    pub fn plan(&self, job: &Job, pinned: usize, can_move: bool) -> Plan {
+    /// that continue it, moved down from past `pinned` when they come to
+    /// at least `worth` tokens (`reuse`).
+    pub fn plan(&self, job: &Job, pinned: usize, can_move: bool, worth: usize) -> Plan {
         let account = job.request.account;
         let same = account.is_some() && account == self.account;
         let common = reusable(&self.cached, &job.prompt);
@@ -74,6 +75,7 @@ impl Slot {
             &job.prompt,
             keep,
             (same && can_move).then_some(pinned),
+            worth,
         )
     }
 
@@ -313,12 +315,12 @@ mod tests {
         slot.account = Some(1);
         let next = t(&[system.clone(), turns.clone(), vec![900, 901]].concat());
         let moving = job(next.clone(), Some(1));
-        let plan = slot.plan(&moving, 0, true);
+        let plan = slot.plan(&moving, 0, true, 0);
         assert!(plan.keep == 10 && plan.moved() == 40, "{plan:?}");
         // Not its account, no account, or moving turned off: the beginning
         // only.
         for (account, can_move) in [(Some(2), true), (None, true), (Some(1), false)] {
-            let plan = slot.plan(&job(next.clone(), account), 0, can_move);
+            let plan = slot.plan(&job(next.clone(), account), 0, can_move, 0);
             assert_eq!((plan.held(), plan.moved()), (10, 0), "{account:?}");
         }
         slot.start(moving, &plan);
@@ -326,9 +328,9 @@ mod tests {
         // Later, the same tokens asked by another account: only the exact
         // beginning is kept, though all of it matches.
         slot.run = None;
-        let plan = slot.plan(&job(next.clone(), Some(2)), 0, true);
+        let plan = slot.plan(&job(next.clone(), Some(2)), 0, true, 0);
         assert_eq!(plan.held(), 10);
-        let plan = slot.plan(&job(next, Some(1)), 0, true);
+        let plan = slot.plan(&job(next, Some(1)), 0, true, 0);
         assert_eq!(plan.held(), 50, "its own account keeps it all");
     }
 
@@ -346,7 +348,7 @@ mod tests {
         other.hold(&t(&[system.clone(), (3000..3040).collect()].concat()));
         other.account = Some(2);
         let next = job(t(&[system, kept, vec![900, 901]].concat()), Some(1));
-        let (a, b) = (own.plan(&next, 0, true), other.plan(&next, 0, true));
+        let (a, b) = (own.plan(&next, 0, true, 0), other.plan(&next, 0, true, 0));
         assert_eq!((a.held(), a.reaches(), b.held()), (110, 510, 10));
         assert!(
             own.fit(&a) > other.fit(&b),
@@ -355,7 +357,7 @@ mod tests {
             other.fit(&b)
         );
         // Without moving, the long conversation would rather be kept.
-        let a = own.plan(&next, 0, false);
+        let a = own.plan(&next, 0, false, 0);
         assert!(own.fit(&a) < other.fit(&b));
     }
 }

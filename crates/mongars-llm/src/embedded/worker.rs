@@ -137,7 +137,7 @@ fn admit(
         }
         let (b, mut plan) = (0..slots.len())
             .filter(|&b| slots[b].run.is_none())
-            .map(|b| (b, plan_for(slots, b, &job, shared.move_kept_turns)))
+            .map(|b| (b, plan_for(slots, b, &job, shared)))
             .max_by_key(|(b, plan)| (slots[*b].fit(plan), std::cmp::Reverse(slots[*b].last_used)))
             .expect("a free slot");
         let best = &mut slots[b];
@@ -248,12 +248,12 @@ fn step(
 
 /// What slot `b`'s cache would do for `job`: cells any other sequence
 /// may share stay where they are.
-fn plan_for(slots: &[Slot], b: usize, job: &super::Job, can_move: bool) -> Plan {
+fn plan_for(slots: &[Slot], b: usize, job: &super::Job, shared: &Shared) -> Plan {
     let others = (0..slots.len())
         .filter(|&a| a != b)
         .map(|a| slots[a].cached.as_slice());
     let pinned = reuse::pinned(&slots[b].cached, others);
-    slots[b].plan(job, pinned, can_move)
+    slots[b].plan(job, pinned, shared.move_kept_turns, shared.worth_moving)
 }
 
 /// The slot counts as free before its reply's end is sent, so that a

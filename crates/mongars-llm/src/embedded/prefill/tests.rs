@@ -18,7 +18,7 @@ fn slot_reading(seq: i32, prompt: Vec<i32>, have: usize, arrived: u64) -> Slot {
         received: origin + Duration::from_millis(arrived),
         tx,
     };
-    let plan = slot.plan(&job, 0, false);
+    let plan = slot.plan(&job, 0, false, 0);
     slot.start(job, &plan);
     slot
 }

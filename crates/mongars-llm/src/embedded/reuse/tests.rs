@@ -54,7 +54,7 @@ fn the_kept_turns_move_down_when_the_window_moves() {
     let prompt = concat(&[system(), turn(4), turn(5), turn(6), question]);
     let keep = crate::embedded::slot::reusable(&cached, &prompt);
     assert_eq!(keep, 10, "only the system prompt begins both");
-    let p = plan(&cached, &prompt, keep, Some(keep));
+    let p = plan(&cached, &prompt, keep, Some(keep), 0);
     assert_eq!(
         p.moves,
         [Move {
@@ -66,7 +66,7 @@ fn the_kept_turns_move_down_when_the_window_moves() {
     assert_eq!((p.held(), p.moved()), (70, 60));
     assert_eq!(after(&cached, &p), prompt[..70]);
     // Without moving, all three turns are read again.
-    let p = plan(&cached, &prompt, keep, None);
+    let p = plan(&cached, &prompt, keep, None, 0);
     assert_eq!((p.held(), p.moved()), (10, 0));
 }
 
@@ -84,7 +84,7 @@ fn notes_dropped_between_kept_turns_leave_gaps_that_close() {
         turn(4),
     ]);
     let prompt = concat(&[system(), turn(2), turn(3), turn(4), note(5), t(500..510)]);
-    let p = plan(&cached, &prompt, 10, Some(10));
+    let p = plan(&cached, &prompt, 10, Some(10), 0);
     assert_eq!(
         p.moves,
         [
@@ -118,13 +118,13 @@ fn cells_another_sequence_may_share_stay_where_they_are() {
     let other = concat(&[system(), turn(1), turn(2), t(700..720)]);
     let from = pinned(&cached, [other.as_slice()].into_iter());
     assert_eq!(from, 50);
-    let p = plan(&cached, &prompt, 10, Some(from));
+    let p = plan(&cached, &prompt, 10, Some(from), 0);
     assert_eq!((p.held(), p.moves.len()), (10, 0));
     // A sequence sharing only the system prompt pins nothing past it.
     let other = concat(&[system(), t(700..720)]);
     let from = pinned(&cached, [other.as_slice(), &[][..]].into_iter());
     assert_eq!(from, 10);
-    assert_eq!(plan(&cached, &prompt, 10, Some(from)).held(), 50);
+    assert_eq!(plan(&cached, &prompt, 10, Some(from), 0).held(), 50);
     assert_eq!(pinned(&cached, std::iter::empty()), 0);
 }
 
@@ -132,11 +132,20 @@ fn cells_another_sequence_may_share_stay_where_they_are() {
 fn short_matches_are_read_again() {
     let cached = concat(&[system(), turn(1), t(200..200 + MIN_RUN as i32 - 1)]);
     let prompt = concat(&[system(), t(200..200 + MIN_RUN as i32 - 1), t(900..904)]);
-    let p = plan(&cached, &prompt, 10, Some(10));
+    let p = plan(&cached, &prompt, 10, Some(10), 0);
     assert!(p.moves.is_empty(), "{p:?}");
     let cached = concat(&[system(), turn(1), t(200..200 + MIN_RUN as i32)]);
     let prompt = concat(&[system(), t(200..200 + MIN_RUN as i32), t(900..904)]);
-    assert_eq!(plan(&cached, &prompt, 10, Some(10)).moved(), MIN_RUN);
+    assert_eq!(plan(&cached, &prompt, 10, Some(10), 0).moved(), MIN_RUN);
+}
+
+#[test]
+fn moves_too_small_for_their_shift_are_read_instead() {
+    let cached = concat(&[system(), turn(1), turn(2), turn(3)]);
+    let prompt = concat(&[system(), turn(2), turn(3), t(900..904)]);
+    assert_eq!(plan(&cached, &prompt, 10, Some(10), 40).moved(), 40);
+    let p = plan(&cached, &prompt, 10, Some(10), 41);
+    assert_eq!((p.held(), p.moved()), (10, 0));
 }
 
 #[test]
@@ -145,11 +154,11 @@ fn the_last_prompt_token_is_always_read() {
     // for the logits that start the reply.
     let cached = concat(&[system(), turn(1), turn(2), turn(3)]);
     let prompt = concat(&[system(), turn(2), turn(3)]);
-    let p = plan(&cached, &prompt, 10, Some(10));
+    let p = plan(&cached, &prompt, 10, Some(10), 0);
     assert_eq!(p.held(), prompt.len() - 1);
     assert_eq!(after(&cached, &p), prompt[..prompt.len() - 1]);
-    assert_eq!(plan(&[], &t([1]), 0, Some(0)).held(), 0);
-    assert_eq!(plan(&cached, &[], 0, Some(0)).held(), 0);
+    assert_eq!(plan(&[], &t([1]), 0, Some(0), 0).held(), 0);
+    assert_eq!(plan(&cached, &[], 0, Some(0), 0).held(), 0);
 }
 
 #[test]
@@ -180,7 +189,7 @@ fn every_plan_rebuilds_the_beginning_of_its_prompt() {
         prompt.extend(t((0..next(6) as i32).map(|i| 95 + i)));
         let keep = crate::embedded::slot::reusable(&cached, &prompt);
         let movable = next(cached.len() as u64 + 1) as usize;
-        let p = plan(&cached, &prompt, keep, Some(movable));
+        let p = plan(&cached, &prompt, keep, Some(movable), 0);
         assert_eq!(after(&cached, &p), prompt[..p.held()], "{p:?}");
         assert!(p.held() < prompt.len().max(1));
         assert!(

@@ -334,6 +334,8 @@ async fn chat_figures(
     // The turns at which the window's start moved.
     let mut at_move: [Vec<f64>; 2] = Default::default();
     let history_turns = settings.conversation.history_turns;
+    // The first turn of the window once `n` turns are complete.
+    let start = |n: u64| n - u64::from(history_window(n, history_turns));
     const QUESTIONS: [&str; 10] = [
         "What should I read this weekend?",
         "How do I keep basil alive indoors?",
@@ -375,19 +377,19 @@ async fn chat_figures(
             let reply = service.chat(user, req).await?;
             let total = reply.processing_time * 1000.0;
             let outside = total - ms(reply.usage.total);
-            tokens[usize::from(!memory_on)].push(f64::from(reply.usage.prompt_tokens));
+            let side = usize::from(!memory_on);
+            tokens[side].push(f64::from(reply.usage.prompt_tokens));
             let to_first = outside + ms(reply.usage.time_to_first_token);
-            before_first[usize::from(!memory_on)][round as usize].push(to_first);
+            before_first[side][round as usize].push(to_first);
             let complete = u64::from(i);
-            if u64::from(history_window(complete, history_turns)) < complete {
-                after_move[usize::from(!memory_on)].push(to_first);
+            if start(complete) > 0 {
+                after_move[side].push(to_first);
             }
-            let start = |n: u64| n - u64::from(history_window(n, history_turns));
             if complete > 0 && start(complete) > start(complete - 1) {
-                at_move[usize::from(!memory_on)].push(to_first);
+                at_move[side].push(to_first);
             }
-            replies[usize::from(!memory_on)].push(f64::from(reply.usage.completion_tokens));
-            firsts[usize::from(!memory_on)].push(ms(reply.usage.time_to_first_token));
+            replies[side].push(f64::from(reply.usage.completion_tokens));
+            firsts[side].push(ms(reply.usage.time_to_first_token));
             if memory_on {
                 t_on.push(total);
                 pre_on.push(outside);

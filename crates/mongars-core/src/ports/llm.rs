@@ -2,7 +2,7 @@
 //! the embedded llama.cpp engine and the HTTP backends implement it, and the
 //! router and its decorators (timeouts, retries, breakers, metrics) wrap it.
 
-use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest, ModelRole};
+use crate::domain::{ChatMessage, GenerationEvent, GenerationRequest, GenerationUsage, ModelRole};
 use crate::error::CoreError;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -105,6 +105,24 @@ impl LlmError {
                 | LlmError::Busy { .. }
         )
     }
+}
+
+/// Reads a generation to its end: the whole text and the summary. A stream
+/// that closes before its summary is a failed generation (the backend went
+/// away mid-reply), never a short reply.
+pub async fn read_to_end(
+    mut stream: GenerationStream,
+) -> Result<(String, GenerationUsage), LlmError> {
+    let mut text = String::new();
+    while let Some(event) = stream.recv().await {
+        match event? {
+            GenerationEvent::Delta(d) => text.push_str(&d),
+            GenerationEvent::Done(usage) => return Ok((text, usage)),
+        }
+    }
+    Err(LlmError::Failed(
+        "generation ended before its summary".into(),
+    ))
 }
 
 /// A backend's own view of its health.
@@ -245,5 +263,63 @@ impl From<LlmError> for CoreError {
             e @ LlmError::Tls(_) => CoreError::BackendTls(e.to_string()),
             e => CoreError::BackendFailed(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FinishReason;
+    use std::time::Duration;
+
+    fn usage() -> GenerationUsage {
+        GenerationUsage {
+            model: "m".into(),
+            prompt_tokens: 7,
+            completion_tokens: 2,
+            finish_reason: FinishReason::Stop,
+            mean_logprob: None,
+            time_to_first_token: Duration::from_millis(3),
+            queued: Duration::ZERO,
+            total: Duration::from_millis(9),
+        }
+    }
+
+    /// A stream holding `events`, closed after them.
+    fn stream(events: Vec<Result<GenerationEvent, LlmError>>) -> GenerationStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(events.len().max(1));
+        for e in events {
+            tx.try_send(e).unwrap();
+        }
+        rx
+    }
+
+    #[tokio::test]
+    async fn a_generation_read_to_its_end_gives_the_whole_text_and_the_summary() {
+        let s = stream(vec![
+            Ok(GenerationEvent::Delta("Hel".into())),
+            Ok(GenerationEvent::Delta("lo".into())),
+            Ok(GenerationEvent::Done(usage())),
+        ]);
+        assert_eq!(read_to_end(s).await, Ok(("Hello".into(), usage())));
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_closes_before_its_summary_is_a_failure() {
+        let s = stream(vec![Ok(GenerationEvent::Delta("Hel".into()))]);
+        let e = read_to_end(s).await.unwrap_err();
+        assert_eq!(e.kind(), "failed");
+        let e = CoreError::from(e);
+        assert!(matches!(e, CoreError::BackendFailed(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_in_the_stream_is_returned_as_it_came() {
+        let s = stream(vec![
+            Ok(GenerationEvent::Delta("Hel".into())),
+            Err(LlmError::Timeout("idle".into())),
+            Ok(GenerationEvent::Done(usage())),
+        ]);
+        assert_eq!(read_to_end(s).await, Err(LlmError::Timeout("idle".into())));
     }
 }

@@ -134,7 +134,7 @@ pub use fleet::{
 };
 pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
-    PullProgress, Reservation, count_prompt, estimate_prompt_tokens,
+    PullProgress, Reservation, count_prompt, estimate_prompt_tokens, read_to_end,
 };
 pub use memory::{ForgetReport, MemoryRepository, ProfileRepository, StoredProfile};
 pub use peer::{PeerDirectory, PeerRepository};

@@ -18,7 +18,7 @@ use mongars_core::domain::{
     ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, GenerationUsage,
     ModelRole, PerRole, SamplingParams, classify_task, last_user_text,
 };
-use mongars_core::ports::{GenerationStream, LlmError};
+use mongars_core::ports::{GenerationStream, LlmError, read_to_end};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -289,7 +289,7 @@ pub async fn chat_completions(
             .keep_alive(KeepAlive::default())
             .into_response());
     }
-    let (text, usage) = collect(rx).await?;
+    let (text, usage) = read_to_end(rx).await.map_err(CoreError::from)?;
     Ok(Json(ChatCompletion {
         id: meta.id,
         object: "chat.completion",
@@ -324,19 +324,6 @@ fn finish(reason: FinishReason) -> &'static str {
 
 fn usage_json(u: &GenerationUsage) -> Value {
     json!(CompletionUsage::from(u))
-}
-
-async fn collect(mut rx: GenerationStream) -> Result<(String, GenerationUsage), CoreError> {
-    let mut text = String::new();
-    while let Some(event) = rx.recv().await {
-        match event.map_err(CoreError::from)? {
-            GenerationEvent::Delta(d) => text.push_str(&d),
-            GenerationEvent::Done(u) => return Ok((text, u)),
-        }
-    }
-    Err(CoreError::BackendFailed(
-        "generation ended before its summary".into(),
-    ))
 }
 
 fn chunk(meta: &Meta, delta: Value, finish_reason: Option<&str>) -> Event {

@@ -1,7 +1,7 @@
 //! What the tests of the embedded engine on the real model share.
 
-use mongars_core::domain::{GenerationEvent, GenerationRequest, GenerationUsage};
-use mongars_core::ports::LlmBackend;
+use mongars_core::domain::{GenerationRequest, GenerationUsage};
+use mongars_core::ports::{LlmBackend, read_to_end};
 use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,13 +27,6 @@ pub async fn collect(
     backend: &EmbeddedBackend,
     req: GenerationRequest,
 ) -> (String, GenerationUsage) {
-    let mut rx = backend.generate(req).await.unwrap();
-    let mut text = String::new();
-    while let Some(ev) = rx.recv().await {
-        match ev.unwrap() {
-            GenerationEvent::Delta(d) => text.push_str(&d),
-            GenerationEvent::Done(u) => return (text, u),
-        }
-    }
-    panic!("stream ended without Done");
+    let rx = backend.generate(req).await.unwrap();
+    read_to_end(rx).await.unwrap()
 }

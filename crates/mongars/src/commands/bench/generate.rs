@@ -10,10 +10,9 @@ use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::conversation::ChatRequest;
 use mongars_core::domain::{
-    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, NewTurn, SamplingParams,
-    TurnCompletion,
+    ChatMessage, ChatRole, GenerationRequest, NewTurn, SamplingParams, TurnCompletion,
 };
-use mongars_core::ports::{LlmBackend, TurnRepository};
+use mongars_core::ports::{LlmBackend, TurnRepository, read_to_end};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode};
 use mongars_store::SqlTurnRepository;
 use std::sync::Arc;
@@ -142,15 +141,10 @@ async fn engine_run(
     tokens: u32,
 ) -> anyhow::Result<(f64, f64)> {
     let request = GenerationRequest::classified(messages.to_vec(), SamplingParams::greedy(tokens));
-    let mut rx = engine.generate(request).await?;
-    while let Some(event) = rx.recv().await {
-        if let GenerationEvent::Done(u) = event? {
-            let decode = u.total.saturating_sub(u.time_to_first_token);
-            let rate = f64::from(u.completion_tokens.saturating_sub(1)) / decode.as_secs_f64();
-            return Ok((ms(u.time_to_first_token), rate));
-        }
-    }
-    anyhow::bail!("engine stream ended without a summary")
+    let (_, u) = read_to_end(engine.generate(request).await?).await?;
+    let decode = u.total.saturating_sub(u.time_to_first_token);
+    let rate = f64::from(u.completion_tokens.saturating_sub(1)) / decode.as_secs_f64();
+    Ok((ms(u.time_to_first_token), rate))
 }
 
 struct PipelineFigures {

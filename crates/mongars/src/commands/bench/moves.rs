@@ -8,9 +8,9 @@ use super::pct;
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::domain::{
-    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, GenerationUsage, SamplingParams,
+    ChatMessage, ChatRole, GenerationRequest, GenerationUsage, SamplingParams,
 };
-use mongars_core::ports::LlmBackend;
+use mongars_core::ports::{LlmBackend, read_to_end};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend};
 
 /// Questions and answers the conversations are made of.
@@ -90,15 +90,7 @@ async fn reply(
 ) -> anyhow::Result<(String, GenerationUsage)> {
     let mut request = GenerationRequest::classified(messages, SamplingParams::greedy(32));
     request.account = Some(account);
-    let mut rx = engine.generate(request).await?;
-    let mut text = String::new();
-    while let Some(event) = rx.recv().await {
-        match event? {
-            GenerationEvent::Delta(d) => text.push_str(&d),
-            GenerationEvent::Done(u) => return Ok((text, u)),
-        }
-    }
-    anyhow::bail!("engine stream ended without a summary")
+    Ok(read_to_end(engine.generate(request).await?).await?)
 }
 
 /// What one engine did at the move.

@@ -12,10 +12,8 @@ use super::pct;
 use axum::body::Body;
 use axum::http::{Response, header};
 use mongars_config::Settings;
-use mongars_core::domain::{
-    ChatMessage, ChatRole, GenerationEvent, GenerationRequest, SamplingParams,
-};
-use mongars_core::ports::LlmBackend;
+use mongars_core::domain::{ChatMessage, ChatRole, GenerationRequest, SamplingParams};
+use mongars_core::ports::{LlmBackend, read_to_end};
 use mongars_llm::remote::openai::OpenAi;
 use mongars_llm::remote::{RemoteBackend, RemoteConfig};
 use mongars_metrics::Metrics;
@@ -66,12 +64,7 @@ async fn timed(backend: &dyn LlmBackend, n: u32) -> anyhow::Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let t = Instant::now();
-        let mut rx = backend.generate(request()).await?;
-        while let Some(e) = rx.recv().await {
-            if let GenerationEvent::Done(_) = e? {
-                break;
-            }
-        }
+        read_to_end(backend.generate(request()).await?).await?;
         out.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(out)

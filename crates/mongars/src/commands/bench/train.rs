@@ -39,10 +39,10 @@ fn peak_rss_mib() -> f64 {
 /// The served engine's greedy reply to `question` (at most 24 tokens).
 async fn served_reply(engine: &EmbeddedBackend, question: &str) -> anyhow::Result<String> {
     use mongars_core::domain::{
-        ChatMessage, ChatRole, GenerationEvent, GenerationRequest, ModelRole, SamplingParams,
+        ChatMessage, ChatRole, GenerationRequest, ModelRole, SamplingParams,
     };
-    use mongars_core::ports::LlmBackend;
-    let mut rx = engine
+    use mongars_core::ports::{LlmBackend, read_to_end};
+    let rx = engine
         .generate(GenerationRequest {
             messages: vec![ChatMessage::new(ChatRole::User, question)],
             sampling: SamplingParams::greedy(24),
@@ -50,14 +50,7 @@ async fn served_reply(engine: &EmbeddedBackend, question: &str) -> anyhow::Resul
             account: None,
         })
         .await?;
-    let mut text = String::new();
-    while let Some(event) = rx.recv().await {
-        match event? {
-            GenerationEvent::Delta(d) => text.push_str(&d),
-            GenerationEvent::Done(_) => break,
-        }
-    }
-    Ok(text)
+    Ok(read_to_end(rx).await?.0)
 }
 
 /// Greedy reply of at most `max` tokens from our own forward pass.

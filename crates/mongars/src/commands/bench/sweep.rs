@@ -3,7 +3,8 @@
 //! plain llama-cpp-2 loop that decodes the same prompts as sequences of one
 //! batch (the ceiling), on the same model and threads. First with prompts
 //! that differ from their first line (nothing to share), then as new users
-//! arrive on a server: one operator's system prompt, each their own question.
+//! arrive on a server: one operator's system prompt, each their own question;
+//! last, one user arriving while others' replies are under way.
 
 use super::pct;
 use anyhow::Context;
@@ -11,6 +12,7 @@ use mongars_config::Settings;
 use mongars_core::domain::{
     ChatMessage, ChatRole, GenerationEvent, GenerationRequest, SamplingParams,
 };
+use mongars_core::ports::{LlmBackend, read_to_end};
 use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_batched_greedy};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,7 +155,8 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
         stats.sequence_steps as f64 / stats.steps.max(1) as f64,
         stats.widest_step
     );
-    new_users(&engine, tokens, runs).await
+    new_users(&engine, tokens, runs).await?;
+    arriving(&engine, runs).await
 }
 
 /// New users arriving together under one system prompt, after the server
@@ -212,6 +215,73 @@ async fn new_users(engine: &Arc<EmbeddedBackend>, tokens: u32, runs: u32) -> any
     Ok(())
 }
 
+/// One user arriving while others' replies are under way, as on a busy
+/// server: the newcomer's time to first token next to the same arrival on
+/// an idle engine. Their prompt is read in the next step, beside the
+/// others' next tokens, rather than after the others' prompts.
+async fn arriving(engine: &Arc<EmbeddedBackend>, runs: u32) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "one user arriving while others generate (their prompts read, replies under way); \
+         the newcomer's time to first token, medians of {} runs",
+        runs.max(1)
+    );
+    println!(
+        "{:>18} {:>14} {:>8} {:>26}",
+        "others generating", "TTFT ms", "x idle", "fewest still generating"
+    );
+    let mut idle = f64::NAN;
+    for busy in [0usize, 1, 3, 7] {
+        let (mut ttft, mut fewest) = (Vec::new(), busy);
+        for r in 0..runs.max(1) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The others arrive together; each is under way once its first
+            // token is out, and is kept reading until cancelled below.
+            let mut streams = Vec::new();
+            for i in 0..busy {
+                let request = GenerationRequest::classified(
+                    messages(&format!("busy {busy}-{r}-{i}")),
+                    SamplingParams::greedy(1024),
+                );
+                streams.push(engine.generate(request).await?);
+            }
+            let mut others = Vec::new();
+            for mut rx in streams {
+                match rx.recv().await {
+                    Some(Ok(GenerationEvent::Delta(_))) => {}
+                    other => anyhow::bail!("a background reply ended early: {other:?}"),
+                }
+                others.push(tokio::spawn(async move {
+                    while let Some(Ok(GenerationEvent::Delta(_))) = rx.recv().await {}
+                }));
+            }
+            let request = GenerationRequest::classified(
+                messages(&format!("new {busy}-{r}")),
+                SamplingParams::greedy(4),
+            );
+            let (_, u) = read_to_end(engine.generate(request).await?).await?;
+            ttft.push(u.time_to_first_token.as_secs_f64() * 1000.0);
+            // Still generating when the newcomer's short reply ended, so all
+            // through its prompt.
+            let running = others.iter().filter(|o| !o.is_finished()).count();
+            fewest = fewest.min(running);
+            // Dropping a stream cancels its reply at the next step.
+            for o in &others {
+                o.abort();
+            }
+            while engine.health().await.active > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let t = pct(&ttft, 50.0);
+        if busy == 0 {
+            idle = t;
+        }
+        println!("{busy:>18} {t:>14.0} {:>8.2} {fewest:>26}", t / idle);
+    }
+    Ok(())
+}
+
 /// The median over `runs` of one figure of each.
 fn median(runs: &[Run], f: &dyn Fn(&Run) -> f64) -> f64 {
     pct(&runs.iter().map(f).collect::<Vec<_>>(), 50.0)
@@ -230,14 +300,8 @@ async fn engine_run(
             let request =
                 GenerationRequest::classified(messages(i), SamplingParams::greedy(tokens));
             tokio::spawn(async move {
-                let mut rx =
-                    mongars_core::ports::LlmBackend::generate(engine.as_ref(), request).await?;
-                while let Some(event) = rx.recv().await {
-                    if let GenerationEvent::Done(u) = event? {
-                        return anyhow::Ok((u, Instant::now()));
-                    }
-                }
-                anyhow::bail!("engine stream ended without a summary")
+                let (_, u) = read_to_end(engine.generate(request).await?).await?;
+                anyhow::Ok((u, Instant::now()))
             })
         })
         .collect();

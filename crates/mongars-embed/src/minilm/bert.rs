@@ -8,7 +8,8 @@
 //! tensors; the tests hold the two to the same vectors.
 //!
 //! The activations of a forward pass live in a [`Scratch`] the encoder keeps
-//! from one pass to the next (up to [`RETAINED_FLOATS`]), so that a server
+//! from one pass to the next (one per pass running at once, each up to
+//! [`RETAINED_FLOATS`]), so that a server
 //! embedding a few short texts per chat does not ask the heap for megabytes
 //! of fresh buffers every time.
 
@@ -16,7 +17,7 @@ use super::math;
 use super::proj::{Precision, Proj};
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Mutex, PoisonError};
 
 /// Floats of activations kept for the next forward pass (16 MiB: a batch of
 /// about a thousand tokens); a larger batch's buffers are freed after it.
@@ -127,7 +128,7 @@ pub struct Bert {
     heads: usize,
     vocab: usize,
     pub max_positions: usize,
-    scratch: Mutex<Scratch>,
+    scratch: Mutex<Vec<Scratch>>,
 }
 
 impl Bert {
@@ -182,18 +183,20 @@ impl Bert {
 
     /// Mean-pooled, unit-length sentence vectors, one per token sequence.
     pub fn embed(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        // One pass at a time uses the kept buffers; a concurrent one (never
-        // the server's single embedder thread) works in buffers of its own.
-        let mut own = Scratch::default();
-        let mut kept = match self.scratch.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
-        };
-        let s = kept.as_deref_mut().unwrap_or(&mut own);
-        let result = self.embed_in(batch, s);
-        if s.floats() > RETAINED_FLOATS {
-            *s = Scratch::default();
+        // Each pass takes kept buffers (one set per pass running at once,
+        // so concurrent feeders do not churn the heap) and gives them back.
+        let taken = self
+            .scratch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut s = taken.unwrap_or_default();
+        let result = self.embed_in(batch, &mut s);
+        if s.floats() <= RETAINED_FLOATS {
+            self.scratch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(s);
         }
         result
     }

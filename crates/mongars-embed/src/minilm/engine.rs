@@ -1,17 +1,18 @@
-//! The worker thread of the in-process embedder: it takes every request
-//! queued while it was busy into one batch (up to the batch size) and runs
-//! the encoder on it (texts sorted by length, which keeps the candle
-//! baseline's padding small).
+//! The feeder threads of the in-process embedder: each takes every request
+//! queued while the feeders were busy into one batch (up to the batch size)
+//! and runs the encoder on it in the compute pool (texts sorted by length,
+//! which keeps the candle baseline's padding small).
 
 use super::bert::{self, Bert, BertConfig};
+use super::kernel::splitting;
 use super::reference::Reference;
 use super::{Job, Kernel, MiniLmOptions, Stats};
 use candle_core::{Device, Tensor};
 use mongars_core::ports::{EmbedError, MAX_EMBED_BATCH};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use tokenizers::{Tokenizer, TruncationParams};
 
 /// The three files of the model, present, with the configuration read.
@@ -61,6 +62,8 @@ pub(super) struct Engine {
     tokenizer: Tokenizer,
     batch_size: usize,
     stats: Arc<Stats>,
+    /// Batches in the compute pool now.
+    running: AtomicUsize,
 }
 
 impl Engine {
@@ -95,33 +98,49 @@ impl Engine {
             tokenizer,
             batch_size: o.batch_size.clamp(1, MAX_EMBED_BATCH),
             stats,
+            running: AtomicUsize::new(0),
         };
         Ok((engine, config.hidden_size))
     }
 
-    pub(super) fn run(self, rx: std_mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let jobs = gather(first, &rx, self.batch_size);
-            let texts: Vec<&str> = jobs
-                .iter()
-                .flat_map(|j| j.texts.iter().map(String::as_str))
-                .collect();
-            // The forward pass runs on a compute thread, so that the
-            // products it splits across the compute threads hand work over
-            // by stealing, not by waking this thread at every product.
-            let result = rayon::scope(|_| self.embed_all(&texts));
-            let mut at = 0;
-            for job in jobs {
-                let n = job.texts.len();
-                let part = match &result {
-                    Ok((vectors, tokens)) => {
-                        Ok((vectors[at..at + n].to_vec(), tokens[at..at + n].to_vec()))
-                    }
-                    Err(e) => Err(e.clone()),
-                };
-                at += n;
-                let _ = job.reply.send(part);
-            }
+    /// Serve batches from the queue until every sender is gone. Several
+    /// feeders may share one queue: each takes what is waiting as one
+    /// batch, and the next feeder waits for the queue meanwhile.
+    pub(super) fn run(&self, rx: &Mutex<std_mpsc::Receiver<Job>>) {
+        loop {
+            let jobs = {
+                let Ok(rx) = rx.lock() else { return };
+                let Ok(first) = rx.recv() else { return };
+                gather(first, &rx, self.batch_size)
+            };
+            self.answer(jobs);
+        }
+    }
+
+    /// Embed one batch and answer each of its jobs.
+    fn answer(&self, jobs: Vec<Job>) {
+        let texts: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| j.texts.iter().map(String::as_str))
+            .collect();
+        // The forward pass runs on a compute thread, so that the
+        // products it splits across the compute threads hand work over
+        // by stealing, not by waking this thread at every product. Only a
+        // batch that starts while no other runs splits its products.
+        let alone = self.running.fetch_add(1, Relaxed) == 0;
+        let result = rayon::scope(|_| splitting(alone, || self.embed_all(&texts)));
+        self.running.fetch_sub(1, Relaxed);
+        let mut at = 0;
+        for job in jobs {
+            let n = job.texts.len();
+            let part = match &result {
+                Ok((vectors, tokens)) => {
+                    Ok((vectors[at..at + n].to_vec(), tokens[at..at + n].to_vec()))
+                }
+                Err(e) => Err(e.clone()),
+            };
+            at += n;
+            let _ = job.reply.send(part);
         }
     }
 

@@ -1,8 +1,9 @@
 //! all-MiniLM-L6-v2 in-process: a BERT encoder (weights read with candle,
-//! products on packed panels of our own, see [`kernel`]) on a worker thread
-//! of its own, so that the async runtime never waits on matrix products.
-//! Requests that arrive while the worker is busy are embedded together in
-//! the next batch, laid end to end without padding. The projections run on
+//! products on packed panels of our own, see [`kernel`]) on feeder threads
+//! of its own, one per compute thread, so that the async runtime never
+//! waits on matrix products. Requests that arrive while the feeders are
+//! busy are embedded together in the next batch, laid end to end without
+//! padding. The projections run on
 //! half-precision weights (the default), f32 or 8-bit ones; a bounded cache answers texts
 //! embedded lately without a forward pass.
 
@@ -24,9 +25,9 @@ use cache::VectorCache;
 use engine::Engine;
 use mongars_core::ports::{EmbedError, Embedder, Embeddings, MAX_EMBED_BATCH};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Where the model lives and how it runs.
@@ -115,7 +116,7 @@ fn name_compute_threads() {
 }
 
 /// The in-process embedder. Cheap to share; dropping the last handle stops
-/// the worker thread.
+/// the feeder threads.
 pub struct MiniLm {
     name: String,
     dims: usize,
@@ -133,10 +134,19 @@ impl MiniLm {
         let (engine, dims) = Engine::load(options, stats.clone())?;
         let name = model_name(options);
         let (jobs, rx) = std_mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("embedder".into())
-            .spawn(move || engine.run(rx))
-            .map_err(|e| EmbedError::Unavailable(format!("cannot start the embedder: {e}")))?;
+        let (engine, rx) = (Arc::new(engine), Arc::new(Mutex::new(rx)));
+        // One feeder per compute thread. Alone, a batch's products are split
+        // across the compute threads; when several users' batches run at
+        // once, each compute thread keeps to its own batch (a band nobody
+        // steals is run by the thread that queued it), so no thread waits
+        // for another's half of a product.
+        for _ in 0..rayon::current_num_threads().max(1) {
+            let (engine, rx) = (engine.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name("embedder".into())
+                .spawn(move || engine.run(&rx))
+                .map_err(|e| EmbedError::Unavailable(format!("cannot start the embedder: {e}")))?;
+        }
         Ok(Self {
             name,
             dims,

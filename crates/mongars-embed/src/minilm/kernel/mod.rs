@@ -190,6 +190,23 @@ fn layout<T: Copy + Default>(w: &[f32], out: usize, inp: usize, cast: impl Fn(f3
     panels
 }
 
+thread_local! {
+    /// Whether this thread's products may be split across the compute
+    /// threads (see [`splitting`]).
+    static SPLIT: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` with the products it computes on this thread split across the
+/// compute threads or not. A batch that runs alone is split, for its
+/// latency; batches that run at once each keep to their own thread, which
+/// spends no time waiting for another thread's half of a product.
+pub(super) fn splitting<T>(split: bool, f: impl FnOnce() -> T) -> T {
+    let before = SPLIT.replace(split);
+    let out = f();
+    SPLIT.set(before);
+    out
+}
+
 /// Fills `dst`, an `[m, out]` product, by `fill(columns, rows)`, where
 /// `rows` holds, for each of the `m` rows, the slice of its outputs in
 /// `columns`: whole on the calling thread below `parallel_from`
@@ -213,7 +230,7 @@ pub(super) fn by_columns(
     }
     let units = out.div_ceil(align);
     let threads = rayon::current_num_threads().clamp(1, units);
-    if m * out * inp < parallel_from || threads == 1 {
+    if m * out * inp < parallel_from || threads == 1 || !SPLIT.get() {
         let mut rows: Vec<&mut [f32]> = dst.chunks_exact_mut(out).collect();
         fill(0..out, &mut rows);
         return;
@@ -329,6 +346,36 @@ pub(super) mod tests {
     fn large_products_split_across_threads_give_the_same_result() {
         check(40, 384, 384);
         check(9, 1536, 384);
+    }
+
+    /// The column bands `by_columns` fills in a pool of two threads, with
+    /// products split or not.
+    fn bands(split: bool) -> Vec<std::ops::Range<usize>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let mut dst = vec![0f32; 4 * 256];
+        pool.install(|| {
+            splitting(split, || {
+                by_columns(4, 256, 64, PANEL, 1, &mut dst, |cols, rows| {
+                    assert_eq!(rows.len(), 4);
+                    seen.lock().unwrap().push(cols);
+                })
+            })
+        });
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_by_key(|c| c.start);
+        seen
+    }
+
+    #[test]
+    fn a_batch_among_others_keeps_its_products_whole_on_its_thread() {
+        assert_eq!(bands(true), vec![0..128, 128..256]);
+        assert_eq!(bands(false), vec![0..256]);
+        // And the setting is the caller's only while it runs.
+        assert!(SPLIT.get());
     }
 
     #[test]

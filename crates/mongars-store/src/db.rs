@@ -12,6 +12,10 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// How long a SQLite statement waits for another connection's write lock
+/// before it fails with `database is locked` (see `crate::busy`).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Which engine and where.
 #[derive(Clone)]
 pub enum DbTarget {
@@ -93,9 +97,12 @@ impl Database {
                     // either way.
                     .pragma("wal_autocheckpoint", "10000")
                     .pragma("journal_size_limit", "67108864")
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(cfg.max_connections)
+                    .after_connect(|conn, _| {
+                        Box::pin(crate::busy::install(conn, SQLITE_BUSY_TIMEOUT))
+                    })
                     .acquire_timeout(cfg.connect_timeout)
                     .connect_with(opts)
                     .await

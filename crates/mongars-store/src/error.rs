@@ -40,10 +40,15 @@ pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         // PostgreSQL: connection exceptions (class 08), and a server
-        // shutting down or starting up (57P01-57P03).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        // shutting down or starting up (57P01-57P03). SQLite: the write
+        // lock still held by another connection after the busy handler's
+        // wait (SQLITE_BUSY and its extended codes, the low byte 5).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || matches!(&*c, "57P01" | "57P02" | "57P03")
+                || (db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && c.parse::<i32>().is_ok_and(|n| n & 0xff == 5))
+        }),
         _ => false,
     }
 }

@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod bigint;
+mod busy;
 mod db;
 mod error;
 mod health;

@@ -5,7 +5,7 @@
 use crate::curiosity::{Researcher, detect_gap, research_section};
 use crate::domain::{ChatMessage, ChatRole, ModelRole, Turn};
 use crate::memory::{MemoryService, Recalled, WorkingMemory};
-use crate::personality::PersonalityService;
+use crate::personality::{PersonalityService, ReadProfile};
 use crate::ports::{LlmBackend, MemoryRepository, Reference};
 use crate::text::clip;
 use serde::Serialize;
@@ -81,6 +81,9 @@ pub struct TurnContext {
     /// The message's embedding, made for recall; learning from the turn
     /// stores it rather than embedding the message again.
     pub query_vector: Option<Vec<f32>>,
+    /// The user's style profile as read for the prompt; learning from the
+    /// turn folds the message into it rather than reading it again.
+    pub profile: Option<ReadProfile>,
 }
 
 impl Mind {
@@ -99,9 +102,13 @@ impl Mind {
         let mut trace = ContextTrace::default();
         let mut parts = vec![base.to_string()];
         let mut notes: Vec<String> = Vec::new();
+        let mut profile = None;
         if let Some(p) = &self.personality {
-            match p.profile(user_id).await {
-                Ok(profile) => trace.style = profile.instruction(),
+            match p.read(user_id).await {
+                Ok(read) => {
+                    trace.style = read.profile.instruction();
+                    profile = Some(read);
+                }
                 Err(e) => tracing::warn!(error = %e, "style profile unavailable"),
             }
             if !trace.style.is_empty() {
@@ -177,6 +184,7 @@ impl Mind {
             note: notes.join("\n\n"),
             trace,
             query_vector,
+            profile,
         }
     }
 }

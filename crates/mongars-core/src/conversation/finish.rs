@@ -152,6 +152,8 @@ pub(super) struct Learn {
     pub(super) query: String,
     /// The message's embedding from recall, if memory made one.
     pub(super) query_vector: Option<Vec<f32>>,
+    /// The style profile as read for the prompt, if one was.
+    pub(super) profile: Option<crate::personality::ReadProfile>,
     pub(super) mind: Mind,
 }
 
@@ -172,7 +174,8 @@ impl Learn {
             let Some(p) = &self.mind.personality else {
                 return;
             };
-            if let Err(e) = p.learn(self.user_id, &self.query).await {
+            let known = self.profile.take();
+            if let Err(e) = p.learn_over(self.user_id, &self.query, known).await {
                 tracing::warn!(error = %e, "could not update the style profile");
             }
         });

@@ -185,6 +185,7 @@ impl ConversationService {
                     trim: position.trim_due,
                     query: message.as_str().to_string(),
                     query_vector: context.query_vector,
+                    profile: context.profile,
                     mind: self.mind.clone(),
                 }),
                 announce: self.events.clone().map(|bus| Announce {

@@ -43,17 +43,18 @@ impl PersonalityService {
 
     /// The user's profile (empty before their first message).
     pub async fn profile(&self, user_id: i64) -> Result<StyleProfile, CoreError> {
-        Ok(self.stored(user_id).await?.0)
+        Ok(self.read(user_id).await?.profile)
     }
 
-    /// The stored profile and the version it was read at (`None`: none yet).
-    async fn stored(&self, user_id: i64) -> Result<(StyleProfile, Option<u64>), CoreError> {
+    /// The user's profile with the version it was read at, to learn the
+    /// same turn's message over later ([`learn_over`](Self::learn_over)).
+    pub async fn read(&self, user_id: i64) -> Result<ReadProfile, CoreError> {
         Ok(match self.repo.load(user_id).await? {
-            Some(s) => (
-                serde_json::from_str(&s.json).unwrap_or_default(),
-                Some(s.version),
-            ),
-            None => (StyleProfile::default(), None),
+            Some(s) => ReadProfile {
+                profile: serde_json::from_str(&s.json).unwrap_or_default(),
+                version: Some(s.version),
+            },
+            None => ReadProfile::default(),
         })
     }
 
@@ -61,14 +62,37 @@ impl PersonalityService {
     /// process saved the profile in between, it is read again and the
     /// message folded into that: no update is lost.
     pub async fn learn(&self, user_id: i64, message: &str) -> Result<StyleProfile, CoreError> {
+        self.learn_over(user_id, message, None).await
+    }
+
+    /// [`learn`](Self::learn), starting from the profile `known` as read
+    /// earlier (for the turn's prompt) rather than reading it again. Every
+    /// save bumps the version and a save is stored only over the version it
+    /// was read at, so a profile saved since `known` was read (by this
+    /// process or another) makes the first save find another version: the
+    /// profile is then read again, as [`learn`](Self::learn) would after a
+    /// lost save. A chat thus reads its user's profile once, not twice.
+    pub async fn learn_over(
+        &self,
+        user_id: i64,
+        message: &str,
+        known: Option<ReadProfile>,
+    ) -> Result<StyleProfile, CoreError> {
         let _guard = self.lock_of(user_id).lock().await;
+        let mut known = known;
         for _ in 0..SAVE_ATTEMPTS {
-            let (mut profile, read) = self.stored(user_id).await?;
+            let ReadProfile {
+                mut profile,
+                version,
+            } = match known.take() {
+                Some(read) => read,
+                None => self.read(user_id).await?,
+            };
             let now = self.clock.now();
             profile.learn(message, now);
             let json = serde_json::to_string(&profile)
                 .map_err(|e| CoreError::Internal(format!("profile: {e}")))?;
-            if self.repo.save(user_id, &json, now, read).await? {
+            if self.repo.save(user_id, &json, now, version).await? {
                 return Ok(profile);
             }
             tracing::debug!(
@@ -80,6 +104,14 @@ impl PersonalityService {
             "the style profile kept changing while this message was learnt".into(),
         ))
     }
+}
+
+/// A profile as read, with the version a save over it must still find
+/// (`None`: the user had none yet).
+#[derive(Debug, Clone, Default)]
+pub struct ReadProfile {
+    pub profile: StyleProfile,
+    version: Option<u64>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ struct Profiles {
     release: Notify,
     parked: Notify,
     raced: Mutex<Option<(i64, String)>>,
+    /// Loads so far.
+    loads: Mutex<usize>,
 }
 
 impl Profiles {
@@ -36,6 +38,7 @@ impl Profiles {
 #[async_trait]
 impl ProfileRepository for Profiles {
     async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError> {
+        *self.loads.lock().unwrap() += 1;
         Ok(self.rows.lock().unwrap().get(&user_id).cloned())
     }
 
@@ -122,6 +125,48 @@ async fn a_save_from_another_process_in_between_is_kept_and_learnt_on() {
     let stored = repo.load(7).await.unwrap().unwrap();
     assert_eq!(stored.version, 2);
     assert_eq!(service.profile(7).await.unwrap().messages, 3);
+}
+
+#[tokio::test]
+async fn a_message_is_learnt_over_the_profile_read_for_its_prompt() {
+    let repo = Arc::new(Profiles::default());
+    let service = service(&repo);
+    // A first message, then a second learnt over the profile its prompt
+    // read: one load for the two, and both messages are in.
+    let read = service.read(3).await.unwrap();
+    service.learn_over(3, "Hello.", Some(read)).await.unwrap();
+    let read = service.read(3).await.unwrap();
+    assert_eq!(*repo.loads.lock().unwrap(), 2);
+    let learnt = service
+        .learn_over(3, "Could you please explain this in detail?", Some(read))
+        .await
+        .unwrap();
+    assert_eq!(*repo.loads.lock().unwrap(), 2, "nothing read again");
+    assert_eq!(learnt.messages, 2);
+    assert_eq!(repo.load(3).await.unwrap().unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn a_profile_read_for_a_prompt_and_saved_since_is_read_again() {
+    let repo = Arc::new(Profiles::default());
+    let service = service(&repo);
+    service.learn(5, "Hello.").await.unwrap();
+    // Two chats of one user read the profile for their prompts; the first
+    // learns its message, then the second learns over what it read.
+    let first = service.read(5).await.unwrap();
+    let second = service.read(5).await.unwrap();
+    service.learn_over(5, "hi", Some(first)).await.unwrap();
+    let loads = *repo.loads.lock().unwrap();
+    let learnt = service
+        .learn_over(5, "Bonjour, ça va ?", Some(second))
+        .await
+        .unwrap();
+    // Its save found another version: read again, nothing lost.
+    assert_eq!(*repo.loads.lock().unwrap(), loads + 1);
+    assert_eq!(learnt.messages, 3);
+    let stored = repo.load(5).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(service.profile(5).await.unwrap().messages, 3);
 }
 
 /// A repository whose every save loses to another process.

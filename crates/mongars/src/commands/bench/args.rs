@@ -107,6 +107,11 @@ pub struct ChatBenchArgs {
     /// Only the rows with memory on, or off.
     #[arg(long, value_parser = ["on", "off"])]
     pub memory: Option<String>,
+    /// The measured server's log filter (`logging.level` syntax, e.g.
+    /// `warn,sqlx::query=debug` for every statement with its time); its
+    /// log goes to this command's standard error.
+    #[arg(long, default_value = "error")]
+    pub server_log: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -54,7 +54,14 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
             {
                 continue;
             }
-            let server = BenchServer::start(&settings, &fake.url, url.as_deref(), memory).await?;
+            let server = BenchServer::start(
+                &settings,
+                &fake.url,
+                url.as_deref(),
+                memory,
+                &args.server_log,
+            )
+            .await?;
             let tokens = server.users(args.users).await?;
             // Turns every user has stored, counting those the measured
             // chats themselves add (users take turns, so evenly).
@@ -156,6 +163,7 @@ impl BenchServer {
         fake: &str,
         postgres: Option<&str>,
         memory: bool,
+        log: &str,
     ) -> anyhow::Result<Self> {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -182,7 +190,7 @@ impl BenchServer {
             ("MONGARS_CONFIG", config.display().to_string()),
             ("MONGARS_AUTH__ARGON2_MEMORY_KIB", "8192".into()),
             ("MONGARS_AUTH__ARGON2_ITERATIONS", "1".into()),
-            ("MONGARS_LOGGING__LEVEL", "error".into()),
+            ("MONGARS_LOGGING__LEVEL", log.to_string()),
         ];
         // A new database on the given server for every configuration.
         let postgres = match postgres {

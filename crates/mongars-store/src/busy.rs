@@ -64,9 +64,21 @@ extern "C" fn on_busy(timeout: *mut c_void, attempt: c_int) -> c_int {
 
 /// Replace the connection's busy handler with [`on_busy`], giving up after
 /// `timeout` of waiting.
-#[allow(unsafe_code)]
 pub(crate) async fn install(
     conn: &mut SqliteConnection,
+    timeout: Duration,
+) -> Result<(), sqlx::Error> {
+    set_handler(conn, on_busy, timeout).await
+}
+
+/// A busy handler with its limit, as SQLite calls it.
+type Handler = extern "C" fn(*mut c_void, c_int) -> c_int;
+
+/// Set `handler` on the connection, called with `timeout` in microseconds.
+#[allow(unsafe_code)]
+async fn set_handler(
+    conn: &mut SqliteConnection,
+    handler: Handler,
     timeout: Duration,
 ) -> Result<(), sqlx::Error> {
     let limit = usize::try_from(timeout.as_micros()).unwrap_or(usize::MAX);
@@ -74,10 +86,10 @@ pub(crate) async fn install(
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: `db` is this connection's open handle, held locked by
     // `handle` for the call; the callback keeps no state (its argument is
-    // an integer carried as a pointer, never dereferenced) and stays valid
-    // for the life of the program.
+    // an integer carried as a pointer, never dereferenced) and, being a
+    // plain function, stays valid for the life of the program.
     let rc =
-        unsafe { libsqlite3_sys::sqlite3_busy_handler(db, Some(on_busy), limit as *mut c_void) };
+        unsafe { libsqlite3_sys::sqlite3_busy_handler(db, Some(handler), limit as *mut c_void) };
     if rc != libsqlite3_sys::SQLITE_OK {
         return Err(sqlx::Error::Protocol(format!(
             "cannot set the SQLite busy handler (code {rc})"

@@ -76,10 +76,9 @@ impl PersonalityService {
         &self,
         user_id: i64,
         message: &str,
-        known: Option<ReadProfile>,
+        mut known: Option<ReadProfile>,
     ) -> Result<StyleProfile, CoreError> {
         let _guard = self.lock_of(user_id).lock().await;
-        let mut known = known;
         for _ in 0..SAVE_ATTEMPTS {
             let ReadProfile {
                 mut profile,

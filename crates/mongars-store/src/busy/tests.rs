@@ -55,25 +55,14 @@ async fn a_write_waits_for_the_lock_another_connection_holds() {
     let mut holder = pool.acquire().await.unwrap();
     let mut waiter = pool.acquire().await.unwrap();
     // Count the handler's calls on the waiter's connection: a second
-    // handler wrapping ours, set the same way `install` sets it.
+    // handler wrapping ours.
     extern "C" fn counting(limit: *mut c_void, attempt: c_int) -> c_int {
         SEEN.fetch_add(1, Ordering::SeqCst);
         on_busy(limit, attempt)
     }
-    {
-        let mut h = waiter.lock_handle().await.unwrap();
-        #[allow(unsafe_code)]
-        // SAFETY: the waiter's open handle, locked for the call; the
-        // callback keeps no state.
-        let rc = unsafe {
-            libsqlite3_sys::sqlite3_busy_handler(
-                h.as_raw_handle().as_ptr(),
-                Some(counting),
-                60_000_000usize as *mut c_void,
-            )
-        };
-        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
-    }
+    set_handler(&mut waiter, counting, Duration::from_secs(60))
+        .await
+        .unwrap();
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut *holder)
         .await

@@ -201,10 +201,15 @@ thread_local! {
 /// latency; batches that run at once each keep to their own thread, which
 /// spends no time waiting for another thread's half of a product.
 pub(super) fn splitting<T>(split: bool, f: impl FnOnce() -> T) -> T {
-    let before = SPLIT.replace(split);
-    let out = f();
-    SPLIT.set(before);
-    out
+    /// Puts the thread's setting back when dropped, even by a panic of `f`.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SPLIT.set(self.0);
+        }
+    }
+    let _restore = Restore(SPLIT.replace(split));
+    f()
 }
 
 /// Fills `dst`, an `[m, out]` product, by `fill(columns, rows)`, where
@@ -375,6 +380,13 @@ pub(super) mod tests {
         assert_eq!(bands(true), vec![0..128, 128..256]);
         assert_eq!(bands(false), vec![0..256]);
         // And the setting is the caller's only while it runs.
+        assert!(SPLIT.get());
+    }
+
+    #[test]
+    fn a_pass_that_panics_leaves_the_thread_splitting_as_before() {
+        let caught = std::panic::catch_unwind(|| splitting(false, || panic!("a failed pass")));
+        assert!(caught.is_err());
         assert!(SPLIT.get());
     }
 

@@ -79,6 +79,12 @@ if [ -s "$skips" ]; then
   echo "== not run"
   sort -u "$skips" | sed -e 's/^skip\t/  skipped: /' -e 's/^part\t/  partly: /'
 fi
+# The failures again, just above the closing line, so that the end of a
+# long log says which tests failed and where they panicked.
+if grep -q '^---- .* ----$' "$log"; then
+  echo "== failed"
+  grep -E -A12 '^---- .* ----$|panicked at' "$log" | grep -v '^--$' | tail -n 200
+fi
 # One closing line for the whole suite (cargo prints one per test binary;
 # a skipped test returns early, so cargo counts it as passed).
 awk -v skipped="$skipped" '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) == "passed;") p += $i; if ($(i+1) == "failed;") f += $i } }

@@ -209,7 +209,7 @@ fn migrate_check_and_apply() {
     let apply = run(d, &["migrate"], &[], None);
     assert!(apply.status.success());
     assert!(
-        text(&apply.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"),
+        text(&apply.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"),
         "{}",
         text(&apply.stdout)
     );

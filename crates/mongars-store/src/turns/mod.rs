@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{NewTurn, NewestOrdinal, SpeechTurn, Turn, TurnCompletion, TurnStatus};
 use mongars_core::ports::{RepoError, TurnRepository};
 
+#[cfg(test)]
+mod indexes;
 mod working;
 
 #[derive(sqlx::FromRow)]
@@ -57,6 +59,14 @@ impl From<TurnRow> for Turn {
 const SELECT: &str = "SELECT id, user_id, session_id, query, response, status, error_code, model, \
     prompt_tokens, completion_tokens, confidence, speech_turn, created_at, completed_at, wm_expires_at, prompt_note \
     FROM conversation_turns";
+
+/// A turn's completion: its reply, figures and place in working memory.
+/// The indexes holding any column it sets are the ones a completion
+/// rewrites (a test keeps them to the three that must change).
+const COMPLETE: &str = "UPDATE conversation_turns SET response = $1, status = 'complete', \
+     model = $2, prompt_tokens = $3, completion_tokens = $4, confidence = $5, ttft_ms = $6, \
+     generation_ms = $7, total_ms = $8, speech_turn = $9, completed_at = $10, \
+     wm_expires_at = $11 WHERE id = $12 AND status = 'pending'";
 
 #[derive(Clone)]
 pub struct SqlTurnRepository {
@@ -157,27 +167,22 @@ impl TurnRepository for SqlTurnRepository {
         let speech =
             serde_json::to_string(&c.speech_turn).map_err(|e| RepoError::Other(e.to_string()))?;
         let rows = on_pool!(self.db.pool(), |p| {
-            sqlx::query(
-                "UPDATE conversation_turns SET response = $1, status = 'complete', model = $2, \
-                 prompt_tokens = $3, completion_tokens = $4, confidence = $5, ttft_ms = $6, \
-                 generation_ms = $7, total_ms = $8, speech_turn = $9, completed_at = $10, \
-                 wm_expires_at = $11 WHERE id = $12 AND status = 'pending'",
-            )
-            .bind(&c.response)
-            .bind(&c.model)
-            .bind(i64::from(c.prompt_tokens))
-            .bind(i64::from(c.completion_tokens))
-            .bind(c.confidence)
-            .bind(c.ttft_ms as i64)
-            .bind(c.generation_ms as i64)
-            .bind(c.total_ms as i64)
-            .bind(speech)
-            .bind(c.completed_at)
-            .bind(c.working_until)
-            .bind(id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(COMPLETE)
+                .bind(&c.response)
+                .bind(&c.model)
+                .bind(i64::from(c.prompt_tokens))
+                .bind(i64::from(c.completion_tokens))
+                .bind(c.confidence)
+                .bind(c.ttft_ms as i64)
+                .bind(c.generation_ms as i64)
+                .bind(c.total_ms as i64)
+                .bind(speech)
+                .bind(c.completed_at)
+                .bind(c.working_until)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
         })
         .map_err(repo_err)?;
         if rows == 0 {

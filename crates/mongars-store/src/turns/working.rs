@@ -13,8 +13,9 @@ pub(super) const COUNT: &str = "SELECT COUNT(*) FROM conversation_turns WHERE us
 pub(super) const COUNT_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_turns \
      WHERE user_id = $1 AND session_id = $2 AND status = 'complete' AND wm_expires_at > $3";
 
-/// Every complete turn of a user (`$1`), served by the index on
-/// `(user_id, status, created_at)` without reading rows.
+/// Every complete turn of a user (`$1`), through the index on
+/// `(user_id, created_at)` and each turn's row. Read once per user and
+/// session, for turns stored before ordinals were, never again after.
 pub(super) const HISTORY: &str =
     "SELECT COUNT(*) FROM conversation_turns WHERE user_id = $1 AND status = 'complete'";
 
@@ -24,8 +25,10 @@ pub(super) const HISTORY_IN_SESSION: &str = "SELECT COUNT(*) FROM conversation_t
 
 /// The ordinals of the user's newest complete turn and of the newest
 /// complete turn in a session (`$1` user, `$2` session or NULL): -1 where
-/// that turn holds none, NULL where there is no such turn. Each is one step
-/// down the end of the `(user_id, status, created_at)` or session index.
+/// that turn holds none, NULL where there is no such turn. Each walks the
+/// end of the `(user_id, created_at)` or session index newest first and
+/// stops at the first complete turn: past only the turns still pending or
+/// failed after it, however long the history.
 pub(super) const NEWEST_ORDINALS: &str = "SELECT \
      (SELECT COALESCE(ordinal, -1) FROM conversation_turns \
       WHERE user_id = $1 AND status = 'complete' ORDER BY created_at DESC LIMIT 1), \
@@ -93,15 +96,11 @@ mod plans {
             (recent(select, true), 4, "conversation_turns_working_order"),
             (trim(SQLITE_NO_LIMIT), 2, "conversation_turns_working_order"),
             (PURGE.to_string(), 1, "conversation_turns_working_expiry"),
-            (
-                HISTORY.to_string(),
-                1,
-                "COVERING INDEX conversation_turns_user",
-            ),
+            (HISTORY.to_string(), 1, "INDEX conversation_turns_user"),
             (
                 HISTORY_IN_SESSION.to_string(),
                 2,
-                "COVERING INDEX conversation_turns_session",
+                "INDEX conversation_turns_session",
             ),
             (
                 NEWEST_ORDINALS.to_string(),

@@ -205,6 +205,21 @@ pub struct EmbeddedLlmSettings {
     /// Move a conversation's kept turns down its cache when its history
     /// window moves, instead of reading them again.
     pub move_kept_turns: bool,
+    /// The weights computed with: the model file as it is, or its 4- and
+    /// 5-bit matrices widened to Q8_0 (kept in `data_dir/models`).
+    pub weights: EmbeddedWeights,
+}
+
+/// `llm.embedded.weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EmbeddedWeights {
+    /// The model file as it is.
+    #[serde(rename = "file")]
+    File,
+    /// Q4_1 and Q5_1 matrices widened to Q8_0 once, for llama.cpp's batched
+    /// kernels; other formats as they are.
+    #[serde(rename = "q8_0")]
+    Q8_0,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -57,7 +57,8 @@ pub(crate) fn load_model(path: &Path) -> Result<LlamaModel, LlmError> {
 
 /// Load the model at `cfg.model_path` and start the engine thread.
 pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
-    let model = load_model(&cfg.model_path)?;
+    let loaded = super::weights::load_weights(&cfg.model_path, &cfg.weights, cfg.threads)?;
+    let model = loaded.model;
     let n_ctx = (cfg.context_tokens as usize)
         .min(model.n_ctx_train() as usize)
         .max(64);
@@ -69,6 +70,8 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         config: cfg.clone(),
         model_name,
         n_ctx,
+        weights_path: loaded.path,
+        weights_outcome: loaded.outcome,
     };
     let load = Arc::new(Load::new(cfg.max_queue_wait));
     let engine = start_engine(&setup, model, None, &load)?;
@@ -80,6 +83,7 @@ pub fn load_backend(cfg: &EmbeddedConfig) -> Result<EmbeddedBackend, LlmError> {
         queue = cfg.queue_capacity.max(1),
         max_queue_wait_ms = cfg.max_queue_wait.as_millis() as u64,
         move_kept_turns = engine.shared.move_kept_turns,
+        weights = ?setup.weights_outcome,
         worth_moving = engine.shared.worth_moving,
         "embedded model loaded"
     );

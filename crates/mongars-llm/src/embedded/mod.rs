@@ -24,12 +24,14 @@ mod raw;
 mod reuse;
 mod slot;
 mod switch;
+mod weights;
 mod worker;
 
 pub use load::load_backend;
 #[cfg(feature = "bench")]
-pub use raw::{RawBatchRun, RawRun, raw_batched_greedy, raw_greedy_decode};
+pub use raw::{RawBatchRun, RawRun, raw_answer_logprob, raw_batched_greedy, raw_greedy_decode};
 pub use switch::{ActiveAdapter, AdapterFile};
+pub use weights::{Outcome as WeightsOutcome, Weights};
 
 use async_trait::async_trait;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -63,6 +65,8 @@ pub struct EmbeddedConfig {
     /// Move a conversation's kept turns down the cache when its history
     /// window moves (`reuse`), where the model allows it.
     pub move_kept_turns: bool,
+    /// The model file as it is, or widened to Q8_0 (`weights`).
+    pub weights: Weights,
 }
 
 /// State shared by the backend handle and its workers.
@@ -166,6 +170,9 @@ pub(crate) struct Setup {
     pub config: EmbeddedConfig,
     pub model_name: String,
     pub n_ctx: usize,
+    /// The file the engines load: the model file or its widened copy.
+    pub weights_path: PathBuf,
+    pub weights_outcome: WeightsOutcome,
 }
 
 pub struct EmbeddedBackend {
@@ -177,6 +184,11 @@ pub struct EmbeddedBackend {
 }
 
 impl EmbeddedBackend {
+    /// What loading did to the model's weights (`Weights`).
+    pub fn weights_outcome(&self) -> WeightsOutcome {
+        self.config.weights_outcome
+    }
+
     /// The engine new requests go to.
     pub(crate) fn current(&self) -> Arc<Engine> {
         self.engine

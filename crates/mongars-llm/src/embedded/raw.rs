@@ -151,3 +151,45 @@ pub fn raw_batched_greedy(
         ctx.decode(&mut batch).map_err(|e| fail(&e))?;
     }
 }
+
+/// Log-probability of `answer` as the assistant's reply to `question`, read
+/// in one pass on a fresh context (teacher forcing): the sum over the
+/// reply's tokens, its end-of-turn included, and their number.
+pub fn raw_answer_logprob(
+    engine: &EmbeddedBackend,
+    question: &str,
+    answer: &str,
+) -> Result<(f64, usize), LlmError> {
+    use mongars_core::domain::{ChatMessage, ChatRole};
+    let user = [ChatMessage::new(ChatRole::User, question)];
+    let prompt = engine.templated(&user, true)?;
+    let whole = engine.templated(
+        &[
+            user[0].clone(),
+            ChatMessage::new(ChatRole::Assistant, answer),
+        ],
+        false,
+    )?;
+    if whole.len() <= prompt.len() || whole[..prompt.len()] != prompt[..] {
+        return Err(LlmError::Failed(
+            "the reply does not extend the prompt's tokens".into(),
+        ));
+    }
+    let current = engine.current();
+    let mut ctx =
+        new_context(super::load::llama_backend()?, &current.shared, 1).map_err(LlmError::Failed)?;
+    let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
+    let mut batch = LlamaBatch::new(whole.len(), 1);
+    for (pos, &t) in whole.iter().enumerate() {
+        batch
+            .add(t, pos as i32, &[0], pos + 1 >= prompt.len())
+            .map_err(|e| fail(&e))?;
+    }
+    ctx.decode(&mut batch).map_err(|e| fail(&e))?;
+    let mut sum = 0.0;
+    for (pos, token) in whole.iter().enumerate().skip(prompt.len()) {
+        let logits = ctx.get_logits_ith((pos - 1) as i32);
+        sum += super::logprob::logprob(logits, token.0 as usize);
+    }
+    Ok((sum, whole.len() - prompt.len()))
+}

@@ -43,7 +43,7 @@ impl EmbeddedBackend {
     pub fn switch(&self, adapter: Option<&AdapterFile>) -> Result<Duration, LlmError> {
         let _one = self.switching.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
-        let mut model = load_model(&self.config.config.model_path)?;
+        let mut model = load_model(&self.config.weights_path)?;
         let lora = match adapter {
             Some(file) => {
                 if !(file.scale.is_finite() && file.scale > 0.0) {

@@ -2,7 +2,7 @@
 
 use mongars_core::domain::{GenerationRequest, GenerationUsage};
 use mongars_core::ports::{LlmBackend, read_to_end};
-use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig};
+use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, Weights};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ pub fn config(path: PathBuf, parallel: usize, queue: usize) -> EmbeddedConfig {
         queue_capacity: queue,
         max_queue_wait: Duration::ZERO,
         move_kept_turns: true,
+        weights: Weights::AsFile,
     }
 }
 

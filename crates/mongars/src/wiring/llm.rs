@@ -8,10 +8,12 @@
 
 use crate::hardware::tuning::tuned;
 use anyhow::Context;
-use mongars_config::{EMBEDDED_BACKEND, PEERS_BACKEND, RemoteKind, RoleSettings, Settings};
+use mongars_config::{
+    EMBEDDED_BACKEND, EmbeddedWeights, PEERS_BACKEND, RemoteKind, RoleSettings, Settings,
+};
 use mongars_core::domain::{PerRole, SamplingParams};
 use mongars_core::ports::{Clock, LlmBackend};
-use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, load_backend};
+use mongars_llm::embedded::{EmbeddedBackend, EmbeddedConfig, Weights, load_backend};
 use mongars_llm::remote::ollama::Ollama;
 use mongars_llm::remote::openai::OpenAi;
 use mongars_llm::remote::ray::{Ray, RayOptions};
@@ -34,6 +36,12 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
         queue_capacity: e.queue_capacity as usize,
         max_queue_wait: max_queue_wait(&settings),
         move_kept_turns: e.move_kept_turns,
+        weights: match e.weights {
+            EmbeddedWeights::File => Weights::AsFile,
+            EmbeddedWeights::Q8_0 => Weights::Q8_0 {
+                dir: settings.data_dir.join("models"),
+            },
+        },
     }
 }
 

@@ -119,6 +119,7 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
         figures.reused * 100.0
     );
     super::sweep::run(&settings, args.tokens, args.runs).await?;
+    super::weights::run(&settings, args.tokens, args.runs).await?;
     super::moves::run(&settings, args.runs * 2).await?;
     // Consecutive chats of one conversation must find most of their prompt
     // in the engine's cache; when they do not, every figure above hides a

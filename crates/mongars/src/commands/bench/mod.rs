@@ -16,6 +16,7 @@ mod soak;
 mod sweep;
 mod train;
 mod trend;
+mod weights;
 
 pub use args::BenchCommand;
 pub use auth::run as auth;

@@ -122,7 +122,8 @@ pub(crate) fn load_weights(
 /// The widened copy of `source` in `dir`: reused when there, else written.
 fn widen(source: &Path, dir: &Path, threads: usize) -> Result<(PathBuf, Outcome), String> {
     // Engines of one process (a reload, tests) widen one at a time, so
-    // none removes another's partial file or writes the same one twice.
+    // none writes the same file twice. Processes sharing the folder (in
+    // containers they may all be pid 1) write under names of their own.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let digest = mongars_core::training::registry::sha256_file(source)
@@ -135,8 +136,12 @@ fn widen(source: &Path, dir: &Path, threads: usize) -> Result<(PathBuf, Outcome)
         return Ok((target, Outcome::Reused));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    remove_stale(dir, &stem, &target);
-    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    remove_stale(dir, &stem, &target, std::time::SystemTime::now());
+    let partial = target.with_extension(format!(
+        "partial-{}-{:016x}",
+        std::process::id(),
+        getrandom::u64().unwrap_or(0)
+    ));
     let result = quantize_q8_0(source, &partial, threads)
         .and_then(|()| std::fs::rename(&partial, &target).map_err(|e| e.to_string()));
     if let Err(e) = result {
@@ -152,8 +157,14 @@ pub(crate) fn widened_name(stem: &str, sha256_hex: &str) -> String {
     format!("{stem}-{short}.q8_0.gguf")
 }
 
-/// Widened copies of earlier versions of the same model file.
-fn remove_stale(dir: &Path, stem: &str, keep: &Path) {
+/// A partial file this old was left by a process that stopped while
+/// writing it: widening takes seconds.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Widened copies of earlier versions of the same model file, and partial
+/// files abandoned before `now - ABANDONED` (younger ones may be another
+/// process's, still being written).
+fn remove_stale(dir: &Path, stem: &str, keep: &Path, now: std::time::SystemTime) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -161,9 +172,16 @@ fn remove_stale(dir: &Path, stem: &str, keep: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with(&prefix)
-            && (name.ends_with(".q8_0.gguf") || name.contains(".q8_0.partial-"));
-        if ours && path != keep && std::fs::remove_file(&path).is_ok() {
+        if !name.starts_with(&prefix) || path == keep {
+            continue;
+        }
+        let abandoned = || {
+            let modified = entry.metadata().and_then(|m| m.modified());
+            modified.is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age > ABANDONED))
+        };
+        let stale =
+            name.ends_with(".q8_0.gguf") || (name.contains(".q8_0.partial-") && abandoned());
+        if stale && std::fs::remove_file(&path).is_ok() {
             tracing::info!(path = %path.display(), "removed widened weights of an earlier model file");
         }
     }
@@ -220,13 +238,14 @@ mod tests {
     }
 
     #[test]
-    fn earlier_copies_and_partial_writes_are_removed() {
+    fn earlier_copies_and_abandoned_partial_writes_are_removed() {
         let dir = std::env::temp_dir().join(format!("mongars-widen-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let keep = dir.join("m-0000000000000001.q8_0.gguf");
         let names = [
             "m-0000000000000000.q8_0.gguf",
-            "m-0000000000000001.q8_0.partial-77",
+            "m-0000000000000001.q8_0.partial-77-0a",
+            "m-0000000000000001.q8_0.partial-78-0b",
             "m-0000000000000001.q8_0.gguf",
             "other-0000000000000000.q8_0.gguf",
             "m-notes.txt",
@@ -234,7 +253,17 @@ mod tests {
         for n in names {
             std::fs::write(dir.join(n), b"x").unwrap();
         }
-        remove_stale(&dir, "m", &keep);
+        let now = std::time::SystemTime::now();
+        // One partial file left by a process that stopped an hour ago, one
+        // of a process writing now.
+        let old = now - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("m-0000000000000001.q8_0.partial-77-0a"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        remove_stale(&dir, "m", &keep, now);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -244,6 +273,7 @@ mod tests {
             left,
             [
                 "m-0000000000000001.q8_0.gguf",
+                "m-0000000000000001.q8_0.partial-78-0b",
                 "m-notes.txt",
                 "other-0000000000000000.q8_0.gguf"
             ]

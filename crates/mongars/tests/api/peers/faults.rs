@@ -54,7 +54,7 @@ async fn a_peer_killed_before_its_first_token_leaves_the_request_to_another() {
     let detect = Instant::now();
     a.app.clock.advance(Duration::from_secs(6));
     a.wait_state(&victim_url, "down").await;
-    a.wait_state(&other.peer_url(), "up").await;
+    a.wait_idle(&other.peer_url()).await;
     eprintln!(
         "dead peer marked down {:?} after the staleness limit (5 s on the test clock)",
         detect.elapsed()
@@ -102,7 +102,7 @@ async fn a_partition_marks_the_peer_down_and_traffic_moves_until_it_heals() {
     // No report for longer than the staleness limit: down.
     a.app.clock.advance(Duration::from_secs(6));
     a.wait_state(&to_b.url(), "down").await;
-    a.wait_state(&c.peer_url(), "up").await;
+    a.wait_idle(&c.peer_url()).await;
     crate::common::eventually(EXCHANGE, "mongars_peer_up says b is down", || async {
         let m = a.metrics().await;
         let label = format!("mongars_peer_up{{peer=\"{}\"}} 0", to_b.url());

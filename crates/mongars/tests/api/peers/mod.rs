@@ -154,6 +154,28 @@ impl Node {
             .map(|p| p["state"].as_str().unwrap().to_string())
     }
 
+    /// Wait until the peer at `url` is up here with a report that shows it
+    /// idle. A report made while it finished a reply can arrive just after
+    /// a test moves this node's clock past the staleness limit: up again,
+    /// but full, so a chat would not be handed to it.
+    pub async fn wait_idle(&self, url: &str) {
+        eventually(
+            EXCHANGE,
+            &format!("{} sees {url} up and idle", self.name),
+            || async {
+                let list = self.peers().await;
+                list["peers"].as_array().unwrap().iter().any(|p| {
+                    let load = &p["last_load"];
+                    p["url"] == url
+                        && p["state"] == "up"
+                        && load["active_workers"] == 0
+                        && load["queue_depth"] == 0
+                })
+            },
+        )
+        .await;
+    }
+
     pub async fn wait_state(&self, url: &str, state: &str) {
         eventually(
             EXCHANGE,

@@ -2,7 +2,7 @@
 //! the real model (fetched by `make models`).
 
 use mongars_core::domain::{ChatMessage, ChatRole, GenerationRequest, SamplingParams};
-use mongars_llm::embedded::{Weights, WeightsOutcome, load_backend};
+use mongars_llm::embedded::{EmbeddedConfig, Weights, WeightsOutcome, load_backend};
 use std::path::{Path, PathBuf};
 
 mod support;
@@ -22,6 +22,14 @@ fn folder(tag: &str) -> PathBuf {
     dir
 }
 
+/// The default model's settings, widening into a fresh folder.
+fn widening(tag: &str, path: &Path) -> (PathBuf, EmbeddedConfig) {
+    let dir = folder(tag);
+    let mut cfg = config(path.to_path_buf(), 1, 4);
+    cfg.weights = Weights::Q8_0 { dir: dir.clone() };
+    (dir, cfg)
+}
+
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -33,9 +41,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn the_default_model_is_widened_once_and_answers_as_the_file_does() {
     let Some(path) = model_path() else { return };
-    let dir = folder("once");
-    let mut cfg = config(path.clone(), 1, 4);
-    cfg.weights = Weights::Q8_0 { dir: dir.clone() };
+    let (dir, cfg) = widening("once", &path);
     let wide = load_backend(&cfg).unwrap();
     assert_eq!(wide.weights_outcome(), WeightsOutcome::Widened);
     let written = files(&dir);
@@ -90,9 +96,7 @@ async fn the_default_model_is_widened_once_and_answers_as_the_file_does() {
 #[tokio::test]
 async fn a_damaged_copy_is_replaced_and_an_unwritable_folder_serves_the_file() {
     let Some(path) = model_path() else { return };
-    let dir = folder("damaged");
-    let mut cfg = config(path.clone(), 1, 4);
-    cfg.weights = Weights::Q8_0 { dir: dir.clone() };
+    let (dir, mut cfg) = widening("damaged", &path);
     drop(load_backend(&cfg).unwrap());
     let copy = files(&dir).remove(0);
     let mut damaged = b"GGUF".to_vec();

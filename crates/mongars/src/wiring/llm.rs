@@ -39,10 +39,15 @@ pub fn embedded_config(settings: &Settings) -> EmbeddedConfig {
         weights: match e.weights {
             EmbeddedWeights::File => Weights::AsFile,
             EmbeddedWeights::Q8_0 => Weights::Q8_0 {
-                dir: settings.data_dir.join("models"),
+                dir: widened_dir(&settings),
             },
         },
     }
+}
+
+/// Where the model's widened copy is kept (`llm.embedded.weights`).
+pub fn widened_dir(settings: &Settings) -> std::path::PathBuf {
+    settings.data_dir.join("models")
 }
 
 /// `llm.embedded.max_queue_wait_ms`, kept to three quarters of the

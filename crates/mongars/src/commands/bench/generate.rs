@@ -5,7 +5,7 @@
 //! moves (`moves`).
 
 use super::args::GenerateArgs;
-use super::{ScratchDb, pct, unthrottled};
+use super::{ScratchDb, ms, pct, unthrottled};
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::conversation::ChatRequest;
@@ -244,8 +244,4 @@ async fn seed_turns(repo: &dyn TurnRepository, user_id: i64, n: u32) -> anyhow::
         .await?;
     }
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -4,7 +4,7 @@
 //! next to memory off on the embedded engine.
 
 use super::args::MemoryBenchArgs;
-use super::{ScratchDb, pct, unthrottled};
+use super::{ScratchDb, ms, pct, unthrottled};
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::conversation::{ChatRequest, history_window};
@@ -12,7 +12,7 @@ use mongars_core::domain::MemoryKind;
 use mongars_core::memory::VectorIndex;
 use mongars_core::ports::{Embedder, dot, normalize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub async fn run(settings: Settings, args: MemoryBenchArgs) -> anyhow::Result<i32> {
     index_figures(args.memories as usize, args.queries as usize);
@@ -463,8 +463,4 @@ async fn chat_figures(
     memory.settled().await;
     scratch.close().await;
     Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

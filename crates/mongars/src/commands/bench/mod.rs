@@ -40,6 +40,11 @@ pub(crate) fn pct(values: &[f64], p: f64) -> f64 {
     v[((p / 100.0) * (v.len() - 1) as f64).round() as usize]
 }
 
+/// `d` in milliseconds.
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// A throwaway, migrated SQLite database in the temp folder.
 pub(crate) struct ScratchDb {
     pub db: mongars_store::Database,

@@ -5,7 +5,7 @@
 //! changes in the model's answers: the log-probability of the shipped
 //! general set's answers, and greedy replies to its questions.
 
-use super::pct;
+use super::{ms, pct};
 use anyhow::Context;
 use mongars_config::Settings;
 use mongars_core::domain::{ChatMessage, ChatRole, GenerationRequest, SamplingParams};
@@ -15,7 +15,6 @@ use mongars_llm::embedded::{
     raw_batched_greedy, raw_greedy_decode,
 };
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Greedy replies compared between the two (questions of the general set).
 const REPLIES: usize = 12;
@@ -31,10 +30,7 @@ struct Figures {
 pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<()> {
     let base = crate::wiring::llm::embedded_config(settings);
     let threads = base.threads;
-    let dir = match &base.weights {
-        Weights::Q8_0 { dir } => dir.clone(),
-        Weights::AsFile => settings.data_dir.join("models"),
-    };
+    let dir = crate::wiring::llm::widened_dir(settings);
     let file = load(EmbeddedConfig {
         weights: Weights::AsFile,
         ..base.clone()
@@ -171,8 +167,4 @@ async fn load(cfg: EmbeddedConfig) -> anyhow::Result<Arc<EmbeddedBackend>> {
             .await?
             .context("llm.embedded.model_path")?,
     ))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

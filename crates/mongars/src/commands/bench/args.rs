@@ -210,6 +210,24 @@ pub struct GenerateArgs {
     /// Stored turns of the user for the pipeline measurement.
     #[arg(long, default_value_t = 1000)]
     pub turns: u32,
+    /// Run one part only (all of them by default).
+    #[arg(long, value_enum)]
+    pub only: Option<GeneratePart>,
+}
+
+/// The parts of `mongars bench generate`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratePart {
+    /// One reply: engine against the raw loop.
+    Single,
+    /// The chat pipeline around generation and the prompt cache.
+    Pipeline,
+    /// 1, 2, 4 and 8 replies at once against the raw batched loop.
+    Sweep,
+    /// The model file against its widened weights.
+    Weights,
+    /// Kept turns moved down the cache against read again.
+    Moves,
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,7 +4,7 @@
 //! concurrent-stream sweep (`sweep`) and the turn at which a history window
 //! moves (`moves`).
 
-use super::args::GenerateArgs;
+use super::args::{GenerateArgs, GeneratePart};
 use super::{ScratchDb, ms, pct, unthrottled};
 use anyhow::Context;
 use mongars_config::Settings;
@@ -22,14 +22,42 @@ const PROMPT: &str =
     "Write a short story about a lighthouse keeper who finds a message in a bottle.";
 
 pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> {
-    let mut cfg = crate::wiring::llm::embedded_config(&settings);
-    cfg.parallel = 1;
-    let threads = cfg.threads;
-    let engine = Arc::new(
-        tokio::task::spawn_blocking(move || load_backend(&cfg))
-            .await?
-            .context("llm.embedded.model_path")?,
-    );
+    let part = |p: GeneratePart| args.only.is_none_or(|o| o == p);
+    let mut verdict = 0;
+    if part(GeneratePart::Single) || part(GeneratePart::Pipeline) {
+        let mut cfg = crate::wiring::llm::embedded_config(&settings);
+        cfg.parallel = 1;
+        let threads = cfg.threads;
+        let engine = Arc::new(
+            tokio::task::spawn_blocking(move || load_backend(&cfg))
+                .await?
+                .context("llm.embedded.model_path")?,
+        );
+        if part(GeneratePart::Single) {
+            single(&engine, threads, &args).await?;
+        }
+        if part(GeneratePart::Pipeline) {
+            verdict = pipeline(engine, &settings, args.turns).await?;
+        }
+    }
+    if part(GeneratePart::Sweep) {
+        super::sweep::run(&settings, args.tokens, args.runs).await?;
+    }
+    if part(GeneratePart::Weights) {
+        super::weights::run(&settings, args.tokens, args.runs).await?;
+    }
+    if part(GeneratePart::Moves) {
+        super::moves::run(&settings, args.runs * 2).await?;
+    }
+    Ok(verdict)
+}
+
+/// One reply at a time: the engine against the raw loop, alternating.
+async fn single(
+    engine: &Arc<EmbeddedBackend>,
+    threads: usize,
+    args: &GenerateArgs,
+) -> anyhow::Result<()> {
     // Each run gets its own opening, so the engine's prompt cache cannot help
     // it: both sides read the whole prompt.
     let run_messages = |run: u32| {
@@ -69,7 +97,7 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
                 raw_ttft.push(ms(raw.time_to_first_token));
                 raw_rate.push(f64::from(raw.tokens - 1) / raw.decode.as_secs_f64());
             } else {
-                let (ttft, rate) = engine_run(&engine, &messages, args.tokens).await?;
+                let (ttft, rate) = engine_run(engine, &messages, args.tokens).await?;
                 eng_ttft.push(ttft);
                 eng_rate.push(rate);
             }
@@ -100,13 +128,23 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
         et,
         et / rt
     );
+    Ok(())
+}
 
-    let figures = pipeline_overhead(engine.clone(), &settings, args.turns).await?;
+/// The pipeline's cost outside generation and the prompt cache across a
+/// conversation's chats: 1 (the bench fails) when consecutive chats do not
+/// find most of their prompt in the engine's cache, since every figure
+/// would then hide a regression.
+async fn pipeline(
+    engine: Arc<EmbeddedBackend>,
+    settings: &Settings,
+    turns: u32,
+) -> anyhow::Result<i32> {
+    let figures = pipeline_overhead(engine, settings, turns).await?;
     let overhead = &figures.overhead_ms;
     println!();
     println!(
-        "pipeline outside generation, {} stored turns: p50 {:.2} ms, p95 {:.2} ms ({} chats)",
-        args.turns,
+        "pipeline outside generation, {turns} stored turns: p50 {:.2} ms, p95 {:.2} ms ({} chats)",
         pct(overhead, 50.0),
         pct(overhead, 95.0),
         overhead.len()
@@ -118,12 +156,6 @@ pub async fn run(settings: Settings, args: GenerateArgs) -> anyhow::Result<i32> 
         settings.conversation.history_turns,
         figures.reused * 100.0
     );
-    super::sweep::run(&settings, args.tokens, args.runs).await?;
-    super::weights::run(&settings, args.tokens, args.runs).await?;
-    super::moves::run(&settings, args.runs * 2).await?;
-    // Consecutive chats of one conversation must find most of their prompt
-    // in the engine's cache; when they do not, every figure above hides a
-    // regression, so the bench fails.
     if figures.reused < 0.5 || warm > cold * 0.6 {
         eprintln!(
             "FAILED: the prompt cache did not serve consecutive chats ({:.0}% of prompt tokens \

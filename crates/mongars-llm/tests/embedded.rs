@@ -42,6 +42,34 @@ async fn answers_the_capital_of_france() {
 }
 
 #[tokio::test]
+async fn a_seeded_reply_at_a_temperature_repeats_and_stays_on_topic() {
+    let Some(path) = model_path() else { return };
+    let backend = load_backend(&config(path, 1, 4)).unwrap();
+    let sampled = |temperature: f32, seed: u32| {
+        let mut request = ask("What is the capital of France?", 32);
+        request.sampling.temperature = temperature;
+        request.sampling.top_p = 0.9;
+        request.sampling.seed = Some(seed);
+        request
+    };
+    let (first, usage) = collect(&backend, sampled(0.2, 7)).await;
+    let (again, _) = collect(&backend, sampled(0.2, 7)).await;
+    assert_eq!(first, again, "the same seed draws the same tokens");
+    assert!(first.contains("Paris"), "{first}");
+    let lp = usage.mean_logprob.unwrap();
+    assert!(lp < 0.0 && lp > -5.0, "mean logprob {lp}");
+    // A hot, wide draw still gives text, and its tokens are less likely
+    // under the model than the greedy ones.
+    let (hot, hot_usage) = collect(&backend, sampled(1.5, 11)).await;
+    assert!(!hot.trim().is_empty() && hot_usage.completion_tokens > 0);
+    let (_, greedy) = collect(&backend, ask("What is the capital of France?", 32)).await;
+    assert!(
+        hot_usage.mean_logprob.unwrap() < greedy.mean_logprob.unwrap(),
+        "{hot_usage:?} against {greedy:?}"
+    );
+}
+
+#[tokio::test]
 async fn max_tokens_and_stop_strings_end_generation() {
     let Some(path) = model_path() else { return };
     let backend = load_backend(&config(path, 1, 4)).unwrap();

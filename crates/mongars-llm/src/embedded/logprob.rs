@@ -10,17 +10,22 @@ const LANES: usize = 8;
 
 /// Natural-log probability of `token` under `logits` (softmax).
 pub fn logprob(logits: &[f32], token: usize) -> f64 {
+    logprob_under_max(logits, token, lane_max(logits))
+}
+
+/// `logprob` when the largest logit, `max`, is already known.
+pub fn logprob_under_max(logits: &[f32], token: usize, max: f32) -> f64 {
     let Some(&chosen) = logits.get(token) else {
         return f64::NEG_INFINITY;
     };
-    let max = lane_max(logits);
     if !max.is_finite() {
         return f64::NEG_INFINITY;
     }
     f64::from(chosen - max) - sum_exp(logits, max).ln()
 }
 
-fn lane_max(xs: &[f32]) -> f32 {
+/// The largest of `xs`, NaN ignored (negative infinity when there is none).
+pub fn lane_max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest = chunks.remainder();
@@ -55,17 +60,23 @@ fn sum_exp(xs: &[f32], max: f32) -> f64 {
 
 /// exp(x) for x <= 0: 2^(x log2 e), split into the nearest integer power of
 /// two, built in the exponent bits, and a degree-6 Taylor polynomial of
-/// e^y for the rest, |y| <= ln(2)/2 (relative error about 1.2e-7).
+/// e^y for the rest, |y| <= ln(2)/2 (relative error about 1.2e-7). The
+/// integer is rounded by adding 1.5 * 2^23, which leaves it in the low
+/// mantissa bits: no float-to-integer conversion, whose saturating checks
+/// would keep the loop from being vectorised.
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
+    const SHIFTER: f32 = 12_582_912.0; // 1.5 * 2^23
     let t = (x * std::f32::consts::LOG2_E).max(-126.0);
-    let n = t.round();
+    let k = t + SHIFTER;
+    let n = k - SHIFTER;
     let y = (t - n) * std::f32::consts::LN_2;
     let p = 1.0
         + y * (1.0
             + y * (1.0 / 2.0
                 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0 + y * (1.0 / 720.0))))));
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // k's low bits hold n (two's complement); n + 127 is in 1..=127.
+    let bits = k.to_bits().wrapping_add(127) << 23;
     p * f32::from_bits(bits)
 }
 

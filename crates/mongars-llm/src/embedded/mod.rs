@@ -22,6 +22,7 @@ mod prefill;
 #[cfg(feature = "bench")]
 mod raw;
 mod reuse;
+mod sampling;
 mod slot;
 mod switch;
 mod weights;
@@ -29,7 +30,10 @@ mod worker;
 
 pub use load::load_backend;
 #[cfg(feature = "bench")]
-pub use raw::{RawBatchRun, RawRun, raw_answer_logprob, raw_batched_greedy, raw_greedy_decode};
+pub use raw::{
+    RawBatchRun, RawRun, SamplingCost, raw_answer_logprob, raw_batched_greedy, raw_greedy_decode,
+    raw_sampling_cost,
+};
 pub use switch::{ActiveAdapter, AdapterFile};
 pub use weights::{Outcome as WeightsOutcome, Weights};
 

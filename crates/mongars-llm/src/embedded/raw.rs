@@ -193,3 +193,89 @@ pub fn raw_answer_logprob(
     }
     Ok((sum, whole.len() - prompt.len()))
 }
+
+/// What choosing one token costs, in microseconds, on the same logits:
+/// llama.cpp's samplers against the engine's (`sampling`, which also
+/// gives the token's log-probability).
+#[derive(Debug, Clone, Copy)]
+pub struct SamplingCost {
+    pub vocabulary: usize,
+    pub llama_greedy: f64,
+    pub engine_greedy: f64,
+    /// Top-k 40, top-p 0.9, temperature 0.7, a seeded draw.
+    pub llama_random: f64,
+    pub engine_random: f64,
+}
+
+/// Read `prompt` on a fresh context, then decode `draws` tokens one at a
+/// time; after each decode, time choosing the next token from the fresh
+/// logits with each sampler (as a decode loop would), and go on with the
+/// engine's greedy choice.
+pub fn raw_sampling_cost(
+    engine: &EmbeddedBackend,
+    prompt: &[LlamaToken],
+    draws: u32,
+) -> Result<SamplingCost, LlmError> {
+    use super::sampling::Sampler;
+    use mongars_core::domain::SamplingParams;
+    let current = engine.current();
+    let shared = &current.shared;
+    let mut ctx =
+        new_context(super::load::llama_backend()?, shared, 1).map_err(LlmError::Failed)?;
+    let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
+    let mut batch = LlamaBatch::new(prompt.len().max(1), 1);
+    for (pos, &t) in prompt.iter().enumerate() {
+        batch
+            .add(t, pos as i32, &[0], pos + 1 == prompt.len())
+            .map_err(|e| fail(&e))?;
+    }
+    ctx.decode(&mut batch).map_err(|e| fail(&e))?;
+    let mut at = batch.n_tokens() - 1;
+    let random = SamplingParams {
+        temperature: 0.7,
+        top_p: 0.9,
+        seed: Some(1),
+        ..SamplingParams::greedy(1)
+    };
+    let mut llama_greedy = LlamaSampler::greedy();
+    let mut llama_random = LlamaSampler::chain_simple([
+        LlamaSampler::top_k(40),
+        LlamaSampler::top_p(0.9, 1),
+        LlamaSampler::temp(0.7),
+        LlamaSampler::dist(1),
+    ]);
+    let mut engine_greedy = Sampler::new(&SamplingParams::greedy(1));
+    let mut engine_random = Sampler::new(&random);
+    let mut spent = [Duration::ZERO; 4];
+    let mut checksum = 0i64;
+    let start = prompt.len() as i32;
+    for position in start..start + draws.max(1) as i32 {
+        let t = Instant::now();
+        checksum += i64::from(llama_greedy.sample(&ctx, at).0);
+        spent[0] += t.elapsed();
+        let t = Instant::now();
+        let next = engine_greedy.choose(ctx.get_logits_ith(at)).token;
+        spent[1] += t.elapsed();
+        let t = Instant::now();
+        checksum += i64::from(llama_random.sample(&ctx, at).0);
+        spent[2] += t.elapsed();
+        let t = Instant::now();
+        checksum += i64::from(engine_random.choose(ctx.get_logits_ith(at)).token);
+        spent[3] += t.elapsed();
+        batch.clear();
+        batch
+            .add(LlamaToken(next as i32), position, &[0], true)
+            .map_err(|e| fail(&e))?;
+        ctx.decode(&mut batch).map_err(|e| fail(&e))?;
+        at = 0;
+    }
+    std::hint::black_box(checksum);
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(draws.max(1));
+    Ok(SamplingCost {
+        vocabulary: ctx.get_logits_ith(at).len(),
+        llama_greedy: us(spent[0]),
+        engine_greedy: us(spent[1]),
+        llama_random: us(spent[2]),
+        engine_random: us(spent[3]),
+    })
+}

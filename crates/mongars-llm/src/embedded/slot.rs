@@ -2,14 +2,13 @@
 //! conversation so far, kept after a reply so that the next turn reads only
 //! what is new) and the reply it is generating, if any.
 
-use super::logprob::logprob;
 use super::reuse::{Plan, plan};
+use super::sampling::Sampler;
 use super::{Job, Shared};
 use crate::text::TextAssembler;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage, SamplingParams};
+use mongars_core::domain::{FinishReason, GenerationEvent, GenerationUsage};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Slot {
@@ -33,7 +32,7 @@ pub(crate) struct Slot {
 pub(crate) struct Running {
     pub job: Job,
     queued: Duration,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     text: TextAssembler,
     progress: Progress,
     /// The sampled token not yet fed back.
@@ -99,7 +98,7 @@ impl Slot {
         self.account = job.request.account;
         let queued = Instant::now().duration_since(job.received);
         self.run = Some(Running {
-            sampler: sampler(&job.request.sampling),
+            sampler: Sampler::new(&job.request.sampling),
             text: TextAssembler::new(&job.request.sampling.stop),
             progress: Progress::default(),
             queued,
@@ -146,9 +145,10 @@ impl Slot {
             return Step::Finished(FinishReason::Cancelled);
         };
         let vocab = shared.model.vocab();
-        let token = run.sampler.sample(ctx, at);
+        let choice = run.sampler.choose(ctx.get_logits_ith(at));
+        let token = LlamaToken(choice.token as i32);
         let p = &mut run.progress;
-        p.logprob_sum += logprob(ctx.get_logits_ith(at), token.0 as usize);
+        p.logprob_sum += choice.logprob;
         p.generated += 1;
         p.first_token_at.get_or_insert_with(Instant::now);
         if vocab.is_eog(token) {
@@ -204,25 +204,6 @@ impl Slot {
     }
 }
 
-fn sampler(p: &SamplingParams) -> LlamaSampler {
-    if p.temperature <= 0.0 {
-        return LlamaSampler::greedy();
-    }
-    LlamaSampler::chain_simple([
-        LlamaSampler::top_k(40),
-        LlamaSampler::top_p(p.top_p.clamp(0.01, 1.0), 1),
-        LlamaSampler::temp(p.temperature),
-        LlamaSampler::dist(p.seed.unwrap_or_else(rand_seed)),
-    ])
-}
-
-fn rand_seed() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id().rotate_left(16)
-}
-
 /// How much of `cached` can stay in the context for `prompt`: the common
 /// prefix, leaving at least the last prompt token to read again (its logits
 /// start the reply).
@@ -269,6 +250,7 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mongars_core::domain::SamplingParams;
 
     fn t(ids: &[i32]) -> Vec<LlamaToken> {
         ids.iter().map(|&i| LlamaToken(i)).collect()

@@ -13,7 +13,7 @@ use mongars_core::domain::{
     ChatMessage, ChatRole, GenerationRequest, NewTurn, SamplingParams, TurnCompletion,
 };
 use mongars_core::ports::{LlmBackend, TurnRepository, read_to_end};
-use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode};
+use mongars_llm::embedded::{EmbeddedBackend, load_backend, raw_greedy_decode, raw_sampling_cost};
 use mongars_store::SqlTurnRepository;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +127,20 @@ async fn single(
         rt,
         et,
         et / rt
+    );
+    let (e, p) = (engine.clone(), engine.prompt_tokens(&run_messages(0))?);
+    let cost = tokio::task::spawn_blocking(move || raw_sampling_cost(&e, &p, 200)).await??;
+    println!(
+        "choosing a token from the same logits ({} entries), µs per token over 200 decoded tokens: greedy \
+         llama.cpp {:.1}, engine {:.1} ({:.2}x); top-k 40, top-p 0.9, temperature 0.7: llama.cpp \
+         {:.1}, engine {:.1} ({:.2}x); the engine's include the token's log-probability",
+        cost.vocabulary,
+        cost.llama_greedy,
+        cost.engine_greedy,
+        cost.engine_greedy / cost.llama_greedy,
+        cost.llama_random,
+        cost.engine_random,
+        cost.engine_random / cost.llama_random
     );
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use super::EmbeddedBackend;
 use super::worker::new_context;
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
@@ -34,19 +35,9 @@ pub fn raw_greedy_decode(
     let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
 
     let started = Instant::now();
-    let mut batch = LlamaBatch::new(512, 1);
-    for (c, chunk) in prompt.chunks(512).enumerate() {
-        batch.clear();
-        for (j, &t) in chunk.iter().enumerate() {
-            let pos = c * 512 + j;
-            batch
-                .add(t, pos as i32, &[0], pos + 1 == prompt.len())
-                .map_err(|e| fail(&e))?;
-        }
-        ctx.decode(&mut batch).map_err(|e| fail(&e))?;
-    }
+    let mut batch = LlamaBatch::new(CHUNK, 1);
+    let mut index = read_prompt(&mut ctx, &mut batch, prompt)?;
     let mut sampler = LlamaSampler::greedy();
-    let mut index = batch.n_tokens() - 1;
     let mut position = prompt.len() as i32;
     let mut token = sampler.sample(&ctx, index);
     let time_to_first_token = started.elapsed();
@@ -68,6 +59,30 @@ pub fn raw_greedy_decode(
         tokens,
         decode: first_at.elapsed(),
     })
+}
+
+/// Most prompt tokens in one decode call of the single-sequence loops.
+const CHUNK: usize = 512;
+
+/// Read `prompt` as sequence 0 of `ctx` in chunks of `CHUNK` tokens (the
+/// capacity of `batch`); the batch index of the last token's logits.
+fn read_prompt(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    prompt: &[LlamaToken],
+) -> Result<i32, LlmError> {
+    let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
+    for (c, chunk) in prompt.chunks(CHUNK).enumerate() {
+        batch.clear();
+        for (j, &t) in chunk.iter().enumerate() {
+            let pos = c * CHUNK + j;
+            batch
+                .add(t, pos as i32, &[0], pos + 1 == prompt.len())
+                .map_err(|e| fail(&e))?;
+        }
+        ctx.decode(batch).map_err(|e| fail(&e))?;
+    }
+    Ok(batch.n_tokens() - 1)
 }
 
 /// What one raw batched run measured.
@@ -223,14 +238,8 @@ pub fn raw_sampling_cost(
     let mut ctx =
         new_context(super::load::llama_backend()?, shared, 1).map_err(LlmError::Failed)?;
     let fail = |e: &dyn std::fmt::Display| LlmError::Failed(e.to_string());
-    let mut batch = LlamaBatch::new(prompt.len().max(1), 1);
-    for (pos, &t) in prompt.iter().enumerate() {
-        batch
-            .add(t, pos as i32, &[0], pos + 1 == prompt.len())
-            .map_err(|e| fail(&e))?;
-    }
-    ctx.decode(&mut batch).map_err(|e| fail(&e))?;
-    let mut at = batch.n_tokens() - 1;
+    let mut batch = LlamaBatch::new(CHUNK, 1);
+    let mut at = read_prompt(&mut ctx, &mut batch, prompt)?;
     let random = SamplingParams {
         temperature: 0.7,
         top_p: 0.9,

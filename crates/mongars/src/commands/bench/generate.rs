@@ -69,7 +69,8 @@ async fn single(
             ChatMessage::new(ChatRole::User, PROMPT),
         ]
     };
-    let prompt_len = engine.prompt_tokens(&run_messages(0))?.len();
+    let first_prompt = engine.prompt_tokens(&run_messages(0))?;
+    let prompt_len = first_prompt.len();
     println!(
         "model {}; {threads} threads; prompt {} tokens; {} tokens per run; {} runs each, alternating order",
         engine.model(),
@@ -128,7 +129,7 @@ async fn single(
         et,
         et / rt
     );
-    let (e, p) = (engine.clone(), engine.prompt_tokens(&run_messages(0))?);
+    let (e, p) = (engine.clone(), first_prompt);
     let cost = tokio::task::spawn_blocking(move || raw_sampling_cost(&e, &p, 200)).await??;
     println!(
         "choosing a token from the same logits ({} entries), µs per token over 200 decoded tokens: greedy \

@@ -155,6 +155,11 @@ struct BenchServer {
     client: reqwest::Client,
     dir: std::path::PathBuf,
     postgres: Option<(String, String)>,
+    /// Messages sent so far: each chat's text is numbered across the whole
+    /// run, so that no cell repeats an earlier one's texts and none is
+    /// answered from the server's cache of embeddings (from 10,000 on, so
+    /// that they have as many digits in any run of fewer than 90,000).
+    sent: AtomicUsize,
 }
 
 impl BenchServer {
@@ -219,6 +224,7 @@ impl BenchServer {
             client,
             dir,
             postgres,
+            sent: AtomicUsize::new(0),
         })
     }
 
@@ -279,6 +285,7 @@ impl BenchServer {
         total: usize,
     ) -> anyhow::Result<(Vec<f64>, usize)> {
         let next = Arc::new(AtomicUsize::new(0));
+        let first = self.sent.fetch_add(total, Ordering::Relaxed);
         let tokens = Arc::new(tokens.to_vec());
         let workers: Vec<_> = (0..conns)
             .map(|_| {
@@ -297,7 +304,10 @@ impl BenchServer {
                             .post(&url)
                             .bearer_auth(token)
                             .json(&json!({
-                                "message": format!("Question {i}: what should I cook tonight?"),
+                                "message": format!(
+                                    "Question {}: what should I cook tonight?",
+                                    10_000 + first + i
+                                ),
                                 "session_id": "bench"
                             }))
                             .send()

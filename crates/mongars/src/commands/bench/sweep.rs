@@ -94,11 +94,16 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
          {runs} runs each, medians"
     );
     println!(
-        "{:>8} {:>14} {:>12} {:>7} {:>16} {:>14} {:>12}",
+        "  (ratio: engine / raw of the medians; in brackets the lowest and highest of each run's \
+         engine / raw, the two measured one after the other)"
+    );
+    println!(
+        "{:>8} {:>14} {:>12} {:>7} {:>13} {:>16} {:>14} {:>12}",
         "streams",
         "engine tok/s",
         "raw tok/s",
         "ratio",
+        "run ratios",
         "per stream tok/s",
         "engine TTFT ms",
         "raw TTFT ms"
@@ -134,8 +139,14 @@ pub async fn run(settings: &Settings, tokens: u32, runs: u32) -> anyhow::Result<
         let es = median(&eng, &|x| pct(&x.per_stream, 50.0));
         let et = median(&eng, &|x| pct(&x.ttft, 50.0));
         let rt = median(&raw, &|x| pct(&x.ttft, 50.0));
+        let pairs: Vec<f64> = eng
+            .iter()
+            .zip(&raw)
+            .map(|(e, r)| e.aggregate / r.aggregate)
+            .collect();
+        let spread = format!("({:.2}-{:.2})", pct(&pairs, 0.0), pct(&pairs, 100.0));
         println!(
-            "{n:>8} {ea:>14.1} {ra:>12.1} {:>7.3} {es:>16.1} {et:>14.0} {rt:>12.0}",
+            "{n:>8} {ea:>14.1} {ra:>12.1} {:>7.3} {spread:>13} {es:>16.1} {et:>14.0} {rt:>12.0}",
             ea / ra
         );
         table.push((n, ea, et));

@@ -141,10 +141,7 @@ fn lowest(best: &[(f32, u32)]) -> (f32, usize) {
 /// How many of `sorted` (largest first) make up probability `p` at
 /// temperature 1, at least one: llama.cpp's `top_p(p, 1)`.
 pub(crate) fn nucleus(sorted: &[(f32, u32)], p: f32) -> usize {
-    let Some(&(max, _)) = sorted.first() else {
-        return 0;
-    };
-    let weights: Vec<f64> = sorted.iter().map(|c| f64::from(c.0 - max).exp()).collect();
+    let weights = weights(sorted, 1.0);
     let total: f64 = weights.iter().sum();
     let mut cumulative = 0.0;
     for (i, w) in weights.iter().enumerate() {
@@ -159,14 +156,7 @@ pub(crate) fn nucleus(sorted: &[(f32, u32)], p: f32) -> usize {
 /// Index of the candidate drawn from `kept` (largest first) at
 /// `temperature`, with `u` uniform in [0, 1).
 pub(crate) fn draw(kept: &[(f32, u32)], temperature: f32, u: f64) -> usize {
-    let Some(&(max, _)) = kept.first() else {
-        return 0;
-    };
-    let t = f64::from(temperature);
-    let weights: Vec<f64> = kept
-        .iter()
-        .map(|c| (f64::from(c.0 - max) / t).exp())
-        .collect();
+    let weights = weights(kept, temperature);
     let mut target = u * weights.iter().sum::<f64>();
     for (i, w) in weights.iter().enumerate() {
         if target < *w {
@@ -174,7 +164,20 @@ pub(crate) fn draw(kept: &[(f32, u32)], temperature: f32, u: f64) -> usize {
         }
         target -= w;
     }
-    kept.len() - 1
+    kept.len().saturating_sub(1)
+}
+
+/// The unnormalised softmax weights of `sorted` (largest first) at
+/// `temperature`: 1 for the first, exp((x - max) / temperature) for each.
+fn weights(sorted: &[(f32, u32)], temperature: f32) -> Vec<f64> {
+    let Some(&(max, _)) = sorted.first() else {
+        return Vec::new();
+    };
+    let t = f64::from(temperature);
+    sorted
+        .iter()
+        .map(|c| (f64::from(c.0 - max) / t).exp())
+        .collect()
 }
 
 /// A seed no other reply is likely to share.

@@ -74,6 +74,17 @@ struct MemoryRow {
     superseded_by: Option<String>,
 }
 
+/// A memory as its user's search index keeps it.
+#[derive(sqlx::FromRow)]
+struct VectorRow {
+    id: String,
+    kind: String,
+    embedding: Vec<u8>,
+    text: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
 impl From<MemoryRow> for Memory {
     fn from(r: MemoryRow) -> Self {
         Memory {
@@ -300,35 +311,38 @@ impl MemoryRepository for SqlMemoryRepository {
         now: DateTime<Utc>,
     ) -> Result<(u64, Vec<MemoryVector>), RepoError> {
         let sql = format!(
-            "SELECT id, kind, embedding FROM memories WHERE user_id = $1 AND {}",
+            "SELECT id, kind, embedding, text, created_at, expires_at FROM memories \
+             WHERE user_id = $1 AND {}",
             live(2)
         );
         // One transaction, so the revision matches the rows read.
-        let (r, rows): (Option<i64>, Vec<(String, String, Vec<u8>)>) =
-            on_pool!(self.db.pool(), |p| async {
-                let mut tx = p.begin().await?;
-                let r: Option<i64> =
-                    sqlx::query_scalar("SELECT revision FROM memory_revisions WHERE user_id = $1")
-                        .bind(user_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let (r, rows): (Option<i64>, Vec<VectorRow>) = on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            let r: Option<i64> =
+                sqlx::query_scalar("SELECT revision FROM memory_revisions WHERE user_id = $1")
                     .bind(user_id)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>((r, rows))
-            }
-            .await)
-            .map_err(repo_err)?;
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((r, rows))
+        }
+        .await)
+        .map_err(repo_err)?;
         let vectors = rows
             .into_iter()
-            .filter_map(|(id, kind, blob)| {
-                vector_from_bytes(&blob).map(|embedding| MemoryVector {
-                    id,
-                    kind: MemoryKind::from_stored(&kind),
+            .filter_map(|row| {
+                vector_from_bytes(&row.embedding).map(|embedding| MemoryVector {
+                    id: row.id,
+                    kind: MemoryKind::from_stored(&row.kind),
                     embedding,
+                    text: row.text,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
                 })
             })
             .collect();

@@ -95,6 +95,14 @@ async fn memories_round_trip_with_revisions(db: Database) {
         v,
         [("m1", vec![1.0, 0.0, 0.5]), ("m2", vec![0.0, 1.0, 0.0])]
     );
+    // With what recall shows of each, as stored.
+    let m2 = vectors.iter().find(|v| v.id == "m2").unwrap();
+    let stored = repo.get(ana, "m2", Utc::now()).await.unwrap().unwrap();
+    assert_eq!(m2.text, "The user likes tea.");
+    assert_eq!(
+        (m2.created_at, m2.expires_at),
+        (stored.created_at, stored.expires_at)
+    );
 
     let upd = MemoryUpdate {
         text: "The user's name is Ana Lima.".into(),
@@ -210,6 +218,9 @@ async fn superseded_and_expired_memories_are_not_live(db: Database) {
     short.expires_at = Some(Utc::now() + Duration::seconds(60));
     repo.insert(short).await.unwrap();
     let later = Utc::now() + Duration::seconds(120);
+    let (_, vectors) = repo.vectors(ana, Utc::now()).await.unwrap();
+    let brief = vectors.iter().find(|v| v.id == "brief").unwrap();
+    assert!(brief.expires_at.is_some_and(|at| at < later));
     assert!(repo.get(ana, "brief", Utc::now()).await.unwrap().is_some());
     assert!(repo.get(ana, "brief", later).await.unwrap().is_none());
     let before = repo.revision(ana).await.unwrap();

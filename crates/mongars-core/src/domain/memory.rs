@@ -82,12 +82,18 @@ pub struct MemoryUpdate {
     pub mentioned: bool,
 }
 
-/// A memory's vector, for the search index.
+/// A memory as the search index of its user keeps it: its vector, and what
+/// recall puts in a prompt (the text, the time it was made for the order of
+/// facts, and its expiry), so that a turn's recall reads nothing from the
+/// database beyond the revision check.
 #[derive(Debug, Clone)]
 pub struct MemoryVector {
     pub id: String,
     pub kind: MemoryKind,
     pub embedding: Vec<f32>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// One change to a user's memories, as the vector index applies it.

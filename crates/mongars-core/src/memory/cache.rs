@@ -1,9 +1,11 @@
 //! Vector indexes of the users seen lately, one per user, kept in step with
 //! the database by revision: this process applies its own changes in place;
 //! a revision it did not make (another replica wrote) reloads the index.
+//! Beside each vector it keeps what recall puts in a prompt (text, creation
+//! time, expiry), so a turn's recall reads only the revision.
 
 use super::index::VectorIndex;
-use crate::domain::MemoryChange;
+use crate::domain::{MemoryChange, MemoryVector};
 use crate::ports::{MemoryRepository, RepoError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -12,6 +14,43 @@ use std::sync::{Arc, Mutex};
 pub struct Cached {
     pub revision: u64,
     pub index: VectorIndex,
+    /// What recall shows of each indexed memory, by id.
+    pub shown: HashMap<String, Shown>,
+}
+
+/// An indexed memory as recall puts it in a prompt.
+pub struct Shown {
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Shown {
+    /// Not expired at `now` (superseded memories leave the index).
+    pub fn live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+impl Cached {
+    fn upsert(&mut self, v: MemoryVector) {
+        if v.embedding.len() != self.index.dims() {
+            // The index ignores such a vector; so does recall.
+            return;
+        }
+        self.index.upsert(&v.id, v.kind, &v.embedding);
+        let shown = Shown {
+            text: v.text,
+            created_at: v.created_at,
+            expires_at: v.expires_at,
+        };
+        self.shown.insert(v.id, shown);
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.index.remove(id);
+        self.shown.remove(id);
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
@@ -66,11 +105,15 @@ impl IndexCache {
         let revision = repo.revision(user_id).await?;
         if guard.as_ref().is_none_or(|c| c.revision != revision) {
             let (revision, vectors) = repo.vectors(user_id, now).await?;
-            let mut index = VectorIndex::new(self.dims);
-            for v in &vectors {
-                index.upsert(&v.id, v.kind, &v.embedding);
+            let mut cached = Cached {
+                revision,
+                index: VectorIndex::new(self.dims),
+                shown: HashMap::with_capacity(vectors.len()),
+            };
+            for v in vectors {
+                cached.upsert(v);
             }
-            *guard = Some(Cached { revision, index });
+            *guard = Some(cached);
         }
         Ok(guard)
     }
@@ -84,10 +127,8 @@ impl IndexCache {
         match guard.as_mut() {
             Some(c) if c.revision + 1 == revision => {
                 match change {
-                    MemoryChange::Upsert(v) => c.index.upsert(&v.id, v.kind, &v.embedding),
-                    MemoryChange::Remove(id) => {
-                        c.index.remove(&id);
-                    }
+                    MemoryChange::Upsert(v) => c.upsert(v),
+                    MemoryChange::Remove(id) => c.remove(&id),
                 }
                 c.revision = revision;
             }

@@ -1,7 +1,7 @@
 //! Long-term memory: what the pipeline recalls before a reply and learns
 //! after it. What the memories API does is in `edit.rs`.
 
-use super::cache::IndexCache;
+use super::cache::{Cached, IndexCache, Shown};
 use super::extract::{Fact, extract_facts, first_person};
 use super::index::{Hit, VectorIndex};
 use crate::domain::{Memory, MemoryChange, MemoryKind, MemoryUpdate, MemoryVector, NewMemory};
@@ -111,11 +111,20 @@ impl MemoryService {
         user_id: i64,
         f: impl FnOnce(&VectorIndex) -> T,
     ) -> Result<T, CoreError> {
+        self.with_cached(user_id, |c| f(&c.index)).await
+    }
+
+    /// [`Self::with_index`] with what the index keeps beside the vectors.
+    async fn with_cached<T: Default>(
+        &self,
+        user_id: i64,
+        f: impl FnOnce(&Cached) -> T,
+    ) -> Result<T, CoreError> {
         let guard = self
             .cache
             .current(self.repo.as_ref(), user_id, self.clock.now())
             .await?;
-        Ok(guard.as_ref().map(|c| f(&c.index)).unwrap_or_default())
+        Ok(guard.as_ref().map(f).unwrap_or_default())
     }
 
     /// What to put in the prompt for a question: the user's facts, then
@@ -136,49 +145,50 @@ impl MemoryService {
         let k = self.options.recall_k;
         let min = self.options.min_similarity;
         let core = self.options.core_facts;
-        let (stable, hits) = self
-            .with_index(user_id, |index| {
-                let mut facts =
-                    index.search(query_vector, core.max(k) + 1, -1.0, &[MemoryKind::Fact]);
-                let stable = facts.len() <= core;
-                if !stable {
-                    facts.retain(|h| h.score >= min);
-                    facts.truncate(k);
-                }
-                let room = k.saturating_sub(facts.len()).max(2.min(k));
-                let turn_min = min.max(TURN_MIN_SIMILARITY);
-                let turns = index
-                    .search(
-                        query_vector,
-                        room + exclude.len(),
-                        turn_min,
-                        &[MemoryKind::Turn],
-                    )
-                    .into_iter()
-                    .filter(|h| !exclude.contains(&h.id))
-                    .take(room);
-                (stable, facts.into_iter().chain(turns).collect::<Vec<Hit>>())
-            })
-            .await?;
-        let mut memories = self.by_ids(user_id, &hits).await?;
-        if stable {
-            // Facts come first (hit order); turns follow.
-            let cut = memories
-                .iter()
-                .take_while(|(m, _)| m.kind == MemoryKind::Fact)
-                .count();
-            memories[..cut]
-                .sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
-        }
-        Ok(memories
-            .into_iter()
-            .map(|(m, score)| Recalled {
-                id: m.id,
-                kind: m.kind,
-                text: m.text,
-                score,
-            })
-            .collect())
+        let now = self.clock.now();
+        self.with_cached(user_id, |cached| {
+            let index = &cached.index;
+            let mut facts = index.search(query_vector, core.max(k) + 1, -1.0, &[MemoryKind::Fact]);
+            let stable = facts.len() <= core;
+            if !stable {
+                facts.retain(|h| h.score >= min);
+                facts.truncate(k);
+            }
+            let room = k.saturating_sub(facts.len()).max(2.min(k));
+            let turn_min = min.max(TURN_MIN_SIMILARITY);
+            let turns = index
+                .search(
+                    query_vector,
+                    room + exclude.len(),
+                    turn_min,
+                    &[MemoryKind::Turn],
+                )
+                .into_iter()
+                .filter(|h| !exclude.contains(&h.id))
+                .take(room);
+            // Expired memories stay indexed until the purge: left out here.
+            let shown = |h: Hit| {
+                let s = cached.shown.get(&h.id).filter(|s| s.live(now))?;
+                Some((h, s))
+            };
+            let mut facts: Vec<(Hit, &Shown)> = facts.into_iter().filter_map(shown).collect();
+            if stable {
+                // Facts come first, oldest first, a block that stays the
+                // same from turn to turn.
+                facts.sort_by(|a, b| (a.1.created_at, &a.0.id).cmp(&(b.1.created_at, &b.0.id)));
+            }
+            facts
+                .into_iter()
+                .chain(turns.filter_map(shown))
+                .map(|(h, s)| Recalled {
+                    id: h.id,
+                    kind: h.kind,
+                    text: s.text.clone(),
+                    score: h.score,
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Embed text for recall; errors are the caller's to tolerate.
@@ -384,18 +394,24 @@ impl MemoryService {
             .update(user_id, id, update)
             .await?
             .ok_or(CoreError::NotFound("memory"))?;
+        let Some(memory) = self.repo.get(user_id, id, self.clock.now()).await? else {
+            // Changed and gone since (expired): out of the index too.
+            let gone = MemoryChange::Remove(id.to_string());
+            self.cache.apply(user_id, rev, gone).await;
+            return Err(CoreError::NotFound("memory"));
+        };
         let vector = MemoryVector {
             id: id.to_string(),
-            kind: MemoryKind::Fact,
+            kind: memory.kind,
             embedding,
+            text: memory.text.clone(),
+            created_at: memory.created_at,
+            expires_at: memory.expires_at,
         };
         self.cache
             .apply(user_id, rev, MemoryChange::Upsert(vector))
             .await;
-        self.repo
-            .get(user_id, id, self.clock.now())
-            .await?
-            .ok_or(CoreError::NotFound("memory"))
+        Ok(memory)
     }
 
     pub(super) async fn create_fact(
@@ -433,6 +449,9 @@ impl MemoryService {
                 id: m.id.clone(),
                 kind: m.kind,
                 embedding: m.embedding.clone(),
+                text: m.text.clone(),
+                created_at: m.at,
+                expires_at: m.expires_at,
             },
         );
         let rev = self.repo.insert(m).await?;

@@ -8,7 +8,9 @@
 
 const LANES: usize = 8;
 
-/// Natural-log probability of `token` under `logits` (softmax).
+/// Natural-log probability of `token` under `logits` (softmax); the engine
+/// itself knows the largest logit already ([`logprob_under_max`]).
+#[cfg(any(test, feature = "bench"))]
 pub fn logprob(logits: &[f32], token: usize) -> f64 {
     logprob_under_max(logits, token, lane_max(logits))
 }

@@ -13,12 +13,20 @@ use std::time::{Duration, Instant};
 const CHAT: &str = "/api/v1/conversation/chat";
 
 pub(crate) async fn memory_app() -> Option<(TestApp, Arc<ScriptedBackend>)> {
+    memory_app_with(|_| {}).await
+}
+
+/// A scripted server with the real embedder and `adjust`ed settings, whose
+/// every reply is "Noted."; `None` (the test skipped) without the model.
+pub(crate) async fn memory_app_with(
+    adjust: impl FnOnce(&mut mongars_config::Settings),
+) -> Option<(TestApp, Arc<ScriptedBackend>)> {
     if crate::common::shared_embedder().is_none() {
         mongars_store::testing::skipped("the embedding model is missing (run `make models`)");
         return None;
     }
     let backend = Arc::new(ScriptedBackend::new(Script::Reply("Noted.".into())));
-    let app = TestApp::spawn_scripted(|_| {}, backend.clone()).await;
+    let app = TestApp::spawn_scripted(adjust, backend.clone()).await;
     Some((app, backend))
 }
 
@@ -229,6 +237,34 @@ async fn five_restatements_leave_one_memory_and_edits_change_the_next_prompt() {
     let prompt = last_system_prompt(&backend);
     assert_eq!(remembered_facts(&prompt), "", "{prompt}");
     assert!(!prompt.contains("Gemini"), "{prompt}");
+}
+
+#[tokio::test]
+async fn a_memory_whose_time_is_up_is_never_recalled_though_its_index_stays_loaded() {
+    let Some((app, backend)) = memory_app_with(|s| {
+        s.memory.fact_ttl_days = 1;
+        s.memory.turn_ttl_days = 1;
+        // No purge meanwhile: recall alone must leave them out.
+        s.memory.purge_interval_secs = 86_400 * 30;
+    })
+    .await
+    else {
+        return;
+    };
+    let ana = user(&app, "ana").await;
+    say(&app, &ana, "My name is Ana", "monday").await;
+    wait_for(&app, &ana, |m| m.len() == 1).await;
+    // Recall loads the user's index and finds the fact and the exchange.
+    say(&app, &ana, "What is my name?", "tuesday").await;
+    let prompt = last_system_prompt(&backend);
+    assert!(remembered_facts(&prompt).contains("Ana"), "{prompt}");
+
+    app.clock.advance(Duration::from_secs(86_400 + 60));
+    let ana = app.login("ana", "secret-password").await;
+    assert!(memories(&app, &ana, "").await.is_empty());
+    say(&app, &ana, "What is my name?", "wednesday").await;
+    let prompt = last_system_prompt(&backend);
+    assert!(!prompt.contains("Ana"), "{prompt}");
 }
 
 #[tokio::test]

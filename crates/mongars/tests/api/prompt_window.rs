@@ -78,19 +78,14 @@ fn replayed_notes(req: &mongars_core::domain::GenerationRequest) -> usize {
 
 #[tokio::test]
 async fn recalled_exchanges_are_replayed_only_until_the_window_moves() {
-    if crate::common::shared_embedder().is_none() {
-        mongars_store::testing::skipped("the embedding model is missing (run `make models`)");
+    let Some((app, backend)) = crate::memory::memory_app_with(|s| {
+        s.conversation.history_turns = 4;
+        s.conversation.rate_limit_burst = 100;
+    })
+    .await
+    else {
         return;
-    }
-    let backend = Arc::new(ScriptedBackend::new(Script::Reply("Noted.".into())));
-    let app = TestApp::spawn_scripted(
-        |s| {
-            s.conversation.history_turns = 4;
-            s.conversation.rate_limit_burst = 100;
-        },
-        backend.clone(),
-    )
-    .await;
+    };
     let token = user(&app, "ana").await;
     let message = "My name is Ana and I work on the Orion project";
     crate::memory::say(&app, &token, message, "monday").await;

@@ -7,14 +7,18 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{NewUser, Role, StoredUser, User};
 use mongars_core::ports::{RepoError, UserRepository};
 
+/// An account without its password hash: what every authenticated request
+/// and the admin listing read.
+const ACCOUNT: &str = "id, username, role, disabled, token_version, \
+                       created_at, updated_at, last_login_at";
+/// An account with its password hash, for logins and password changes.
 const COLUMNS: &str = "id, username, password_hash, role, disabled, token_version, \
                        created_at, updated_at, last_login_at";
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+struct AccountRow {
     id: i64,
     username: String,
-    password_hash: String,
     role: String,
     disabled: bool,
     token_version: i64,
@@ -23,19 +27,32 @@ struct UserRow {
     last_login_at: Option<DateTime<Utc>>,
 }
 
+impl From<AccountRow> for User {
+    fn from(r: AccountRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            role: Role::from_stored(&r.role),
+            disabled: r.disabled,
+            token_version: r.token_version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_login_at: r.last_login_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    #[sqlx(flatten)]
+    account: AccountRow,
+    password_hash: String,
+}
+
 impl From<UserRow> for StoredUser {
     fn from(r: UserRow) -> Self {
         StoredUser {
-            user: User {
-                id: r.id,
-                username: r.username,
-                role: Role::from_stored(&r.role),
-                disabled: r.disabled,
-                token_version: r.token_version,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-                last_login_at: r.last_login_at,
-            },
+            user: r.account.into(),
             password_hash: r.password_hash,
         }
     }
@@ -55,14 +72,14 @@ impl SqlUserRepository {
 const INSERT: &str = "INSERT INTO users \
     (username, username_key, password_hash, role, disabled, token_version, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, FALSE, 0, $5, $5) \
-    RETURNING id, username, password_hash, role, disabled, token_version, \
+    RETURNING id, username, role, disabled, token_version, \
               created_at, updated_at, last_login_at";
 
 #[async_trait]
 impl UserRepository for SqlUserRepository {
     async fn insert(&self, new: NewUser) -> Result<User, RepoError> {
         let now = Utc::now();
-        let row: UserRow = on_pool!(self.db.pool(), |p| {
+        let row: AccountRow = on_pool!(self.db.pool(), |p| {
             sqlx::query_as(INSERT)
                 .bind(new.username.as_str())
                 .bind(new.username.key())
@@ -73,7 +90,7 @@ impl UserRepository for SqlUserRepository {
                 .await
         })
         .map_err(repo_err)?;
-        Ok(StoredUser::from(row).user)
+        Ok(row.into())
     }
 
     async fn insert_first_admin(&self, new: NewUser) -> Result<Option<User>, RepoError> {
@@ -100,7 +117,7 @@ impl UserRepository for SqlUserRepository {
             if admins > 0 {
                 return Ok(None);
             }
-            let row: UserRow = sqlx::query_as(INSERT)
+            let row: AccountRow = sqlx::query_as(INSERT)
                 .bind(new.username.as_str())
                 .bind(new.username.key())
                 .bind(&new.password_hash)
@@ -110,7 +127,7 @@ impl UserRepository for SqlUserRepository {
                 .await
                 .map_err(repo_err)?;
             tx.commit().await.map_err(repo_err)?;
-            Ok(Some(StoredUser::from(row).user))
+            Ok(Some(row.into()))
         })
     }
 
@@ -128,28 +145,28 @@ impl UserRepository for SqlUserRepository {
     }
 
     async fn find_by_id(&self, id: i64) -> Result<Option<User>, RepoError> {
-        let row: Option<UserRow> = on_pool!(self.db.pool(), |p| {
+        let row: Option<AccountRow> = on_pool!(self.db.pool(), |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM users WHERE id = $1"
+                "SELECT {ACCOUNT} FROM users WHERE id = $1"
             )))
             .bind(id)
             .fetch_optional(p)
             .await
         })
         .map_err(repo_err)?;
-        Ok(row.map(|r| StoredUser::from(r).user))
+        Ok(row.map(User::from))
     }
 
     async fn list(&self) -> Result<Vec<User>, RepoError> {
-        let rows: Vec<UserRow> = on_pool!(self.db.pool(), |p| {
+        let rows: Vec<AccountRow> = on_pool!(self.db.pool(), |p| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM users ORDER BY username_key"
+                "SELECT {ACCOUNT} FROM users ORDER BY username_key"
             )))
             .fetch_all(p)
             .await
         })
         .map_err(repo_err)?;
-        Ok(rows.into_iter().map(|r| StoredUser::from(r).user).collect())
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     async fn count_admins(&self) -> Result<u64, RepoError> {

@@ -17,6 +17,7 @@ mod memories;
 mod peers;
 #[cfg(test)]
 mod plans;
+mod profiles;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;

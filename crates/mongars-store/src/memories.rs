@@ -1,9 +1,9 @@
-//! Long-term memories and style profiles, implementing the core's
-//! `MemoryRepository` and `ProfileRepository`. Vectors are stored as
+//! Long-term memories, implementing the core's `MemoryRepository` (the
+//! style profiles it also stores are in `profiles.rs`). Vectors are stored as
 //! little-endian f32 blobs (BLOB on SQLite, BYTEA on PostgreSQL): search runs
 //! in the core's in-process index, so no vector extension is needed.
 
-use crate::bigint::{from_db, to_db};
+use crate::bigint::from_db;
 use crate::db::{Database, on_pool};
 use crate::error::repo_err;
 use async_trait::async_trait;
@@ -11,9 +11,7 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{
     Memory, MemoryKind, MemoryUpdate, MemoryVector, NewMemory, vector_from_bytes, vector_to_bytes,
 };
-use mongars_core::ports::{
-    ForgetReport, MemoryRepository, ProfileRepository, RepoError, StoredProfile,
-};
+use mongars_core::ports::{ForgetReport, MemoryRepository, RepoError};
 
 const COLUMNS: &str = "id, user_id, kind, text, slot, source, mentions, created_at, updated_at, \
                        expires_at, superseded_by";
@@ -105,7 +103,7 @@ impl From<MemoryRow> for Memory {
 
 #[derive(Clone)]
 pub struct SqlMemoryRepository {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl SqlMemoryRepository {
@@ -421,61 +419,6 @@ impl MemoryRepository for SqlMemoryRepository {
         }
         .await)
         .map_err(repo_err)
-    }
-}
-
-#[async_trait]
-impl ProfileRepository for SqlMemoryRepository {
-    async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError> {
-        let row: Option<(String, i64)> = on_pool!(self.db.pool(), |p| {
-            sqlx::query_as("SELECT profile, version FROM user_profiles WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(p)
-                .await
-        })
-        .map_err(repo_err)?;
-        Ok(row.map(|(json, version)| StoredProfile {
-            json,
-            version: from_db(version),
-        }))
-    }
-
-    async fn save(
-        &self,
-        user_id: i64,
-        json: &str,
-        at: DateTime<Utc>,
-        read: Option<u64>,
-    ) -> Result<bool, RepoError> {
-        let written = match read {
-            None => on_pool!(self.db.pool(), |p| {
-                sqlx::query(
-                    "INSERT INTO user_profiles (user_id, profile, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (user_id) DO NOTHING",
-                )
-                .bind(user_id)
-                .bind(json)
-                .bind(at)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-            }),
-            Some(version) => on_pool!(self.db.pool(), |p| {
-                sqlx::query(
-                    "UPDATE user_profiles SET profile = $1, updated_at = $2, \
-                     version = version + 1 WHERE user_id = $3 AND version = $4",
-                )
-                .bind(json)
-                .bind(at)
-                .bind(user_id)
-                .bind(to_db(version))
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-            }),
-        }
-        .map_err(repo_err)?;
-        Ok(written == 1)
     }
 }
 

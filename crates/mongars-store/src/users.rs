@@ -7,13 +7,19 @@ use chrono::{DateTime, Utc};
 use mongars_core::domain::{NewUser, Role, StoredUser, User};
 use mongars_core::ports::{RepoError, UserRepository};
 
+/// The columns of an account without its password hash (a macro, so that
+/// the statements below can be built from it at compile time).
+macro_rules! account {
+    () => {
+        "id, username, role, disabled, token_version, created_at, updated_at, last_login_at"
+    };
+}
+
 /// An account without its password hash: what every authenticated request
 /// and the admin listing read.
-const ACCOUNT: &str = "id, username, role, disabled, token_version, \
-                       created_at, updated_at, last_login_at";
+const ACCOUNT: &str = account!();
 /// An account with its password hash, for logins and password changes.
-const COLUMNS: &str = "id, username, password_hash, role, disabled, token_version, \
-                       created_at, updated_at, last_login_at";
+const COLUMNS: &str = concat!(account!(), ", password_hash");
 
 #[derive(sqlx::FromRow)]
 struct AccountRow {
@@ -69,11 +75,12 @@ impl SqlUserRepository {
     }
 }
 
-const INSERT: &str = "INSERT INTO users \
+const INSERT: &str = concat!(
+    "INSERT INTO users \
     (username, username_key, password_hash, role, disabled, token_version, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, FALSE, 0, $5, $5) \
-    RETURNING id, username, role, disabled, token_version, \
-              created_at, updated_at, last_login_at";
+    VALUES ($1, $2, $3, $4, FALSE, 0, $5, $5) RETURNING ",
+    account!()
+);
 
 #[async_trait]
 impl UserRepository for SqlUserRepository {

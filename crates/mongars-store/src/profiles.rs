@@ -1,0 +1,66 @@
+//! Style profiles, one JSON document per user with a version for
+//! optimistic writes, implementing the core's `ProfileRepository` on the
+//! memory repository (a user's forget-me removes both).
+
+use crate::SqlMemoryRepository;
+use crate::bigint::{from_db, to_db};
+use crate::db::on_pool;
+use crate::error::repo_err;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mongars_core::ports::{ProfileRepository, RepoError, StoredProfile};
+
+#[async_trait]
+impl ProfileRepository for SqlMemoryRepository {
+    async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError> {
+        let row: Option<(String, i64)> = on_pool!(self.db.pool(), |p| {
+            sqlx::query_as("SELECT profile, version FROM user_profiles WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(repo_err)?;
+        Ok(row.map(|(json, version)| StoredProfile {
+            json,
+            version: from_db(version),
+        }))
+    }
+
+    async fn save(
+        &self,
+        user_id: i64,
+        json: &str,
+        at: DateTime<Utc>,
+        read: Option<u64>,
+    ) -> Result<bool, RepoError> {
+        let written = match read {
+            None => on_pool!(self.db.pool(), |p| {
+                sqlx::query(
+                    "INSERT INTO user_profiles (user_id, profile, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(json)
+                .bind(at)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            }),
+            Some(version) => on_pool!(self.db.pool(), |p| {
+                sqlx::query(
+                    "UPDATE user_profiles SET profile = $1, updated_at = $2, \
+                     version = version + 1 WHERE user_id = $3 AND version = $4",
+                )
+                .bind(json)
+                .bind(at)
+                .bind(user_id)
+                .bind(to_db(version))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+            }),
+        }
+        .map_err(repo_err)?;
+        Ok(written == 1)
+    }
+}

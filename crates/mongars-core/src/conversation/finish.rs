@@ -10,7 +10,7 @@ use crate::domain::{
 };
 use crate::error::CoreError;
 use crate::ports::{
-    Clock, Event, EventBus, GenerationStream, LlmBackend, Reservation, TurnRepository,
+    Clock, Event, EventBus, GenerationStream, LlmBackend, ProfileSave, Reservation, TurnRepository,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -154,10 +154,27 @@ pub(super) struct Learn {
     pub(super) query_vector: Option<Vec<f32>>,
     /// The style profile as read for the prompt, if one was.
     pub(super) profile: Option<crate::personality::ReadProfile>,
+    /// The message is in the stored profile: saved with the reply.
+    pub(super) profile_saved: bool,
     pub(super) mind: Mind,
 }
 
 impl Learn {
+    /// The profile read for the prompt with the message folded in, to be
+    /// saved with the reply; `None` when there is no profile to fold into
+    /// (then the message is learnt after the reply, reading the profile).
+    fn profile_save(&mut self) -> Option<ProfileSave> {
+        let personality = self.mind.personality.as_ref()?;
+        let known = self.profile.take()?;
+        match personality.fold(self.user_id, &self.query, known) {
+            Ok((_, save)) => Some(save),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fold the message into the style profile");
+                None
+            }
+        }
+    }
+
     /// Everything that follows a stored reply, off the reply's path.
     fn after_reply(mut self, turn_id: String, response: String) {
         if let Some(memory) = &self.mind.memory {
@@ -174,6 +191,11 @@ impl Learn {
             let Some(p) = &self.mind.personality else {
                 return;
             };
+            if self.profile_saved {
+                return;
+            }
+            // Saved with the reply but over a version since replaced: the
+            // profile is read again and the message folded into that.
             let known = self.profile.take();
             if let Err(e) = p.learn_over(self.user_id, &self.query, known).await {
                 tracing::warn!(error = %e, "could not update the style profile");
@@ -266,7 +288,19 @@ impl Finish {
                     .as_ref()
                     .map_or(now, |l| l.mind.working.expiry(now)),
             };
-            turns.complete(&self.turn_id, &completion).await?;
+            // The message goes into the style profile in the reply's own
+            // transaction: one write of the database where there were two.
+            match self.learn.as_mut().and_then(Learn::profile_save) {
+                Some(save) => {
+                    let saved = turns
+                        .complete_with_profile(&self.turn_id, &completion, &save)
+                        .await?;
+                    if let Some(learn) = self.learn.as_mut() {
+                        learn.profile_saved = saved;
+                    }
+                }
+                None => turns.complete(&self.turn_id, &completion).await?,
+            }
         }
         tracing::info!(
             turn_id = self.turn_id,

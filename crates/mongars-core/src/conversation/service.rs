@@ -186,6 +186,7 @@ impl ConversationService {
                     query: message.as_str().to_string(),
                     query_vector: context.query_vector,
                     profile: context.profile,
+                    profile_saved: false,
                     mind: self.mind.clone(),
                 }),
                 announce: self.events.clone().map(|bus| Announce {

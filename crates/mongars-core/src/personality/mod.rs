@@ -9,7 +9,7 @@ mod profile;
 pub use profile::{Observation, ProfileView, StyleProfile, detect_language, observe};
 
 use crate::error::CoreError;
-use crate::ports::{Clock, ProfileRepository};
+use crate::ports::{Clock, ProfileRepository, ProfileSave};
 use std::sync::Arc;
 
 /// Locks over users' profiles: a user's learning waits only for learning
@@ -80,18 +80,16 @@ impl PersonalityService {
     ) -> Result<StyleProfile, CoreError> {
         let _guard = self.lock_of(user_id).lock().await;
         for _ in 0..SAVE_ATTEMPTS {
-            let ReadProfile {
-                mut profile,
-                version,
-            } = match known.take() {
+            let read = match known.take() {
                 Some(read) => read,
                 None => self.read(user_id).await?,
             };
-            let now = self.clock.now();
-            profile.learn(message, now);
-            let json = serde_json::to_string(&profile)
-                .map_err(|e| CoreError::Internal(format!("profile: {e}")))?;
-            if self.repo.save(user_id, &json, now, version).await? {
+            let (profile, save) = self.fold(user_id, message, read)?;
+            if self
+                .repo
+                .save(user_id, &save.json, save.at, save.read)
+                .await?
+            {
                 return Ok(profile);
             }
             tracing::debug!(
@@ -102,6 +100,36 @@ impl PersonalityService {
         Err(CoreError::Unavailable(
             "the style profile kept changing while this message was learnt".into(),
         ))
+    }
+
+    /// The profile `known` (as read for a turn's prompt) with `message`
+    /// folded in, and the save that stores it over the version it was read
+    /// at: a turn's reply stores it in the same transaction
+    /// ([`TurnRepository::complete_with_profile`]); when that save finds
+    /// another version, [`learn`](Self::learn) the message instead.
+    ///
+    /// [`TurnRepository::complete_with_profile`]: crate::ports::TurnRepository::complete_with_profile
+    pub fn fold(
+        &self,
+        user_id: i64,
+        message: &str,
+        known: ReadProfile,
+    ) -> Result<(StyleProfile, ProfileSave), CoreError> {
+        let ReadProfile {
+            mut profile,
+            version,
+        } = known;
+        let at = self.clock.now();
+        profile.learn(message, at);
+        let json = serde_json::to_string(&profile)
+            .map_err(|e| CoreError::Internal(format!("profile: {e}")))?;
+        let save = ProfileSave {
+            user_id,
+            json,
+            at,
+            read: version,
+        };
+        Ok((profile, save))
     }
 }
 

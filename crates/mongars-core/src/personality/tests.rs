@@ -195,3 +195,30 @@ async fn a_profile_that_never_stays_still_gives_up_with_an_error() {
     let e = service.learn(1, "hi").await.unwrap_err();
     assert!(matches!(e, CoreError::Unavailable(_)), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_folded_profile_saved_over_a_replaced_version_is_learnt_again() {
+    let repo = Arc::new(Profiles::default());
+    let service = service(&repo);
+    service.learn(3, "Hello there.").await.unwrap();
+    // A turn's prompt read the profile; then another process saved one.
+    let known = service.read(3).await.unwrap();
+    let (folded, save) = service.fold(3, "What time is it?", known).unwrap();
+    assert_eq!(folded.messages, 2);
+    assert_eq!((save.user_id, save.read), (3, Some(0)));
+    assert_eq!(
+        serde_json::from_str::<StyleProfile>(&save.json)
+            .unwrap()
+            .messages,
+        2
+    );
+    assert!(repo.put(3, &repo.load(3).await.unwrap().unwrap().json, Some(0)));
+    // The reply's save finds another version and writes nothing; the
+    // message is then learnt over the profile as stored now.
+    assert!(!repo.save(3, &save.json, save.at, save.read).await.unwrap());
+    assert_eq!(
+        service.learn(3, "What time is it?").await.unwrap().messages,
+        2
+    );
+    assert_eq!(repo.load(3).await.unwrap().unwrap().version, 2);
+}

@@ -93,6 +93,16 @@ pub struct StoredProfile {
     pub version: u64,
 }
 
+/// A style profile to store over the version it was read at (`read`,
+/// `None`: the user had none), as [`ProfileRepository::save`] stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSave {
+    pub user_id: i64,
+    pub json: String,
+    pub at: DateTime<Utc>,
+    pub read: Option<u64>,
+}
+
 /// Style profiles, stored as JSON text by the personality service. Saves
 /// are conditional on the version read, so that processes learning from
 /// one user at once never overwrite each other's update.

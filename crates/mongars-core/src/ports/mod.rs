@@ -136,7 +136,7 @@ pub use llm::{
     BackendHealth, GenerationStream, LlmBackend, LlmError, ProgressSink, ProvisionOutcome,
     PullProgress, Reservation, count_prompt, estimate_prompt_tokens, read_to_end,
 };
-pub use memory::{ForgetReport, MemoryRepository, ProfileRepository, StoredProfile};
+pub use memory::{ForgetReport, MemoryRepository, ProfileRepository, ProfileSave, StoredProfile};
 pub use peer::{PeerDirectory, PeerRepository};
 pub use realtime::{Event, EventBus, RateLimiter, TicketClaims, TicketStore};
 pub use research::{Reference, ResearchProvider, ResearchQuery};

@@ -1,6 +1,6 @@
 //! Storage of conversation turns.
 
-use super::RepoError;
+use super::{ProfileSave, RepoError};
 use crate::domain::{NewTurn, NewestOrdinal, Turn, TurnCompletion};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,6 +11,19 @@ pub trait TurnRepository: Send + Sync {
     async fn start(&self, turn: NewTurn) -> Result<(), RepoError>;
     /// Store the reply; the turn becomes complete.
     async fn complete(&self, id: &str, completion: &TurnCompletion) -> Result<(), RepoError>;
+    /// [`complete`](Self::complete), and in the same transaction the
+    /// user's style profile saved as [`ProfileRepository::save`] would:
+    /// one write where there were two. Whether the profile was saved
+    /// (false: another save came in between, and the turn is complete
+    /// all the same); a turn that is not pending saves nothing.
+    ///
+    /// [`ProfileRepository::save`]: super::ProfileRepository::save
+    async fn complete_with_profile(
+        &self,
+        id: &str,
+        completion: &TurnCompletion,
+        profile: &ProfileSave,
+    ) -> Result<bool, RepoError>;
     /// Mark the turn failed with a stable error code; the message stays.
     async fn fail(&self, id: &str, error_code: &str) -> Result<(), RepoError>;
     /// The distinct owners of pending turns (turns without one are left out).

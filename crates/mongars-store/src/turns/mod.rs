@@ -2,10 +2,11 @@
 
 use crate::db::{Database, on_pool};
 use crate::error::repo_err;
+use crate::profiles::save_profile;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mongars_core::domain::{NewTurn, NewestOrdinal, SpeechTurn, Turn, TurnCompletion, TurnStatus};
-use mongars_core::ports::{RepoError, TurnRepository};
+use mongars_core::ports::{ProfileSave, RepoError, TurnRepository};
 
 #[cfg(test)]
 mod indexes;
@@ -136,6 +137,38 @@ impl SqlTurnRepository {
     }
 }
 
+/// Store a turn's reply on an executor: the rows changed (0: the turn is
+/// not pending).
+macro_rules! complete {
+    ($e:expr, $id:expr, $c:expr, $speech:expr) => {{
+        let c: &TurnCompletion = $c;
+        sqlx::query(COMPLETE)
+            .bind(&c.response)
+            .bind(&c.model)
+            .bind(i64::from(c.prompt_tokens))
+            .bind(i64::from(c.completion_tokens))
+            .bind(c.confidence)
+            .bind(c.ttft_ms as i64)
+            .bind(c.generation_ms as i64)
+            .bind(c.total_ms as i64)
+            .bind(&$speech)
+            .bind(c.completed_at)
+            .bind(c.working_until)
+            .bind($id)
+            .execute($e)
+            .await
+            .map(|r| r.rows_affected())
+    }};
+}
+
+fn speech_json(c: &TurnCompletion) -> Result<String, RepoError> {
+    serde_json::to_string(&c.speech_turn).map_err(|e| RepoError::Other(e.to_string()))
+}
+
+fn not_pending(id: &str) -> RepoError {
+    RepoError::Other(format!("turn {id} is not pending"))
+}
+
 #[async_trait]
 impl TurnRepository for SqlTurnRepository {
     async fn start(&self, t: NewTurn) -> Result<(), RepoError> {
@@ -164,31 +197,33 @@ impl TurnRepository for SqlTurnRepository {
     }
 
     async fn complete(&self, id: &str, c: &TurnCompletion) -> Result<(), RepoError> {
-        let speech =
-            serde_json::to_string(&c.speech_turn).map_err(|e| RepoError::Other(e.to_string()))?;
-        let rows = on_pool!(self.db.pool(), |p| {
-            sqlx::query(COMPLETE)
-                .bind(&c.response)
-                .bind(&c.model)
-                .bind(i64::from(c.prompt_tokens))
-                .bind(i64::from(c.completion_tokens))
-                .bind(c.confidence)
-                .bind(c.ttft_ms as i64)
-                .bind(c.generation_ms as i64)
-                .bind(c.total_ms as i64)
-                .bind(speech)
-                .bind(c.completed_at)
-                .bind(c.working_until)
-                .bind(id)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(repo_err)?;
+        let speech = speech_json(c)?;
+        let rows = on_pool!(self.db.pool(), |p| complete!(p, id, c, speech)).map_err(repo_err)?;
         if rows == 0 {
-            return Err(RepoError::Other(format!("turn {id} is not pending")));
+            return Err(not_pending(id));
         }
         Ok(())
+    }
+
+    async fn complete_with_profile(
+        &self,
+        id: &str,
+        c: &TurnCompletion,
+        profile: &ProfileSave,
+    ) -> Result<bool, RepoError> {
+        let speech = speech_json(c)?;
+        let done: Option<bool> = on_pool!(self.db.pool(), |p| async {
+            let mut tx = p.begin().await?;
+            if complete!(&mut *tx, id, c, speech)? == 0 {
+                return Ok::<_, sqlx::Error>(None);
+            }
+            let saved = save_profile!(&mut *tx, profile)? == 1;
+            tx.commit().await?;
+            Ok(Some(saved))
+        }
+        .await)
+        .map_err(repo_err)?;
+        done.ok_or_else(|| not_pending(id))
     }
 
     async fn fail(&self, id: &str, error_code: &str) -> Result<(), RepoError> {

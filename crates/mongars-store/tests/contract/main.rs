@@ -18,10 +18,12 @@ mod api_keys;
 #[path = "../common/mod.rs"]
 mod common;
 mod peers;
+mod reply_profile;
 mod training;
 
 use api_keys::api_keys_are_stored_as_hashes_and_revoked;
 use peers::peers_are_registered_updated_and_removed;
+use reply_profile::a_reply_and_its_profile_are_stored_together;
 use training::{
     adapters_need_approval_and_roll_back_in_order, consent_and_review_decide_what_enters_a_dataset,
 };
@@ -37,6 +39,7 @@ contract!(
     throttle_counts_concurrent_failures,
     migrations_are_current_and_idempotent,
     turns_keep_the_message_then_the_reply,
+    a_reply_and_its_profile_are_stored_together,
     recent_turns_filter_by_session_and_skip_unfinished,
     interrupted_turns_are_failed_by_owner_and_by_age,
     api_keys_are_stored_as_hashes_and_revoked,

@@ -382,17 +382,11 @@ async fn memories_api_validates_and_forget_me_removes_everything() {
     );
 
     say(&app, &ana, "My name is Ana!", "s").await;
-    wait_for(&app, &ana, |m| m.len() == 2).await;
+    // The style profile is stored with the reply: it counts the message
+    // as soon as the reply is answered.
     let (_, profile) = status_json(app.get("/api/v1/profile", Some(&ana)).await).await;
-    let start = Instant::now();
-    let mut profile = profile;
-    while profile["messages"] == 0 && start.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        profile = status_json(app.get("/api/v1/profile", Some(&ana)).await)
-            .await
-            .1;
-    }
     assert_eq!(profile["messages"], 1, "{profile}");
+    wait_for(&app, &ana, |m| m.len() == 2).await;
 
     let resp = app
         .client

@@ -3,7 +3,7 @@
 //! the system prompt and a trace of what went into it, stored with the turn.
 
 use crate::curiosity::{Researcher, detect_gap, research_section};
-use crate::domain::{ChatMessage, ChatRole, ModelRole, Turn};
+use crate::domain::{ChatMessage, ChatRole, MemoryKind, ModelRole, Turn};
 use crate::memory::{MemoryService, Recalled, WorkingMemory};
 use crate::personality::{PersonalityService, ReadProfile};
 use crate::ports::{LlmBackend, MemoryRepository, Reference};
@@ -28,7 +28,8 @@ pub struct Mind {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ContextTrace {
-    /// The memory section as the model saw it.
+    /// The memory section as the model saw it. Stored traces leave it
+    /// out: it is rendered again from `memories` when the trace is read.
     pub memory_section: String,
     pub memories: Vec<TracedMemory>,
     pub style: String,
@@ -143,11 +144,7 @@ impl Mind {
                             score: (r.score * 1000.0).round() / 1000.0,
                         })
                         .collect();
-                    trace.memory_section = [facts.as_str(), turns.as_str()]
-                        .into_iter()
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("\n");
+                    trace.memory_section = joined(&facts, &turns);
                     // Facts change rarely: in the system prompt they stay in
                     // the engine's prompt cache. Past exchanges depend on
                     // the question, so they go in the note after the
@@ -197,31 +194,7 @@ async fn fit_section(
     recalled: &[Recalled],
     budget: usize,
 ) -> (String, String, Vec<Recalled>) {
-    let render = |items: &[Recalled]| {
-        let facts: Vec<&Recalled> = items
-            .iter()
-            .filter(|r| r.kind == crate::domain::MemoryKind::Fact)
-            .collect();
-        let turns: Vec<&Recalled> = items
-            .iter()
-            .filter(|r| r.kind == crate::domain::MemoryKind::Turn)
-            .collect();
-        let mut f = String::new();
-        if !facts.is_empty() {
-            f.push_str("What you remember about the user:");
-            for x in facts {
-                f.push_str(&format!("\n- {}", x.text));
-            }
-        }
-        let mut t = String::new();
-        if !turns.is_empty() {
-            t.push_str("Earlier exchanges with the user that may help:");
-            for x in turns {
-                t.push_str(&format!("\n- {}", brief_exchange(&x.text)));
-            }
-        }
-        (f, t)
-    };
+    let render = |items: &[Recalled]| sections(items.iter().map(|r| (r.kind, r.text.as_str())));
     let prompt = |(facts, turns): &(String, String)| {
         vec![
             ChatMessage::new(ChatRole::System, facts.clone()),
@@ -258,6 +231,70 @@ async fn fit_section(
             (facts, turns, recalled[..=i].to_vec())
         }
         None => none,
+    }
+}
+
+/// The facts section and the exchanges section of recalled memories, in
+/// their order (best first).
+fn sections<'a>(items: impl Iterator<Item = (MemoryKind, &'a str)> + Clone) -> (String, String) {
+    let mut f = String::new();
+    for text in items
+        .clone()
+        .filter(|(k, _)| *k == MemoryKind::Fact)
+        .map(|(_, t)| t)
+    {
+        if f.is_empty() {
+            f.push_str("What you remember about the user:");
+        }
+        f.push_str(&format!("\n- {text}"));
+    }
+    let mut t = String::new();
+    for text in items
+        .filter(|(k, _)| *k == MemoryKind::Turn)
+        .map(|(_, t)| t)
+    {
+        if t.is_empty() {
+            t.push_str("Earlier exchanges with the user that may help:");
+        }
+        t.push_str(&format!("\n- {}", brief_exchange(text)));
+    }
+    (f, t)
+}
+
+/// The memory section as the model saw it: both sections, one after the
+/// other.
+fn joined(facts: &str, turns: &str) -> String {
+    [facts, turns]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ContextTrace {
+    /// The trace as stored with its turn: without the memory section,
+    /// which is rendered again from `memories` when the trace is read
+    /// ([`with_section`](Self::with_section)).
+    pub(super) fn for_storage(&self) -> ContextTrace {
+        ContextTrace {
+            memory_section: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// A stored trace with its memory section: as stored (traces written
+    /// before sections were rendered on reading hold theirs), else rendered
+    /// from the recalled memories, as the prompt had it.
+    pub(super) fn with_section(mut self) -> ContextTrace {
+        if self.memory_section.is_empty() {
+            let items = self
+                .memories
+                .iter()
+                .map(|m| (MemoryKind::from_stored(&m.kind), m.text.as_str()));
+            let (facts, turns) = sections(items);
+            self.memory_section = joined(&facts, &turns);
+        }
+        self
     }
 }
 
@@ -397,6 +434,35 @@ mod tests {
         assert!(turns.is_empty());
         let (used, facts, turns, _) = fit(17).await;
         assert!(used.is_empty() && facts.is_empty() && turns.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stored_trace_leaves_the_section_out_and_reads_back_as_the_prompt_had_it() {
+        let (_, facts, turns, _) = fit(1000).await;
+        let trace = ContextTrace {
+            memory_section: joined(&facts, &turns),
+            memories: recalled()
+                .iter()
+                .map(|r| TracedMemory {
+                    id: r.id.clone(),
+                    kind: r.kind.as_str().into(),
+                    text: r.text.clone(),
+                    score: r.score,
+                })
+                .collect(),
+            ..ContextTrace::default()
+        };
+        let stored = serde_json::to_string(&trace.for_storage()).unwrap();
+        assert!(!stored.contains("What you remember"), "{stored}");
+        assert!(!stored.contains("They asked"), "{stored}");
+        let read: ContextTrace = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read.with_section(), trace);
+        // A trace stored with its section keeps it as it was.
+        let older = ContextTrace {
+            memory_section: "What you remember about the user:\n- Older wording.".into(),
+            ..trace.clone()
+        };
+        assert_eq!(older.clone().with_section(), older);
     }
 
     #[test]

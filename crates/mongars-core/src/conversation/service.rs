@@ -286,7 +286,8 @@ impl ConversationService {
             .await?
             .ok_or(CoreError::NotFound("turn"))?;
         Ok(stored
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .and_then(|json| serde_json::from_str::<ContextTrace>(&json).ok())
+            .map(ContextTrace::with_section)
             .unwrap_or_default())
     }
 
@@ -369,7 +370,7 @@ fn stored_trace(
     if *trace == ContextTrace::default() {
         return (None, None);
     }
-    match serde_json::to_string(trace) {
+    match serde_json::to_string(&trace.for_storage()) {
         Ok(json) => (Some(json), (!note.is_empty()).then(|| note.to_string())),
         Err(e) => {
             tracing::warn!(error = %e, turn_id, "could not serialise the context trace");

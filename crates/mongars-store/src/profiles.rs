@@ -7,7 +7,6 @@ use crate::bigint::from_db;
 use crate::db::on_pool;
 use crate::error::repo_err;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use mongars_core::ports::{ProfileRepository, ProfileSave, RepoError, StoredProfile};
 
 /// Store a [`ProfileSave`] on an executor (a pool, or a transaction shared
@@ -59,20 +58,8 @@ impl ProfileRepository for SqlMemoryRepository {
         }))
     }
 
-    async fn save(
-        &self,
-        user_id: i64,
-        json: &str,
-        at: DateTime<Utc>,
-        read: Option<u64>,
-    ) -> Result<bool, RepoError> {
-        let save = ProfileSave {
-            user_id,
-            json: json.to_string(),
-            at,
-            read,
-        };
-        let written = on_pool!(self.db.pool(), |p| save_profile!(p, &save)).map_err(repo_err)?;
+    async fn save(&self, save: &ProfileSave) -> Result<bool, RepoError> {
+        let written = on_pool!(self.db.pool(), |p| save_profile!(p, save)).map_err(repo_err)?;
         Ok(written == 1)
     }
 }

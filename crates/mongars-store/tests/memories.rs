@@ -150,7 +150,9 @@ async fn memories_round_trip_with_revisions(db: Database) {
 
     let profiles: &dyn ProfileRepository = &repo;
     assert_eq!(profiles.load(ana).await.unwrap(), None);
-    let save = |json: &'static str, read: Option<u64>| profiles.save(ana, json, Utc::now(), read);
+    let save = |json: &'static str, read: Option<u64>| async move {
+        profiles.save(&common::profile_save(ana, json, read)).await
+    };
     assert!(save("{\"messages\":1}", None).await.unwrap());
     // A second first save (another process read "none" too) writes nothing.
     assert!(!save("{\"messages\":9}", None).await.unwrap());
@@ -477,7 +479,7 @@ async fn forgetting_a_user_removes_everything_of_theirs(db: Database) {
             .unwrap();
     }
     assert!(
-        ProfileRepository::save(&repo, ana, "{}", Utc::now(), None)
+        ProfileRepository::save(&repo, &common::profile_save(ana, "{}", None))
             .await
             .unwrap()
     );

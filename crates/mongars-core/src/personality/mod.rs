@@ -85,11 +85,7 @@ impl PersonalityService {
                 None => self.read(user_id).await?,
             };
             let (profile, save) = self.fold(user_id, message, read)?;
-            if self
-                .repo
-                .save(user_id, &save.json, save.at, save.read)
-                .await?
-            {
+            if self.repo.save(&save).await? {
                 return Ok(profile);
             }
             tracing::debug!(

@@ -1,7 +1,7 @@
 use super::*;
 use crate::ports::{ManualClock, RepoError, StoredProfile};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,13 +42,8 @@ impl ProfileRepository for Profiles {
         Ok(self.rows.lock().unwrap().get(&user_id).cloned())
     }
 
-    async fn save(
-        &self,
-        user_id: i64,
-        json: &str,
-        _at: DateTime<Utc>,
-        read: Option<u64>,
-    ) -> Result<bool, RepoError> {
+    async fn save(&self, save: &ProfileSave) -> Result<bool, RepoError> {
+        let (user_id, json, read) = (save.user_id, save.json.as_str(), save.read);
         let hold = {
             let mut held = self.held.lock().unwrap();
             let hold = *held == Some(user_id);
@@ -178,13 +173,7 @@ impl ProfileRepository for AlwaysRaced {
         Ok(None)
     }
 
-    async fn save(
-        &self,
-        _: i64,
-        _: &str,
-        _: DateTime<Utc>,
-        _: Option<u64>,
-    ) -> Result<bool, RepoError> {
+    async fn save(&self, _: &ProfileSave) -> Result<bool, RepoError> {
         Ok(false)
     }
 }
@@ -215,7 +204,7 @@ async fn a_folded_profile_saved_over_a_replaced_version_is_learnt_again() {
     assert!(repo.put(3, &repo.load(3).await.unwrap().unwrap().json, Some(0)));
     // The reply's save finds another version and writes nothing; the
     // message is then learnt over the profile as stored now.
-    assert!(!repo.save(3, &save.json, save.at, save.read).await.unwrap());
+    assert!(!repo.save(&save).await.unwrap());
     assert_eq!(
         service.learn(3, "What time is it?").await.unwrap().messages,
         2

@@ -109,14 +109,8 @@ pub struct ProfileSave {
 #[async_trait]
 pub trait ProfileRepository: Send + Sync {
     async fn load(&self, user_id: i64) -> Result<Option<StoredProfile>, RepoError>;
-    /// Store `json` if the profile is still at the version `read` (`None`:
-    /// there was no profile). False when another save came in between:
-    /// nothing is written, and the caller reads again.
-    async fn save(
-        &self,
-        user_id: i64,
-        json: &str,
-        at: DateTime<Utc>,
-        read: Option<u64>,
-    ) -> Result<bool, RepoError>;
+    /// Store the profile if it is still at the version it was read at
+    /// (`save.read`; `None`: there was no profile). False when another save
+    /// came in between: nothing is written, and the caller reads again.
+    async fn save(&self, save: &ProfileSave) -> Result<bool, RepoError>;
 }

@@ -4,7 +4,18 @@
 #![allow(dead_code)]
 #![allow(clippy::disallowed_methods)] // test harness variables, not settings
 
+use mongars_core::ports::ProfileSave;
 use mongars_store::{Database, testing};
+
+/// A style profile of `json` to save over version `read`, now.
+pub fn profile_save(user_id: i64, json: &str, read: Option<u64>) -> ProfileSave {
+    ProfileSave {
+        user_id,
+        json: json.into(),
+        at: chrono::Utc::now(),
+        read,
+    }
+}
 
 pub async fn sqlite() -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

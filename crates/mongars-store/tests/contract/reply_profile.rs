@@ -1,19 +1,10 @@
 //! A turn's reply and its user's style profile, stored in one transaction.
 
+use crate::common::profile_save as save;
 use crate::{completion, owner, turn};
-use chrono::Utc;
 use mongars_core::domain::TurnStatus;
-use mongars_core::ports::{ProfileRepository, ProfileSave, StoredProfile, TurnRepository};
+use mongars_core::ports::{ProfileRepository, StoredProfile, TurnRepository};
 use mongars_store::{Database, SqlMemoryRepository, SqlTurnRepository, all_turns};
-
-fn save(user_id: i64, json: &str, read: Option<u64>) -> ProfileSave {
-    ProfileSave {
-        user_id,
-        json: json.into(),
-        at: Utc::now(),
-        read,
-    }
-}
 
 fn stored(json: &str, version: u64) -> Option<StoredProfile> {
     Some(StoredProfile {
@@ -77,7 +68,7 @@ pub async fn a_reply_and_its_profile_are_stored_together(db: Database) {
         .unwrap();
     assert!(
         profiles
-            .save(ana, "{\"messages\":3}", Utc::now(), Some(1))
+            .save(&save(ana, "{\"messages\":3}", Some(1)))
             .await
             .unwrap()
     );

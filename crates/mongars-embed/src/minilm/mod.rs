@@ -10,7 +10,6 @@
 mod bert;
 mod cache;
 mod engine;
-mod int8;
 mod kernel;
 mod lazy;
 mod math;

@@ -1,12 +1,11 @@
 //! The encoder's dense projections in one of three precisions: f32 or
 //! half-precision weights packed for the block kernel (see
-//! [`super::kernel`]), or weights in 8-bit blocks of 16 (see
-//! [`super::int8`]), always against f32 activations. The half-precision
+//! [`super::kernel`]), or in 8-bit blocks of 16 in the same panels,
+//! always against f32 activations. The half-precision
 //! form's vectors stay within 0.99999 cosine of the f32 ones, the 8-bit
 //! form's within 0.999 (checked by the tests on a fixed sentence set).
 
-use super::int8::{BLOCK, Int8Matrix};
-use super::kernel::Packed;
+use super::kernel::{BLOCK, Packed};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -24,15 +23,9 @@ pub enum Precision {
     Int8,
 }
 
-enum Weights {
-    /// f32 or half-precision panels.
-    Packed(Packed),
-    Int8(Int8Matrix),
-}
-
 /// A dense layer `x W^T + b` in the chosen precision.
 pub struct Proj {
-    weights: Weights,
+    weights: Packed,
     bias: Vec<f32>,
 }
 
@@ -59,12 +52,10 @@ impl Proj {
         }
         let out = bias.len();
         let weights = match precision {
-            Precision::Int8 if input.is_multiple_of(BLOCK) => {
-                Weights::Int8(Int8Matrix::quantize(&w, out, input))
-            }
-            Precision::F16 => Weights::Packed(Packed::pack_half(&w, out, input)),
+            Precision::Int8 if input.is_multiple_of(BLOCK) => Packed::pack_int8(&w, out, input),
+            Precision::F16 => Packed::pack_half(&w, out, input),
             // A width the block size does not divide stays exact.
-            _ => Weights::Packed(Packed::pack(&w, out, input)),
+            _ => Packed::pack(&w, out, input),
         };
         Ok(Self { weights, bias })
     }
@@ -87,15 +78,12 @@ impl Proj {
     pub fn forward_into(&self, x: &[f32], m: usize, dst: &mut Vec<f32>) {
         dst.clear();
         dst.resize(m * self.out(), 0.0);
-        match &self.weights {
-            Weights::Packed(p) => p.forward_into(x, m, &self.bias, dst),
-            Weights::Int8(q) => q.forward_into(x, m, &self.bias, dst),
-        }
+        self.weights.forward_into(x, m, &self.bias, dst);
     }
 
     #[cfg(test)]
     fn is_int8(&self) -> bool {
-        matches!(self.weights, Weights::Int8(_))
+        self.weights.is_int8()
     }
 }
 

@@ -152,30 +152,9 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{every_row_count, numbers, same_block};
+    use super::super::tests::{every_row_count, numbers, reference_product, same_block};
     use super::super::{PANEL, Packed};
     use super::*;
-
-    /// `x W^T + b` in f64 over the weights rounded to half precision.
-    fn rounded_product(
-        x: &[f32],
-        w: &[f32],
-        b: &[f32],
-        m: usize,
-        out: usize,
-        inp: usize,
-    ) -> Vec<f32> {
-        let mut y = vec![0f32; m * out];
-        for r in 0..m {
-            for j in 0..out {
-                let dot: f64 = (0..inp)
-                    .map(|k| x[r * inp + k] as f64 * widen(round(w[j * inp + k])) as f64)
-                    .sum();
-                y[r * out + j] = dot as f32 + b[j];
-            }
-        }
-        y
-    }
 
     #[test]
     fn products_use_the_weights_rounded_to_half_precision() {
@@ -195,7 +174,7 @@ mod tests {
             let packed = Packed::pack_half(&w, out, inp);
             assert_eq!(packed.is_half(), available());
             let got = packed.forward(&x, m, &b);
-            let want = rounded_product(&x, &w, &b, m, out, inp);
+            let want = reference_product(&x, &b, m, inp, |j, k| widen(round(w[j * inp + k])));
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (g - e).abs() < 1e-3,

@@ -13,12 +13,17 @@
 //! x86-64 and NEON on arm64. Products large enough to pay for it are split by
 //! panels across the compute threads. Panels may also hold the weights in
 //! half precision ([`Packed::pack_half`], see [`halves`]): a product then
-//! reads half the bytes, which is most of the cost of one short sentence.
+//! reads half the bytes, which is most of the cost of one short sentence;
+//! or in 8-bit blocks ([`Packed::pack_int8`], see [`bytes`]), a little over
+//! a quarter.
 
+mod bytes;
 mod halves;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use bytes::BLOCK;
 
 /// Outputs per packed panel.
 pub const PANEL: usize = 64;
@@ -39,6 +44,8 @@ enum Panels {
     F32(Vec<f32>),
     /// Half-precision bits, widened by the kernel.
     Half(Vec<u16>),
+    /// Bytes and their blocks' scales, widened by the kernel.
+    Int8(bytes::Bytes),
 }
 
 /// One panel's block of results: `R` rows of [`PANEL`] outputs.
@@ -65,10 +72,23 @@ impl Packed {
         Self { out, inp, panels }
     }
 
+    /// Pack `w` in 8-bit blocks of [`BLOCK`] inputs with a scale each;
+    /// `in` must be a multiple of [`BLOCK`].
+    pub fn pack_int8(w: &[f32], out: usize, inp: usize) -> Self {
+        let panels = Panels::Int8(bytes::Bytes::quantize(w, out, inp));
+        Self { out, inp, panels }
+    }
+
     /// Whether the panels hold half-precision bits.
     #[cfg(test)]
     pub fn is_half(&self) -> bool {
         matches!(self.panels, Panels::Half(_))
+    }
+
+    /// Whether the panels hold 8-bit blocks.
+    #[cfg(test)]
+    pub fn is_int8(&self) -> bool {
+        matches!(self.panels, Panels::Int8(_))
     }
 
     /// `x W^T + bias` for `x` of `m` rows of `in` values; `[m, out]`.
@@ -130,6 +150,15 @@ impl Packed {
                         View::F32(wide)
                     }
                     Panels::Half(v) => View::Half(&v[span]),
+                    Panels::Int8(b) if bytes::widen_first(m) => {
+                        let (q, scales) = b.panel(p, k);
+                        bytes::widen_into(q, scales, wide);
+                        View::F32(wide)
+                    }
+                    Panels::Int8(b) => {
+                        let (q, scales) = b.panel(p, k);
+                        View::Int8(q, scales)
+                    }
                 };
                 let mut row = 0;
                 while row < m {
@@ -158,6 +187,7 @@ thread_local! {
 enum View<'a> {
     F32(&'a [f32]),
     Half(&'a [u16]),
+    Int8(&'a [i8], &'a [f32]),
 }
 
 impl View<'_> {
@@ -167,6 +197,7 @@ impl View<'_> {
         match self {
             View::F32(panel) => block::<R>(x, k, panel),
             View::Half(panel) => halves::block::<R>(x, k, panel),
+            View::Int8(q, scales) => bytes::block::<R>(x, k, q, scales),
         }
     }
 }
@@ -285,6 +316,28 @@ pub(super) mod tests {
                 (s % 2001) as f32 / 1000.0 - 1.0
             })
             .collect()
+    }
+
+    /// `x W^T + b` in f64 for `x` of `m` rows, with `weight(j, k)` the
+    /// weight of output `j` and input `k`.
+    pub fn reference_product(
+        x: &[f32],
+        b: &[f32],
+        m: usize,
+        inp: usize,
+        weight: impl Fn(usize, usize) -> f32,
+    ) -> Vec<f32> {
+        let out = b.len();
+        let mut y = vec![0f32; m * out];
+        for r in 0..m {
+            for j in 0..out {
+                let dot: f64 = (0..inp)
+                    .map(|k| x[r * inp + k] as f64 * weight(j, k) as f64)
+                    .sum();
+                y[r * out + j] = dot as f32 + b[j];
+            }
+        }
+        y
     }
 
     /// Two blocks of `R` rows agree to 1e-4.

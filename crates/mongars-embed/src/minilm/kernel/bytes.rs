@@ -70,7 +70,7 @@ impl Bytes {
 /// (a batch of sentences), where widening in registers would repeat the
 /// sign extension, conversion and multiply for every block.
 pub fn widen_first(m: usize) -> bool {
-    m > 6 * super::ROWS
+    m > super::WIDEN_ABOVE
 }
 
 /// Widen a panel's bytes times their scales into `dst` (resized to fit).

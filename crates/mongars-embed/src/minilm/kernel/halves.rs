@@ -74,7 +74,7 @@ pub fn portable<const R: usize>(x: &[f32], k: usize, panel: &[u16]) -> Block<R> 
 pub fn widen_first(m: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        m > WIDEN_ABOVE && std::arch::is_x86_feature_detected!("avx512f")
+        m > super::WIDEN_ABOVE && std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -82,9 +82,6 @@ pub fn widen_first(m: usize) -> bool {
         false
     }
 }
-
-/// Rows above which [`widen_first`] widens on AVX-512.
-const WIDEN_ABOVE: usize = 6 * super::ROWS;
 
 /// Round `w` to the nearest half-precision value, as bits.
 pub fn round(w: f32) -> u16 {

@@ -29,6 +29,10 @@ pub use bytes::BLOCK;
 pub const PANEL: usize = 64;
 /// Activation rows per register block.
 pub const ROWS: usize = 6;
+/// Rows above which a product may widen each panel of narrow weights into
+/// a buffer once rather than in every block of rows (see
+/// `halves::widen_first` and `bytes::widen_first`): six blocks.
+const WIDEN_ABOVE: usize = 6 * ROWS;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_FROM: usize = 1 << 20;
 
@@ -150,14 +154,14 @@ impl Packed {
                         View::F32(wide)
                     }
                     Panels::Half(v) => View::Half(&v[span]),
-                    Panels::Int8(b) if bytes::widen_first(m) => {
-                        let (q, scales) = b.panel(p, k);
-                        bytes::widen_into(q, scales, wide);
-                        View::F32(wide)
-                    }
                     Panels::Int8(b) => {
                         let (q, scales) = b.panel(p, k);
-                        View::Int8(q, scales)
+                        if bytes::widen_first(m) {
+                            bytes::widen_into(q, scales, wide);
+                            View::F32(wide)
+                        } else {
+                            View::Int8(q, scales)
+                        }
                     }
                 };
                 let mut row = 0;

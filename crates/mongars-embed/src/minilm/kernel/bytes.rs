@@ -147,6 +147,13 @@ mod x86 {
         _mm512_mul_ps,
     };
 
+    /// Where the scales of the weights at panel offset `at` start: their
+    /// block's scales for the panel's outputs, from the same output on.
+    #[inline(always)]
+    fn scales_at(at: usize) -> usize {
+        (at / PANEL / BLOCK) * PANEL + at % PANEL
+    }
+
     /// The f32 kernel's AVX-512 register block, each 16 weights widened once
     /// per input step.
     ///
@@ -164,13 +171,12 @@ mod x86 {
         let (qp, sp) = (q.as_ptr(), scales.as_ptr());
         // SAFETY: `rows_avx512` asks only for the 16 weights at offsets
         // `at = kk * PANEL + c` with kk < k and c + 16 <= PANEL: bytes
-        // inside `q`, and the scales at (kk / BLOCK) * PANEL + c, inside
-        // `scales` (both asserted above).
+        // inside `q`, and the scales at `scales_at(at)` =
+        // (kk / BLOCK) * PANEL + c, inside `scales` (both asserted above).
         unsafe {
             super::super::x86::rows_avx512::<R>(x, k, |at| {
-                let (kk, c) = (at / PANEL, at % PANEL);
                 let bytes = _mm512_cvtepi8_epi32(_mm_loadu_si128(qp.add(at).cast::<__m128i>()));
-                let scale = _mm512_loadu_ps(sp.add((kk / BLOCK) * PANEL + c));
+                let scale = _mm512_loadu_ps(sp.add(scales_at(at)));
                 _mm512_mul_ps(_mm512_cvtepi32_ps(bytes), scale)
             })
         }
@@ -193,13 +199,12 @@ mod x86 {
         let (qp, sp) = (q.as_ptr(), scales.as_ptr());
         // SAFETY: `rows_avx2` asks only for the 8 weights at offsets
         // `at = kk * PANEL + c` with kk < k and c + 8 <= PANEL: bytes inside
-        // `q`, and the scales at (kk / BLOCK) * PANEL + c, inside `scales`
-        // (both asserted above).
+        // `q`, and the scales at `scales_at(at)` = (kk / BLOCK) * PANEL + c,
+        // inside `scales` (both asserted above).
         unsafe {
             super::super::x86::rows_avx2::<R>(x, k, |at| {
-                let (kk, c) = (at / PANEL, at % PANEL);
                 let bytes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(at).cast::<__m128i>()));
-                let scale = _mm256_loadu_ps(sp.add((kk / BLOCK) * PANEL + c));
+                let scale = _mm256_loadu_ps(sp.add(scales_at(at)));
                 _mm256_mul_ps(_mm256_cvtepi32_ps(bytes), scale)
             })
         }

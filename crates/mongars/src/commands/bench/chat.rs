@@ -4,7 +4,9 @@
 //! not the server's), and this process drives many users' chats over a
 //! fixed number of connections. One table: SQLite and PostgreSQL, memory
 //! on and off, fresh users and users with stored turns, 4, 16 and 64
-//! connections; requests/s, p50, p99, and the server's CPU by thread.
+//! connections; requests/s, p50, p99, and the server's CPU by thread. The
+//! embedder's settings of `-c` (precision, batch size, cache, longest
+//! input) carry over to the measured server.
 
 use super::accounts;
 use super::args::ChatBenchArgs;
@@ -179,6 +181,11 @@ impl BenchServer {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("bench.toml");
+        // The embedder as the caller's settings (`-c`) have it: the server
+        // reads only this file.
+        let e = &settings.embeddings;
+        let precision = serde_json::to_value(e.precision)?;
+        let precision = precision.as_str().unwrap_or("f16");
         std::fs::write(
             &config,
             format!(
@@ -188,7 +195,10 @@ impl BenchServer {
                  [llm.backends.openai]\nurl = \"{fake}\"\nmodel = \"fake\"\nretries = 0\n\
                  [llm.cache]\nenabled = false\n\
                  [memory]\nenabled = {memory}\n\
-                 [conversation]\nrate_limit_per_minute = 1000000\nrate_limit_burst = 1000000\n"
+                 [embeddings]\nprecision = \"{precision}\"\nbatch_size = {}\n\
+                 cache_entries = {}\nmax_tokens = {}\n\
+                 [conversation]\nrate_limit_per_minute = 1000000\nrate_limit_burst = 1000000\n",
+                e.batch_size, e.cache_entries, e.max_tokens
             ),
         )?;
         let mut env = vec![

@@ -44,6 +44,8 @@ pub enum EmbedPrecision {
     Int8,
     F16,
     F32,
+    /// Weights and activations in bfloat16 (fast with AVX-512 BF16).
+    Bf16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

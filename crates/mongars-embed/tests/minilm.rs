@@ -85,6 +85,12 @@ async fn eight_bit_weights_keep_the_vectors_of_the_exact_model() {
 }
 
 #[tokio::test]
+async fn bfloat16_products_keep_the_vectors_of_the_exact_model() {
+    let worst = held_to_the_exact_model(Precision::Bf16, 0.9999, 1e-3).await;
+    eprintln!("bfloat16: lowest cosine {worst}");
+}
+
+#[tokio::test]
 async fn half_precision_weights_keep_the_vectors_of_the_exact_model() {
     let worst = held_to_the_exact_model(Precision::F16, 0.99999, 1e-4).await;
     eprintln!("half precision: lowest cosine {worst}");

@@ -15,8 +15,11 @@
 //! half precision ([`Packed::pack_half`], see [`halves`]): a product then
 //! reads half the bytes, which is most of the cost of one short sentence;
 //! or in 8-bit blocks ([`Packed::pack_int8`], see [`bytes`]), a little over
-//! a quarter.
+//! a quarter. In bfloat16 ([`Packed::pack_bf16`], see [`bfloat`]) weights
+//! and activations are both rounded, which lets processors with AVX-512
+//! BF16 do twice the multiply-adds per instruction.
 
+mod bfloat;
 mod bytes;
 mod halves;
 mod portable;
@@ -42,6 +45,9 @@ pub struct Packed {
     inp: usize,
     /// `panels x inp x PANEL`, zero beyond the last output.
     panels: Panels,
+    /// Activations are rounded to bfloat16 before the product (bfloat16
+    /// weights held as f32, on processors without a bfloat16 kernel).
+    rounds_inputs: bool,
 }
 
 enum Panels {
@@ -50,6 +56,9 @@ enum Panels {
     Half(Vec<u16>),
     /// Bytes and their blocks' scales, widened by the kernel.
     Int8(bytes::Bytes),
+    /// Pairs of bfloat16 weights, multiplied against pairs of bfloat16
+    /// activations (`panels x in/2 x PANEL`).
+    Bf16(Vec<u32>),
 }
 
 /// One panel's block of results: `R` rows of [`PANEL`] outputs.
@@ -60,7 +69,16 @@ impl Packed {
     /// layer).
     pub fn pack(w: &[f32], out: usize, inp: usize) -> Self {
         let panels = Panels::F32(layout(w, out, inp, |v| v));
-        Self { out, inp, panels }
+        Self::with(out, inp, panels)
+    }
+
+    fn with(out: usize, inp: usize, panels: Panels) -> Self {
+        Self {
+            out,
+            inp,
+            panels,
+            rounds_inputs: false,
+        }
     }
 
     /// Pack `w` rounded to half precision: held as half-precision bits
@@ -73,14 +91,37 @@ impl Packed {
         } else {
             Panels::F32(layout(w, out, inp, |v| halves::widen(halves::round(v))))
         };
-        Self { out, inp, panels }
+        Self::with(out, inp, panels)
     }
 
     /// Pack `w` in 8-bit blocks of [`BLOCK`] inputs with a scale each;
     /// `in` must be a multiple of [`BLOCK`].
     pub fn pack_int8(w: &[f32], out: usize, inp: usize) -> Self {
         let panels = Panels::Int8(bytes::Bytes::quantize(w, out, inp));
-        Self { out, inp, panels }
+        Self::with(out, inp, panels)
+    }
+
+    /// Pack `w` rounded to bfloat16, its products taken against
+    /// activations rounded to bfloat16: as pairs for the bfloat16 kernel
+    /// where this processor has one and `in` is even, else as the rounded
+    /// values in f32, so that the products are the same everywhere and
+    /// only their speed differs.
+    pub fn pack_bf16(w: &[f32], out: usize, inp: usize) -> Self {
+        let panels = if bfloat::available() && inp.is_multiple_of(2) {
+            Panels::Bf16(bfloat::layout(w, out, inp))
+        } else {
+            Panels::F32(layout(w, out, inp, bfloat::round))
+        };
+        Self {
+            rounds_inputs: true,
+            ..Self::with(out, inp, panels)
+        }
+    }
+
+    /// Whether the panels hold bfloat16 pairs.
+    #[cfg(test)]
+    pub fn is_bf16(&self) -> bool {
+        matches!(self.panels, Panels::Bf16(_))
     }
 
     /// Whether the panels hold half-precision bits.
@@ -109,17 +150,40 @@ impl Packed {
         assert_eq!(x.len(), m * self.inp, "activation size");
         assert_eq!(bias.len(), self.out, "bias size");
         let (out, inp) = (self.out, self.inp);
+        if !self.rounds_inputs {
+            return by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
+                let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
+                self.panels(Input::F32(x), which, bias, rows);
+            });
+        }
+        // The rounded activations, in a buffer this thread keeps: taken out
+        // while in use, so that a product this thread runs meanwhile (the
+        // compute pool steals work while it waits) makes its own.
+        let (mut pairs, mut floats) = (PAIRS.take(), FLOATS.take());
+        let input = match &self.panels {
+            Panels::Bf16(_) => {
+                bfloat::pairs_into(x, &mut pairs);
+                Input::Pairs(&pairs)
+            }
+            _ => {
+                floats.clear();
+                floats.extend(x.iter().map(|v| bfloat::round(*v)));
+                Input::F32(&floats)
+            }
+        };
         by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
             let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
-            self.panels(x, which, bias, rows);
+            self.panels(input, which, bias, rows);
         });
+        PAIRS.set(pairs);
+        FLOATS.set(floats);
     }
 
     /// Panels `which` for every row of `x` into `rows` (one slice per row,
     /// the first output of panel `which.start` at offset 0).
     fn panels(
         &self,
-        x: &[f32],
+        input: Input<'_>,
         which: std::ops::Range<usize>,
         bias: &[f32],
         rows: &mut [&mut [f32]],
@@ -129,6 +193,7 @@ impl Packed {
         let base = which.start * PANEL;
         for p in which {
             let span = p * k * PANEL..(p + 1) * k * PANEL;
+            let pair_span = p * (k / 2) * PANEL..(p + 1) * (k / 2) * PANEL;
             let first = p * PANEL;
             let width = PANEL.min(self.out - first);
             let mut put = |row: usize, results: &[[f32; PANEL]]| {
@@ -154,6 +219,7 @@ impl Packed {
                         View::F32(wide)
                     }
                     Panels::Half(v) => View::Half(&v[span]),
+                    Panels::Bf16(v) => View::Bf16(&v[pair_span]),
                     Panels::Int8(b) => {
                         let (q, scales) = b.panel(p, k);
                         if bytes::widen_first(m) {
@@ -166,14 +232,13 @@ impl Packed {
                 };
                 let mut row = 0;
                 while row < m {
-                    let xs = &x[row * k..];
                     match m - row {
-                        1 => put(row, &view.block::<1>(xs, k)),
-                        2 => put(row, &view.block::<2>(xs, k)),
-                        3 => put(row, &view.block::<3>(xs, k)),
-                        4 => put(row, &view.block::<4>(xs, k)),
-                        5 => put(row, &view.block::<5>(xs, k)),
-                        _ => put(row, &view.block::<ROWS>(xs, k)),
+                        1 => put(row, &view.block::<1>(input, row, k)),
+                        2 => put(row, &view.block::<2>(input, row, k)),
+                        3 => put(row, &view.block::<3>(input, row, k)),
+                        4 => put(row, &view.block::<4>(input, row, k)),
+                        5 => put(row, &view.block::<5>(input, row, k)),
+                        _ => put(row, &view.block::<ROWS>(input, row, k)),
                     }
                     row += ROWS;
                 }
@@ -185,6 +250,18 @@ impl Packed {
 thread_local! {
     /// The widened panel of the product this thread is computing.
     static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Activations rounded to bfloat16, in pairs or as floats (kept for
+    /// the next product this thread starts).
+    static PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+    static FLOATS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A product's activations, `[m, in]`: as floats, or as bfloat16 pairs
+/// for bfloat16 panels (`[m, in/2]`).
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    F32(&'a [f32]),
+    Pairs(&'a [u32]),
 }
 
 /// One panel's weights as the kernels read them.
@@ -192,16 +269,24 @@ enum View<'a> {
     F32(&'a [f32]),
     Half(&'a [u16]),
     Int8(&'a [i8], &'a [f32]),
+    Bf16(&'a [u32]),
 }
 
 impl View<'_> {
-    /// `R` rows of `x` (each `k` long) against this panel.
+    /// `R` rows of the input from `row` on (each `k` inputs long) against
+    /// this panel.
     #[inline(always)]
-    fn block<const R: usize>(&self, x: &[f32], k: usize) -> Block<R> {
-        match self {
-            View::F32(panel) => block::<R>(x, k, panel),
-            View::Half(panel) => halves::block::<R>(x, k, panel),
-            View::Int8(q, scales) => bytes::block::<R>(x, k, q, scales),
+    fn block<const R: usize>(&self, input: Input<'_>, row: usize, k: usize) -> Block<R> {
+        match (self, input) {
+            (View::F32(panel), Input::F32(x)) => block::<R>(&x[row * k..], k, panel),
+            (View::Half(panel), Input::F32(x)) => halves::block::<R>(&x[row * k..], k, panel),
+            (View::Int8(q, scales), Input::F32(x)) => {
+                bytes::block::<R>(&x[row * k..], k, q, scales)
+            }
+            (View::Bf16(panel), Input::Pairs(x)) => {
+                bfloat::block::<R>(&x[row * k / 2..], k / 2, panel)
+            }
+            _ => unreachable!("bfloat16 panels take activation pairs, the others floats"),
         }
     }
 }
@@ -306,164 +391,4 @@ fn block<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Block<R> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-
-    /// `n` values in [-1, 1] from an xorshift seeded by `seed`.
-    pub fn numbers(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    /// `x W^T + b` in f64 for `x` of `m` rows, with `weight(j, k)` the
-    /// weight of output `j` and input `k`.
-    pub fn reference_product(
-        x: &[f32],
-        b: &[f32],
-        m: usize,
-        inp: usize,
-        weight: impl Fn(usize, usize) -> f32,
-    ) -> Vec<f32> {
-        let out = b.len();
-        let mut y = vec![0f32; m * out];
-        for r in 0..m {
-            for j in 0..out {
-                let dot: f64 = (0..inp)
-                    .map(|k| x[r * inp + k] as f64 * weight(j, k) as f64)
-                    .sum();
-                y[r * out + j] = dot as f32 + b[j];
-            }
-        }
-        y
-    }
-
-    /// Two blocks of `R` rows agree to 1e-4.
-    pub fn same_block<const R: usize>(a: &Block<R>, b: &Block<R>) {
-        for (u, v) in a.iter().flatten().zip(b.iter().flatten()) {
-            assert!((u - v).abs() < 1e-4, "rows {R}: {u} vs {v}");
-        }
-    }
-
-    /// `check::<R>()` for every row count a block has.
-    macro_rules! every_row_count {
-        ($check:ident) => {
-            $check::<1>();
-            $check::<2>();
-            $check::<3>();
-            $check::<4>();
-            $check::<5>();
-            $check::<6>();
-        };
-    }
-    pub(crate) use every_row_count;
-
-    fn naive(x: &[f32], w: &[f32], b: &[f32], m: usize, out: usize, inp: usize) -> Vec<f32> {
-        let mut y = vec![0f32; m * out];
-        for r in 0..m {
-            for j in 0..out {
-                let dot: f64 = (0..inp)
-                    .map(|k| x[r * inp + k] as f64 * w[j * inp + k] as f64)
-                    .sum();
-                y[r * out + j] = dot as f32 + b[j];
-            }
-        }
-        y
-    }
-
-    fn check(m: usize, out: usize, inp: usize) {
-        let (w, b, x) = (numbers(out * inp, 1), numbers(out, 2), numbers(m * inp, 3));
-        let packed = Packed::pack(&w, out, inp);
-        let got = packed.forward(&x, m, &b);
-        let want = naive(&x, &w, &b, m, out, inp);
-        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (g - e).abs() < 1e-3,
-                "m {m} out {out} in {inp} at {i}: {g} vs {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn products_match_the_definition_for_every_row_count() {
-        for m in 1..=13 {
-            check(m, 128, 48);
-        }
-    }
-
-    #[test]
-    fn widths_that_are_not_whole_panels_are_exact_too() {
-        check(3, 70, 5);
-        check(7, 1, 33);
-        check(1, 200, 384);
-    }
-
-    #[test]
-    fn large_products_split_across_threads_give_the_same_result() {
-        check(40, 384, 384);
-        check(9, 1536, 384);
-    }
-
-    /// The column bands `by_columns` fills in a pool of two threads, with
-    /// products split or not.
-    fn bands(split: bool) -> Vec<std::ops::Range<usize>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let seen = std::sync::Mutex::new(Vec::new());
-        let mut dst = vec![0f32; 4 * 256];
-        pool.install(|| {
-            splitting(split, || {
-                by_columns(4, 256, 64, PANEL, 1, &mut dst, |cols, rows| {
-                    assert_eq!(rows.len(), 4);
-                    seen.lock().unwrap().push(cols);
-                })
-            })
-        });
-        let mut seen = seen.into_inner().unwrap();
-        seen.sort_by_key(|c| c.start);
-        seen
-    }
-
-    #[test]
-    fn a_batch_among_others_keeps_its_products_whole_on_its_thread() {
-        assert_eq!(bands(true), vec![0..128, 128..256]);
-        assert_eq!(bands(false), vec![0..256]);
-        // And the setting is the caller's only while it runs.
-        assert!(SPLIT.get());
-    }
-
-    #[test]
-    fn a_pass_that_panics_leaves_the_thread_splitting_as_before() {
-        let caught = std::panic::catch_unwind(|| splitting(false, || panic!("a failed pass")));
-        assert!(caught.is_err());
-        assert!(SPLIT.get());
-    }
-
-    #[test]
-    fn an_output_reused_from_an_earlier_product_is_overwritten_whole() {
-        for (m, out, inp) in [(2, 70, 5), (40, 384, 384), (9, 1536, 384)] {
-            let (w, b, x) = (numbers(out * inp, 1), numbers(out, 2), numbers(m * inp, 3));
-            let packed = Packed::pack(&w, out, inp);
-            let mut dst = vec![f32::NAN; m * out];
-            packed.forward_into(&x, m, &b, &mut dst);
-            assert_eq!(dst, packed.forward(&x, m, &b), "m {m} out {out}");
-        }
-    }
-
-    #[test]
-    fn the_portable_kernel_agrees_with_the_chosen_one() {
-        let (x, panel) = (numbers(6 * 40, 4), numbers(40 * PANEL, 5));
-        same_block(
-            &block::<6>(&x, 40, &panel),
-            &portable::block::<6>(&x, 40, &panel),
-        );
-    }
-}
+pub(super) mod tests;

@@ -219,6 +219,7 @@ async fn embedding_figures(
         ("f32", Kernel::Packed, Precision::F32),
         ("f16", Kernel::Packed, Precision::F16),
         ("int8", Kernel::Packed, Precision::Int8),
+        ("bf16", Kernel::Packed, Precision::Bf16),
     ];
     let mut models = Vec::new();
     for (_, kernel, precision) in encoders {

@@ -175,8 +175,14 @@ impl Packed {
             let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
             self.panels(input, which, bias, rows);
         });
-        PAIRS.set(pairs);
-        FLOATS.set(floats);
+        // Kept for the next product unless a large batch grew them, as the
+        // encoder keeps its own activations (see `bert::RETAINED_FLOATS`).
+        if pairs.capacity() <= super::bert::RETAINED_FLOATS {
+            PAIRS.set(pairs);
+        }
+        if floats.capacity() <= super::bert::RETAINED_FLOATS {
+            FLOATS.set(floats);
+        }
     }
 
     /// Panels `which` for every row of `x` into `rows` (one slice per row,

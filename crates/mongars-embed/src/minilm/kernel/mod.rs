@@ -150,12 +150,6 @@ impl Packed {
         assert_eq!(x.len(), m * self.inp, "activation size");
         assert_eq!(bias.len(), self.out, "bias size");
         let (out, inp) = (self.out, self.inp);
-        if !self.rounds_inputs {
-            return by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
-                let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
-                self.panels(Input::F32(x), which, bias, rows);
-            });
-        }
         // The rounded activations, in a buffer this thread keeps: taken out
         // while in use, so that a product this thread runs meanwhile (the
         // compute pool steals work while it waits) makes its own.
@@ -165,11 +159,12 @@ impl Packed {
                 bfloat::pairs_into(x, &mut pairs);
                 Input::Pairs(&pairs)
             }
-            _ => {
+            _ if self.rounds_inputs => {
                 floats.clear();
                 floats.extend(x.iter().map(|v| bfloat::round(*v)));
                 Input::F32(&floats)
             }
+            _ => Input::F32(x),
         };
         by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
             let which = cols.start / PANEL..cols.end.div_ceil(PANEL);

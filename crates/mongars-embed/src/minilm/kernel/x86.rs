@@ -82,8 +82,19 @@ pub(super) unsafe fn rows_avx512<const R: usize>(
             sums[3] = _mm512_fmadd_ps(a, w3, sums[3]);
         }
     }
+    // SAFETY: the processor has AVX-512F (the caller's contract).
+    unsafe { store_avx512(&acc) }
+}
+
+/// A register block's sums, four 16-wide registers per row, as a block.
+///
+/// # Safety
+/// The processor must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn store_avx512<const R: usize>(acc: &[[__m512; 4]; R]) -> Block<R> {
     let mut out = [[0f32; PANEL]; R];
-    for (line, sums) in out.iter_mut().zip(&acc) {
+    for (line, sums) in out.iter_mut().zip(acc) {
         for (i, v) in sums.iter().enumerate() {
             // SAFETY: each store writes 16 values inside a 64-value line.
             unsafe { _mm512_storeu_ps(line.as_mut_ptr().add(16 * i), *v) };

@@ -99,6 +99,11 @@ pub struct ChatBenchArgs {
     /// Chats measured per cell.
     #[arg(long, default_value_t = 3000)]
     pub requests: usize,
+    /// Rounds of the closing comparison at 4 connections: new users
+    /// against those with the most stored turns, one cell after the other
+    /// in every round, so that both see the same machine (0 leaves it out).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Also measure on a new database of this PostgreSQL server
     /// (postgres://USER@HOST/DB; the account must be allowed to create
     /// databases).

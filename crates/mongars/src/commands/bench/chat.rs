@@ -7,6 +7,12 @@
 //! connections; requests/s, p50, p99, and the server's CPU by thread. The
 //! embedder's settings of `-c` (precision, batch size, cache, longest
 //! input) carry over to the measured server.
+//!
+//! The table's cells run minutes apart, so on a shared machine a
+//! neighbour's load can move one cell and not the next. Each server's part
+//! therefore ends with rounds that alternate, at 4 connections, a cohort of
+//! new users with the users holding the most stored turns; the median of
+//! the rounds' ratios is the figure to compare stored history against fresh.
 
 use super::accounts;
 use super::args::ChatBenchArgs;
@@ -64,7 +70,7 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
                 &args.server_log,
             )
             .await?;
-            let tokens = server.users(args.users).await?;
+            let tokens = server.users("user", args.users).await?;
             // Turns every user has stored, counting those the measured
             // chats themselves add (users take turns, so evenly).
             let mut turns = 0u32;
@@ -80,10 +86,68 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
                     turns += per_cell;
                 }
             }
+            if turns > 0 && args.rounds > 0 {
+                alternate(&server, &tokens, turns, &args).await?;
+            }
             server.stop().await;
         }
     }
     Ok(0)
+}
+
+/// Rounds at 4 connections, each measuring a cohort of new users and the
+/// `stored` users (`turns` stored turns each) one right after the other,
+/// the order swapped every round; one line per round, then the median ratio.
+async fn alternate(
+    server: &BenchServer,
+    stored: &[String],
+    mut turns: u32,
+    args: &ChatBenchArgs,
+) -> anyhow::Result<()> {
+    const CONNS: usize = 4;
+    let per_cell = u32::try_from(args.requests / args.users.max(1)).unwrap_or(u32::MAX);
+    println!(
+        "  alternating at {CONNS} connections: {} new users against the {} with {turns}+ stored turns",
+        args.users,
+        stored.len()
+    );
+    let mut ratios = Vec::with_capacity(args.rounds);
+    for round in 0..args.rounds {
+        let fresh = server.users(&format!("round{round}-"), args.users).await?;
+        let mut cells = [None, None];
+        for which in [round % 2, 1 - round % 2] {
+            let cohort = if which == 0 { &fresh[..] } else { stored };
+            cells[which] = Some(server.measure(cohort, CONNS, args.requests).await?);
+        }
+        let [Some(new), Some(old)] = cells else {
+            unreachable!("both cohorts are measured in every round");
+        };
+        let ratio = old.rate / new.rate;
+        ratios.push(ratio);
+        println!(
+            "  round {}: new {:.0} chats/s (p50 {:.1} ms), stored {turns} turns {:.0} chats/s (p50 {:.1} ms), stored/new {ratio:.3}{}",
+            round + 1,
+            new.rate,
+            new.p50,
+            old.rate,
+            old.p50,
+            if new.errors + old.errors > 0 {
+                format!("  ({} errors)", new.errors + old.errors)
+            } else {
+                String::new()
+            }
+        );
+        turns += per_cell;
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  stored/new over {} rounds: median {:.3}, lowest {:.3}, highest {:.3}",
+        ratios.len(),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+    Ok(())
 }
 
 fn print_row(db: &str, memory: bool, turns: u32, conns: usize, c: &Cell) {
@@ -157,6 +221,8 @@ struct BenchServer {
     client: reqwest::Client,
     dir: std::path::PathBuf,
     postgres: Option<(String, String)>,
+    /// The bench administrator's token, who registers the users.
+    admin: String,
     /// Messages sent so far: each chat's text is numbered across the whole
     /// run, so that no cell repeats an earlier one's texts and none is
     /// answered from the server's cache of embeddings (from 10,000 on, so
@@ -228,23 +294,25 @@ impl BenchServer {
             .pool_max_idle_per_host(128)
             .build()?;
         wait_ready(&client, &base, started).await?;
+        let admin = accounts::bootstrap_admin(&client, &base, "benchadmin").await?;
         Ok(Self {
             server,
             base,
             client,
             dir,
             postgres,
+            admin,
             sent: AtomicUsize::new(0),
         })
     }
 
-    /// Register `n` users and log each in; their bearer tokens.
-    async fn users(&self, n: usize) -> anyhow::Result<Vec<String>> {
-        let admin = accounts::bootstrap_admin(&self.client, &self.base, "benchadmin").await?;
+    /// Register `n` users named `{prefix}{i}` and log each in; their bearer
+    /// tokens.
+    async fn users(&self, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
         let mut tokens = Vec::with_capacity(n);
         for i in 0..n {
-            let name = format!("user{i}");
-            tokens.push(accounts::register(&self.client, &self.base, &admin, &name).await?);
+            let name = format!("{prefix}{i}");
+            tokens.push(accounts::register(&self.client, &self.base, &self.admin, &name).await?);
         }
         Ok(tokens)
     }

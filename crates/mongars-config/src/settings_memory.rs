@@ -41,6 +41,8 @@ pub enum EmbedderKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmbedPrecision {
+    /// `Bf16` on processors with AVX-512 BF16, else `F16`.
+    Auto,
     Int8,
     F16,
     F32,

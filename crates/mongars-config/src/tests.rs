@@ -137,6 +137,32 @@ fn enum_values_are_checked() {
 }
 
 #[test]
+fn every_embedding_precision_is_read_and_auto_is_the_default() {
+    let s = defaults().unwrap();
+    assert_eq!(s.embeddings.precision, EmbedPrecision::Auto);
+    for (name, want) in [
+        ("auto", EmbedPrecision::Auto),
+        ("f16", EmbedPrecision::F16),
+        ("f32", EmbedPrecision::F32),
+        ("int8", EmbedPrecision::Int8),
+        ("bf16", EmbedPrecision::Bf16),
+    ] {
+        let s = load(&LoadOptions {
+            file: None,
+            env: env(&[("MONGARS_EMBEDDINGS__PRECISION", name)]),
+        })
+        .unwrap();
+        assert_eq!(s.embeddings.precision, want, "{name}");
+    }
+    let err = load(&LoadOptions {
+        file: None,
+        env: env(&[("MONGARS_EMBEDDINGS__PRECISION", "fp8")]),
+    })
+    .unwrap_err();
+    assert!(err.mentions("embeddings.precision"), "{err}");
+}
+
+#[test]
 fn redacted_rendering_hides_secrets() {
     let s = load(&LoadOptions {
         file: None,

@@ -132,6 +132,12 @@ impl MiniLm {
         let stats = Arc::new(Stats::default());
         let (engine, dims) = Engine::load(options, stats.clone())?;
         let name = model_name(options);
+        tracing::info!(
+            model = %name,
+            precision = ?options.precision,
+            kernel = ?options.kernel,
+            "embedding model loaded"
+        );
         let (jobs, rx) = std_mpsc::channel::<Job>();
         let (engine, rx) = (Arc::new(engine), Arc::new(Mutex::new(rx)));
         // One feeder per compute thread. Alone, a batch's products are split

@@ -27,6 +27,19 @@ pub enum Precision {
     Bf16,
 }
 
+impl Precision {
+    /// The fastest precision that keeps vectors within 0.9999 cosine of
+    /// f32's on this processor: bfloat16 where it has AVX-512 BF16, else
+    /// half precision.
+    pub fn fastest() -> Self {
+        if super::kernel::bfloat16_kernel() {
+            Self::Bf16
+        } else {
+            Self::F16
+        }
+    }
+}
+
 /// A dense layer `x W^T + b` in the chosen precision.
 pub struct Proj {
     weights: Packed,

@@ -34,6 +34,7 @@ pub async fn embedder_from_settings(settings: &Settings) -> anyhow::Result<Arc<d
                     EmbedPrecision::F32 => Precision::F32,
                     EmbedPrecision::F16 => Precision::F16,
                     EmbedPrecision::Bf16 => Precision::Bf16,
+                    EmbedPrecision::Auto => Precision::fastest(),
                 },
                 cache_entries: e.cache_entries as usize,
                 ..MiniLmOptions::new(&e.model_dir)

@@ -28,6 +28,12 @@ mod x86;
 
 pub use bytes::BLOCK;
 
+/// Whether this processor multiplies bfloat16 pairs in its kernel
+/// (AVX-512 BF16); without it bfloat16 runs at f32's speed.
+pub fn bfloat16_kernel() -> bool {
+    bfloat::available()
+}
+
 /// Outputs per packed panel.
 pub const PANEL: usize = 64;
 /// Activation rows per register block.

@@ -34,7 +34,8 @@ pub enum BenchCommand {
     /// serve` process, with an instant fake backend in a process of its own:
     /// SQLite and PostgreSQL, memory on and off, fresh users and users with
     /// stored turns, 4, 16 and 64 connections; p50, p99 and server CPU by
-    /// thread.
+    /// thread; then rounds alternating new users with those of the most
+    /// stored turns, and the median of their ratios.
     Chat(ChatBenchArgs),
     /// A LoRA run on the embedded model for a generated user with a terse,
     /// signed answering style: training speed, peak memory, perplexity on

@@ -30,9 +30,7 @@ pub use bytes::BLOCK;
 
 /// Whether this processor multiplies bfloat16 pairs in its kernel
 /// (AVX-512 BF16); without it bfloat16 runs at f32's speed.
-pub fn bfloat16_kernel() -> bool {
-    bfloat::available()
-}
+pub(super) use bfloat::available as bfloat16_kernel;
 
 /// Outputs per packed panel.
 pub const PANEL: usize = 64;
@@ -155,35 +153,35 @@ impl Packed {
     pub fn forward_into(&self, x: &[f32], m: usize, bias: &[f32], dst: &mut [f32]) {
         assert_eq!(x.len(), m * self.inp, "activation size");
         assert_eq!(bias.len(), self.out, "bias size");
-        let (out, inp) = (self.out, self.inp);
-        // The rounded activations, in a buffer this thread keeps: taken out
-        // while in use, so that a product this thread runs meanwhile (the
-        // compute pool steals work while it waits) makes its own.
-        let (mut pairs, mut floats) = (PAIRS.take(), FLOATS.take());
-        let input = match &self.panels {
-            Panels::Bf16(_) => {
-                bfloat::pairs_into(x, &mut pairs);
-                Input::Pairs(&pairs)
-            }
-            _ if self.rounds_inputs => {
+        match &self.panels {
+            Panels::Bf16(_) => with_retained(&PAIRS, |pairs| {
+                bfloat::pairs_into(x, pairs);
+                self.product(Input::Pairs(pairs), m, bias, dst);
+            }),
+            _ if self.rounds_inputs => with_retained(&FLOATS, |floats| {
                 floats.clear();
                 floats.extend(x.iter().map(|v| bfloat::round(*v)));
-                Input::F32(&floats)
-            }
-            _ => Input::F32(x),
-        };
-        by_columns(m, out, inp, PANEL, PARALLEL_FROM, dst, |cols, rows| {
-            let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
-            self.panels(input, which, bias, rows);
-        });
-        // Kept for the next product unless a large batch grew them, as the
-        // encoder keeps its own activations (see `bert::RETAINED_FLOATS`).
-        if pairs.capacity() <= super::bert::RETAINED_FLOATS {
-            PAIRS.set(pairs);
+                self.product(Input::F32(floats), m, bias, dst);
+            }),
+            _ => self.product(Input::F32(x), m, bias, dst),
         }
-        if floats.capacity() <= super::bert::RETAINED_FLOATS {
-            FLOATS.set(floats);
-        }
+    }
+
+    /// `input W^T + b` into `dst`, split by panels across the compute
+    /// threads when it is large enough.
+    fn product(&self, input: Input<'_>, m: usize, bias: &[f32], dst: &mut [f32]) {
+        by_columns(
+            m,
+            self.out,
+            self.inp,
+            PANEL,
+            PARALLEL_FROM,
+            dst,
+            |cols, rows| {
+                let which = cols.start / PANEL..cols.end.div_ceil(PANEL);
+                self.panels(input, which, bias, rows);
+            },
+        );
     }
 
     /// Panels `which` for every row of `x` into `rows` (one slice per row,
@@ -261,6 +259,22 @@ thread_local! {
     /// the next product this thread starts).
     static PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
     static FLOATS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's buffer in `cell`, taken out while in use so
+/// that a product this thread runs meanwhile (the compute pool steals work
+/// while it waits) makes its own; kept for the next product unless a large
+/// batch grew it, as the encoder keeps its own activations (see
+/// `bert::RETAINED_FLOATS`).
+fn with_retained<T: 'static>(
+    cell: &'static std::thread::LocalKey<std::cell::Cell<Vec<T>>>,
+    f: impl FnOnce(&mut Vec<T>),
+) {
+    let mut buffer = cell.take();
+    f(&mut buffer);
+    if buffer.capacity() <= super::bert::RETAINED_FLOATS {
+        cell.set(buffer);
+    }
 }
 
 /// A product's activations, `[m, in]`: as floats, or as bfloat16 pairs

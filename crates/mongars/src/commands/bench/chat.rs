@@ -71,10 +71,10 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
             )
             .await?;
             let tokens = server.users("user", args.users).await?;
+            let per_cell = u32::try_from(args.requests / args.users.max(1)).unwrap_or(u32::MAX);
             // Turns every user has stored, counting those the measured
             // chats themselves add (users take turns, so evenly).
             let mut turns = 0u32;
-            let per_cell = u32::try_from(args.requests / args.users.max(1)).unwrap_or(u32::MAX);
             for stored in std::iter::once(0u32).chain(args.turns.iter().copied()) {
                 if stored > turns {
                     server.chat_all(&tokens, stored - turns, 8).await?;
@@ -87,7 +87,7 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
                 }
             }
             if turns > 0 && args.rounds > 0 {
-                alternate(&server, &tokens, turns, &args).await?;
+                alternate(&server, &tokens, turns, per_cell, &args).await?;
             }
             server.stop().await;
         }
@@ -98,14 +98,15 @@ pub async fn run(settings: Settings, args: ChatBenchArgs) -> anyhow::Result<i32>
 /// Rounds at 4 connections, each measuring a cohort of new users and the
 /// `stored` users (`turns` stored turns each) one right after the other,
 /// the order swapped every round; one line per round, then the median ratio.
+/// Each measurement adds `per_cell` turns to every stored user.
 async fn alternate(
     server: &BenchServer,
     stored: &[String],
     mut turns: u32,
+    per_cell: u32,
     args: &ChatBenchArgs,
 ) -> anyhow::Result<()> {
     const CONNS: usize = 4;
-    let per_cell = u32::try_from(args.requests / args.users.max(1)).unwrap_or(u32::MAX);
     println!(
         "  alternating at {CONNS} connections: {} new users against the {} with {turns}+ stored turns",
         args.users,
@@ -114,13 +115,18 @@ async fn alternate(
     let mut ratios = Vec::with_capacity(args.rounds);
     for round in 0..args.rounds {
         let fresh = server.users(&format!("round{round}-"), args.users).await?;
-        let mut cells = [None, None];
-        for which in [round % 2, 1 - round % 2] {
-            let cohort = if which == 0 { &fresh[..] } else { stored };
-            cells[which] = Some(server.measure(cohort, CONNS, args.requests).await?);
-        }
-        let [Some(new), Some(old)] = cells else {
-            unreachable!("both cohorts are measured in every round");
+        let swapped = round % 2 == 1;
+        let (first, second) = if swapped {
+            (stored, &fresh[..])
+        } else {
+            (&fresh[..], stored)
+        };
+        let first = server.measure(first, CONNS, args.requests).await?;
+        let second = server.measure(second, CONNS, args.requests).await?;
+        let (new, old) = if swapped {
+            (second, first)
+        } else {
+            (first, second)
         };
         let ratio = old.rate / new.rate;
         ratios.push(ratio);

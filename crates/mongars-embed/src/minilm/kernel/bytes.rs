@@ -202,11 +202,16 @@ mod x86 {
         // `q`, and the scales at `scales_at(at)` = (kk / BLOCK) * PANEL + c,
         // inside `scales` (both asserted above).
         unsafe {
-            super::super::x86::rows_avx2::<R>(x, k, |at| {
-                let bytes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(at).cast::<__m128i>()));
-                let scale = _mm256_loadu_ps(sp.add(scales_at(at)));
-                _mm256_mul_ps(_mm256_cvtepi32_ps(bytes), scale)
-            })
+            super::super::x86::rows_avx2::<R>(
+                x,
+                k,
+                |at| {
+                    let bytes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(at).cast::<__m128i>()));
+                    let scale = _mm256_loadu_ps(sp.add(scales_at(at)));
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(bytes), scale)
+                },
+                |at| super::super::x86::prefetch(qp.wrapping_add(at), PANEL),
+            )
         }
     }
 }

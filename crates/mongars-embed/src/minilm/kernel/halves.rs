@@ -140,9 +140,12 @@ mod x86 {
         // SAFETY: `rows_avx2` asks only for the 8 weights at offsets below
         // k * PANEL, inside the panel (asserted above).
         unsafe {
-            super::super::x86::rows_avx2::<R>(x, k, |at| {
-                _mm256_cvtph_ps(_mm_loadu_si128(w.add(at).cast::<__m128i>()))
-            })
+            super::super::x86::rows_avx2::<R>(
+                x,
+                k,
+                |at| _mm256_cvtph_ps(_mm_loadu_si128(w.add(at).cast::<__m128i>())),
+                |at| super::super::x86::prefetch(w.wrapping_add(at), PANEL * 2),
+            )
         }
     }
 }

@@ -14,14 +14,39 @@
 //! compiled for AVX2 kept only the first strip's sums in registers and
 //! moved the others through the stack at every step (about 40 % of the
 //! processor's multiply-add rate).
+//!
+//! A strip reads one cache line of each input step's 64 weights, so the
+//! first strip walks the panel at a stride of several lines, a pattern the
+//! processor's own prefetchers fetch from memory at about a third of the
+//! rate they stream a sequential read (weights of one sentence's products do
+//! not stay in cache between sentences). The first strip therefore asks for
+//! the whole line [`AHEAD`] input steps ahead, and the strips after it find
+//! the panel in cache: one sentence's products run about 1.5 times as fast
+//! where memory, not arithmetic, sets the pace.
 #![allow(unsafe_code)] // processor intrinsics behind a run-time check
 
 use super::{Block, PANEL};
 use std::arch::x86_64::{
-    __m256, __m512, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-    _mm256_storeu_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
-    _mm512_storeu_ps,
+    __m256, __m512, _MM_HINT_T0, _mm_prefetch, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
+    _mm512_setzero_ps, _mm512_storeu_ps,
 };
+
+/// Input steps between the line the first AVX2 strip reads and the one it
+/// asks the cache for.
+const AHEAD: usize = 4;
+
+/// Asks for the `bytes` bytes from `p` on to be brought into the cache, a
+/// line at a time. A hint: it reads nothing and cannot fault, and `p` is
+/// only ever offset with wrapping arithmetic.
+#[inline(always)]
+pub(super) fn prefetch<T>(p: *const T, bytes: usize) {
+    for offset in (0..bytes).step_by(64) {
+        // SAFETY: a prefetch reads no memory and does not fault, whatever
+        // the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(offset)) };
+    }
+}
 
 /// The block on this processor's widest kernel, `None` when it has neither
 /// AVX-512 nor AVX2 with FMA.
@@ -111,12 +136,21 @@ unsafe fn block_avx2<const R: usize>(x: &[f32], k: usize, panel: &[f32]) -> Bloc
     let w = panel.as_ptr();
     // SAFETY: `rows_avx2` asks only for the 8 values at offsets below
     // k * PANEL, inside the panel.
-    unsafe { rows_avx2::<R>(x, k, |at| _mm256_loadu_ps(w.add(at))) }
+    unsafe {
+        rows_avx2::<R>(
+            x,
+            k,
+            |at| _mm256_loadu_ps(w.add(at)),
+            |at| prefetch(w.wrapping_add(at), PANEL * 4),
+        )
+    }
 }
 
 /// `R` rows of `x` against a panel whose 8 weights at offset `at` (in
 /// weights from the panel's start) `load(at)` gives as f32 lanes, in strips
-/// as wide as the row count leaves registers for.
+/// as wide as the row count leaves registers for. `ahead(at)` asks for the
+/// whole line of weights from offset `at` on (`at = kk * PANEL`) to be
+/// brought into the cache.
 ///
 /// # Safety
 /// The processor must have AVX2 and FMA, `x` must hold `R * k` values, and
@@ -128,22 +162,24 @@ pub(super) unsafe fn rows_avx2<const R: usize>(
     x: &[f32],
     k: usize,
     load: impl Fn(usize) -> __m256,
+    ahead: impl Fn(usize),
 ) -> Block<R> {
     assert!(x.len() >= R * k);
     let mut out = [[0f32; PANEL]; R];
     // SAFETY: the strips' contracts are this function's.
     unsafe {
         match R {
-            1 => strips_avx2::<R, 8>(x, k, &load, &mut out),
-            2 | 3 => strips_avx2::<R, 4>(x, k, &load, &mut out),
-            _ => strips_avx2::<R, 2>(x, k, &load, &mut out),
+            1 => strips_avx2::<R, 8>(x, k, &load, &ahead, &mut out),
+            2 | 3 => strips_avx2::<R, 4>(x, k, &load, &ahead, &mut out),
+            _ => strips_avx2::<R, 2>(x, k, &load, &ahead, &mut out),
         }
     }
     out
 }
 
 /// The panel in strips of `V` vectors (`8 * V` outputs): `R * V` sums in
-/// registers for one strip at a time, stored before the next begins.
+/// registers for one strip at a time, stored before the next begins. The
+/// first strip asks for the lines [`AHEAD`] input steps on.
 ///
 /// # Safety
 /// As [`rows_avx2`].
@@ -153,12 +189,16 @@ unsafe fn strips_avx2<const R: usize, const V: usize>(
     x: &[f32],
     k: usize,
     load: &impl Fn(usize) -> __m256,
+    ahead: &impl Fn(usize),
     out: &mut Block<R>,
 ) {
     let xs = x.as_ptr();
     for s in (0..PANEL).step_by(8 * V) {
         let mut acc = [[_mm256_setzero_ps(); V]; R];
         for kk in 0..k {
+            if s == 0 && kk + AHEAD < k {
+                ahead((kk + AHEAD) * PANEL);
+            }
             let at = kk * PANEL + s;
             let w: [__m256; V] = std::array::from_fn(|j| load(at + 8 * j));
             for (r, sums) in acc.iter_mut().enumerate() {
